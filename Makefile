@@ -1,0 +1,45 @@
+# make test is the one command CI runs (through .ci/run). It installs what
+# the tests need on a fresh machine, then runs every check.
+
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+# staticcheck 2026.2.2 is module version v0.8.2.
+STATICCHECK_VERSION := v0.8.2
+PEERS       := testdata/peers
+
+.PHONY: test deps check fmt vet staticcheck gotest bench build
+
+test: deps check gotest
+
+check: fmt vet staticcheck
+
+build:
+	$(GO) build ./...
+
+deps: $(STATICCHECK) $(PEERS)/node_modules/.installed
+	$(GO) mod download
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(PEERS)/node_modules/.installed: $(PEERS)/package.json
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
+	cd $(PEERS) && npm install --no-audit --no-fund --silent
+	touch $@
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+gotest:
+	HEED_PEERS=$(CURDIR)/$(PEERS) $(GO) test -race -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -1,0 +1,398 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Event types of the catalogue.
+const (
+	TypeConsentGranted         = "ConsentGranted"
+	TypeConsentWithdrawn       = "ConsentWithdrawn"
+	TypeRelationshipStarted    = "RelationshipStarted"
+	TypeRelationshipEnded      = "RelationshipEnded"
+	TypeSuppressionListed      = "SuppressionListed"
+	TypeSuppressionLifted      = "SuppressionLifted"
+	TypeContactMade            = "ContactMade"
+	TypeComplaintReceived      = "ComplaintReceived"
+	TypeReminderRequested      = "ReminderRequested"
+	TypeReminderDenied         = "ReminderDenied"
+	TypeReminderDispatched     = "ReminderDispatched"
+	TypeReminderSubmitted      = "ReminderSubmitted"
+	TypeReminderDelivered      = "ReminderDelivered"
+	TypeReminderFailed         = "ReminderFailed"
+	TypeReminderOutcomeUnknown = "ReminderOutcomeUnknown"
+	TypeLineSuspended          = "LineSuspended"
+	TypeLineReinstated         = "LineReinstated"
+	TypeSubjectErased          = "SubjectErased"
+	TypeVerificationSent       = "VerificationSent"
+)
+
+// Channels a contact can use.
+const (
+	ChannelCall  = "call"
+	ChannelSMS   = "sms"
+	ChannelFlash = "flash"
+)
+
+// Purposes a contact can serve.
+const (
+	PurposeService   = "service"
+	PurposeMarketing = "marketing"
+)
+
+// Channels and Purposes list the accepted values, for validation and for
+// API enums.
+var (
+	Channels       = []string{ChannelCall, ChannelSMS, ChannelFlash}
+	Purposes       = []string{PurposeService, PurposeMarketing}
+	ConsentSources = []string{"web_form", "call_recording", "paper", "sms_reply", "bundled_terms", "api"}
+	WithdrawVias   = []string{"sms_keyword", "call", "agent", "web", "api"}
+	Scopes         = []string{"tenant", "global"}
+	ComplaintFrom  = []string{"customer", "operator", "regulator"}
+)
+
+// Evidence is what proves a consent was given.
+type Evidence struct {
+	Text        string `json:"text,omitempty"`
+	URL         string `json:"url,omitempty"`
+	RecordingID string `json:"recording_id,omitempty"`
+	ContentHash string `json:"content_hash,omitempty"`
+}
+
+// ConsentGranted records an explicit permission to contact.
+type ConsentGranted struct {
+	Purposes  []string   `json:"purposes"`
+	Channels  []string   `json:"channels"`
+	Source    string     `json:"source"`
+	Evidence  Evidence   `json:"evidence"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// ConsentWithdrawn records an opt-out. Empty Purposes or Channels, or All,
+// cover everything.
+type ConsentWithdrawn struct {
+	Purposes []string `json:"purposes,omitempty"`
+	Channels []string `json:"channels,omitempty"`
+	All      bool     `json:"all,omitempty"`
+	Via      string   `json:"via"`
+	RawText  string   `json:"raw_text,omitempty"`
+	Line     string   `json:"line,omitempty"`
+}
+
+// RelationshipStarted records a contract between the tenant and the subject.
+type RelationshipStarted struct {
+	ContractRef string     `json:"contract_ref"`
+	Product     string     `json:"product,omitempty"`
+	StartsAt    time.Time  `json:"starts_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+}
+
+// RelationshipEnded records the end of a contract.
+type RelationshipEnded struct {
+	ContractRef string    `json:"contract_ref"`
+	EndedAt     time.Time `json:"ended_at"`
+	Reason      string    `json:"reason,omitempty"`
+}
+
+// SuppressionListed puts a subject on a do-not-contact list.
+type SuppressionListed struct {
+	Scope  string `json:"scope"`
+	List   string `json:"list"`
+	Source string `json:"source,omitempty"`
+}
+
+// SuppressionLifted takes a subject off a list.
+type SuppressionLifted struct {
+	Scope  string `json:"scope"`
+	List   string `json:"list"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ContactMade records a call or message placed by an outside system.
+type ContactMade struct {
+	Line       string `json:"line"`
+	Channel    string `json:"channel"`
+	Purpose    string `json:"purpose"`
+	Campaign   string `json:"campaign,omitempty"`
+	Outcome    string `json:"outcome,omitempty"`
+	DurationS  int    `json:"duration_s,omitempty"`
+	DecisionID string `json:"decision_id,omitempty"`
+	Region     string `json:"region,omitempty"`
+}
+
+// ComplaintReceived records a complaint against the tenant or a line.
+type ComplaintReceived struct {
+	Line    string `json:"line,omitempty"`
+	Channel string `json:"channel,omitempty"`
+	Source  string `json:"source"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Reason is one rule's contribution to a decision, as recorded in events.
+type Reason struct {
+	Rule   string   `json:"rule"`
+	Effect string   `json:"effect"`
+	Text   string   `json:"text"`
+	TextZH string   `json:"text_zh,omitempty"`
+	Events []string `json:"events,omitempty"`
+}
+
+// ReminderRequested records a business's request for a service reminder.
+type ReminderRequested struct {
+	ReminderID  string `json:"reminder_id"`
+	ContractRef string `json:"contract_ref"`
+	TemplateID  string `json:"template_id,omitempty"`
+	ContentHash string `json:"content_hash"`
+	Line        string `json:"line,omitempty"`
+}
+
+// ReminderDenied records that the gate refused a reminder, and why.
+type ReminderDenied struct {
+	ReminderID   string   `json:"reminder_id"`
+	Reasons      []Reason `json:"reasons"`
+	RulesVersion string   `json:"rules_version"`
+	AsOf         uint64   `json:"as_of"`
+}
+
+// ReminderDispatched is written before the SMPP submit, at the stream
+// revision the allowing decision read.
+type ReminderDispatched struct {
+	ReminderID   string   `json:"reminder_id"`
+	ContractRef  string   `json:"contract_ref"`
+	TemplateID   string   `json:"template_id,omitempty"`
+	ContentHash  string   `json:"content_hash"`
+	Line         string   `json:"line,omitempty"`
+	SMSC         string   `json:"smsc,omitempty"`
+	Reasons      []Reason `json:"reasons"`
+	RulesVersion string   `json:"rules_version"`
+	AsOf         uint64   `json:"as_of"`
+}
+
+// ReminderSubmitted records the SMSC's acceptance.
+type ReminderSubmitted struct {
+	ReminderID string   `json:"reminder_id"`
+	MessageIDs []string `json:"message_ids"`
+	Parts      int      `json:"parts"`
+	SMSC       string   `json:"smsc,omitempty"`
+}
+
+// ReminderDelivered records a final delivery receipt.
+type ReminderDelivered struct {
+	ReminderID string `json:"reminder_id"`
+	MessageID  string `json:"message_id,omitempty"`
+}
+
+// ReminderFailed records a permanent failure.
+type ReminderFailed struct {
+	ReminderID string `json:"reminder_id"`
+	MessageID  string `json:"message_id,omitempty"`
+	Status     string `json:"status"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+// ReminderOutcomeUnknown records a dispatched reminder whose fate cannot be
+// known (the link or the process died mid-submit); it is never resubmitted.
+type ReminderOutcomeUnknown struct {
+	ReminderID string `json:"reminder_id"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+// LineSuspended records that a line tripped a rule.
+type LineSuspended struct {
+	Line       string  `json:"line"`
+	Rule       string  `json:"rule"`
+	Contacts   int     `json:"contacts"`
+	Complaints int     `json:"complaints"`
+	Rate       float64 `json:"rate"`
+	WindowDays int     `json:"window_days"`
+}
+
+// LineReinstated records an admin's decision to lift a suspension.
+type LineReinstated struct {
+	Line   string `json:"line"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// SubjectErased records that the subject's data key was destroyed.
+type SubjectErased struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// VerificationSent records a one-time code sent to a customer (never the
+// code itself).
+type VerificationSent struct {
+	Channel string `json:"channel"`
+}
+
+// schemas maps each type to its payload constructors by schema version.
+var schemas = map[string]map[int]func() any{
+	TypeConsentGranted:         {1: func() any { return new(ConsentGranted) }},
+	TypeConsentWithdrawn:       {1: func() any { return new(ConsentWithdrawn) }},
+	TypeRelationshipStarted:    {1: func() any { return new(RelationshipStarted) }},
+	TypeRelationshipEnded:      {1: func() any { return new(RelationshipEnded) }},
+	TypeSuppressionListed:      {1: func() any { return new(SuppressionListed) }},
+	TypeSuppressionLifted:      {1: func() any { return new(SuppressionLifted) }},
+	TypeContactMade:            {1: func() any { return new(ContactMade) }},
+	TypeComplaintReceived:      {1: func() any { return new(ComplaintReceived) }},
+	TypeReminderRequested:      {1: func() any { return new(ReminderRequested) }},
+	TypeReminderDenied:         {1: func() any { return new(ReminderDenied) }},
+	TypeReminderDispatched:     {1: func() any { return new(ReminderDispatched) }},
+	TypeReminderSubmitted:      {1: func() any { return new(ReminderSubmitted) }},
+	TypeReminderDelivered:      {1: func() any { return new(ReminderDelivered) }},
+	TypeReminderFailed:         {1: func() any { return new(ReminderFailed) }},
+	TypeReminderOutcomeUnknown: {1: func() any { return new(ReminderOutcomeUnknown) }},
+	TypeLineSuspended:          {1: func() any { return new(LineSuspended) }},
+	TypeLineReinstated:         {1: func() any { return new(LineReinstated) }},
+	TypeSubjectErased:          {1: func() any { return new(SubjectErased) }},
+	TypeVerificationSent:       {1: func() any { return new(VerificationSent) }},
+}
+
+// Types returns the catalogue's event types, sorted.
+func Types() []string {
+	out := make([]string, 0, len(schemas))
+	for t := range schemas {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Decode parses e.Data into the payload type registered for e.Type and
+// e.Schema. It refuses an unknown type or schema version, naming it, and
+// unknown fields in the payload.
+func Decode(e *Event) (any, error) {
+	versions, ok := schemas[e.Type]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown event type %q", ErrInvalid, e.Type)
+	}
+	mk, ok := versions[e.Schema]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown schema version %d for %s", ErrInvalid, e.Schema, e.Type)
+	}
+	v := mk()
+	data := e.Data
+	if len(data) == 0 {
+		data = json.RawMessage("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return nil, fmt.Errorf("%w: %s data: %v", ErrInvalid, e.Type, err)
+	}
+	if err := validate(v); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, e.Type, err)
+	}
+	return v, nil
+}
+
+// Validate checks e's envelope and payload against the catalogue.
+func Validate(e *Event) error {
+	if e.Type == "" {
+		return fmt.Errorf("%w: missing type", ErrInvalid)
+	}
+	if e.OccurredAt.IsZero() {
+		return fmt.Errorf("%w: %s: missing occurred_at", ErrInvalid, e.Type)
+	}
+	_, err := Decode(e)
+	return err
+}
+
+// NewEvent builds a proposed event of schema 1 with payload marshalled to
+// JSON, ready to append. Its type is taken from the payload's Go type.
+func NewEvent(tenant, subject string, occurredAt time.Time, payload any) (Event, error) {
+	t := fmt.Sprintf("%T", payload)
+	t = t[strings.LastIndexByte(t, '.')+1:]
+	if _, ok := schemas[t]; !ok {
+		return Event{}, fmt.Errorf("%w: unknown event type %q", ErrInvalid, t)
+	}
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %s: %v", ErrInvalid, t, err)
+	}
+	return Event{ID: NewID(), Type: t, Tenant: tenant, Subject: subject, OccurredAt: occurredAt.UTC(), Schema: 1, Data: data}, nil
+}
+
+func validate(v any) error {
+	in := func(field, val string, allowed []string) error {
+		if !slices.Contains(allowed, val) {
+			return fmt.Errorf("%s %q is not one of %s", field, val, strings.Join(allowed, ", "))
+		}
+		return nil
+	}
+	each := func(field string, vals []string, allowed []string) error {
+		for _, x := range vals {
+			if err := in(field, x, allowed); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch p := v.(type) {
+	case *ConsentGranted:
+		if len(p.Purposes) == 0 || len(p.Channels) == 0 {
+			return fmt.Errorf("purposes and channels are required")
+		}
+		if err := each("purpose", p.Purposes, Purposes); err != nil {
+			return err
+		}
+		if err := each("channel", p.Channels, Channels); err != nil {
+			return err
+		}
+		return in("source", p.Source, ConsentSources)
+	case *ConsentWithdrawn:
+		if err := each("purpose", p.Purposes, Purposes); err != nil {
+			return err
+		}
+		if err := each("channel", p.Channels, Channels); err != nil {
+			return err
+		}
+		return in("via", p.Via, WithdrawVias)
+	case *RelationshipStarted:
+		if p.ContractRef == "" {
+			return fmt.Errorf("contract_ref is required")
+		}
+	case *RelationshipEnded:
+		if p.ContractRef == "" {
+			return fmt.Errorf("contract_ref is required")
+		}
+	case *SuppressionListed:
+		if p.List == "" {
+			return fmt.Errorf("list is required")
+		}
+		return in("scope", p.Scope, Scopes)
+	case *SuppressionLifted:
+		if p.List == "" {
+			return fmt.Errorf("list is required")
+		}
+		return in("scope", p.Scope, Scopes)
+	case *ContactMade:
+		if p.Line == "" {
+			return fmt.Errorf("line is required")
+		}
+		if err := in("channel", p.Channel, Channels); err != nil {
+			return err
+		}
+		return in("purpose", p.Purpose, Purposes)
+	case *ComplaintReceived:
+		if p.Channel != "" {
+			if err := in("channel", p.Channel, Channels); err != nil {
+				return err
+			}
+		}
+		return in("source", p.Source, ComplaintFrom)
+	case *LineSuspended:
+		if p.Line == "" || p.Rule == "" {
+			return fmt.Errorf("line and rule are required")
+		}
+	case *LineReinstated:
+		if p.Line == "" {
+			return fmt.Errorf("line is required")
+		}
+	}
+	return nil
+}

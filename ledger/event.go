@@ -1,0 +1,121 @@
+// Package ledger defines heed's immutable event log: the event envelope and
+// catalogue, the Store contract every backend satisfies, and its errors.
+//
+// Stores live in sub-packages (ledger/bolt, ledger/mem, ledger/kurrent); the
+// conformance suite that defines correct behaviour is ledger/storetest.
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Event is one immutable fact in the log.
+//
+// A caller proposing an event fills ID (optional: the store assigns a UUIDv7
+// when empty), Type, Tenant, Subject, OccurredAt, Actor, Schema, Data and PII.
+// The store fills Stream, Revision, Position and RecordedAt.
+type Event struct {
+	// ID identifies the event; a retried append with the same ID and content
+	// is a no-op that returns the original position.
+	ID string `json:"id"`
+	// Type names the event in the catalogue, e.g. "ConsentGranted".
+	Type string `json:"type"`
+	// Tenant is the business the event belongs to; empty for global facts
+	// such as a national suppression list.
+	Tenant string `json:"tenant,omitempty"`
+	// Subject is the keyed pseudonym of the E.164 number, never the number.
+	Subject string `json:"subject,omitempty"`
+	// Stream is the stream the event was appended to.
+	Stream string `json:"stream"`
+	// Revision is the event's 1-based index within its stream.
+	Revision uint64 `json:"revision"`
+	// Position is the event's 1-based, gap-free index in the global log.
+	Position uint64 `json:"position"`
+	// OccurredAt is business time: when the fact happened in the world.
+	OccurredAt time.Time `json:"occurred_at"`
+	// RecordedAt is ledger time: when the store accepted the event.
+	RecordedAt time.Time `json:"recorded_at"`
+	// Actor is the API key id or process that wrote the event.
+	Actor string `json:"actor,omitempty"`
+	// Schema is the version of the payload layout for Type.
+	Schema int `json:"schema"`
+	// Data is the JSON payload, shaped by the catalogue entry for Type.
+	Data json.RawMessage `json:"data"`
+	// PII holds personal fields sealed with the subject's data key.
+	PII []byte `json:"pii,omitempty"`
+}
+
+// NewID returns a fresh UUIDv7 string, time-ordered so ids sort roughly by
+// creation.
+func NewID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// Leaf returns the canonical encoding of e: the exact bytes hashed into the
+// Merkle tree and written as one line of an audit bundle. Times are UTC with
+// nanoseconds and Data is compacted, so the encoding is a pure function of
+// the event's content.
+func (e *Event) Leaf() ([]byte, error) {
+	c := *e
+	c.OccurredAt = c.OccurredAt.UTC()
+	c.RecordedAt = c.RecordedAt.UTC()
+	if len(c.Data) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, c.Data); err != nil {
+			return nil, fmt.Errorf("%w: event %s: data is not JSON: %v", ErrInvalid, e.ID, err)
+		}
+		c.Data = buf.Bytes()
+	} else {
+		c.Data = json.RawMessage("{}")
+	}
+	return json.Marshal(&c)
+}
+
+// ParseLeaf decodes a canonical leaf back into an event and checks that it
+// re-encodes to the same bytes, so a bundle line with extra or reordered
+// fields is refused rather than silently accepted.
+func ParseLeaf(b []byte) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("%w: leaf: %v", ErrInvalid, err)
+	}
+	again, err := e.Leaf()
+	if err != nil {
+		return Event{}, err
+	}
+	if !bytes.Equal(again, b) {
+		return Event{}, fmt.Errorf("%w: leaf at position %d is not in canonical form", ErrInvalid, e.Position)
+	}
+	return e, nil
+}
+
+// SameContent reports whether two proposals for the same id carry the same
+// content, ignoring what the store assigns (stream position, revision,
+// recorded time). It decides whether a retried append is a no-op or a
+// conflict.
+func SameContent(a, b *Event) bool {
+	if a.ID != b.ID || a.Type != b.Type || a.Tenant != b.Tenant || a.Subject != b.Subject ||
+		a.Actor != b.Actor || a.Schema != b.Schema || !a.OccurredAt.Equal(b.OccurredAt) ||
+		!bytes.Equal(a.PII, b.PII) {
+		return false
+	}
+	return jsonEqual(a.Data, b.Data)
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return false
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}

@@ -1,0 +1,18 @@
+package ledger
+
+// Stream names. A decision about one number reads a handful of these short
+// streams, never a scan of the log.
+
+// ContactStream is the stream of one subject's contact state with one
+// tenant: consents, withdrawals, relationships, contacts, complaints and
+// reminders. The reminder gate appends ReminderDispatched to it with the
+// revision its decision read, so a concurrent opt-out makes that append fail.
+func ContactStream(tenant, subject string) string { return "contact-" + tenant + "-" + subject }
+
+// LineStream is the stream of one tenant's line: suspensions and
+// reinstatements.
+func LineStream(tenant, line string) string { return "line-" + tenant + "-" + line }
+
+// SubjectStream is the stream of facts about a subject that hold across
+// tenants: global suppression lists and erasure.
+func SubjectStream(subject string) string { return "subject-" + subject }
