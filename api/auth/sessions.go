@@ -1,0 +1,194 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+)
+
+// Errors of the customer sign-in.
+var (
+	// ErrRateLimited means too many requests for a number or from an address.
+	ErrRateLimited = errors.New("auth: too many requests")
+	// ErrBadCode means the code is wrong, expired or was never sent.
+	ErrBadCode = errors.New("auth: wrong or expired code")
+	// ErrNoSession means the customer token is unknown or expired.
+	ErrNoSession = errors.New("auth: no such session")
+)
+
+// SessionConfig holds the limits of the customer sign-in. Zero fields take
+// the defaults in brackets.
+type SessionConfig struct {
+	CodeTTL     time.Duration // how long a code is valid [5m]
+	MaxAttempts int           // wrong codes before the code is burnt [5]
+	TokenTTL    time.Duration // how long a session lasts [15m]
+	Window      time.Duration // rate-limit window [10m]
+	PerNumber   int           // challenges per number per window [3]
+	PerAddr     int           // challenge or session requests per client address per window [30]
+	Now         func() time.Time
+}
+
+// Sessions issues one-time codes to customers and exchanges them for
+// short-lived tokens bound to one number. State is in memory: a restart
+// signs everyone out, which is the safe direction.
+type Sessions struct {
+	cfg      SessionConfig
+	mu       sync.Mutex
+	codes    map[string]*pending // by E.164 number
+	tokens   map[string]session  // by token hash
+	byNumber limiter
+	byAddr   limiter
+}
+
+type pending struct {
+	hash     [32]byte
+	expires  time.Time
+	attempts int
+}
+
+type session struct {
+	number  string
+	expires time.Time
+}
+
+// NewSessions returns an empty session table.
+func NewSessions(cfg SessionConfig) *Sessions {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.CodeTTL, 5*time.Minute)
+	def(&cfg.TokenTTL, 15*time.Minute)
+	def(&cfg.Window, 10*time.Minute)
+	defInt(&cfg.MaxAttempts, 5)
+	defInt(&cfg.PerNumber, 3)
+	defInt(&cfg.PerAddr, 30)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sessions{
+		cfg:      cfg,
+		codes:    map[string]*pending{},
+		tokens:   map[string]session{},
+		byNumber: limiter{hits: map[string][]time.Time{}},
+		byAddr:   limiter{hits: map[string][]time.Time{}},
+	}
+}
+
+// Challenge returns a fresh six-digit code for number, replacing any
+// earlier one, unless the number or the client address is over its limit.
+func (s *Sessions) Challenge(number, addr string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if !s.byAddr.allow(addr, now, s.cfg.Window, s.cfg.PerAddr) {
+		return "", fmt.Errorf("%w from this address", ErrRateLimited)
+	}
+	if !s.byNumber.allow(number, now, s.cfg.Window, s.cfg.PerNumber) {
+		return "", fmt.Errorf("%w for this number", ErrRateLimited)
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	code := fmt.Sprintf("%06d", n.Int64())
+	s.codes[number] = &pending{hash: codeHash(number, code), expires: now.Add(s.cfg.CodeTTL)}
+	return code, nil
+}
+
+// Verify exchanges a code for a token. A code works once; after
+// MaxAttempts wrong tries it stops working.
+func (s *Sessions) Verify(number, code, addr string) (string, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if !s.byAddr.allow(addr, now, s.cfg.Window, s.cfg.PerAddr) {
+		return "", time.Time{}, fmt.Errorf("%w from this address", ErrRateLimited)
+	}
+	p := s.codes[number]
+	if p == nil || now.After(p.expires) {
+		delete(s.codes, number)
+		return "", time.Time{}, ErrBadCode
+	}
+	h := codeHash(number, code)
+	if subtle.ConstantTimeCompare(h[:], p.hash[:]) != 1 {
+		p.attempts++
+		if p.attempts >= s.cfg.MaxAttempts {
+			delete(s.codes, number)
+		}
+		return "", time.Time{}, ErrBadCode
+	}
+	delete(s.codes, number)
+	token := "cust_" + randomText(24)
+	exp := now.Add(s.cfg.TokenTTL)
+	s.tokens[hash(token)] = session{number: number, expires: exp}
+	s.prune(now)
+	return token, exp, nil
+}
+
+// Number returns the number a customer token is bound to.
+func (s *Sessions) Number(token string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ses, ok := s.tokens[hash(token)]
+	if !ok || s.cfg.Now().After(ses.expires) {
+		return "", ErrNoSession
+	}
+	return ses.number, nil
+}
+
+// prune drops expired sessions and codes so the tables stay small.
+func (s *Sessions) prune(now time.Time) {
+	for h, ses := range s.tokens {
+		if now.After(ses.expires) {
+			delete(s.tokens, h)
+		}
+	}
+	for n, p := range s.codes {
+		if now.After(p.expires) {
+			delete(s.codes, n)
+		}
+	}
+}
+
+func codeHash(number, code string) [32]byte {
+	return sha256.Sum256([]byte(number + "\x00" + code))
+}
+
+// limiter counts hits per key in a sliding window.
+type limiter struct {
+	hits map[string][]time.Time
+}
+
+func (l *limiter) allow(key string, now time.Time, window time.Duration, max int) bool {
+	recent := l.hits[key][:0]
+	for _, t := range l.hits[key] {
+		if now.Sub(t) < window {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= max {
+		l.hits[key] = recent
+		return false
+	}
+	l.hits[key] = append(recent, now)
+	if len(l.hits) > 100_000 {
+		for k, ts := range l.hits {
+			if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= window {
+				delete(l.hits, k)
+			}
+		}
+	}
+	return true
+}
