@@ -1,0 +1,579 @@
+// Package fake is an in-process KurrentDB for tests: a gRPC server built on
+// the client module's own generated service stubs, holding streams and $all
+// in memory, with faults a test can inject (a lost append acknowledgement,
+// Unavailable, not-leader, a dropped subscription, a message the client
+// cannot handle).
+//
+// It implements the subset of the v1 streams protocol heed uses: appends
+// with expected revisions and the server's id-based idempotence, stream and
+// $all reads in both directions, and catch-up subscriptions to $all with a
+// stream-prefix filter. Every other service answers Unimplemented, which the
+// client tolerates at connect.
+package fake
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
+	api "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Fault is a failure the server injects into the next matching call.
+type Fault int
+
+const (
+	// Unavailable fails the call with codes.Unavailable before any write.
+	Unavailable Fault = iota + 1
+	// LostAck writes an append, then answers Unavailable, as when the
+	// connection breaks after the server committed.
+	LostAck
+	// NotLeader answers an append as a follower would, naming this server
+	// as the leader to reconnect to.
+	NotLeader
+	// BadMessage answers the next stream read with a message kind the
+	// client does not expect (last_stream_position), which makes the
+	// client panic.
+	BadMessage
+)
+
+// record is one event in the log.
+type record struct {
+	id       uuid.UUID
+	stream   string
+	revision uint64 // 0-based, as on the wire
+	meta     map[string]string
+	custom   []byte
+	data     []byte
+	pos      uint64 // commit and prepare position: not gap-free, like a real log
+}
+
+// Server is an in-memory KurrentDB node.
+type Server struct {
+	api.UnimplementedStreamsServer
+
+	mu      sync.Mutex
+	log     []record
+	streams map[string][]int // stream -> indexes into log
+	changed chan struct{}    // closed and replaced on every write
+	drop    chan struct{}    // closed to drop every live subscription
+	appendF []Fault
+	readF   []Fault
+	subs    int // subscriptions opened so far
+	appends int // append calls received
+
+	lis  net.Listener
+	grpc *grpc.Server
+}
+
+// Start listens on 127.0.0.1 with a free port and serves until Close.
+func Start() (*Server, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		streams: map[string][]int{},
+		changed: make(chan struct{}),
+		drop:    make(chan struct{}),
+		lis:     lis,
+		grpc:    grpc.NewServer(),
+	}
+	api.RegisterStreamsServer(s.grpc, s)
+	go func() { _ = s.grpc.Serve(lis) }()
+	return s, nil
+}
+
+// Addr is the host:port the server listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// URL is a connection string for the client.
+func (s *Server) URL() string { return "kurrentdb://" + s.Addr() + "?tls=false" }
+
+// Close stops the server and ends every call in progress.
+func (s *Server) Close() { s.grpc.Stop() }
+
+// FailAppends makes the next appends fail with the given faults, in order.
+func (s *Server) FailAppends(f ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appendF = append(s.appendF, f...)
+}
+
+// FailReads makes the next stream or $all reads (not subscriptions) fail
+// with the given faults, in order.
+func (s *Server) FailReads(f ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.readF = append(s.readF, f...)
+}
+
+// DropSubscriptions ends every live subscription with Unavailable, as a
+// server restart or a slow consumer does.
+func (s *Server) DropSubscriptions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.drop)
+	s.drop = make(chan struct{})
+}
+
+// Subscriptions returns how many subscriptions have been opened.
+func (s *Server) Subscriptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subs
+}
+
+// Appends returns how many append calls reached the server.
+func (s *Server) Appends() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appends
+}
+
+// Events returns how many events the log holds, of every stream.
+func (s *Server) Events() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.log)
+}
+
+func pop(q *[]Fault) Fault {
+	if len(*q) == 0 {
+		return 0
+	}
+	f := (*q)[0]
+	*q = (*q)[1:]
+	return f
+}
+
+// Append implements the streams service.
+func (s *Server) Append(stream api.Streams_AppendServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	opts := first.GetOptions()
+	if opts == nil {
+		return status.Error(codes.InvalidArgument, "append must start with options")
+	}
+	name := string(opts.GetStreamIdentifier().GetStreamName())
+	var msgs []*api.AppendReq_ProposedMessage
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if m := req.GetProposedMessage(); m != nil {
+			msgs = append(msgs, m)
+		}
+	}
+
+	s.mu.Lock()
+	s.appends++
+	fault := pop(&s.appendF)
+	switch fault {
+	case Unavailable:
+		s.mu.Unlock()
+		return status.Error(codes.Unavailable, "fake: unavailable")
+	case NotLeader:
+		s.mu.Unlock()
+		host, port, _ := net.SplitHostPort(s.Addr())
+		stream.SetTrailer(metadata.Pairs("exception", "not-leader",
+			"leader-endpoint-host", host, "leader-endpoint-port", port))
+		return status.Error(codes.NotFound, "fake: not leader")
+	}
+	resp, err := s.appendLocked(name, opts, msgs)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if fault == LostAck {
+		return status.Error(codes.Unavailable, "fake: connection lost after commit")
+	}
+	return stream.SendAndClose(resp)
+}
+
+// appendLocked checks the expected revision the way the server does,
+// including its id-based idempotence, and writes.
+func (s *Server) appendLocked(name string, opts *api.AppendReq_Options, msgs []*api.AppendReq_ProposedMessage) (*api.AppendResp, error) {
+	idx := s.streams[name]
+	current := int64(len(idx)) - 1 // -1: no stream
+	ids := make([]uuid.UUID, len(msgs))
+	for i, m := range msgs {
+		st := m.GetId().GetStructured()
+		if st == nil {
+			return nil, status.Error(codes.InvalidArgument, "fake: event id must be structured")
+		}
+		var b [16]byte
+		putInt64(b[:8], st.MostSignificantBits)
+		putInt64(b[8:], st.LeastSignificantBits)
+		ids[i] = uuid.UUID(b)
+	}
+	var expected int64
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		expected = int64(e.Revision)
+	case *api.AppendReq_Options_NoStream:
+		expected = -1
+	case *api.AppendReq_Options_StreamExists:
+		if current < 0 {
+			return wrongVersion(current, opts), nil
+		}
+		expected = current
+	default: // Any: best-effort idempotence on ids already in the stream
+		if start, ok := s.findRun(idx, ids); ok {
+			return s.success(idx[start+len(ids)-1]), nil
+		}
+		expected = current
+	}
+	if expected != current {
+		// Idempotence: the same ids already follow the expected revision.
+		if expected < current && expected+int64(len(ids)) <= current {
+			same := true
+			for i, id := range ids {
+				if s.log[idx[int(expected)+1+i]].id != id {
+					same = false
+					break
+				}
+			}
+			if same && len(ids) > 0 {
+				return s.success(idx[int(expected)+len(ids)]), nil
+			}
+		}
+		return wrongVersion(current, opts), nil
+	}
+	created := strconv.FormatInt(time.Now().UnixNano()/100, 10)
+	for i, m := range msgs {
+		meta := map[string]string{"created": created}
+		for k, v := range m.GetMetadata() {
+			meta[k] = v
+		}
+		s.log = append(s.log, record{
+			id:       ids[i],
+			stream:   name,
+			revision: uint64(len(s.streams[name])),
+			meta:     meta,
+			custom:   m.GetCustomMetadata(),
+			data:     m.GetData(),
+			pos:      s.nextPos(len(m.GetData())),
+		})
+		s.streams[name] = append(s.streams[name], len(s.log)-1)
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	idx = s.streams[name]
+	if len(idx) == 0 {
+		return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+			CurrentRevisionOption: &api.AppendResp_Success_NoStream{NoStream: &shared.Empty{}},
+			PositionOption:        &api.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}},
+		}}}, nil
+	}
+	return s.success(idx[len(idx)-1]), nil
+}
+
+// nextPos returns a log position after the last one, leaving a gap the size
+// of the record as a real transaction file does.
+func (s *Server) nextPos(size int) uint64 {
+	if len(s.log) == 0 {
+		return 128
+	}
+	return s.log[len(s.log)-1].pos + 64 + uint64(size)
+}
+
+func (s *Server) findRun(idx []int, ids []uuid.UUID) (int, bool) {
+	if len(ids) == 0 {
+		return 0, false
+	}
+	for start := range idx {
+		if s.log[idx[start]].id != ids[0] || start+len(ids) > len(idx) {
+			continue
+		}
+		ok := true
+		for i, id := range ids {
+			if s.log[idx[start+i]].id != id {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return start, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Server) success(last int) *api.AppendResp {
+	r := s.log[last]
+	return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+		CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: r.revision},
+		PositionOption: &api.AppendResp_Success_Position{Position: &api.AppendResp_Position{
+			CommitPosition: r.pos, PreparePosition: r.pos,
+		}},
+	}}}
+}
+
+func wrongVersion(current int64, opts *api.AppendReq_Options) *api.AppendResp {
+	w := &api.AppendResp_WrongExpectedVersion{}
+	if current < 0 {
+		w.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &shared.Empty{}}
+	} else {
+		w.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: uint64(current)}
+	}
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: e.Revision}
+	case *api.AppendReq_Options_NoStream:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
+	case *api.AppendReq_Options_StreamExists:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedStreamExists{ExpectedStreamExists: &shared.Empty{}}
+	default:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedAny{ExpectedAny: &shared.Empty{}}
+	}
+	return &api.AppendResp{Result: &api.AppendResp_WrongExpectedVersion_{WrongExpectedVersion: w}}
+}
+
+// Read implements the streams service: stream reads, $all reads and $all
+// subscriptions.
+func (s *Server) Read(req *api.ReadReq, out api.Streams_ReadServer) error {
+	o := req.GetOptions()
+	if o.GetSubscription() != nil {
+		if o.GetAll() == nil {
+			return status.Error(codes.Unimplemented, "fake: only $all subscriptions")
+		}
+		return s.subscribe(o, out)
+	}
+	s.mu.Lock()
+	fault := pop(&s.readF)
+	s.mu.Unlock()
+	switch fault {
+	case Unavailable, LostAck, NotLeader:
+		return status.Error(codes.Unavailable, "fake: unavailable")
+	case BadMessage:
+		return out.Send(&api.ReadResp{Content: &api.ReadResp_LastStreamPosition{LastStreamPosition: 1}})
+	}
+	backwards := o.GetReadDirection() == api.ReadReq_Options_Backwards
+	count := o.GetCount()
+	if st := o.GetStream(); st != nil {
+		return s.readStream(st, backwards, count, out)
+	}
+	return s.readAll(o.GetAll(), backwards, count, out)
+}
+
+func (s *Server) readStream(st *api.ReadReq_Options_StreamOptions, backwards bool, count uint64, out api.Streams_ReadServer) error {
+	name := string(st.GetStreamIdentifier().GetStreamName())
+	s.mu.Lock()
+	idx := s.streams[name]
+	var recs []record
+	if len(idx) > 0 {
+		var from int
+		switch r := st.GetRevisionOption().(type) {
+		case *api.ReadReq_Options_StreamOptions_Revision:
+			from = int(min(r.Revision, uint64(len(idx))))
+			if backwards && from == len(idx) {
+				from = len(idx) - 1
+			}
+		case *api.ReadReq_Options_StreamOptions_End:
+			from = len(idx) - 1
+			if !backwards {
+				from = len(idx)
+			}
+		}
+		for i := from; i >= 0 && i < len(idx) && uint64(len(recs)) < count; {
+			recs = append(recs, s.log[idx[i]])
+			if backwards {
+				i--
+			} else {
+				i++
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(idx) == 0 {
+		return out.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
+			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)},
+		}}})
+	}
+	for _, r := range recs {
+		if err := out.Send(event(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstAtOrAfter returns the index of the first record at or after pos.
+func (s *Server) firstAtOrAfter(pos uint64) int {
+	lo, hi := 0, len(s.log)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if s.log[m].pos < pos {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func (s *Server) readAll(all *api.ReadReq_Options_AllOptions, backwards bool, count uint64, out api.Streams_ReadServer) error {
+	s.mu.Lock()
+	var from int
+	switch p := all.GetAllOption().(type) {
+	case *api.ReadReq_Options_AllOptions_Position:
+		from = s.firstAtOrAfter(p.Position.GetCommitPosition())
+		if backwards {
+			from-- // backwards reads return what is before the position
+		}
+	case *api.ReadReq_Options_AllOptions_End:
+		from = len(s.log)
+		if backwards {
+			from = len(s.log) - 1
+		}
+	}
+	var recs []record
+	for i := from; i >= 0 && i < len(s.log) && uint64(len(recs)) < count; {
+		recs = append(recs, s.log[i])
+		if backwards {
+			i--
+		} else {
+			i++
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		if err := out.Send(event(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) subscribe(o *api.ReadReq_Options, out api.Streams_ReadServer) error {
+	var prefixes []string
+	if f := o.GetFilter(); f != nil {
+		if e := f.GetStreamIdentifier(); e != nil {
+			prefixes = e.GetPrefix()
+		}
+	}
+	match := func(r record) bool {
+		if len(prefixes) == 0 {
+			return true
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(r.stream, p) {
+				return true
+			}
+		}
+		return false
+	}
+	s.mu.Lock()
+	s.subs++
+	next := 0
+	switch p := o.GetAll().GetAllOption().(type) {
+	case *api.ReadReq_Options_AllOptions_Position:
+		// A subscription position is exclusive.
+		next = s.firstAtOrAfter(p.Position.GetCommitPosition() + 1)
+	case *api.ReadReq_Options_AllOptions_End:
+		next = len(s.log)
+	}
+	drop := s.drop
+	s.mu.Unlock()
+	if err := out.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{Confirmation: &api.ReadResp_SubscriptionConfirmation{
+		SubscriptionId: fmt.Sprintf("fake-%p", out),
+	}}}); err != nil {
+		return err
+	}
+	caughtUp := false
+	for {
+		s.mu.Lock()
+		batch := append([]record(nil), s.log[min(next, len(s.log)):]...)
+		changed := s.changed
+		s.mu.Unlock()
+		for _, r := range batch {
+			select {
+			case <-drop:
+				return status.Error(codes.Unavailable, "fake: subscription dropped")
+			default:
+			}
+			next++
+			if !match(r) {
+				continue
+			}
+			if err := out.Send(event(r)); err != nil {
+				return err
+			}
+		}
+		if len(batch) > 0 {
+			// Checkpoints let a filtered subscriber advance past events
+			// it did not receive.
+			last := batch[len(batch)-1].pos
+			if err := out.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
+				CommitPosition: last, PreparePosition: last,
+			}}}); err != nil {
+				return err
+			}
+		}
+		if !caughtUp {
+			caughtUp = true
+			if err := out.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-changed:
+		case <-drop:
+			return status.Error(codes.Unavailable, "fake: subscription dropped")
+		case <-out.Context().Done():
+			return out.Context().Err()
+		}
+	}
+}
+
+func event(r record) *api.ReadResp {
+	most, least := int64From(r.id[:8]), int64From(r.id[8:])
+	return &api.ReadResp{Content: &api.ReadResp_Event{Event: &api.ReadResp_ReadEvent{
+		Event: &api.ReadResp_ReadEvent_RecordedEvent{
+			Id: &shared.UUID{Value: &shared.UUID_Structured_{Structured: &shared.UUID_Structured{
+				MostSignificantBits: most, LeastSignificantBits: least,
+			}}},
+			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.stream)},
+			StreamRevision:   r.revision,
+			PreparePosition:  r.pos,
+			CommitPosition:   r.pos,
+			Metadata:         r.meta,
+			CustomMetadata:   r.custom,
+			Data:             r.data,
+		},
+		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.pos},
+	}}}
+}
+
+func putInt64(b []byte, v int64) {
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}
+
+func int64From(b []byte) int64 {
+	var v int64
+	for _, x := range b {
+		v = v<<8 | int64(x)
+	}
+	return v
+}
