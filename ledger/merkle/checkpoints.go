@@ -1,0 +1,136 @@
+package merkle
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var bucketCheckpoints = []byte("checkpoints")
+
+// Checkpoints is the durable list of signed checkpoints of one log, kept in
+// a bbolt file (checkpoints.db) keyed by tree size. Every Add is fsynced
+// before it returns. Safe for concurrent use.
+type Checkpoints struct {
+	db *bolt.DB
+}
+
+// OpenCheckpoints opens or creates the checkpoint file at path. A read-only
+// open writes nothing and fails if the file does not exist.
+func OpenCheckpoints(path string, readOnly bool) (*Checkpoints, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, ReadOnly: readOnly})
+	if err != nil {
+		return nil, fmt.Errorf("merkle: opening %s: %w", path, err)
+	}
+	if !readOnly {
+		err = db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucketCheckpoints)
+			return err
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("merkle: %s: %w", path, err)
+		}
+	}
+	return &Checkpoints{db: db}, nil
+}
+
+// Close closes the file.
+func (c *Checkpoints) Close() error { return c.db.Close() }
+
+func sizeKey(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+// Add stores a signed checkpoint. Sizes must grow: a checkpoint no larger
+// than the latest is refused, so the list stays ordered and append-only.
+func (c *Checkpoints) Add(cp Checkpoint) error {
+	if len(cp.Note) == 0 {
+		return fmt.Errorf("%w: unsigned", ErrMalformed)
+	}
+	if _, err := parseSigned(cp.Note); err != nil {
+		return err
+	}
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if k, _ := b.Cursor().Last(); k != nil && int64(binary.BigEndian.Uint64(k)) >= cp.Size {
+			return fmt.Errorf("merkle: checkpoint of size %d is not after the latest (%d)", cp.Size, binary.BigEndian.Uint64(k))
+		}
+		b.FillPercent = 1 // append-only keys
+		return b.Put(sizeKey(cp.Size), cp.Note)
+	})
+}
+
+// Latest returns the checkpoint of the largest tree, or ErrNotFound.
+func (c *Checkpoints) Latest() (Checkpoint, error) {
+	var cp Checkpoint
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return ErrNotFound
+		}
+		k, v := b.Cursor().Last()
+		if k == nil {
+			return ErrNotFound
+		}
+		var err error
+		cp, err = parseSigned(append([]byte(nil), v...))
+		return err
+	})
+	return cp, err
+}
+
+// At returns the checkpoint of the tree of exactly size leaves.
+func (c *Checkpoints) At(size int64) (Checkpoint, error) {
+	var cp Checkpoint
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return fmt.Errorf("%w: size %d", ErrNotFound, size)
+		}
+		v := b.Get(sizeKey(size))
+		if v == nil {
+			return fmt.Errorf("%w: size %d", ErrNotFound, size)
+		}
+		var err error
+		cp, err = parseSigned(append([]byte(nil), v...))
+		return err
+	})
+	return cp, err
+}
+
+// List calls fn for each checkpoint with from <= Size <= to, in size order,
+// stopping at the first error fn returns.
+func (c *Checkpoints) List(from, to int64, fn func(Checkpoint) error) error {
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return nil
+		}
+		cur := b.Cursor()
+		for k, v := cur.Seek(sizeKey(max(from, 0))); k != nil; k, v = cur.Next() {
+			if int64(binary.BigEndian.Uint64(k)) > to {
+				break
+			}
+			cp, err := parseSigned(append([]byte(nil), v...))
+			if err != nil {
+				return err
+			}
+			if err := fn(cp); err != nil {
+				return errStop{err}
+			}
+		}
+		return nil
+	})
+	var s errStop
+	if errors.As(err, &s) {
+		return s.err
+	}
+	return err
+}
+
+// errStop carries fn's error out of the transaction unchanged.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
