@@ -1,0 +1,382 @@
+// Package notify sends service reminders as flash SMS, gated by the
+// eligibility decision, and turns inbound opt-out keywords into withdrawals.
+//
+// A reminder goes: ReminderRequested → decide → ReminderDenied, or
+// ReminderDispatched appended at the contact-stream revision the decision
+// read (so a concurrent opt-out makes it fail and the decision is made
+// again) → submit → ReminderSubmitted, ReminderFailed or
+// ReminderOutcomeUnknown → receipt → ReminderDelivered or ReminderFailed.
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/heed/heed/ledger"
+)
+
+// Sentinel errors.
+var (
+	// ErrPermanent is what a Sender wraps when the SMSC refused a message for good.
+	ErrPermanent = errors.New("notify: submit refused")
+	// ErrUnknownTemplate means a reminder named a template that is not configured.
+	ErrUnknownTemplate = errors.New("notify: unknown template")
+	// ErrNoText means a reminder had neither text nor template.
+	ErrNoText = errors.New("notify: reminder needs text or a template")
+	// ErrContended means the decision kept being overtaken by new events on
+	// the contact stream; the caller may retry.
+	ErrContended = errors.New("notify: contact stream kept changing, try again")
+	// ErrNotFound means no such reminder for this tenant.
+	ErrNotFound = errors.New("notify: no such reminder")
+)
+
+// Query asks whether a contact is allowed now.
+type Query struct {
+	Tenant, Subject, Number, Channel, Purpose, Line string
+	At                                              time.Time
+}
+
+// Decision is the gate's answer. Revision is the ContactStream revision the
+// decision read; ReminderDispatched is appended with exactly that revision.
+type Decision struct {
+	Allowed      bool
+	Reasons      []ledger.Reason
+	RulesVersion string
+	AsOf         uint64
+	Revision     uint64
+}
+
+// Decider decides whether a contact is allowed.
+type Decider interface {
+	Decide(ctx context.Context, q Query) (Decision, error)
+}
+
+// Message is one SMS to submit.
+type Message struct {
+	Number string // E.164
+	Line   string // source address
+	Text   string
+	Flash  bool
+}
+
+// Sender submits messages to an SMSC. An error wrapping ErrPermanent means
+// the message was refused and will never be delivered; any other error
+// means the outcome is unknown.
+type Sender interface {
+	Submit(ctx context.Context, m Message) (messageIDs []string, err error)
+}
+
+// Receipt is a delivery receipt from the SMSC.
+type Receipt struct {
+	MessageID string
+	Delivered bool
+	Status    string // e.g. DELIVRD, UNDELIV, EXPIRED
+}
+
+// Inbound is a mobile-originated message.
+type Inbound struct {
+	From string // E.164 of the customer
+	To   string // the line it was sent to
+	Text string
+}
+
+// States of a reminder, as reported to callers and metrics.
+const (
+	StateRequested  = "requested"
+	StateDenied     = "denied"
+	StateDispatched = "dispatched"
+	StateSubmitted  = "submitted"
+	StateDelivered  = "delivered"
+	StateFailed     = "failed"
+	StateUnknown    = "outcome_unknown"
+)
+
+// DefaultKeywords are the opt-out replies recognised when none are configured.
+var DefaultKeywords = []string{"TD", "退订", "STOP", "UNSUBSCRIBE", "END", "QUIT", "STOPALL", "REVOKE", "OPTOUT", "CANCEL", "ARRET", "REMOVE"}
+
+// Config wires a Notifier.
+type Config struct {
+	Store   ledger.Store
+	Decider Decider
+	Sender  Sender
+	// Templates maps a template id to its text; {name} is replaced by the
+	// parameter of that name.
+	Templates map[string]string
+	// Keywords are the opt-out replies (matched case-insensitively on the
+	// whole trimmed message); nil means DefaultKeywords.
+	Keywords []string
+	// Lines maps each line (source address) to the tenant that owns it, so
+	// a reply to a line withdraws consent for that tenant.
+	Lines map[string]string
+	// DefaultLine is used when a reminder names none.
+	DefaultLine string
+	// Pseudonym turns an E.164 number into the subject.
+	Pseudonym func(number string) string
+	// SMSC names the connection in events.
+	SMSC string
+	// OnState, if set, is told each state a reminder enters (for metrics).
+	OnState func(state string)
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Notifier runs reminders and inbound opt-outs.
+type Notifier struct {
+	cfg      Config
+	keywords map[string]bool
+
+	mu        sync.Mutex
+	byMessage map[string]ref      // SMSC message id → reminder
+	early     map[string]Receipt  // receipts that beat their submit response
+	reminders map[string]string   // tenant/reminder id → subject
+	resolved  map[string]struct{} // tenant/reminder id of reminders with a final state
+}
+
+type ref struct{ tenant, subject, id, line string }
+
+// New returns a Notifier. Call Recover before serving requests.
+func New(cfg Config) *Notifier {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Keywords == nil {
+		cfg.Keywords = DefaultKeywords
+	}
+	kw := map[string]bool{}
+	for _, k := range cfg.Keywords {
+		kw[strings.ToUpper(strings.TrimSpace(k))] = true
+	}
+	return &Notifier{
+		cfg: cfg, keywords: kw,
+		byMessage: map[string]ref{}, early: map[string]Receipt{},
+		reminders: map[string]string{}, resolved: map[string]struct{}{},
+	}
+}
+
+// Request asks for one reminder.
+type Request struct {
+	Tenant, Actor   string
+	Number, Subject string
+	ContractRef     string
+	Text            string
+	TemplateID      string
+	Params          map[string]string
+	Line            string
+	// ID is the reminder id; a retried request with the same id returns the
+	// reminder's state instead of sending again. Empty means a fresh id.
+	ID string
+}
+
+// Result is a reminder's state after a request.
+type Result struct {
+	ReminderID string
+	State      string
+	Reasons    []ledger.Reason
+	MessageIDs []string
+	// Events are the events this request appended, in order.
+	Events []ledger.Event
+}
+
+// Render returns the text of a reminder and its content hash.
+func (n *Notifier) Render(r Request) (text, hash string, err error) {
+	switch {
+	case r.TemplateID != "":
+		t, ok := n.cfg.Templates[r.TemplateID]
+		if !ok {
+			return "", "", fmt.Errorf("%w %q", ErrUnknownTemplate, r.TemplateID)
+		}
+		pairs := make([]string, 0, 2*len(r.Params))
+		for k, v := range r.Params {
+			pairs = append(pairs, "{"+k+"}", v)
+		}
+		text = strings.NewReplacer(pairs...).Replace(t)
+	case r.Text != "":
+		text = r.Text
+	default:
+		return "", "", ErrNoText
+	}
+	h := sha256.Sum256([]byte(text))
+	return text, "sha256:" + hex.EncodeToString(h[:]), nil
+}
+
+// Remind runs one reminder through the gate and, if allowed, submits it.
+func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
+	text, hash, err := n.Render(r)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.ID == "" {
+		r.ID = ledger.NewID()
+	}
+	if r.Line == "" {
+		r.Line = n.cfg.DefaultLine
+	}
+	stream := ledger.ContactStream(r.Tenant, r.Subject)
+	if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
+		return res, err
+	}
+	res := Result{ReminderID: r.ID}
+	now := n.cfg.Now().UTC()
+	req, err := n.event(r, now, ledger.ReminderRequested{
+		ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash, Line: r.Line,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	req.ID = eventID(r.Tenant, r.ID, ledger.TypeReminderRequested)
+	stored, err := n.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{req})
+	if errors.Is(err, ledger.ErrIDConflict) {
+		// The same reminder id raced in from another request.
+		if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
+			return res, err
+		}
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("notify: record request: %w", err)
+	}
+	n.mu.Lock()
+	n.reminders[r.Tenant+"/"+r.ID] = r.Subject
+	n.mu.Unlock()
+	res.Events = append(res.Events, stored...)
+	n.state(StateRequested)
+
+	q := Query{Tenant: r.Tenant, Subject: r.Subject, Number: r.Number, Channel: ledger.ChannelFlash,
+		Purpose: ledger.PurposeService, Line: r.Line}
+	for attempt := 0; ; attempt++ {
+		if attempt == 200 {
+			return res, ErrContended
+		}
+		q.At = n.cfg.Now().UTC()
+		d, err := n.cfg.Decider.Decide(ctx, q)
+		if err != nil {
+			return res, fmt.Errorf("notify: decide: %w", err)
+		}
+		if !d.Allowed {
+			ev, err := n.event(r, q.At, ledger.ReminderDenied{ReminderID: r.ID, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf})
+			if err != nil {
+				return res, err
+			}
+			stored, err := n.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{ev})
+			if err != nil {
+				return res, fmt.Errorf("notify: record denial: %w", err)
+			}
+			n.finish(r.Tenant, r.ID)
+			res.Events = append(res.Events, stored...)
+			res.State, res.Reasons = StateDenied, d.Reasons
+			n.state(StateDenied)
+			return res, nil
+		}
+		ev, err := n.event(r, q.At, ledger.ReminderDispatched{
+			ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash,
+			Line: r.Line, SMSC: n.cfg.SMSC, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
+		})
+		if err != nil {
+			return res, err
+		}
+		stored, err := n.cfg.Store.Append(ctx, stream, ledger.Exact(d.Revision), []ledger.Event{ev})
+		if errors.Is(err, ledger.ErrWrongRevision) {
+			// Something happened to this number since the decision read its
+			// stream (maybe an opt-out): decide again on the new state.
+			if err := sleep(ctx, time.Duration(min(attempt, 20))*time.Millisecond); err != nil {
+				return res, err
+			}
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("notify: record dispatch: %w", err)
+		}
+		res.Events = append(res.Events, stored...)
+		res.Reasons = d.Reasons
+		n.state(StateDispatched)
+		break
+	}
+
+	ids, err := n.cfg.Sender.Submit(ctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
+	// The outcome is recorded even if the caller went away.
+	rec := context.WithoutCancel(ctx)
+	var ev ledger.Event
+	var build error
+	switch {
+	case err == nil:
+		n.track(ref{r.Tenant, r.Subject, r.ID, r.Line}, ids)
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderSubmitted{ReminderID: r.ID, MessageIDs: ids, Parts: len(ids), SMSC: n.cfg.SMSC})
+		res.State, res.MessageIDs = StateSubmitted, ids
+	case errors.Is(err, ErrPermanent):
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderFailed{ReminderID: r.ID, Status: "refused", Detail: err.Error()})
+		res.State = StateFailed
+	default:
+		n.cfg.Log.Warn("submit outcome unknown", "reminder", r.ID, "tenant", r.Tenant, "err", err)
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderOutcomeUnknown{ReminderID: r.ID, Detail: "submit: " + err.Error()})
+		res.State = StateUnknown
+	}
+	if build != nil {
+		return res, build
+	}
+	stored, err = n.cfg.Store.Append(rec, stream, ledger.Any(), []ledger.Event{ev})
+	if err != nil {
+		return res, fmt.Errorf("notify: record submit outcome: %w", err)
+	}
+	res.Events = append(res.Events, stored...)
+	if res.State != StateSubmitted {
+		n.finish(r.Tenant, r.ID)
+	}
+	n.state(res.State)
+	if res.State == StateSubmitted {
+		n.replayEarly(rec, ids)
+	}
+	return res, nil
+}
+
+func (n *Notifier) event(r Request, at time.Time, payload any) (ledger.Event, error) {
+	e, err := ledger.NewEvent(r.Tenant, r.Subject, at, payload)
+	if err != nil {
+		return ledger.Event{}, err
+	}
+	e.Actor = r.Actor
+	return e, nil
+}
+
+func (n *Notifier) state(s string) {
+	if n.cfg.OnState != nil {
+		n.cfg.OnState(s)
+	}
+}
+
+func (n *Notifier) finish(tenant, id string) {
+	n.mu.Lock()
+	n.resolved[tenant+"/"+id] = struct{}{}
+	n.mu.Unlock()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// eventID derives a stable event id so a retried request cannot append the
+// same step twice.
+func eventID(tenant, reminder, typ string) string {
+	return uuid.NewSHA1(idSpace, []byte(tenant+"/"+reminder+"/"+typ)).String()
+}
+
+var idSpace = uuid.MustParse("5d3c9f0e-6a51-4f4e-9b7a-2f1d0c8e7a10")

@@ -1,0 +1,119 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heed/heed/ledger"
+)
+
+// timedSender records when each submit for each number started.
+type timedSender struct {
+	mu    sync.Mutex
+	at    map[string][]time.Time
+	count int
+}
+
+func (s *timedSender) Submit(_ context.Context, m Message) ([]string, error) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at[m.Number] = append(s.at[m.Number], now)
+	s.count++
+	return []string{fmt.Sprint(s.count)}, nil
+}
+
+// TestNoSubmissionAfterAcknowledgedOptOut runs 1,000 reminders and opt-outs
+// at once on the same few numbers. No submit may start after the opt-out of
+// its number was acknowledged, and in every contact stream no dispatch
+// follows a withdrawal.
+func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
+	r := newRig(t)
+	sender := &timedSender{at: map[string][]time.Time{}}
+	cfg := r.n.cfg
+	cfg.Sender = sender
+	n := New(cfg)
+
+	const numbers, ops = 100, 1000
+	nums := make([]string, numbers)
+	for i := range nums {
+		nums[i] = fmt.Sprintf("+86138%08d", i)
+		r.relate(t, nums[i])
+	}
+	var (
+		mu    sync.Mutex
+		acked = map[string]time.Time{} // first acknowledged opt-out per number
+	)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range ops {
+		num := nums[rand.IntN(numbers)]
+		optOut := i%10 == 0
+		if optOut {
+			num = nums[rand.IntN(numbers/2)]
+		}
+		// Spread the operations over ~100 ms so reminders land before, during
+		// and after the opt-outs, which come in the second half.
+		delay := time.Duration(rand.IntN(100)) * time.Millisecond
+		if optOut {
+			delay = 50*time.Millisecond + delay/2
+		}
+		wg.Go(func() {
+			<-start
+			time.Sleep(delay)
+			if optOut {
+				if _, err := n.OnInbound(context.Background(), Inbound{From: num, To: line, Text: "TD"}); err != nil {
+					t.Error(err)
+					return
+				}
+				now := time.Now()
+				mu.Lock()
+				if _, ok := acked[num]; !ok {
+					acked[num] = now
+				}
+				mu.Unlock()
+				return
+			}
+			q := req(fmt.Sprint("r", i))
+			q.Number, q.Subject = num, pseudo(num)
+			if _, err := n.Remind(context.Background(), q); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	if sender.count == 0 || len(acked) == 0 {
+		t.Fatalf("degenerate run: %d submits, %d opted-out numbers", sender.count, len(acked))
+	}
+	for num, ack := range acked {
+		for _, at := range sender.at[num] {
+			if at.After(ack) {
+				t.Errorf("a submit started %v after the acknowledged opt-out of its number", at.Sub(ack))
+			}
+		}
+	}
+	for _, num := range nums {
+		evs, err := r.store.ReadStream(context.Background(), ledger.ContactStream(tenant, pseudo(num)), 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		withdrawn := false
+		for _, e := range evs {
+			switch e.Type {
+			case ledger.TypeConsentWithdrawn:
+				withdrawn = true
+			case ledger.TypeReminderDispatched:
+				if withdrawn {
+					t.Errorf("stream of number %d: dispatch at revision %d after a withdrawal", len(num), e.Revision)
+				}
+			}
+		}
+	}
+	t.Logf("%d submits, %d numbers opted out", sender.count, len(acked))
+}
