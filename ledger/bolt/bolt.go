@@ -1,0 +1,508 @@
+// Package bolt is heed's embedded ledger.Store: one bbolt file holding the
+// global log, the stream and id indexes and the Merkle tree hashes.
+//
+// Appends go through one sequencer goroutine that does group commit:
+// concurrent appenders share one transaction and one fsync, and nobody is
+// acknowledged before that fsync.
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolterr "go.etcd.io/bbolt/errors"
+
+	"go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/heed/heed/ledger"
+)
+
+// Errors specific to the embedded store.
+var (
+	// ErrCorrupt means the data file is not a readable heed store.
+	ErrCorrupt = errors.New("bolt: data file is corrupt or not a heed store")
+	// ErrInUse means another process holds the data file open for writing.
+	ErrInUse = errors.New("bolt: store in use by another process")
+	// ErrReadOnly means the store was opened read-only and cannot append.
+	ErrReadOnly = errors.New("bolt: store opened read-only")
+	// ErrFailed means a commit failed in a way that leaves the file's state
+	// uncertain; the store refuses appends until it is reopened.
+	ErrFailed = errors.New("bolt: store failed, reopen it")
+)
+
+// Bucket names. Keys of events and hashes are big-endian indexes, so those
+// buckets only ever grow at their right edge.
+var (
+	bucketEvents  = []byte("events")  // position -> canonical leaf bytes
+	bucketHashes  = []byte("hashes")  // tlog stored hash index -> 32 bytes
+	bucketStreams = []byte("streams") // len16|stream|revision -> position
+	bucketHeads   = []byte("heads")   // stream -> revision
+	bucketIDs     = []byte("ids")     // event id -> position
+	bucketMeta    = []byte("meta")
+	keyFormat     = []byte("format")
+	formatV1      = []byte("heed-ledger-1")
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	readOnly bool
+	timeout  time.Duration
+	maxSize  int
+	maxBatch int
+}
+
+// ReadOnly opens the store for reading only: the file is never written and
+// Append fails with ErrReadOnly. Several read-only openers may share a file.
+func ReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
+// WithTimeout sets how long Open waits for the file lock held by another
+// process before failing with ErrInUse (default 1s).
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithMaxSize caps the data file at n bytes; a commit that would grow it
+// further fails and leaves the store usable.
+func WithMaxSize(n int) Option { return func(o *options) { o.maxSize = n } }
+
+// WithMaxBatch caps how many append requests share one transaction
+// (default 1024).
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// Store is the bbolt-backed ledger.Store. It is also a tlog.HashReader over
+// the Merkle tree of its global log.
+type Store struct {
+	db       *bbolt.DB
+	readOnly bool
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed and sends on reqs
+	closed bool
+	reqs   chan *request
+	done   chan struct{} // closed when the sequencer has exited
+	quit   chan struct{} // closed by Close, wakes followers
+
+	head   atomic.Uint64 // last committed position, also the tree size
+	failed atomic.Bool
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every commit
+
+	// beforeCommit, when set by tests, runs inside the write transaction
+	// just before Commit; an error aborts the batch like a failed write.
+	beforeCommit func() error
+}
+
+// Open opens or creates the store at path.
+func Open(path string, opts ...Option) (*Store, error) {
+	o := options{timeout: time.Second, maxBatch: 1024}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.readOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+		}
+	} else if err := checkExisting(path); err != nil {
+		return nil, err
+	}
+	bo := &bbolt.Options{
+		Timeout:  o.timeout,
+		ReadOnly: o.readOnly,
+		MaxSize:  o.maxSize,
+		// Remapping a growing file waits for every open read transaction,
+		// which would stall the sequencer behind a long Follow or export;
+		// reserving address space up front makes remaps rare. It is
+		// virtual memory only: the file still grows as data is written.
+		InitialMmapSize: initialMmap,
+		// The hashmap freelist stays fast as the file grows.
+		FreelistType: bbolt.FreelistMapType,
+		// NoFreelistSync stays false: it would save a page write per
+		// commit but makes every open scan the whole file, and verify and
+		// export open big files often.
+	}
+	db, err := openBolt(path, bo)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:       db,
+		readOnly: o.readOnly,
+		maxBatch: o.maxBatch,
+		reqs:     make(chan *request, 4096),
+		done:     make(chan struct{}),
+		quit:     make(chan struct{}),
+		notify:   make(chan struct{}),
+	}
+	if err := s.load(path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if o.readOnly {
+		close(s.done)
+	} else {
+		go s.sequence()
+	}
+	return s, nil
+}
+
+// checkExisting refuses a file that bbolt would silently treat as new or
+// rewrite: bbolt initialises an empty file, and we only allow that for a
+// file of zero length.
+func checkExisting(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("bolt: open %s: is a directory", path)
+	}
+	return nil
+}
+
+// openBolt opens the file and turns bbolt's errors, and its panics on
+// garbage pages, into ours.
+func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, bo)
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bolterr.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s", ErrInUse, path)
+	case errors.Is(err, bolterr.ErrInvalid), errors.Is(err, bolterr.ErrChecksum),
+		errors.Is(err, bolterr.ErrVersionMismatch), errors.Is(err, bolterr.ErrInvalidMapping):
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	default:
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+}
+
+// load creates the buckets of a new file, checks an existing one is a
+// consistent heed store, and caches the head.
+func (s *Store) load(path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
+		}
+	}()
+	fresh := false
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if m == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bbolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return fmt.Errorf("%w: %s: no heed metadata", ErrCorrupt, path)
+			}
+			fresh = true
+			return nil
+		}
+		if f := m.Get(keyFormat); string(f) != string(formatV1) {
+			return fmt.Errorf("%w: %s: unknown format %q", ErrCorrupt, path, f)
+		}
+		head, err := checkTx(tx)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		}
+		s.head.Store(head)
+		return nil
+	})
+	if err != nil || !fresh {
+		return err
+	}
+	if s.readOnly {
+		return fmt.Errorf("%w: %s: empty file", ErrCorrupt, path)
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketHashes, bucketStreams, bucketHeads, bucketIDs, bucketMeta} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("bolt: create %s: %w", name, err)
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, formatV1)
+	})
+}
+
+// checkTx is the cheap consistency check run on every open: the buckets
+// exist, the events are numbered 1..head, the tree holds exactly the hashes
+// of head leaves, and the last leaf's hash is the hash of the last event.
+func checkTx(tx *bbolt.Tx) (uint64, error) {
+	for _, name := range [][]byte{bucketEvents, bucketHashes, bucketStreams, bucketHeads, bucketIDs} {
+		if tx.Bucket(name) == nil {
+			return 0, fmt.Errorf("bucket %s missing", name)
+		}
+	}
+	ev := tx.Bucket(bucketEvents)
+	var head uint64
+	k, v := ev.Cursor().Last()
+	if k != nil {
+		if len(k) != 8 {
+			return 0, fmt.Errorf("bad event key")
+		}
+		head = binary.BigEndian.Uint64(k)
+		if fk, _ := ev.Cursor().First(); len(fk) != 8 || binary.BigEndian.Uint64(fk) != 1 {
+			return 0, fmt.Errorf("log does not start at position 1")
+		}
+	}
+	hb := tx.Bucket(bucketHashes)
+	want := tlog.StoredHashCount(int64(head))
+	hk, _ := hb.Cursor().Last()
+	got := int64(0)
+	if hk != nil {
+		got = int64(binary.BigEndian.Uint64(hk)) + 1
+	}
+	if got != want {
+		return 0, fmt.Errorf("tree holds %d hashes, %d events need %d", got, head, want)
+	}
+	if head > 0 {
+		h := hb.Get(key(uint64(tlog.StoredHashIndex(0, int64(head-1)))))
+		if len(h) != tlog.HashSize || tlog.RecordHash(v) != tlog.Hash(h) {
+			return 0, fmt.Errorf("last event does not match its tree leaf")
+		}
+	}
+	return head, nil
+}
+
+// initialMmap reserves 1 GiB of address space.
+const initialMmap = 1 << 30
+
+func key(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+func streamKey(stream string, rev uint64) []byte {
+	b := make([]byte, 2+len(stream)+8)
+	binary.BigEndian.PutUint16(b, uint16(len(stream)))
+	copy(b[2:], stream)
+	binary.BigEndian.PutUint64(b[2+len(stream):], rev)
+	return b
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// view runs fn in a read transaction unless the store is closed.
+func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	if s.isClosed() {
+		return ledger.ErrClosed
+	}
+	err := s.db.View(fn)
+	if errors.Is(err, bolterr.ErrDatabaseNotOpen) {
+		return ledger.ErrClosed
+	}
+	return err
+}
+
+func decode(leaf []byte) (ledger.Event, error) {
+	var e ledger.Event
+	if err := json.Unmarshal(leaf, &e); err != nil {
+		return ledger.Event{}, fmt.Errorf("%w: stored leaf: %v", ErrCorrupt, err)
+	}
+	return e, nil
+}
+
+// ReadStream implements ledger.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]ledger.Event, error) {
+	if from < 1 {
+		from = 1
+	}
+	var out []ledger.Event
+	err := s.view(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketHeads).Get([]byte(stream)) == nil {
+			return fmt.Errorf("%w: stream %s", ledger.ErrNotFound, stream)
+		}
+		ev := tx.Bucket(bucketEvents)
+		prefix := streamKey(stream, 0)[:2+len(stream)]
+		c := tx.Bucket(bucketStreams).Cursor()
+		for k, v := c.Seek(streamKey(stream, from)); k != nil && hasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			e, err := decode(ev.Get(v))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }
+
+// StreamRevision implements ledger.Store.
+func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, error) {
+	var rev uint64
+	err := s.view(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketHeads).Get([]byte(stream)); len(v) == 8 {
+			rev = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return rev, err
+}
+
+// ReadAll implements ledger.Store.
+func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]ledger.Event, error) {
+	var out []ledger.Event
+	err := s.scan(from, limit, func(leaf []byte) error {
+		e, err := decode(leaf)
+		out = append(out, e)
+		return err
+	})
+	return out, err
+}
+
+// ReadLeaves returns the stored canonical bytes of up to limit events with
+// position >= from, without decoding them: the fast path for exports and
+// verifiers, which need exactly these bytes.
+func (s *Store) ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error) {
+	var out [][]byte
+	var buf []byte
+	err := s.scan(from, limit, func(leaf []byte) error {
+		// One backing array per call instead of one allocation per leaf.
+		if cap(buf)-len(buf) < len(leaf) {
+			buf = make([]byte, 0, max(64<<10, len(leaf)))
+		}
+		start := len(buf)
+		buf = append(buf, leaf...)
+		out = append(out, buf[start:len(buf):len(buf)])
+		return nil
+	})
+	return out, err
+}
+
+// scan calls fn with the leaf bytes of each committed event from position
+// from on; the bytes are only valid during the call.
+func (s *Store) scan(from uint64, limit int, fn func([]byte) error) error {
+	if from < 1 {
+		from = 1
+	}
+	head := s.head.Load()
+	if from > head {
+		if s.isClosed() {
+			return ledger.ErrClosed
+		}
+		return nil
+	}
+	return s.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		n := 0
+		for k, v := c.Seek(key(from)); k != nil; k, v = c.Next() {
+			if limit > 0 && n >= limit {
+				break
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+}
+
+// Head implements ledger.Store.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	if s.isClosed() {
+		return 0, ledger.ErrClosed
+	}
+	return s.head.Load(), nil
+}
+
+// TreeSize returns the number of leaves in the Merkle tree, which is the
+// head position.
+func (s *Store) TreeSize() int64 { return int64(s.head.Load()) }
+
+// ReadHashes implements tlog.HashReader over the committed tree, so
+// tlog.TreeHash(n, store) and the proof functions work on the store.
+func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	err := s.view(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketHashes)
+		for i, x := range indexes {
+			v := b.Get(key(uint64(x)))
+			if x < 0 || len(v) != tlog.HashSize {
+				return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
+			}
+			copy(out[i][:], v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Follow implements ledger.Store.
+func (s *Store) Follow(ctx context.Context, from uint64, fn func(ledger.Event) error) error {
+	if from < 1 {
+		from = 1
+	}
+	for {
+		// Take the notification channel before reading so a commit that
+		// lands after the read still wakes us.
+		s.notifyMu.Lock()
+		changed := s.notify
+		s.notifyMu.Unlock()
+		batch, err := s.ReadAll(ctx, from, 1024)
+		if err != nil {
+			return err
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return err
+			}
+			from = e.Position + 1
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.quit:
+			return ledger.ErrClosed
+		case <-changed:
+		}
+	}
+}
+
+// Close implements ledger.Store. It waits for queued appends to finish.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if !s.readOnly {
+		close(s.reqs)
+	}
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+	return s.db.Close()
+}
