@@ -1,0 +1,175 @@
+package kurrent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+
+	"github.com/heed/heed/ledger"
+)
+
+// The position index. heed position p is the p-th event of a prefixed
+// stream in $all order. $all is append-only and every reader sees the same
+// order, so every instance computes the same positions without agreeing on
+// anything; only deleting or scavenging heed's streams would break it.
+
+func less(a, b kurrentdb.Position) bool {
+	return a.Commit < b.Commit || a.Commit == b.Commit && a.Prepare < b.Prepare
+}
+
+// add records that the indexer has passed p; heed says whether the event
+// at p is one of heed's. Anything at or before what was already seen is a
+// redelivery and ignored, so a resumed subscription cannot duplicate.
+func (s *Store) add(p kurrentdb.Position, id uuid.UUID, heed bool) {
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	if s.started && !less(s.seen, p) {
+		return
+	}
+	s.seen, s.started = p, true
+	if heed {
+		s.pos = append(s.pos, p)
+		s.ids[id] = uint64(len(s.pos))
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// catchUp reads $all from where the index stands to its end.
+func (s *Store) catchUp(ctx context.Context) error {
+	const page = 1024
+	for {
+		s.imu.RLock()
+		var from kurrentdb.AllPosition = kurrentdb.Start{}
+		if s.started {
+			from = s.seen
+		}
+		s.imu.RUnlock()
+		n := 0
+		err := s.do(ctx, "read $all", func(c *kurrentdb.Client, _ int) error {
+			n = 0
+			rs, err := c.ReadAll(ctx, kurrentdb.ReadAllOptions{From: from}, page)
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for {
+				ev, err := rs.Recv()
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if r := ev.Event; r != nil {
+					n++
+					s.add(r.Position, r.EventID, strings.HasPrefix(r.StreamID, s.opts.Prefix))
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if n < page {
+			return nil
+		}
+	}
+}
+
+// follow keeps the index current with a catch-up subscription to $all,
+// filtered to heed's streams. The library does not resubscribe by itself:
+// when the subscription drops, follow subscribes again after the last
+// position it recorded, until the store closes.
+func (s *Store) follow(ctx context.Context) {
+	wait := s.opts.Backoff
+	for first := true; ctx.Err() == nil; first = false {
+		if !first {
+			s.resubs.Add(1)
+		}
+		c := s.current()
+		err := protect(func() error { return s.subscribe(ctx, c) })
+		if ctx.Err() != nil {
+			return
+		}
+		if code(err) == kurrentdb.ErrorCodeConnectionClosed {
+			s.renew(c)
+		}
+		s.opts.logf("kurrent: $all subscription dropped, resubscribing", "err", err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// subscribe runs one subscription until it drops.
+func (s *Store) subscribe(ctx context.Context, c *kurrentdb.Client) error {
+	s.imu.RLock()
+	var from kurrentdb.AllPosition = kurrentdb.Start{}
+	if s.started {
+		from = s.seen
+	}
+	s.imu.RUnlock()
+	sub, err := c.SubscribeToAll(ctx, kurrentdb.SubscribeToAllOptions{
+		From:   from,
+		Filter: &kurrentdb.SubscriptionFilter{Type: kurrentdb.StreamFilterType, Prefixes: []string{s.opts.Prefix}},
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		ev := sub.Recv()
+		switch {
+		case ev.SubscriptionDropped != nil:
+			if ev.SubscriptionDropped.Error == nil {
+				return fmt.Errorf("kurrent: subscription dropped")
+			}
+			return ev.SubscriptionDropped.Error
+		case ev.EventAppeared != nil && ev.EventAppeared.Event != nil:
+			r := ev.EventAppeared.Event
+			s.add(r.Position, r.EventID, strings.HasPrefix(r.StreamID, s.opts.Prefix))
+		case ev.CheckPointReached != nil:
+			s.add(*ev.CheckPointReached, uuid.Nil, false)
+		}
+	}
+}
+
+// positionOf returns the heed position of the event at $all position p,
+// waiting for the indexer to reach p.
+func (s *Store) positionOf(ctx context.Context, p kurrentdb.Position) (uint64, error) {
+	for {
+		s.imu.RLock()
+		reached, changed := s.started && !less(s.seen, p), s.changed
+		var pos uint64
+		if reached {
+			i := sort.Search(len(s.pos), func(i int) bool { return !less(s.pos[i], p) })
+			if i < len(s.pos) && s.pos[i] == p {
+				pos = uint64(i) + 1
+			}
+		}
+		s.imu.RUnlock()
+		if reached {
+			if pos == 0 {
+				return 0, fmt.Errorf("%w: no heed event at %v", ErrDiverged, p)
+			}
+			return pos, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-s.done:
+			return 0, ledger.ErrClosed
+		}
+	}
+}
