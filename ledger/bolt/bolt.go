@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,8 +98,9 @@ type Store struct {
 	notify   chan struct{} // closed and replaced after every commit
 
 	// beforeCommit, when set by tests, runs inside the write transaction
-	// just before Commit; an error aborts the batch like a failed write.
-	beforeCommit func() error
+	// just before Commit with the number of events written; an error
+	// aborts the batch like a failed write.
+	beforeCommit atomic.Pointer[func(events int) error]
 }
 
 // Open opens or creates the store at path.
@@ -111,7 +113,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 		}
-	} else if err := checkExisting(path); err != nil {
+	}
+	if err := checkMeta(path); err != nil {
 		return nil, err
 	}
 	bo := &bbolt.Options{
@@ -154,26 +157,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// checkExisting refuses a file that bbolt would silently treat as new or
-// rewrite: bbolt initialises an empty file, and we only allow that for a
-// file of zero length.
-func checkExisting(path string) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("bolt: open %s: %w", path, err)
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("bolt: open %s: is a directory", path)
-	}
-	return nil
-}
-
 // openBolt opens the file and turns bbolt's errors, and its panics on
 // garbage pages, into ours.
 func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, err error) {
+	// Garbage page ids make bbolt read outside the file; turn that fault
+	// into a panic we can recover rather than a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
@@ -196,6 +185,7 @@ func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, err error) {
 // load creates the buckets of a new file, checks an existing one is a
 // consistent heed store, and caches the head.
 func (s *Store) load(path string) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)

@@ -270,8 +270,8 @@ func (s *Store) commit(batch []*request) {
 			return
 		}
 	}
-	if s.beforeCommit != nil {
-		if err := s.beforeCommit(); err != nil {
+	if hook := s.beforeCommit.Load(); hook != nil {
+		if err := (*hook)(int(pos - head)); err != nil {
 			tx.Rollback()
 			failAll(fmt.Errorf("bolt: commit: %w", err))
 			return

@@ -1,0 +1,420 @@
+package bolt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/storetest"
+)
+
+// checkLog reads the whole log and checks it is gap-free from 1 to the
+// head, that every stored leaf is canonical, and that the stored tree is
+// the RFC 6962 tree of those leaves. It returns the leaves.
+func checkLog(s *bolt.Store) ([][]byte, error) {
+	ctx := context.Background()
+	head, err := s.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	leaves, err := s.ReadLeaves(ctx, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(leaves)) != head {
+		return nil, fmt.Errorf("log holds %d leaves, head is %d", len(leaves), head)
+	}
+	var want []tlog.Hash
+	mem := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			out[i] = want[x]
+		}
+		return out, nil
+	})
+	for i, leaf := range leaves {
+		e, err := ledger.ParseLeaf(leaf)
+		if err != nil {
+			return nil, fmt.Errorf("leaf %d: %v", i+1, err)
+		}
+		if e.Position != uint64(i+1) {
+			return nil, fmt.Errorf("leaf %d holds position %d", i+1, e.Position)
+		}
+		hs, err := tlog.StoredHashes(int64(i), leaf, mem)
+		if err != nil {
+			return nil, err
+		}
+		want = append(want, hs...)
+	}
+	if s.TreeSize() != int64(head) {
+		return nil, fmt.Errorf("tree size %d, head %d", s.TreeSize(), head)
+	}
+	ix := make([]int64, len(want))
+	for i := range ix {
+		ix[i] = int64(i)
+	}
+	got, err := s.ReadHashes(ix)
+	if err != nil {
+		return nil, err
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			return nil, fmt.Errorf("stored hash %d differs from the one recomputed from the leaves", i)
+		}
+	}
+	if head > 0 {
+		th, err := tlog.TreeHash(int64(head), s)
+		if err != nil {
+			return nil, err
+		}
+		if wh, _ := tlog.TreeHash(int64(head), mem); th != wh {
+			return nil, fmt.Errorf("tree hash differs")
+		}
+	}
+	if _, err := s.ReadHashes([]int64{int64(len(want))}); !errors.Is(err, ledger.ErrNotFound) {
+		return nil, fmt.Errorf("hash past the tree: %v, want ErrNotFound", err)
+	}
+	return leaves, nil
+}
+
+func appendN(t *testing.T, s ledger.Store, stream string, n int) []ledger.Event {
+	t.Helper()
+	evs := make([]ledger.Event, n)
+	for i := range evs {
+		evs[i] = storetest.Consent("acme", fmt.Sprintf("s%d", i), 300)
+	}
+	out, err := s.Append(context.Background(), stream, ledger.Any(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestTreeAndLeaves(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	var out []ledger.Event
+	for i := range 37 {
+		out = append(out, appendN(t, s, fmt.Sprintf("st%d", i%3), 1+i%4)...)
+	}
+	leaves, err := checkLog(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stored bytes are exactly the canonical leaves of what Append
+	// returned.
+	for i := range out {
+		want, _ := out[i].Leaf()
+		if !bytes.Equal(leaves[i], want) {
+			t.Fatalf("leaf %d\n got %s\nwant %s", i+1, leaves[i], want)
+		}
+	}
+	page, err := s.ReadLeaves(context.Background(), 10, 5)
+	if err != nil || len(page) != 5 || !bytes.Equal(page[0], leaves[9]) {
+		t.Fatalf("ReadLeaves(10, 5): %d leaves, %v", len(page), err)
+	}
+}
+
+func TestReopenKeepsLog(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	first := appendN(t, s, "st", 5)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.ReadStream(ctx, "st", 1, 0)
+	if err != nil || len(got) != 5 || got[4].ID != first[4].ID {
+		t.Fatalf("after reopen: %d events, %v", len(got), err)
+	}
+	// The id index survives too: a retry after restart is still a no-op.
+	again, err := s.Append(ctx, "st", ledger.NoStream(), first[:5])
+	if err != nil || again[0].Position != 1 {
+		t.Fatalf("retry after reopen: %v", err)
+	}
+	next := appendN(t, s, "st", 1)
+	if next[0].Position != 6 || next[0].Revision != 6 {
+		t.Fatalf("append after reopen at position %d revision %d, want 6, 6", next[0].Position, next[0].Revision)
+	}
+	if _, err := checkLog(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestCorruptFileRefused(t *testing.T) {
+	// A real store to damage.
+	s, good := openTemp(t)
+	appendN(t, s, "st", 50)
+	s.Close()
+	orig, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7919 + i>>3)
+		}
+		return b
+	}
+	tests := []struct {
+		name   string
+		damage func(path string)
+	}{
+		{"not a bolt file", func(path string) { os.WriteFile(path, []byte("name,number\nalice,+8613800000000\n"), 0o600) }},
+		{"random bytes", func(path string) { os.WriteFile(path, garbage(64<<10), 0o600) }},
+		{"both meta pages overwritten", func(path string) {
+			b := append([]byte(nil), orig...)
+			copy(b[:2*4096], garbage(2*4096))
+			os.WriteFile(path, b, 0o600)
+		}},
+		{"truncated", func(path string) { os.WriteFile(path, orig[:32<<10], 0o600) }},
+		{"other bolt database", func(path string) {
+			db, err := bbolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err })
+			db.Close()
+		}},
+		{"last event altered", func(path string) {
+			os.WriteFile(path, orig, 0o600)
+			db, err := bbolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Update(func(tx *bbolt.Tx) error {
+				b := tx.Bucket([]byte("events"))
+				k, v := b.Cursor().Last()
+				return b.Put(k, bytes.Replace(v, []byte("service"), []byte("marketi"), 1))
+			})
+			db.Close()
+		}},
+		{"event dropped", func(path string) {
+			os.WriteFile(path, orig, 0o600)
+			db, err := bbolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Update(func(tx *bbolt.Tx) error {
+				b := tx.Bucket([]byte("events"))
+				k, _ := b.Cursor().Last()
+				return b.Delete(k)
+			})
+			db.Close()
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "heed.db")
+			tc.damage(path)
+			before := fileSum(t, path)
+			for _, opts := range [][]bolt.Option{nil, {bolt.ReadOnly()}} {
+				s, err := bolt.Open(path, opts...)
+				if err == nil {
+					s.Close()
+					t.Fatal("Open accepted a damaged file")
+				}
+				if !errors.Is(err, bolt.ErrCorrupt) {
+					t.Fatalf("err = %v, want ErrCorrupt", err)
+				}
+				if bytes.Contains([]byte(err.Error()), []byte("+86")) {
+					t.Fatalf("error quotes file content: %v", err)
+				}
+			}
+			if fileSum(t, path) != before {
+				t.Fatal("Open modified the damaged file")
+			}
+		})
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	s, path := openTemp(t)
+	appendN(t, s, "st", 3)
+	s.Close()
+	before := fileSum(t, path)
+	ro, err := bolt.Open(path, bolt.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second reader may share the file.
+	ro2, err := bolt.Open(path, bolt.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro2.Close()
+	if _, err := ro.Append(context.Background(), "st", ledger.Any(), []ledger.Event{storetest.Consent("a", "b", 0)}); !errors.Is(err, bolt.ErrReadOnly) {
+		t.Fatalf("append to read-only store: %v", err)
+	}
+	if _, err := checkLog(ro); err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	if fileSum(t, path) != before {
+		t.Fatal("read-only open changed the file")
+	}
+	missing := filepath.Join(t.TempDir(), "nothing.db")
+	if _, err := bolt.Open(missing, bolt.ReadOnly()); err == nil {
+		t.Fatal("read-only open of a missing file succeeded")
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("read-only open created a file")
+	}
+}
+
+func TestSecondOpenerInUse(t *testing.T) {
+	s, path := openTemp(t)
+	defer s.Close()
+	start := time.Now()
+	_, err := bolt.Open(path, bolt.WithTimeout(100*time.Millisecond))
+	if !errors.Is(err, bolt.ErrInUse) {
+		t.Fatalf("second opener: %v, want ErrInUse", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatal("second opener waited far past its timeout")
+	}
+}
+
+// TestFailedCommit fails the commit of a batch shared by many appenders:
+// every one of them gets the error, none of their events is visible, and
+// the store keeps working.
+func TestFailedCommit(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	appendN(t, s, "before", 2)
+
+	release := make(chan struct{})
+	var calls, sizes []int
+	var mu sync.Mutex
+	boom := errors.New("injected write failure")
+	bolt.SetBeforeCommit(s, func(n int) error {
+		mu.Lock()
+		calls = append(calls, n)
+		first := len(calls) == 1
+		mu.Unlock()
+		if first {
+			<-release // hold the first batch so the others queue up behind it
+			return nil
+		}
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+		return boom
+	})
+	const n = 20
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	wg.Go(func() { _, errs[n] = s.Append(ctx, "first", ledger.Any(), []ledger.Event{storetest.Consent("a", "x", 300)}) })
+	for !func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 }() {
+		time.Sleep(time.Millisecond)
+	}
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.Append(ctx, fmt.Sprintf("batch-%d", i%3), ledger.Any(),
+				[]ledger.Event{storetest.Consent("a", "y", 300), storetest.Consent("a", "z", 300)})
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // let them queue
+	close(release)
+	wg.Wait()
+	bolt.SetBeforeCommit(s, nil)
+	if errs[n] != nil {
+		t.Fatalf("the held batch failed: %v", errs[n])
+	}
+	for i := range n {
+		if !errors.Is(errs[i], boom) {
+			t.Fatalf("append %d: %v, want the commit failure", i, errs[i])
+		}
+	}
+	if len(sizes) == 0 || sizes[0] < 4 {
+		t.Fatalf("failed batches wrote %v events; the test needs appenders sharing a batch", sizes)
+	}
+	if h, _ := s.Head(ctx); h != 3 {
+		t.Fatalf("head %d after a failed commit, want 3", h)
+	}
+	for i := range 3 {
+		if rev, _ := s.StreamRevision(ctx, fmt.Sprintf("batch-%d", i)); rev != 0 {
+			t.Fatalf("failed stream at revision %d", rev)
+		}
+	}
+	out := appendN(t, s, "batch-0", 2)
+	if out[0].Position != 4 || out[0].Revision != 1 {
+		t.Fatalf("append after failure at position %d revision %d, want 4, 1", out[0].Position, out[0].Revision)
+	}
+	if _, err := checkLog(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDiskFull hits a real write failure: the file may not grow past its
+// size cap, so a commit that needs more pages fails inside bbolt.
+func TestDiskFull(t *testing.T) {
+	const limit = 256 << 10
+	s, path := openTemp(t, bolt.WithMaxSize(limit))
+	ctx := context.Background()
+	var failed error
+	var ok int
+	for i := 0; i < 1000 && failed == nil; i++ {
+		evs := make([]ledger.Event, 20)
+		for j := range evs {
+			evs[j] = storetest.Consent("a", "b", 300)
+		}
+		_, failed = s.Append(ctx, fmt.Sprintf("st%d", i), ledger.Any(), evs)
+		if failed == nil {
+			ok++
+		}
+	}
+	if failed == nil {
+		t.Fatal("the size cap never stopped an append")
+	}
+	if errors.Is(failed, ledger.ErrInvalid) || errors.Is(failed, bolt.ErrFailed) {
+		t.Fatalf("disk-full append failed with %v", failed)
+	}
+	if h, _ := s.Head(ctx); h != uint64(ok*20) {
+		t.Fatalf("head %d after %d good appends of 20", h, ok)
+	}
+	if _, err := checkLog(s); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// With room again the same file takes appends.
+	s, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := appendN(t, s, "after", 1)
+	if out[0].Position != uint64(ok*20+1) {
+		t.Fatalf("append after reopen at %d", out[0].Position)
+	}
+	if _, err := checkLog(s); err != nil {
+		t.Fatal(err)
+	}
+}
