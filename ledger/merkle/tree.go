@@ -3,6 +3,7 @@ package merkle
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -34,6 +35,13 @@ func (t *Tree) AppendRecordHash(h tlog.Hash) {
 	}
 	t.hashes = append(t.hashes, hs...)
 	t.n++
+}
+
+// Grow makes room for n more leaves without reallocating.
+func (t *Tree) Grow(n int64) {
+	if n > 0 {
+		t.hashes = slices.Grow(t.hashes, int(tlog.StoredHashCount(t.n+n)-int64(len(t.hashes))))
+	}
 }
 
 // Size returns the number of leaves.

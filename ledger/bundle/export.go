@@ -1,0 +1,91 @@
+package bundle
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/merkle"
+)
+
+// Events reads the global log; every ledger.Store is one.
+type Events interface {
+	ReadAll(ctx context.Context, from uint64, limit int) ([]ledger.Event, error)
+}
+
+// ExportOptions tune [Export].
+type ExportOptions struct {
+	// Size is the number of events to write; 0 means exactly those the
+	// last checkpoint covers.
+	Size int64
+	// Progress, if set, is called now and then with events written so far.
+	Progress func(done int64)
+}
+
+// readBatch is how many events Export reads at a time.
+const readBatch = 4096
+
+// Export writes a bundle of the first events of log to w, with the given
+// checkpoints (in increasing size) signed by the key vkey. Checkpoints
+// beyond the exported size are left out.
+func Export(ctx context.Context, w io.Writer, log Events, origin, vkey string, cps []merkle.Checkpoint, opt ExportOptions) error {
+	for i := 1; i < len(cps); i++ {
+		if cps[i].Size <= cps[i-1].Size {
+			return fmt.Errorf("bundle: export: checkpoints not in increasing size")
+		}
+	}
+	n := opt.Size
+	if n == 0 && len(cps) > 0 {
+		n = cps[len(cps)-1].Size
+	}
+	for len(cps) > 0 && cps[len(cps)-1].Size > n {
+		cps = cps[:len(cps)-1]
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	h, err := json.Marshal(Header{Format: Format, Origin: origin, Key: vkey, Events: n, Checkpoints: int64(len(cps))})
+	if err != nil {
+		return err
+	}
+	bw.Write(h)
+	bw.WriteByte('\n')
+	for next := int64(1); next <= n; {
+		evs, err := log.ReadAll(ctx, uint64(next), int(min(readBatch, n-next+1)))
+		if err != nil {
+			return fmt.Errorf("bundle: export: reading from position %d: %w", next, err)
+		}
+		if len(evs) == 0 {
+			return fmt.Errorf("bundle: export: log ends at position %d, want %d", next-1, n)
+		}
+		for i := range evs {
+			if evs[i].Position != uint64(next) {
+				return fmt.Errorf("bundle: export: log returned position %d, want %d", evs[i].Position, next)
+			}
+			leaf, err := evs[i].Leaf()
+			if err != nil {
+				return fmt.Errorf("bundle: export: position %d: %w", next, err)
+			}
+			bw.Write(leaf)
+			bw.WriteByte('\n')
+			next++
+		}
+		if opt.Progress != nil {
+			opt.Progress(next - 1)
+		}
+	}
+	for _, c := range cps {
+		line, err := json.Marshal(checkpointLine{Checkpoint: string(c.Note)})
+		if err != nil {
+			return err
+		}
+		bw.Write(line)
+		bw.WriteByte('\n')
+	}
+	// bufio keeps the first write error; Flush reports it.
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("bundle: export: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+package bundle
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/merkle"
+)
+
+// Options tune [Verify].
+type Options struct {
+	// TrustedKey, if set, is the verifier key the auditor trusts; the
+	// bundle's own key must be the same.
+	TrustedKey string
+	// Progress, if set, is called now and then with events checked so far
+	// and the number the header promises.
+	Progress func(done, total int64)
+	// Workers parse and hash event lines; GOMAXPROCS when zero.
+	Workers int
+}
+
+// Report describes a bundle that verified.
+type Report struct {
+	Origin      string
+	Key         string
+	Events      int64
+	Checkpoints int64
+	// Root is the root hash signed by the last checkpoint.
+	Root tlog.Hash
+}
+
+const (
+	batchLines = 512
+	// growCap bounds the memory reserved on the header's word alone.
+	growCap = 1 << 24
+)
+
+// Verify reads a bundle from r and checks it entirely; see the package
+// documentation for what is checked. A failure is an [*Error]; an I/O error
+// reading r is returned as is.
+func Verify(ctx context.Context, r io.Reader, opt Options) (Report, error) {
+	lr := &lineReader{br: bufio.NewReaderSize(r, 1<<20)}
+	h, err := readHeader(lr)
+	if err != nil {
+		return Report{}, err
+	}
+	v, err := merkle.NewVerifier(h.Key)
+	if err != nil {
+		return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: "the header's key is not a note verifier key"}
+	}
+	if opt.TrustedKey != "" {
+		tv, err := merkle.NewVerifier(opt.TrustedKey)
+		if err != nil {
+			return Report{}, &Error{Kind: ErrKey, Detail: "the trusted key is not a note verifier key"}
+		}
+		if tv.Key() != v.Key() {
+			return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: fmt.Sprintf(
+				"the bundle is signed by %s, not by the trusted key %s", keyID(v.Key()), keyID(tv.Key()))}
+		}
+	}
+
+	var tree merkle.Tree
+	tree.Grow(min(h.Events, growCap))
+	if err := readEvents(ctx, lr, h.Events, &tree, opt); err != nil {
+		return Report{}, err
+	}
+
+	rep := Report{Origin: h.Origin, Key: v.Key(), Events: h.Events, Checkpoints: h.Checkpoints}
+	var lastGood int64
+	var prev int64 = -1
+	for i := int64(0); i < h.Checkpoints; i++ {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			return Report{}, &Error{Kind: ErrTruncated, Detail: fmt.Sprintf("the bundle ends after %d of the %d checkpoints its header promises", i, h.Checkpoints)}
+		}
+		if err != nil {
+			return Report{}, err
+		}
+		if bytes.HasPrefix(line, []byte(`{"id":`)) {
+			return Report{}, &Error{Kind: ErrSequence, Line: lr.line, Position: h.Events + 1,
+				Detail: fmt.Sprintf("an event line beyond the %d events the header promises: an inserted event", h.Events)}
+		}
+		var cl checkpointLine
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cl); err != nil || cl.Checkpoint == "" {
+			return Report{}, &Error{Kind: ErrFormat, Line: lr.line, Detail: "not a checkpoint line"}
+		}
+		cp, err := v.Open([]byte(cl.Checkpoint))
+		if err != nil {
+			return Report{}, &Error{Kind: ErrSignature, Line: lr.line, Detail: err.Error()}
+		}
+		if cp.Origin != h.Origin {
+			return Report{}, &Error{Kind: ErrSignature, Line: lr.line, Detail: fmt.Sprintf("checkpoint is for log %q, not %q", cp.Origin, h.Origin)}
+		}
+		if cp.Size <= prev {
+			return Report{}, &Error{Kind: ErrFormat, Line: lr.line, Detail: fmt.Sprintf("checkpoint of size %d follows one of size %d", cp.Size, prev)}
+		}
+		prev = cp.Size
+		if cp.Size > h.Events {
+			return Report{}, &Error{Kind: ErrSequence, Line: lr.line, From: h.Events + 1, To: cp.Size,
+				Detail: fmt.Sprintf("a checkpoint signs %d events but the bundle holds %d: events were dropped", cp.Size, h.Events)}
+		}
+		root, err := tree.Root(cp.Size)
+		if err != nil {
+			return Report{}, err
+		}
+		if root != cp.Root {
+			return Report{}, &Error{Kind: ErrTampered, Line: lr.line, From: lastGood + 1, To: cp.Size,
+				Detail: tamperDetail(lastGood, cp.Size)}
+		}
+		lastGood = cp.Size
+		rep.Root = cp.Root
+	}
+	if line, err := lr.next(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return Report{}, err
+		}
+		if bytes.HasPrefix(line, []byte(`{"id":`)) {
+			return Report{}, &Error{Kind: ErrSequence, Line: lr.line, Position: h.Events + 1,
+				Detail: fmt.Sprintf("an event line beyond the %d events the header promises: an inserted event", h.Events)}
+		}
+		return Report{}, &Error{Kind: ErrFormat, Line: lr.line, Detail: fmt.Sprintf("a line after the %d checkpoints the header promises", h.Checkpoints)}
+	}
+	if lastGood < h.Events {
+		return Report{}, &Error{Kind: ErrUncovered, From: lastGood + 1, To: h.Events,
+			Detail: "no checkpoint signs these events"}
+	}
+	return rep, nil
+}
+
+func tamperDetail(good, bad int64) string {
+	if good == 0 {
+		return fmt.Sprintf("the checkpoint of size %d does not match the events (no earlier checkpoint)", bad)
+	}
+	return fmt.Sprintf("the checkpoint of size %d does not match the events, the one of size %d does", bad, good)
+}
+
+// keyID shortens a verifier key to its name and hash for messages.
+func keyID(vkey string) string {
+	if i := strings.LastIndexByte(vkey, '+'); i > 0 {
+		return vkey[:i]
+	}
+	return vkey
+}
+
+func readHeader(lr *lineReader) (Header, error) {
+	line, err := lr.next()
+	if errors.Is(err, io.EOF) {
+		return Header{}, &Error{Kind: ErrTruncated, Detail: "the bundle is empty"}
+	}
+	if err != nil {
+		return Header{}, err
+	}
+	var h Header
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return Header{}, &Error{Kind: ErrFormat, Line: 1, Detail: "the first line is not a bundle header"}
+	}
+	if h.Format != Format {
+		return Header{}, &Error{Kind: ErrFormat, Line: 1, Detail: fmt.Sprintf("format %q, want %q", h.Format, Format)}
+	}
+	if h.Events < 0 || h.Checkpoints < 0 || h.Origin == "" {
+		return Header{}, &Error{Kind: ErrFormat, Line: 1, Detail: "bad origin or counts"}
+	}
+	return h, nil
+}
+
+// batch is a run of consecutive event lines, parsed and hashed by a worker.
+type batch struct {
+	first int64 // position the first line must hold
+	line0 int64 // bundle line of the first line
+	buf   []byte
+	ends  []int
+	// Filled by the worker.
+	pos    []int64
+	hashes []tlog.Hash
+	bad    int // index of the first malformed line, or -1
+	badErr error
+	done   chan struct{}
+	// readErr ends the stream after these lines.
+	readErr error
+}
+
+func (b *batch) line(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.buf[start:b.ends[i]]
+}
+
+func (b *batch) work() {
+	b.bad = -1
+	b.pos = make([]int64, len(b.ends))
+	b.hashes = make([]tlog.Hash, len(b.ends))
+	for i := range b.ends {
+		line := b.line(i)
+		e, err := ledger.ParseLeaf(line)
+		if err != nil {
+			b.bad, b.badErr = i, err
+			break
+		}
+		b.pos[i] = int64(e.Position)
+		b.hashes[i] = tlog.RecordHash(line)
+	}
+	close(b.done)
+}
+
+// readEvents reads n event lines into tree, checking each is a canonical
+// leaf at the next position. One goroutine reads; workers parse and hash;
+// this goroutine checks order and builds the tree.
+func readEvents(ctx context.Context, lr *lineReader, n int64, tree *merkle.Tree, opt Options) error {
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	work := make(chan *batch)
+	ordered := make(chan *batch, 2*workers)
+	stop := make(chan struct{})
+	defer close(stop)
+	for range workers {
+		go func() {
+			for b := range work {
+				b.work()
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		for pos := int64(1); pos <= n; {
+			b := &batch{first: pos, line0: lr.line + 1, done: make(chan struct{})}
+			for len(b.ends) < batchLines && pos <= n {
+				line, err := lr.next()
+				if err == nil && bytes.HasPrefix(line, []byte(`{"checkpoint":`)) {
+					err = &Error{Kind: ErrSequence, Line: lr.line, From: pos, To: n,
+						Detail: fmt.Sprintf("the event lines end at position %d but the header promises %d: events were dropped", pos-1, n)}
+				}
+				var cut *Error
+				switch {
+				case errors.Is(err, io.EOF):
+					err = &Error{Kind: ErrTruncated, From: pos, To: n,
+						Detail: fmt.Sprintf("the bundle ends after position %d of %d", pos-1, n)}
+				case errors.As(err, &cut) && cut.Kind == ErrTruncated:
+					cut.Position = pos
+				}
+				if err != nil {
+					b.readErr = err
+					break
+				}
+				b.buf = append(b.buf, line...)
+				b.ends = append(b.ends, len(b.buf))
+				pos++
+			}
+			select {
+			case work <- b:
+			case <-stop:
+				return
+			}
+			select {
+			case ordered <- b:
+			case <-stop:
+				return
+			}
+			if b.readErr != nil {
+				return
+			}
+		}
+	}()
+
+	for b := range ordered {
+		<-b.done
+		for i := range b.ends {
+			if i == b.bad {
+				return &Error{Kind: ErrFormat, Line: b.line0 + int64(i), Position: b.first + int64(i),
+					Detail: "not a canonical event leaf: " + b.badErr.Error()}
+			}
+			if want := b.first + int64(i); b.pos[i] != want {
+				return &Error{Kind: ErrSequence, Line: b.line0 + int64(i), Position: want,
+					Detail: fmt.Sprintf("found the event of position %d: an event was dropped, inserted, swapped or renumbered", b.pos[i])}
+			}
+			tree.AppendRecordHash(b.hashes[i])
+		}
+		if b.readErr != nil {
+			return b.readErr
+		}
+		if opt.Progress != nil {
+			opt.Progress(tree.Size(), n)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lineReader reads "\n"-terminated lines of any length.
+type lineReader struct {
+	br   *bufio.Reader
+	line int64 // lines returned so far
+	long []byte
+}
+
+// next returns the next line without its "\n", valid until the next call;
+// io.EOF at a clean end, and ErrTruncated for a final line without "\n".
+func (lr *lineReader) next() ([]byte, error) {
+	b, err := lr.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.long = append(lr.long[:0], b...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			b, err = lr.br.ReadSlice('\n')
+			lr.long = append(lr.long, b...)
+		}
+		b = lr.long
+	}
+	if errors.Is(err, io.EOF) {
+		if len(b) == 0 {
+			return nil, io.EOF
+		}
+		return nil, &Error{Kind: ErrTruncated, Line: lr.line + 1, Detail: "the last line is cut off (no newline)"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bundle: reading: %w", err)
+	}
+	lr.line++
+	return b[:len(b)-1], nil
+}
