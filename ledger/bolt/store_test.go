@@ -331,7 +331,9 @@ func TestFailedCommit(t *testing.T) {
 	const n = 20
 	errs := make([]error, n+1)
 	var wg sync.WaitGroup
-	wg.Go(func() { _, errs[n] = s.Append(ctx, "first", ledger.Any(), []ledger.Event{storetest.Consent("a", "x", 300)}) })
+	wg.Go(func() {
+		_, errs[n] = s.Append(ctx, "first", ledger.Any(), []ledger.Event{storetest.Consent("a", "x", 300)})
+	})
 	for !func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 }() {
 		time.Sleep(time.Millisecond)
 	}
