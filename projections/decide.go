@@ -1,0 +1,413 @@
+package projections
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heed/heed/ledger"
+)
+
+// ErrQuery means a decision was asked with a missing or unknown field.
+var ErrQuery = errors.New("projections: invalid query")
+
+// Effects a reason can have.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+	Info  = "info"
+)
+
+// Query asks whether Tenant may contact Subject on Channel for Purpose
+// from Line at At (zero = now). Number is the E.164 number behind Subject,
+// used only to find its region and time zone; it is never stored or logged.
+type Query struct {
+	Tenant  string    `json:"tenant"`
+	Subject string    `json:"subject"`
+	Number  string    `json:"-"`
+	Channel string    `json:"channel"`
+	Purpose string    `json:"purpose"`
+	Line    string    `json:"line,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// Reason is one rule's contribution to a decision. Events are the ids of
+// the events it rests on; Positions are their log positions.
+type Reason struct {
+	Rule      string   `json:"rule"`
+	Effect    string   `json:"effect"`
+	Text      string   `json:"text"`
+	TextZH    string   `json:"text_zh"`
+	Events    []string `json:"events,omitempty"`
+	Positions []uint64 `json:"positions,omitempty"`
+}
+
+// Ledger converts r to the form recorded in ReminderDenied and
+// ReminderDispatched.
+func (r Reason) Ledger() ledger.Reason {
+	return ledger.Reason{Rule: r.Rule, Effect: r.Effect, Text: r.Text, TextZH: r.TextZH, Events: r.Events}
+}
+
+// Decision answers a Query. Allowed is true when no reason denies.
+// AsOf is the log position the decision reflects; Revision is the revision
+// of ledger.ContactStream(tenant, subject) it read, for the notifier's
+// ledger.Exact append (invariant 2).
+type Decision struct {
+	Allowed      bool      `json:"allowed"`
+	Reasons      []Reason  `json:"reasons"`
+	RulesVersion string    `json:"rules_version"`
+	AsOf         uint64    `json:"as_of"`
+	Revision     uint64    `json:"revision"`
+	At           time.Time `json:"at"`
+}
+
+// Denials returns the reasons that deny.
+func (d Decision) Denials() []Reason {
+	var out []Reason
+	for _, r := range d.Reasons {
+		if r.Effect == Deny {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Denied reports whether rule denied the decision.
+func (d Decision) Denied(rule string) bool {
+	return slices.ContainsFunc(d.Reasons, func(r Reason) bool { return r.Rule == rule && r.Effect == Deny })
+}
+
+// Decide evaluates every rule over the current state at q.At (zero: now).
+// It does not wait for the log nor read past events: Runner.Decide does.
+// Event ids are left empty; Positions name the events.
+func (s *State) Decide(q Query, now time.Time) (Decision, error) {
+	c, ok := combo(q.Channel, q.Purpose)
+	if !ok || q.Tenant == "" || q.Subject == "" {
+		return Decision{}, fmt.Errorf("%w: tenant, subject, channel (call, sms, flash) and purpose (service, marketing) are required", ErrQuery)
+	}
+	at := q.At
+	if at.IsZero() {
+		at = now
+	}
+	at = at.UTC()
+	d := Decision{RulesVersion: s.cfg.RulesVersion(), AsOf: s.pos, At: at}
+	var r, h rec
+	var extra []contract
+	if i := s.find(q.Tenant, q.Subject); i >= 0 {
+		r = s.recs[i]
+		extra = s.more[uint32(i)]
+	}
+	if i := s.head(q.Subject); i >= 0 {
+		h = s.recs[i]
+	}
+	d.Revision = uint64(r.rev)
+	var l *line
+	if q.Line != "" {
+		l = s.lines[q.Tenant+"\x00"+q.Line]
+	}
+	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, extra: extra, l: l, at: at, t: minute(at)}
+	e.run()
+	d.Reasons = e.out
+	d.Allowed = !slices.ContainsFunc(e.out, func(r Reason) bool { return r.Effect == Deny })
+	return d, e.err
+}
+
+type eval struct {
+	s     *State
+	cfg   *Config
+	q     Query
+	c     int
+	r, h  *rec
+	extra []contract
+	l     *line
+	at    time.Time
+	t     uint32
+	out   []Reason
+	err   error
+}
+
+func (e *eval) add(rule, effect, en, zh string, pos ...uint32) {
+	r := Reason{Rule: rule, Effect: effect, Text: en, TextZH: zh}
+	for _, p := range pos {
+		if p != 0 {
+			r.Positions = append(r.Positions, uint64(p))
+		}
+	}
+	e.out = append(e.out, r)
+}
+
+func (e *eval) run() {
+	for _, rule := range Rules {
+		if !e.cfg.enabled(rule) {
+			continue
+		}
+		switch rule {
+		case RuleSuppression:
+			e.suppression()
+		case RuleWithdrawal:
+			e.withdrawal()
+		case RuleMarketingConsent:
+			e.marketing()
+		case RuleServiceBasis:
+			e.service()
+		case RuleFlashServiceOnly:
+			e.flash()
+		case RuleQuietHours:
+			e.quiet()
+		case RuleFrequency:
+			e.frequency()
+		case RuleComplaintCooldown:
+			e.cooldown()
+		case RuleLineSuspended:
+			e.suspended()
+		case RuleRegionBurst:
+			e.burst()
+		}
+	}
+}
+
+func (e *eval) suppression() {
+	if e.r.supMask != 0 {
+		e.add(RuleSuppression, Deny,
+			"This number is on the business's do-not-contact list.",
+			"该号码在本企业的免打扰名单上。", e.r.supPos)
+	}
+	if e.h.gsupMask != 0 {
+		if e.q.Purpose == ledger.PurposeMarketing {
+			e.add(RuleSuppression, Deny,
+				"This number is on a national do-not-call list, which forbids marketing.",
+				"该号码在全国免打扰名单上，禁止营销联系。", e.h.gsupPos)
+		} else {
+			e.add(RuleSuppression, Info,
+				"This number is on a national do-not-call list; it does not cover service contact.",
+				"该号码在全国免打扰名单上；该名单不限制服务类联系。", e.h.gsupPos)
+		}
+	}
+}
+
+func (e *eval) withdrawal() {
+	if w := e.r.withdraw[e.c]; w != 0 && w > e.r.grant[e.c] {
+		e.add(RuleWithdrawal, Deny,
+			fmt.Sprintf("The customer asked not to be contacted by %s for %s, and has not agreed again since.", e.q.Channel, e.q.Purpose),
+			fmt.Sprintf("客户已要求不再通过%s进行%s联系，此后未再同意。", zhChannel(e.q.Channel), zhPurpose(e.q.Purpose)), w)
+	}
+}
+
+func (e *eval) grantValid() bool {
+	g := e.r.grant[e.c]
+	return g != 0 && (e.r.gexp[e.c] == 0 || e.r.gexp[e.c] > e.t)
+}
+
+func (e *eval) marketing() {
+	if e.q.Purpose != ledger.PurposeMarketing {
+		return
+	}
+	g := e.r.grant[e.c]
+	switch {
+	case e.grantValid():
+		e.add(RuleMarketingConsent, Allow,
+			fmt.Sprintf("The customer explicitly agreed to marketing by %s.", e.q.Channel),
+			fmt.Sprintf("客户明确同意通过%s接收营销信息。", zhChannel(e.q.Channel)), g)
+	case g != 0:
+		e.add(RuleMarketingConsent, Deny,
+			"The customer's consent to marketing has expired.",
+			"客户的营销同意已过期。", g)
+	case e.r.bundled != 0:
+		e.add(RuleMarketingConsent, Deny,
+			"The only consent is buried in app terms, which is not enough for marketing.",
+			"唯一的同意来自捆绑的应用条款，不足以进行营销联系。", e.r.bundled)
+	default:
+		e.add(RuleMarketingConsent, Deny,
+			fmt.Sprintf("The customer never agreed to marketing by %s.", e.q.Channel),
+			fmt.Sprintf("客户从未同意通过%s接收营销信息。", zhChannel(e.q.Channel)))
+	}
+}
+
+func (e *eval) service() {
+	if e.q.Purpose != ledger.PurposeService {
+		return
+	}
+	grace := uint32(e.cfg.ServiceBasis.GraceDays) * 1440
+	var lapsed uint32
+	for _, k := range append([]contract{e.r.deal}, e.extra...) {
+		if k.Pos == 0 || k.Start > e.t {
+			continue
+		}
+		switch {
+		case k.End != 0 && k.End <= e.t:
+			lapsed = k.Pos
+		case k.Exp == 0 || e.t < k.Exp:
+			e.add(RuleServiceBasis, Allow,
+				"The customer has an active contract with the business.",
+				"客户与本企业有有效的合同关系。", k.Pos)
+			return
+		case e.t < k.Exp+grace:
+			e.add(RuleServiceBasis, Allow,
+				fmt.Sprintf("The customer's contract expired less than %d days ago: renewal notices are allowed.", e.cfg.ServiceBasis.GraceDays),
+				fmt.Sprintf("客户的合同到期未满%d天，可发送续保提醒。", e.cfg.ServiceBasis.GraceDays), k.Pos)
+			return
+		default:
+			lapsed = k.Pos
+		}
+	}
+	if e.grantValid() {
+		e.add(RuleServiceBasis, Allow,
+			fmt.Sprintf("The customer agreed to service messages by %s.", e.q.Channel),
+			fmt.Sprintf("客户同意通过%s接收服务信息。", zhChannel(e.q.Channel)), e.r.grant[e.c])
+		return
+	}
+	e.add(RuleServiceBasis, Deny,
+		"The number is not a customer of the business and gave no consent to service contact.",
+		"该号码不是本企业的客户，也未同意服务类联系。", lapsed)
+}
+
+func (e *eval) flash() {
+	if e.q.Channel == ledger.ChannelFlash && e.q.Purpose != ledger.PurposeService {
+		e.add(RuleFlashServiceOnly, Deny,
+			"Flash messages may only carry service reminders.",
+			"闪信只能用于服务提醒。")
+	}
+}
+
+var locations sync.Map // zone name -> *time.Location
+
+func location(name string) *time.Location {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil
+	}
+	locations.Store(name, l)
+	return l
+}
+
+// quiet refuses contact in quiet hours in the callee's own time. A number
+// spanning several zones (e.g. +1 toll-free, Russia's mobile ranges) is
+// refused if it is quiet in any of them: the caller cannot know which.
+func (e *eval) quiet() {
+	var names []string
+	if e.q.Number != "" {
+		n, err := parse(e.q.Number)
+		if err != nil {
+			e.err = err
+			return
+		}
+		names = zones(n)
+	}
+	locs := make([]*time.Location, 0, 2)
+	for _, name := range names {
+		if l := location(name); l != nil {
+			locs = append(locs, l)
+		}
+	}
+	if len(locs) == 0 {
+		locs = append(locs, e.cfg.fallback)
+	}
+	for _, loc := range locs {
+		lt := e.at.In(loc)
+		m := lt.Hour()*60 + lt.Minute()
+		s, end := e.cfg.quietStart, e.cfg.quietEnd
+		if (s <= end && m >= s && m < end) || (s > end && (m >= s || m < end)) {
+			e.add(RuleQuietHours, Deny,
+				fmt.Sprintf("It is %s where the customer lives; no contact between %s and %s.", lt.Format("15:04"), e.cfg.QuietHours.Start, e.cfg.QuietHours.End),
+				fmt.Sprintf("客户当地时间为%s；%s至%s之间不得联系。", lt.Format("15:04"), e.cfg.QuietHours.Start, e.cfg.QuietHours.End))
+			return
+		}
+	}
+}
+
+func (e *eval) frequency() {
+	lim := e.s.limit(e.c)
+	from := e.t - min(e.t, uint32(lim.Days)*1440)
+	var pos []uint32
+	for j, k := range e.r.kinds {
+		if int(k) == e.c+1 && e.r.ring[j].at > from && e.r.ring[j].at <= e.t {
+			pos = append(pos, e.r.ring[j].pos)
+		}
+	}
+	if len(pos) >= lim.Max {
+		slices.Sort(pos)
+		e.add(RuleFrequency, Deny,
+			fmt.Sprintf("The business already contacted this customer %d times by %s for %s in %d days (limit %d).", len(pos), e.q.Channel, e.q.Purpose, lim.Days, lim.Max),
+			fmt.Sprintf("本企业%d天内已通过%s就%s联系该客户%d次（上限%d次）。", lim.Days, zhChannel(e.q.Channel), zhPurpose(e.q.Purpose), len(pos), lim.Max), pos...)
+	}
+	// Contacts by other businesses are counted but never named: their
+	// events belong to other tenants.
+	if e.h.day == uint16(min(e.t/1440, 65535)) && int(e.h.dayN) >= e.cfg.Frequency.SubjectPerDay {
+		e.add(RuleFrequency, Deny,
+			fmt.Sprintf("This number was already contacted %d times today by all businesses together (limit %d).", e.h.dayN, e.cfg.Frequency.SubjectPerDay),
+			fmt.Sprintf("该号码今天已被各企业合计联系%d次（上限%d次）。", e.h.dayN, e.cfg.Frequency.SubjectPerDay))
+	}
+}
+
+func (e *eval) cooldown() {
+	if e.q.Purpose != ledger.PurposeMarketing || e.r.complAt == 0 {
+		return
+	}
+	if days := uint32(e.cfg.ComplaintCooldown.Days); e.r.complAt <= e.t && e.t < e.r.complAt+days*1440 {
+		e.add(RuleComplaintCooldown, Deny,
+			fmt.Sprintf("The customer complained about the business less than %d days ago.", days),
+			fmt.Sprintf("客户在%d天内投诉过本企业。", days), e.r.complPos)
+	}
+}
+
+func (e *eval) suspended() {
+	if e.l != nil && e.l.Suspended {
+		e.add(RuleLineSuspended, Deny,
+			"The calling line is suspended for too many complaints.",
+			"该外呼线路因投诉率过高已被暂停。", e.l.SuspPos)
+	}
+}
+
+func (e *eval) burst() {
+	if e.l == nil || len(e.l.Trips) == 0 || e.q.Number == "" {
+		return
+	}
+	n, err := parse(e.q.Number)
+	if err != nil {
+		e.err = err
+		return
+	}
+	rid, ok := e.s.regions.lookup(region(n))
+	if !ok {
+		return
+	}
+	hour := e.t / 60
+	for i := len(e.l.Trips) - 1; i >= 0; i-- {
+		tr := e.l.Trips[i]
+		// Trips are appended in log order, which follows time closely; a
+		// day's slack covers late reports without scanning all history.
+		if tr.Hour+24 < hour {
+			break
+		}
+		if uint32(tr.Region) == rid && tr.Hour == hour && tr.At <= e.t {
+			e.add(RuleRegionBurst, Deny,
+				fmt.Sprintf("This line already made %d contacts to the customer's area this hour; no more until the hour ends.", e.cfg.RegionBurst.MaxPerHour),
+				fmt.Sprintf("该线路本小时已向客户所在地区联系%d次，本小时内不得再联系。", e.cfg.RegionBurst.MaxPerHour), tr.Pos)
+			return
+		}
+	}
+}
+
+func zhChannel(c string) string {
+	switch c {
+	case ledger.ChannelCall:
+		return "电话"
+	case ledger.ChannelSMS:
+		return "短信"
+	case ledger.ChannelFlash:
+		return "闪信"
+	}
+	return c
+}
+
+func zhPurpose(p string) string {
+	if p == ledger.PurposeMarketing {
+		return "营销"
+	}
+	return "服务"
+}

@@ -1,0 +1,360 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heed/heed/ledger"
+)
+
+// ErrBehind means the projection did not reach the position a decision
+// needs within the wait: the runner is stuck or far behind.
+var ErrBehind = errors.New("projections: projection is behind the log")
+
+// Options tune a Runner. The zero value works: no snapshots, a 5 s wait.
+type Options struct {
+	// Dir holds the snapshot file; empty disables snapshots.
+	Dir string
+	// SnapshotEvery is the least time between snapshots while running
+	// (default 1 minute).
+	SnapshotEvery time.Duration
+	// Wait bounds how long a decision waits for the projection to reach
+	// the log's head (default 5 s).
+	Wait time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Runner keeps a State following a store, saves snapshots, and answers
+// decisions with read-your-writes and point-in-time semantics.
+type Runner struct {
+	store   ledger.Store
+	cfg     *Config
+	opt     Options
+	running atomic.Bool
+	pos     atomic.Uint64
+
+	mu      sync.RWMutex
+	st      *State
+	waiters int
+	tick    chan struct{}
+	saved   time.Time
+}
+
+// NewRunner returns a runner under cfg, restored from the snapshot in
+// opt.Dir when there is one taken under the same rules version (a
+// snapshot under other rules is ignored: the state would differ).
+func NewRunner(store ledger.Store, cfg *Config, opt Options) (*Runner, error) {
+	if opt.SnapshotEvery <= 0 {
+		opt.SnapshotEvery = time.Minute
+	}
+	if opt.Wait <= 0 {
+		opt.Wait = 5 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	r := &Runner{store: store, cfg: cfg, opt: opt, st: NewState(cfg), tick: make(chan struct{})}
+	if opt.Dir != "" {
+		st, err := Restore(opt.Dir, cfg)
+		switch {
+		case err == nil:
+			r.st = st
+		case errors.Is(err, ErrNoSnapshot):
+		default:
+			return nil, err
+		}
+	}
+	r.pos.Store(r.st.pos)
+	r.saved = opt.Now()
+	return r, nil
+}
+
+// Position is the last log position the projection has applied.
+func (r *Runner) Position() uint64 { return r.pos.Load() }
+
+// Config returns the rules the runner decides under.
+func (r *Runner) Config() *Config { return r.cfg }
+
+// Run follows the log from the projection's position, applying each event
+// and saving snapshots, until ctx ends or the store fails. It saves a last
+// snapshot on the way out.
+func (r *Runner) Run(ctx context.Context) error {
+	r.running.Store(true)
+	defer r.running.Store(false)
+	err := r.store.Follow(ctx, r.Position()+1, func(e ledger.Event) error {
+		if err := r.apply(&e); err != nil {
+			return err
+		}
+		if r.opt.Dir != "" && r.opt.Now().Sub(r.saved) >= r.opt.SnapshotEvery {
+			return r.Snapshot()
+		}
+		return nil
+	})
+	if r.opt.Dir != "" {
+		if serr := r.Snapshot(); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+func (r *Runner) apply(e *ledger.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Position <= r.st.pos {
+		return nil // a rebuild already covered it
+	}
+	if err := r.st.Apply(e); err != nil {
+		return err
+	}
+	r.pos.Store(r.st.pos)
+	if r.waiters > 0 {
+		close(r.tick)
+		r.tick = make(chan struct{})
+	}
+	return nil
+}
+
+// CatchUp applies every stored event up to the log's head, for a runner
+// that is not following the log (tools, replays, tests).
+func (r *Runner) CatchUp(ctx context.Context) error {
+	for {
+		evs, err := r.store.ReadAll(ctx, r.Position()+1, 4096)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		for i := range evs {
+			if err := r.apply(&evs[i]); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// WaitFor returns once the projection has applied position pos, or
+// ErrBehind after the configured wait.
+func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
+	if r.Position() >= pos {
+		return nil
+	}
+	if !r.running.Load() {
+		if err := r.CatchUp(ctx); err != nil {
+			return err
+		}
+	}
+	timer := time.NewTimer(r.opt.Wait)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		if r.st.pos >= pos {
+			r.mu.Unlock()
+			return nil
+		}
+		r.waiters++
+		ch := r.tick
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		r.mu.Lock()
+		r.waiters--
+		done := r.st.pos >= pos
+		r.mu.Unlock()
+		switch {
+		case done:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		select {
+		case <-timer.C:
+			return fmt.Errorf("%w: at %d, waiting for %d", ErrBehind, r.Position(), pos)
+		default:
+		}
+	}
+}
+
+// Decide answers q after the projection has caught up with the log's
+// current head, so it reflects every append acknowledged before the call.
+func (r *Runner) Decide(ctx context.Context, q Query) (Decision, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return Decision{}, err
+	}
+	return r.DecideAfter(ctx, q, head)
+}
+
+// DecideAfter answers q once the projection has applied position pos
+// (e.g. the position of the caller's own append).
+//
+// A query whose At lies before the latest event the projection has seen
+// is answered as of At: the streams of (tenant, subject), the subject and
+// the line are re-read and only events recorded at or before At count.
+func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision, error) {
+	if err := r.WaitFor(ctx, pos); err != nil {
+		return Decision{}, err
+	}
+	r.mu.RLock()
+	past := !q.At.IsZero() && q.At.Before(r.st.recorded)
+	var trips []trip
+	if past && q.Line != "" {
+		if l := r.st.lines[q.Tenant+"\x00"+q.Line]; l != nil {
+			trips = slices.Clone(l.Trips)
+		}
+	}
+	var d Decision
+	var err error
+	if !past {
+		d, err = r.st.Decide(q, r.opt.Now())
+	}
+	regions := r.st.regions
+	r.mu.RUnlock()
+	known := map[uint64]string{}
+	if past {
+		d, err = asOf(ctx, r.store, r.cfg, q, trips, regions, known)
+	}
+	if err != nil {
+		return Decision{}, err
+	}
+	return d, resolve(ctx, r.store, &d, known)
+}
+
+// Rebuild replays the whole log from position 1 into fresh state and swaps
+// it in; decisions keep being answered from the old state meanwhile.
+func (r *Runner) Rebuild(ctx context.Context) error {
+	fresh := NewState(r.cfg)
+	catch := func(upto uint64) error {
+		for fresh.pos < upto {
+			evs, err := r.store.ReadAll(ctx, fresh.pos+1, 4096)
+			if err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				return nil
+			}
+			for i := range evs {
+				if evs[i].Position > upto {
+					return nil
+				}
+				if err := fresh.Apply(&evs[i]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := catch(r.Position()); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := catch(r.st.pos); err != nil {
+		return err
+	}
+	if fresh.pos != r.st.pos {
+		return fmt.Errorf("%w: rebuild reached %d, live state is at %d", ErrOrder, fresh.pos, r.st.pos)
+	}
+	r.st = fresh
+	return nil
+}
+
+// Replay builds a runner under cfg from position 1 to the log's head
+// without touching the log or any saved snapshot: "what would these rules
+// have said". Its decisions, including past ones, use cfg.
+func Replay(ctx context.Context, store ledger.Store, cfg *Config) (*Runner, error) {
+	r, err := NewRunner(store, cfg, Options{})
+	if err != nil {
+		return nil, err
+	}
+	return r, r.CatchUp(ctx)
+}
+
+// asOf answers q from the events recorded at or before q.At.
+func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, trips []trip, regions intern, known map[uint64]string) (Decision, error) {
+	var evs []ledger.Event
+	var rev uint64
+	for _, stream := range []string{ledger.ContactStream(q.Tenant, q.Subject), ledger.SubjectStream(q.Subject), ledger.LineStream(q.Tenant, q.Line)} {
+		if q.Line == "" && stream == ledger.LineStream(q.Tenant, "") {
+			continue
+		}
+		for from := uint64(1); ; {
+			page, err := store.ReadStream(ctx, stream, from, 1024)
+			if errors.Is(err, ledger.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return Decision{}, err
+			}
+			for _, e := range page {
+				if !e.RecordedAt.After(q.At) {
+					evs = append(evs, e)
+					if e.Stream == ledger.ContactStream(q.Tenant, q.Subject) {
+						rev = e.Revision
+					}
+				}
+			}
+			if len(page) < 1024 {
+				break
+			}
+			from += uint64(len(page))
+		}
+	}
+	slices.SortFunc(evs, func(a, b ledger.Event) int { return int64cmp(a.Position, b.Position) })
+	st := NewState(cfg)
+	st.regions = regions
+	for i := range evs {
+		st.apply(&evs[i])
+		st.pos = evs[i].Position
+		known[evs[i].Position] = evs[i].ID
+	}
+	if q.Line != "" && len(trips) > 0 {
+		st.line(q.Tenant, q.Line).Trips = trips
+	}
+	d, err := st.Decide(q, q.At)
+	d.Revision = rev
+	return d, err
+}
+
+func int64cmp(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// resolve fills each reason's event ids from their positions.
+func resolve(ctx context.Context, store ledger.Store, d *Decision, known map[uint64]string) error {
+	for i := range d.Reasons {
+		rs := &d.Reasons[i]
+		for _, p := range rs.Positions {
+			id, ok := known[p]
+			if !ok {
+				evs, err := store.ReadAll(ctx, p, 1)
+				if err != nil {
+					return err
+				}
+				if len(evs) == 0 {
+					return fmt.Errorf("%w: position %d", ledger.ErrNotFound, p)
+				}
+				id = evs[0].ID
+				known[p] = id
+			}
+			rs.Events = append(rs.Events, id)
+		}
+	}
+	return nil
+}

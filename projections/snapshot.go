@@ -1,0 +1,225 @@
+package projections
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+	"unsafe"
+)
+
+// ErrNoSnapshot means the directory holds no usable snapshot for these
+// rules; the projection starts from position 1.
+var ErrNoSnapshot = errors.New("projections: no snapshot")
+
+// ErrSnapshot means a snapshot file exists but is damaged.
+var ErrSnapshot = errors.New("projections: damaged snapshot")
+
+const (
+	snapshotFile  = "projection.snap"
+	snapshotMagic = "heed-projection-1\n"
+	// byteOrderMark is written in native order; records are raw memory, so
+	// a snapshot is only read back on a machine of the same byte order.
+	byteOrderMark = uint32(0x01020304)
+)
+
+// header describes a snapshot; records and keys follow as raw arrays.
+type header struct {
+	Position     uint64
+	Recorded     time.Time
+	RulesVersion string
+	RecSize      int
+	Recs         int
+	Keys         int
+}
+
+// rest is the small, pointer-holding part of the state.
+type rest struct {
+	More    map[uint32][]contract
+	Tenants intern
+	Lists   intern
+	Regions intern
+	Lines   map[string]*line
+	Skipped uint64
+}
+
+func (s *State) writeTo(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if _, err := bw.WriteString(snapshotMagic); err != nil {
+		return err
+	}
+	if err := binary.Write(bw, binary.NativeEndian, byteOrderMark); err != nil {
+		return err
+	}
+	h := header{Position: s.pos, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
+		RecSize: int(unsafe.Sizeof(rec{})), Recs: len(s.recs), Keys: len(s.subjects)}
+	if err := gob.NewEncoder(bw).Encode(h); err != nil {
+		return err
+	}
+	if len(s.recs) > 0 {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.recs[0])), len(s.recs)*h.RecSize)
+		if _, err := bw.Write(raw); err != nil {
+			return err
+		}
+	}
+	var kv [20]byte
+	for k, i := range s.subjects {
+		copy(kv[:16], k[:])
+		binary.LittleEndian.PutUint32(kv[16:], i)
+		if _, err := bw.Write(kv[:]); err != nil {
+			return err
+		}
+	}
+	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// Save writes the state to dir atomically: a temporary file, synced, then
+// renamed over the previous snapshot, and the directory synced.
+func (s *State) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, snapshotFile+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := s.writeTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return commit(f, filepath.Join(dir, snapshotFile))
+}
+
+func commit(f *os.File, path string) error {
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Restore loads the snapshot in dir taken under cfg. It returns
+// ErrNoSnapshot when there is none or it was taken under other rules, and
+// ErrSnapshot when it is damaged.
+func Restore(dir string, cfg *Config) (*State, error) {
+	f, err := os.Open(filepath.Join(dir, snapshotFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoSnapshot
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := readFrom(bufio.NewReaderSize(f, 1<<20), cfg)
+	if err != nil && !errors.Is(err, ErrNoSnapshot) {
+		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	return st, err
+}
+
+func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
+		return nil, errors.New("not a projection snapshot")
+	}
+	var bom uint32
+	if err := binary.Read(r, binary.NativeEndian, &bom); err != nil || bom != byteOrderMark {
+		return nil, errors.New("snapshot from a machine of another byte order")
+	}
+	var h header
+	if err := gob.NewDecoder(r).Decode(&h); err != nil {
+		return nil, err
+	}
+	if h.RulesVersion != cfg.RulesVersion() {
+		return nil, fmt.Errorf("%w: snapshot taken under rules %s", ErrNoSnapshot, h.RulesVersion)
+	}
+	if h.RecSize != int(unsafe.Sizeof(rec{})) || h.Recs < 0 || h.Keys < 0 || h.Keys > h.Recs {
+		return nil, errors.New("snapshot layout differs from this build")
+	}
+	s := NewState(cfg)
+	s.pos, s.recorded = h.Position, h.Recorded
+	s.recs = make([]rec, h.Recs)
+	if h.Recs > 0 {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.recs[0])), h.Recs*h.RecSize)
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return nil, err
+		}
+	}
+	s.subjects = make(map[key]uint32, h.Keys)
+	var kv [20]byte
+	for range h.Keys {
+		if _, err := io.ReadFull(r, kv[:]); err != nil {
+			return nil, err
+		}
+		i := binary.LittleEndian.Uint32(kv[16:])
+		if int(i) >= h.Recs {
+			return nil, errors.New("record index out of range")
+		}
+		s.subjects[key(kv[:16])] = i
+	}
+	var x rest
+	if err := gob.NewDecoder(r).Decode(&x); err != nil {
+		return nil, err
+	}
+	s.tenants, s.lists, s.regions, s.skipped = x.Tenants, x.Lists, x.Regions, x.Skipped
+	if x.More != nil {
+		s.more = x.More
+	}
+	if x.Lines != nil {
+		s.lines = x.Lines
+	}
+	for _, l := range s.lines {
+		if len(l.Buckets) != cfg.LineSuspension.WindowDays {
+			return nil, errors.New("line window differs from the rules")
+		}
+		if l.Regions == nil {
+			l.Regions = map[uint16]burst{}
+		}
+	}
+	return s, nil
+}
+
+// Snapshot saves the runner's state to its directory. Appliers wait while
+// the state is written to the file; the sync and rename happen after.
+func (r *Runner) Snapshot() error {
+	if r.opt.Dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(r.opt.Dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(r.opt.Dir, snapshotFile+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	r.mu.RLock()
+	err = r.st.writeTo(f)
+	r.mu.RUnlock()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	r.saved = r.opt.Now()
+	return commit(f, filepath.Join(r.opt.Dir, snapshotFile))
+}

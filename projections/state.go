@@ -1,0 +1,651 @@
+package projections
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/heed/heed/ledger"
+)
+
+// ErrOrder means an event was applied out of log order.
+var ErrOrder = errors.New("projections: event out of order")
+
+// epoch is minute 0 of the compact clock; 0 itself means "never".
+var epoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// minute converts t to minutes since epoch, clamped to [1, MaxUint32].
+func minute(t time.Time) uint32 {
+	m := t.Sub(epoch) / time.Minute
+	switch {
+	case t.Before(epoch) || m < 1:
+		return 1
+	case m > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(m)
+}
+
+// Channel × purpose combinations, indexed channel*2 + purpose.
+const combos = 6
+
+func combo(channel, purpose string) (int, bool) {
+	var c, p int
+	switch channel {
+	case ledger.ChannelCall:
+	case ledger.ChannelSMS:
+		c = 1
+	case ledger.ChannelFlash:
+		c = 2
+	default:
+		return 0, false
+	}
+	switch purpose {
+	case ledger.PurposeService:
+	case ledger.PurposeMarketing:
+		p = 1
+	default:
+		return 0, false
+	}
+	return c*2 + p, true
+}
+
+func isMarketing(c int) bool { return c%2 == 1 }
+
+// key identifies a subject compactly: the first 16 bytes of the hex HMAC
+// pseudonym, or of a SHA-256 of any other spelling.
+type key [16]byte
+
+func subjectKey(s string) key {
+	var k key
+	if len(s) >= 32 {
+		if _, err := hex.Decode(k[:], []byte(s[:32])); err == nil && len(s) == 64 {
+			return k
+		}
+	}
+	sum := sha256.Sum256([]byte(s))
+	copy(k[:], sum[:])
+	return k
+}
+
+// contract is one relationship; times in compact minutes.
+type contract struct {
+	Ref   uint32 // FNV-1a of the contract reference
+	Pos   uint32 // RelationshipStarted
+	Start uint32
+	Exp   uint32 // 0 = open-ended
+	End   uint32 // 0 = not ended
+}
+
+// contact is one counted contact in a subject's ring.
+type contact struct{ at, pos uint32 }
+
+// rec is the state of one (tenant, subject). Records of one subject are
+// chained through next; the first (head) also holds the subject's facts
+// that hold across tenants. Fixed size and pointer-free, so a million of
+// them are one allocation and a snapshot is a memory copy.
+type rec struct {
+	tenant   uint32
+	next     uint32 // index+1 of the subject's next record, 0 = last
+	rev      uint32 // revision of the contact stream
+	grant    [combos]uint32
+	gexp     [combos]uint32
+	withdraw [combos]uint32
+	bundled  uint32 // latest marketing grant from bundled terms
+	deal     contract
+	ring     [ringSize]contact
+	kinds    [ringSize]uint8 // combo+1, 0 = empty
+	supMask  uint16          // tenant suppression lists in force
+	gsupMask uint16          // head only: global lists in force
+	supPos   uint32
+	gsupPos  uint32 // head only
+	erased   uint32 // head only: SubjectErased position
+	complAt  uint32
+	complPos uint32
+	day      uint16 // head only: UTC day of dayN
+	dayN     uint16 // head only: contacts that day, all tenants
+}
+
+// burst is one (line, region) clock hour.
+type burst struct {
+	Hour  uint32
+	Count uint32
+}
+
+// trip records the contact that filled a region's hourly allowance.
+type trip struct {
+	Region uint16
+	Hour   uint32
+	At     uint32
+	Pos    uint32
+}
+
+// bucket counts a line's contacts and complaints on one UTC day.
+type bucket struct{ Day, Contacts, Complaints uint32 }
+
+// line is the state of one tenant's line.
+type line struct {
+	Tenant    string
+	Name      string
+	Rev       uint32 // revision of the line stream
+	Suspended bool
+	SuspPos   uint32
+	Buckets   []bucket
+	Regions   map[uint16]burst
+	Trips     []trip
+}
+
+// State is the in-memory projection of the log: contact state per
+// (tenant, subject) and per line. Apply events in position order; it is not
+// safe for concurrent use (Runner guards it).
+type State struct {
+	cfg      *Config
+	pos      uint64
+	recorded time.Time // latest RecordedAt applied
+	subjects map[key]uint32
+	recs     []rec
+	more     map[uint32][]contract // contracts beyond a record's first
+	tenants  intern
+	lists    intern
+	regions  intern
+	lines    map[string]*line
+	skipped  uint64
+}
+
+// intern maps strings to small ids; id 0 is "".
+type intern struct {
+	IDs   map[string]uint32
+	Names []string
+}
+
+func (in *intern) id(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	if in.IDs == nil {
+		in.IDs = map[string]uint32{}
+		in.Names = []string{""}
+	}
+	if id, ok := in.IDs[s]; ok {
+		return id
+	}
+	id := uint32(len(in.Names))
+	in.IDs[s] = id
+	in.Names = append(in.Names, s)
+	return id
+}
+
+func (in *intern) lookup(s string) (uint32, bool) {
+	if s == "" {
+		return 0, true
+	}
+	id, ok := in.IDs[s]
+	return id, ok
+}
+
+// NewState returns an empty projection under cfg.
+func NewState(cfg *Config) *State {
+	return &State{
+		cfg:      cfg,
+		subjects: map[key]uint32{},
+		more:     map[uint32][]contract{},
+		lines:    map[string]*line{},
+	}
+}
+
+// Position is the position of the last applied event.
+func (s *State) Position() uint64 { return s.pos }
+
+// Subjects counts tracked (tenant, subject) records.
+func (s *State) Subjects() int { return len(s.recs) }
+
+// Skipped counts events whose payload could not be read; they advance the
+// position but change nothing.
+func (s *State) Skipped() uint64 { return s.skipped }
+
+// Apply applies the next event of the log; e.Position must follow the last
+// applied position.
+func (s *State) Apply(e *ledger.Event) error {
+	if e.Position != s.pos+1 {
+		return fmt.Errorf("%w: got position %d after %d", ErrOrder, e.Position, s.pos)
+	}
+	if e.Position > math.MaxUint32 {
+		return fmt.Errorf("%w: position %d beyond the compact state's range", ErrOrder, e.Position)
+	}
+	s.apply(e)
+	s.pos = e.Position
+	return nil
+}
+
+// find returns the record of (tenant, subject), or -1.
+func (s *State) find(tenant, subject string) int {
+	t, ok := s.tenants.lookup(tenant)
+	if !ok {
+		return -1
+	}
+	i, ok := s.subjects[subjectKey(subject)]
+	if !ok {
+		return -1
+	}
+	for {
+		if s.recs[i].tenant == t {
+			return int(i)
+		}
+		if s.recs[i].next == 0 {
+			return -1
+		}
+		i = s.recs[i].next - 1
+	}
+}
+
+// head returns the subject's first record, or -1.
+func (s *State) head(subject string) int {
+	i, ok := s.subjects[subjectKey(subject)]
+	if !ok {
+		return -1
+	}
+	return int(i)
+}
+
+// record returns the record of (tenant, subject) and the subject's head
+// record, creating them.
+func (s *State) record(tenant, subject string) (int, int) {
+	t := s.tenants.id(tenant)
+	k := subjectKey(subject)
+	h, ok := s.subjects[k]
+	if !ok {
+		s.recs = append(s.recs, rec{tenant: t})
+		s.subjects[k] = uint32(len(s.recs) - 1)
+		return len(s.recs) - 1, len(s.recs) - 1
+	}
+	for i := h; ; i = s.recs[i].next - 1 {
+		if s.recs[i].tenant == t {
+			return int(i), int(h)
+		}
+		if s.recs[i].next == 0 {
+			s.recs = append(s.recs, rec{tenant: t})
+			n := uint32(len(s.recs))
+			s.recs[i].next = n
+			return int(n - 1), int(h)
+		}
+	}
+}
+
+func (s *State) line(tenant, name string) *line {
+	k := tenant + "\x00" + name
+	l := s.lines[k]
+	if l == nil {
+		l = &line{Tenant: tenant, Name: name, Buckets: make([]bucket, s.cfg.LineSuspension.WindowDays), Regions: map[uint16]burst{}}
+		s.lines[k] = l
+	}
+	return l
+}
+
+func (s *State) apply(e *ledger.Event) {
+	if e.RecordedAt.After(s.recorded) {
+		s.recorded = e.RecordedAt
+	}
+	pos := uint32(e.Position)
+	at := minute(e.OccurredAt)
+	switch {
+	case strings.HasPrefix(e.Stream, "contact-") && e.Subject != "":
+		i, h := s.record(e.Tenant, e.Subject)
+		s.recs[i].rev = uint32(e.Revision)
+		if err := s.applyContact(i, h, e, pos, at); err != nil {
+			s.skipped++
+		}
+	case strings.HasPrefix(e.Stream, "subject-") && e.Subject != "":
+		h := s.head(e.Subject)
+		if h < 0 {
+			_, h = s.record("", e.Subject)
+		}
+		if err := s.applySubject(h, e, pos); err != nil {
+			s.skipped++
+		}
+	case strings.HasPrefix(e.Stream, "line-"):
+		if err := s.applyLine(e, pos); err != nil {
+			s.skipped++
+		}
+	}
+}
+
+func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
+	r := &s.recs[i]
+	switch e.Type {
+	case ledger.TypeConsentGranted:
+		var p ledger.ConsentGranted
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		var exp uint32
+		if p.ExpiresAt != nil {
+			exp = minute(*p.ExpiresAt)
+		}
+		for _, ch := range p.Channels {
+			for _, pu := range p.Purposes {
+				c, ok := combo(ch, pu)
+				if !ok {
+					continue
+				}
+				if isMarketing(c) && p.Source == "bundled_terms" && !s.cfg.MarketingConsent.BundledTermsEnough {
+					r.bundled = pos
+					continue
+				}
+				r.grant[c], r.gexp[c] = pos, exp
+			}
+		}
+	case ledger.TypeConsentWithdrawn:
+		var p ledger.ConsentWithdrawn
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		for c := range combos {
+			if p.All || (covers(p.Channels, channelOf(c)) && covers(p.Purposes, purposeOf(c))) {
+				r.withdraw[c] = pos
+			}
+		}
+	case ledger.TypeRelationshipStarted:
+		var p ledger.RelationshipStarted
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		k := contract{Ref: refHash(p.ContractRef), Pos: pos, Start: minute(p.StartsAt)}
+		if p.StartsAt.IsZero() {
+			k.Start = at
+		}
+		if p.ExpiresAt != nil {
+			k.Exp = minute(*p.ExpiresAt)
+		}
+		s.putContract(i, k)
+	case ledger.TypeRelationshipEnded:
+		var p ledger.RelationshipEnded
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		end := minute(p.EndedAt)
+		if p.EndedAt.IsZero() {
+			end = at
+		}
+		s.endContract(i, refHash(p.ContractRef), end)
+	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
+		return s.applySuppression(i, h, e, pos, false)
+	case ledger.TypeContactMade:
+		var p ledger.ContactMade
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		s.countContact(i, h, e.Tenant, p.Line, p.Channel, p.Purpose, p.Region, pos, at)
+	case ledger.TypeReminderDispatched:
+		var p ledger.ReminderDispatched
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, at)
+	case ledger.TypeComplaintReceived:
+		var p ledger.ComplaintReceived
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		if at >= r.complAt {
+			r.complAt, r.complPos = at, pos
+		}
+		if p.Line != "" {
+			l := s.line(e.Tenant, p.Line)
+			l.bucket(at).Complaints++
+		}
+	}
+	return nil
+}
+
+func (s *State) applySubject(h int, e *ledger.Event, pos uint32) error {
+	switch e.Type {
+	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
+		return s.applySuppression(h, h, e, pos, true)
+	case ledger.TypeSubjectErased:
+		s.recs[h].erased = pos
+	}
+	return nil
+}
+
+func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, global bool) error {
+	var list, scope string
+	listed := e.Type == ledger.TypeSuppressionListed
+	if listed {
+		var p ledger.SuppressionListed
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		list, scope = p.List, p.Scope
+	} else {
+		var p ledger.SuppressionLifted
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		list, scope = p.List, p.Scope
+	}
+	// A global list is a fact about the subject whichever stream carried it.
+	if scope == "global" {
+		global, i = true, h
+	}
+	// Lists beyond the 16th share the last bit, which a lift never clears:
+	// erring towards "still suppressed".
+	id := s.lists.id(scope + "/" + list)
+	bit, sticky := uint16(1)<<min(id, 15), id >= 15
+	r := &s.recs[i]
+	mask, at := &r.supMask, &r.supPos
+	if global {
+		mask, at = &r.gsupMask, &r.gsupPos
+	}
+	if listed {
+		*mask |= bit
+		*at = pos
+	} else if !sticky {
+		*mask &^= bit
+	}
+	return nil
+}
+
+func (s *State) applyLine(e *ledger.Event, pos uint32) error {
+	switch e.Type {
+	case ledger.TypeLineSuspended:
+		var p ledger.LineSuspended
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		l := s.line(e.Tenant, p.Line)
+		l.Rev = uint32(e.Revision)
+		l.Suspended, l.SuspPos = true, pos
+	case ledger.TypeLineReinstated:
+		var p ledger.LineReinstated
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		l := s.line(e.Tenant, p.Line)
+		l.Rev = uint32(e.Revision)
+		// A reinstated line starts a fresh window: the figures that tripped
+		// it must not trip it again at once.
+		l.Suspended, l.SuspPos = false, 0
+		clear(l.Buckets)
+	default:
+		// Other events on a line stream still move its revision.
+		if name := strings.TrimPrefix(e.Stream, "line-"+e.Tenant+"-"); name != e.Stream {
+			s.line(e.Tenant, name).Rev = uint32(e.Revision)
+		}
+	}
+	return nil
+}
+
+// countContact records one contact for frequency, line rates and regional
+// bursts.
+func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, region string, pos, at uint32) {
+	if c, ok := combo(channel, purpose); ok {
+		s.pushContact(i, c, pos, at)
+	}
+	h := &s.recs[hi]
+	d := uint16(min(at/1440, math.MaxUint16))
+	switch {
+	case d == h.day:
+		h.dayN++
+	case d > h.day:
+		h.day, h.dayN = d, 1
+	}
+	if lineName == "" {
+		return
+	}
+	l := s.line(tenant, lineName)
+	l.bucket(at).Contacts++
+	if region == "" {
+		return
+	}
+	rid := uint16(min(s.regions.id(region), math.MaxUint16))
+	b := l.Regions[rid]
+	hour := at / 60
+	switch {
+	case hour == b.Hour:
+	case hour > b.Hour:
+		b = burst{Hour: hour}
+	default:
+		return // a late report for an hour already past
+	}
+	b.Count++
+	if b.Count == uint32(s.cfg.RegionBurst.MaxPerHour) {
+		l.Trips = append(l.Trips, trip{Region: rid, Hour: hour, At: at, Pos: pos})
+	}
+	l.Regions[rid] = b
+}
+
+func (l *line) bucket(at uint32) *bucket {
+	d := at / 1440
+	b := &l.Buckets[int(d)%len(l.Buckets)]
+	if b.Day != d {
+		if d < b.Day {
+			return &bucket{} // older than the window: counts nowhere
+		}
+		*b = bucket{Day: d}
+	}
+	return b
+}
+
+// figures sums a line's contacts and complaints over the window ending at
+// day d.
+func (l *line) figures(d uint32) (contacts, complaints uint32) {
+	w := uint32(len(l.Buckets))
+	for _, b := range l.Buckets {
+		if b.Day <= d && b.Day+w > d {
+			contacts += b.Contacts
+			complaints += b.Complaints
+		}
+	}
+	return contacts, complaints
+}
+
+// pushContact adds a contact to the record's ring. When the ring is full it
+// drops, in order: a contact outside its own window, a contact its combo
+// does not need (only the newest Max of a combo decide a limit), the oldest.
+func (s *State) pushContact(i, c int, pos, at uint32) {
+	r := &s.recs[i]
+	slot := -1
+	for j := range r.kinds {
+		if r.kinds[j] == 0 {
+			slot = j
+			break
+		}
+	}
+	if slot < 0 {
+		slot = s.victim(r, at)
+	}
+	r.ring[slot] = contact{at: at, pos: pos}
+	r.kinds[slot] = uint8(c + 1)
+}
+
+func (s *State) victim(r *rec, now uint32) int {
+	for j, k := range r.kinds {
+		lim := s.limit(int(k) - 1)
+		if r.ring[j].at+uint32(lim.Days)*1440 <= now {
+			return j
+		}
+	}
+	oldest, surplus := 0, -1
+	for j, k := range r.kinds {
+		if r.ring[j].at < r.ring[oldest].at {
+			oldest = j
+		}
+		newer := 0
+		for m, k2 := range r.kinds {
+			if k2 == k && m != j && r.ring[m].at >= r.ring[j].at {
+				newer++
+			}
+		}
+		if newer >= s.limit(int(k)-1).Max && (surplus < 0 || r.ring[j].at < r.ring[surplus].at) {
+			surplus = j
+		}
+	}
+	if surplus >= 0 {
+		return surplus
+	}
+	return oldest
+}
+
+func (s *State) limit(c int) Limit {
+	if isMarketing(c) {
+		return s.cfg.Frequency.Marketing
+	}
+	return s.cfg.Frequency.Service
+}
+
+func (s *State) putContract(i int, k contract) {
+	r := &s.recs[i]
+	if r.deal.Pos == 0 || r.deal.Ref == k.Ref {
+		r.deal = k
+		return
+	}
+	extra := s.more[uint32(i)]
+	for j := range extra {
+		if extra[j].Ref == k.Ref {
+			extra[j] = k
+			return
+		}
+	}
+	s.more[uint32(i)] = append(extra, k)
+}
+
+func (s *State) endContract(i int, ref, end uint32) {
+	r := &s.recs[i]
+	if r.deal.Pos != 0 && r.deal.Ref == ref {
+		r.deal.End = end
+		return
+	}
+	extra := s.more[uint32(i)]
+	for j := range extra {
+		if extra[j].Ref == ref {
+			extra[j].End = end
+		}
+	}
+}
+
+func refHash(ref string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(ref))
+	return h.Sum32()
+}
+
+func covers(list []string, v string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func channelOf(c int) string { return ledger.Channels[c/2] }
+func purposeOf(c int) string { return ledger.Purposes[c%2] }
