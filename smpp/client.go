@@ -1,0 +1,469 @@
+package smpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heed/heed/smpp/pdu"
+)
+
+// BindMode chooses how the client binds.
+type BindMode int
+
+// Bind modes.
+const (
+	// Transceiver binds once for sending and receiving.
+	Transceiver BindMode = iota
+	// TransmitterReceiver binds twice: a transmitter for submits and a
+	// receiver for receipts and MO messages.
+	TransmitterReceiver
+)
+
+// Config configures one SMSC connection. Zero values take the defaults
+// given on each field.
+type Config struct {
+	Addr       string // host:port of the SMSC
+	SystemID   string
+	Password   string
+	SystemType string
+	Mode       BindMode
+
+	Source               string // sender address
+	SourceTON, SourceNPI byte   // default 5/0 (alphanumeric) if Source has a letter, else 1/1
+	DestTON, DestNPI     byte   // default 1/1 (international, E.164)
+	ServiceType          string
+	ValidityPeriod       string
+
+	Window             int           // outstanding requests per bind; default 10
+	TPS                float64       // submits per second; 0 means no limit
+	ResponseTimeout    time.Duration // default 10s
+	EnquireLink        time.Duration // keep-alive interval; default 30s, negative disables
+	EnquireLinkTimeout time.Duration // default ResponseTimeout
+	MinBackoff         time.Duration // reconnect backoff; default 250ms
+	MaxBackoff         time.Duration // default 30s
+	ThrottlePause      time.Duration // pause after a temporary status; default 1s, doubling per retry
+	MaxRetries         int           // retries of a temporarily refused part; default 8
+
+	Flash  Flash
+	Concat Concat
+
+	// Handler gets every deliver_sm and data_sm: receipts and MO messages.
+	// It may be called from several goroutines at once. Returning an error
+	// answers the SMSC with ESME_RX_T_APPN, so that it delivers again later.
+	Handler func(Inbound) error
+	// TrackIDs is how many submitted ids are remembered to correlate
+	// receipts (Receipt.SubmitID); default 100000.
+	TrackIDs int
+
+	Logger *slog.Logger
+	Dial   func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+func (cfg *Config) defaults() {
+	if cfg.Window <= 0 {
+		cfg.Window = 10
+	}
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = 10 * time.Second
+	}
+	if cfg.EnquireLink == 0 {
+		cfg.EnquireLink = 30 * time.Second
+	}
+	if cfg.EnquireLinkTimeout <= 0 {
+		cfg.EnquireLinkTimeout = cfg.ResponseTimeout
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.ThrottlePause <= 0 {
+		cfg.ThrottlePause = time.Second
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 8
+	}
+	if cfg.Flash.UCS2 == 0 {
+		cfg.Flash.UCS2 = 0x18
+	}
+	if cfg.Flash.GSM7 == 0 {
+		cfg.Flash.GSM7 = 0xF0
+	}
+	if cfg.DestTON == 0 && cfg.DestNPI == 0 {
+		cfg.DestTON, cfg.DestNPI = 1, 1
+	}
+	if cfg.SourceTON == 0 && cfg.SourceNPI == 0 && cfg.Source != "" {
+		cfg.SourceTON, cfg.SourceNPI = 1, 1
+		for _, r := range cfg.Source {
+			if r < '0' || r > '9' {
+				cfg.SourceTON, cfg.SourceNPI = 5, 0
+				break
+			}
+		}
+	}
+	if cfg.TrackIDs == 0 {
+		cfg.TrackIDs = 100000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+}
+
+// Client is an ESME connected to one SMSC. It keeps itself bound,
+// reconnecting with backoff, until Close.
+type Client struct {
+	cfg  Config
+	ref  atomic.Uint32
+	rate rate
+
+	mu      sync.Mutex
+	tx      *link         // the link submits go to
+	ready   chan struct{} // closed when tx becomes usable
+	lastErr error         // the last bind or dial failure
+	closing bool
+	links   map[*link]struct{}
+
+	inflight sync.WaitGroup
+	stop     context.CancelFunc
+	stopped  sync.WaitGroup
+
+	idmu sync.Mutex
+	ids  *idTracker
+}
+
+// New returns a client that starts binding in the background. Submit waits
+// for the bind (up to its context) and fails with [NotSent] if none came.
+func New(cfg Config) *Client {
+	cfg.defaults()
+	c := &Client{cfg: cfg, ready: make(chan struct{}), links: map[*link]struct{}{}, ids: newIDTracker(cfg.TrackIDs)}
+	if cfg.TPS > 0 {
+		c.rate.every = time.Duration(float64(time.Second) / cfg.TPS)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	switch cfg.Mode {
+	case TransmitterReceiver:
+		c.supervise(ctx, pdu.BindTransmitter, "transmitter", true)
+		c.supervise(ctx, pdu.BindReceiver, "receiver", false)
+	default:
+		c.supervise(ctx, pdu.BindTransceiver, "transceiver", true)
+	}
+	return c
+}
+
+// Dial is New followed by waiting for the first bind: a refused bind (wrong
+// credentials) or an unreachable SMSC is returned at once, and the client
+// closed.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	c := New(cfg)
+	if _, err := c.waitLink(ctx, true); err != nil {
+		c.stop()
+		c.stopped.Wait()
+		return nil, err
+	}
+	return c, nil
+}
+
+// supervise keeps one bind alive.
+func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, sends bool) {
+	c.stopped.Add(1)
+	go func() {
+		defer c.stopped.Done()
+		backoff := c.cfg.MinBackoff
+		for ctx.Err() == nil {
+			l, err := c.bind(ctx, cmd, role)
+			if err != nil {
+				c.mu.Lock()
+				c.lastErr = err
+				old := c.ready
+				c.ready = make(chan struct{})
+				c.mu.Unlock()
+				close(old) // wake waiters so they can see lastErr
+				c.cfg.Logger.Warn("smpp bind failed", "system_id", c.cfg.SystemID, "bind", role, "error", err.Error())
+				sleep(ctx, backoff/2+rand.N(backoff/2+1))
+				backoff = min(2*backoff, c.cfg.MaxBackoff)
+				continue
+			}
+			c.cfg.Logger.Info("smpp bound", "system_id", c.cfg.SystemID, "bind", role, "addr", c.cfg.Addr)
+			began := time.Now()
+			c.mu.Lock()
+			if c.closing {
+				c.mu.Unlock()
+				l.close(ErrClosed)
+				return
+			}
+			c.links[l] = struct{}{}
+			if sends {
+				c.tx = l
+				c.lastErr = nil
+				close(c.ready)
+				c.ready = make(chan struct{})
+			}
+			c.mu.Unlock()
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+			}
+			c.mu.Lock()
+			delete(c.links, l)
+			if c.tx == l {
+				c.tx = nil
+			}
+			c.mu.Unlock()
+			if time.Since(began) > c.cfg.MaxBackoff {
+				backoff = c.cfg.MinBackoff
+			}
+			if ctx.Err() == nil {
+				sleep(ctx, backoff/2+rand.N(backoff/2+1))
+				backoff = min(2*backoff, c.cfg.MaxBackoff)
+			}
+		}
+	}()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// bind dials and binds one link.
+func (c *Client) bind(ctx context.Context, cmd pdu.Command, role string) (*link, error) {
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.ResponseTimeout)
+	defer cancel()
+	conn, err := c.cfg.Dial(dctx, c.cfg.Addr)
+	if err != nil {
+		return nil, &Error{Kind: NotSent, Op: "bind " + role, Err: err}
+	}
+	l := newLink(conn, &c.cfg, role)
+	l.onInbound = c.inbound
+	go l.read()
+	r, err := l.call(dctx, &pdu.PDU{
+		Command: cmd, SystemID: c.cfg.SystemID, Password: c.cfg.Password, SystemType: c.cfg.SystemType,
+		InterfaceVersion: 0x34,
+	}, false)
+	if err != nil {
+		l.close(err)
+		return nil, &Error{Kind: NotSent, Op: "bind " + role, Err: err}
+	}
+	if r.Command == pdu.GenericNack || r.Status != pdu.OK {
+		l.close(ErrBindRefused)
+		return nil, &Error{Kind: NotSent, Op: "bind " + role, Status: r.Status, Err: ErrBindRefused}
+	}
+	go l.keepAlive()
+	return l, nil
+}
+
+// waitLink returns the link to send on, waiting for a bind. With
+// failFast, a bind failure is returned as soon as it happens.
+func (c *Client) waitLink(ctx context.Context, failFast bool) (*link, error) {
+	for {
+		c.mu.Lock()
+		l, ready, last, closing := c.tx, c.ready, c.lastErr, c.closing
+		c.mu.Unlock()
+		if closing {
+			return nil, &Error{Kind: NotSent, Op: "submit_sm", Err: ErrClosed}
+		}
+		if l != nil && l.closed() == nil {
+			return l, nil
+		}
+		if failFast && last != nil {
+			return nil, last
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			cause := error(fmt.Errorf("%w: %w", ErrNotBound, ctx.Err()))
+			if last != nil {
+				cause = fmt.Errorf("%w: %w (last attempt: %v)", ErrNotBound, ctx.Err(), last)
+			}
+			return nil, &Error{Kind: NotSent, Op: "submit_sm", Err: cause}
+		}
+	}
+}
+
+// Submit sends m, splitting it into parts as needed, and returns once the
+// SMSC has answered every part. A part refused with a temporary status is
+// retried after a pause; an error is always an [*Error] whose Kind tells
+// whether the message may be sent again.
+func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return Result{}, &Error{Kind: NotSent, Op: "submit_sm", Err: ErrClosed}
+	}
+	c.inflight.Add(1)
+	c.mu.Unlock()
+	defer c.inflight.Done()
+
+	ps := c.build(m)
+	res := Result{Parts: len(ps), IDs: make([]string, 0, len(ps))}
+	if len(ps) > 255 {
+		return res, &Error{Kind: Permanent, Op: "submit_sm", Parts: len(ps), Err: fmt.Errorf("%w: text needs %d parts", ErrRefused, len(ps))}
+	}
+	for i, p := range ps {
+		id, err := c.submitPart(ctx, p)
+		if err != nil {
+			var e *Error
+			errors.As(err, &e)
+			e.Part, e.Parts = i+1, len(ps)
+			if e.Kind == NotSent && i > 0 {
+				// Earlier parts are out: sending again would repeat them.
+				e.Kind = Unknown
+			}
+			return res, e
+		}
+		res.IDs = append(res.IDs, id)
+	}
+	if m.RegisteredDelivery != 0 {
+		c.idmu.Lock()
+		for _, id := range res.IDs {
+			c.ids.add(id)
+		}
+		c.idmu.Unlock()
+	}
+	return res, nil
+}
+
+func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
+	for attempt := 0; ; attempt++ {
+		l, err := c.waitLink(ctx, false)
+		if err != nil {
+			return "", err
+		}
+		if err := c.rate.wait(ctx); err != nil {
+			return "", &Error{Kind: NotSent, Op: "submit_sm", Err: err}
+		}
+		r, err := l.call(ctx, p, true)
+		switch {
+		case errors.Is(err, errInvalid):
+			return "", &Error{Kind: Permanent, Op: "submit_sm", Err: err}
+		case errors.Is(err, errNotWritten):
+			if ctx.Err() != nil {
+				return "", &Error{Kind: NotSent, Op: "submit_sm", Err: ctx.Err()}
+			}
+			continue // the link went away before p left: another link may take it
+		case err != nil:
+			return "", &Error{Kind: Unknown, Op: "submit_sm", Err: err}
+		case r.Command == pdu.GenericNack:
+			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}
+		case r.Status == pdu.OK:
+			return r.MessageID, nil
+		case r.Status.Temporary():
+			if attempt >= c.cfg.MaxRetries {
+				return "", &Error{Kind: NotSent, Op: "submit_sm", Status: r.Status, Err: fmt.Errorf("%w %d times", ErrRefused, attempt+1)}
+			}
+			pause := min(c.cfg.ThrottlePause<<attempt, c.cfg.MaxBackoff)
+			l.pauseUntil.Store(time.Now().Add(pause).UnixNano())
+			c.cfg.Logger.Info("smpp throttled", "system_id", c.cfg.SystemID, "status", r.Status.String(), "pause", pause)
+			continue
+		default:
+			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}
+		}
+	}
+}
+
+// inbound handles a deliver_sm or data_sm off the reader goroutine, and
+// answers it once the handler has taken it.
+func (c *Client) inbound(l *link, p *pdu.PDU) {
+	go func() {
+		in := ParseInbound(p)
+		if in.Receipt != nil {
+			c.idmu.Lock()
+			in.Receipt.SubmitID = c.ids.find(in.Receipt.ID)
+			c.idmu.Unlock()
+		}
+		status := pdu.OK
+		if h := c.cfg.Handler; h != nil {
+			if err := h(in); err != nil {
+				status = pdu.RXTAppn
+			}
+		}
+		r := p.Response(status)
+		if p.Command == pdu.DeliverSM || p.Command == pdu.DataSM {
+			r.MessageID = ""
+		}
+		if err := l.write(r); err != nil {
+			l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
+		}
+	}()
+}
+
+// Close stops new submits, waits for those in flight (up to ctx), then
+// unbinds every link and waits for unbind_resp.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() { c.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	// Take the links before stopping the supervisors, which forget them.
+	c.mu.Lock()
+	links := make([]*link, 0, len(c.links))
+	for l := range c.links {
+		links = append(links, l)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, l := range links {
+		if err := l.unbind(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("smpp: unbind %s: %w", l.name, err))
+		}
+	}
+	c.stop()
+	c.stopped.Wait()
+	return errors.Join(errs...)
+}
+
+// rate paces submits to a TPS limit.
+type rate struct {
+	every time.Duration
+	mu    sync.Mutex
+	next  time.Time
+}
+
+func (r *rate) wait(ctx context.Context) error {
+	if r.every == 0 {
+		return nil
+	}
+	r.mu.Lock()
+	now := time.Now()
+	at := r.next
+	if at.Before(now) {
+		at = now
+	}
+	r.next = at.Add(r.every)
+	r.mu.Unlock()
+	d := at.Sub(now)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

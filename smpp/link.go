@@ -1,0 +1,320 @@
+package smpp
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heed/heed/smpp/pdu"
+)
+
+// link is one bound TCP connection: it numbers requests, matches responses
+// to them, answers the SMSC's requests and notices when it dies.
+type link struct {
+	conn net.Conn
+	cfg  *Config
+	name string // bind role, for logs
+
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	scratch []byte
+	flush   chan struct{}
+
+	seq atomic.Uint32
+
+	mu      sync.Mutex
+	pending map[uint32]chan *pdu.PDU
+	err     error // why the link closed; nil while open
+
+	window chan struct{}
+	done   chan struct{}
+
+	// pauseUntil holds unix nanos before which no submit is written, set
+	// when the SMSC throttles.
+	pauseUntil atomic.Int64
+
+	onInbound func(*link, *pdu.PDU)
+}
+
+func newLink(conn net.Conn, cfg *Config, name string) *link {
+	l := &link{
+		conn:    conn,
+		cfg:     cfg,
+		name:    name,
+		w:       bufio.NewWriterSize(conn, 64<<10),
+		flush:   make(chan struct{}, 1),
+		pending: map[uint32]chan *pdu.PDU{},
+		window:  make(chan struct{}, cfg.Window),
+		done:    make(chan struct{}),
+	}
+	go l.flusher()
+	return l
+}
+
+func (l *link) nextSeq() uint32 {
+	for {
+		s := l.seq.Add(1)
+		if s <= 0x7FFFFFFF {
+			return s
+		}
+		// Sequence numbers run 1..0x7FFFFFFF and then wrap.
+		l.seq.CompareAndSwap(s, 0)
+	}
+}
+
+// flusher writes out what senders buffered, so that many PDUs share one
+// write system call when the window is wide.
+func (l *link) flusher() {
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-l.flush:
+		}
+		l.wmu.Lock()
+		err := l.w.Flush()
+		l.wmu.Unlock()
+		if err != nil {
+			l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
+			return
+		}
+	}
+}
+
+// write queues p for sending.
+func (l *link) write(p *pdu.PDU) error {
+	l.wmu.Lock()
+	var err error
+	l.scratch, err = p.Encode(l.scratch[:0])
+	if err == nil {
+		_, err = l.w.Write(l.scratch)
+	}
+	l.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case l.flush <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// closed returns why the link closed, or nil.
+func (l *link) closed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// close shuts the link and fails every request still waiting.
+func (l *link) close(why error) {
+	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.err = why
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	close(l.done)
+	l.conn.Close()
+	for _, ch := range pending {
+		close(ch)
+	}
+	if why != nil && !errors.Is(why, ErrClosed) {
+		l.cfg.Logger.Warn("smpp link closed", "system_id", l.cfg.SystemID, "bind", l.name, "reason", why.Error())
+	}
+}
+
+// errInvalid means the request could not be encoded: sending it again
+// would fail again.
+var errInvalid = errors.New("smpp: invalid request")
+
+// errNotWritten means the request never left: safe to send again.
+var errNotWritten = errors.New("smpp: request not written")
+
+// call sends p and waits for its response. An error wrapping errNotWritten
+// means p was not written; any other error means it was and its fate is
+// unknown. useWindow makes the call take a window slot.
+func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, error) {
+	if useWindow {
+		select {
+		case l.window <- struct{}{}:
+		case <-l.done:
+			return nil, fmt.Errorf("%w: %w", errNotWritten, l.closed())
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", errNotWritten, ctx.Err())
+		}
+		defer func() { <-l.window }()
+		if until := l.pauseUntil.Load(); until != 0 {
+			if d := time.Until(time.Unix(0, until)); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-l.done:
+					t.Stop()
+					return nil, fmt.Errorf("%w: %w", errNotWritten, l.closed())
+				case <-ctx.Done():
+					t.Stop()
+					return nil, fmt.Errorf("%w: %w", errNotWritten, ctx.Err())
+				}
+			}
+		}
+	}
+	p.Sequence = l.nextSeq()
+	ch := make(chan *pdu.PDU, 1)
+	l.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w", errNotWritten, err)
+	}
+	l.pending[p.Sequence] = ch
+	l.mu.Unlock()
+	if err := l.write(p); err != nil {
+		l.forget(p.Sequence)
+		if l.closed() == nil {
+			return nil, fmt.Errorf("%w: %w", errInvalid, err)
+		}
+		return nil, fmt.Errorf("%w: %w", errNotWritten, err)
+	}
+	t := time.NewTimer(l.cfg.ResponseTimeout)
+	defer t.Stop()
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return nil, l.closed()
+		}
+		return r, nil
+	case <-t.C:
+		l.forget(p.Sequence)
+		return nil, fmt.Errorf("%w after %v", ErrTimeout, l.cfg.ResponseTimeout)
+	case <-ctx.Done():
+		l.forget(p.Sequence)
+		return nil, ctx.Err()
+	}
+}
+
+func (l *link) forget(seq uint32) {
+	l.mu.Lock()
+	delete(l.pending, seq)
+	l.mu.Unlock()
+}
+
+// reply sends a response to one of the SMSC's requests.
+func (l *link) reply(req *pdu.PDU, status pdu.Status) {
+	if err := l.write(req.Response(status)); err != nil {
+		l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
+	}
+}
+
+// nack answers a request this side cannot read or does not know.
+func (l *link) nack(seq uint32, status pdu.Status) {
+	if err := l.write(&pdu.PDU{Command: pdu.GenericNack, Status: status, Sequence: seq}); err != nil {
+		l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
+	}
+}
+
+// read runs until the connection fails, dispatching what arrives.
+func (l *link) read() {
+	br := bufio.NewReaderSize(l.conn, 64<<10)
+	var buf []byte
+	for {
+		p, b, err := pdu.Read(br, buf)
+		buf = b
+		if err != nil {
+			if len(buf) >= pdu.HeaderLen && !errors.Is(err, pdu.ErrLength) && p == nil && isDecodeErr(err) {
+				// The frame was whole but its body was not: say so and go on.
+				seq := binary.BigEndian.Uint32(buf[12:])
+				l.cfg.Logger.Warn("smpp bad pdu", "system_id", l.cfg.SystemID, "error", err.Error())
+				l.nack(seq, pdu.RInvCmdLen)
+				continue
+			}
+			l.close(fmt.Errorf("%w: read: %v", ErrLinkDropped, err))
+			return
+		}
+		l.dispatch(p)
+	}
+}
+
+func isDecodeErr(err error) bool {
+	for _, e := range []error{pdu.ErrShort, pdu.ErrUnterminated, pdu.ErrTooLong, pdu.ErrTrailing} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *link) dispatch(p *pdu.PDU) {
+	if p.Command.IsResponse() {
+		l.mu.Lock()
+		ch, ok := l.pending[p.Sequence]
+		if ok {
+			delete(l.pending, p.Sequence)
+		}
+		l.mu.Unlock()
+		if ok {
+			ch <- p
+		}
+		return
+	}
+	switch p.Command {
+	case pdu.EnquireLink:
+		l.reply(p, pdu.OK)
+	case pdu.Unbind:
+		l.reply(p, pdu.OK)
+		l.wmu.Lock()
+		l.w.Flush()
+		l.wmu.Unlock()
+		l.close(fmt.Errorf("%w: the SMSC unbound", ErrLinkDropped))
+	case pdu.DeliverSM, pdu.DataSM:
+		if l.onInbound == nil {
+			l.reply(p, pdu.RInvBndSts)
+			return
+		}
+		l.onInbound(l, p)
+	default:
+		l.nack(p.Sequence, pdu.RInvCmdID)
+	}
+}
+
+// keepAlive sends enquire_link every interval while the link is idle or
+// busy alike; a missing answer closes the link.
+func (l *link) keepAlive() {
+	if l.cfg.EnquireLink <= 0 {
+		return
+	}
+	tk := time.NewTicker(l.cfg.EnquireLink)
+	defer tk.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-tk.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.EnquireLinkTimeout)
+		r, err := l.call(ctx, &pdu.PDU{Command: pdu.EnquireLink}, false)
+		cancel()
+		if err != nil || r.Command != pdu.EnquireLinkResp {
+			l.close(fmt.Errorf("%w: enquire_link unanswered", ErrLinkDropped))
+			return
+		}
+	}
+}
+
+// unbind asks the SMSC to end the session and waits for unbind_resp, so
+// that nothing it still holds for us is delivered twice.
+func (l *link) unbind(ctx context.Context) error {
+	_, err := l.call(ctx, &pdu.PDU{Command: pdu.Unbind}, false)
+	l.close(ErrClosed)
+	return err
+}

@@ -1,0 +1,469 @@
+// Package sim is an SMSC simulator for tests, benchmarks and `heed smsc`.
+//
+// It accepts binds (checking credentials when configured), answers
+// submit_sm and data_sm, sends delivery receipts after a delay with a share
+// of failures, and on demand throttles every Nth request, answers slowly,
+// drops connections and injects mobile-originated messages: every fault an
+// ESME has to survive.
+//
+//	s, err := sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 10 * time.Millisecond})
+//	defer s.Close()
+//	addr := s.Addr()
+//	... s.Inject("heed", sim.MO{From: "8613800138000", To: "95500", Text: "TD"})
+//	... s.Stats().Submits
+package sim
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heed/heed/smpp/pdu"
+	"github.com/heed/heed/smpp/text"
+)
+
+// Config sets the simulator's behaviour. The fault settings can also be
+// changed while it runs.
+type Config struct {
+	// SystemID and Password, when set, are required of every bind.
+	SystemID, Password string
+	// ReceiptDelay is how long after a submit its receipt is sent.
+	ReceiptDelay time.Duration
+	// FailureRatio is the share (0..1) of receipts that report UNDELIV.
+	FailureRatio float64
+	// ThrottleEvery answers every Nth submit with ESME_RTHROTTLED (0x58).
+	ThrottleEvery int
+	// DropEvery closes the connection instead of answering every Nth
+	// submit, leaving the requests in flight without answer.
+	DropEvery int
+	// ResponseDelay delays every submit_sm_resp (a slow SMSC).
+	ResponseDelay time.Duration
+	// HexIDs gives message ids in hex in submit_sm_resp and in decimal in
+	// receipts, as some SMSCs do.
+	HexIDs bool
+	// TextReceipts leaves the TLVs out of receipts: only the text form.
+	TextReceipts bool
+	// Reject, when set, may refuse a submit with a status of its choice
+	// (pdu.OK accepts).
+	Reject func(*pdu.PDU) pdu.Status
+	// OnSubmit sees every accepted submit_sm and data_sm.
+	OnSubmit func(Submit)
+	Logger   *slog.Logger
+}
+
+// Submit is an accepted message as the simulator saw it.
+type Submit struct {
+	SystemID string
+	ID       string // the id given in the response
+	PDU      *pdu.PDU
+}
+
+// MO is a mobile-originated message to inject.
+type MO struct {
+	From, To, Text string
+}
+
+// Stats counts what the simulator did.
+type Stats struct {
+	Binds, BindsRefused    int64
+	Submits                int64 // accepted submit_sm and data_sm
+	Throttled, Dropped     int64
+	Receipts, ReceiptsLost int64
+	ReceiptsAcked          int64
+	EnquireLinks, Unbinds  int64
+	MO                     int64
+	GenericNacks, BadPDUs  int64
+}
+
+// ErrNoSession is returned by Inject when no receiving bind exists for the
+// system id.
+var ErrNoSession = errors.New("sim: no receiving session bound")
+
+// Server is a running simulator.
+type Server struct {
+	cfg Config
+	ln  net.Listener
+
+	throttleEvery, dropEvery atomic.Int64
+	responseDelay            atomic.Int64
+	receiptDelay             atomic.Int64
+	failPermille             atomic.Int64
+
+	nextID   atomic.Uint64
+	requests atomic.Int64
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+
+	st struct {
+		binds, bindsRefused, submits, throttled, dropped, receipts, receiptsLost, receiptsAcked,
+		enquireLinks, unbinds, mo, nacks, bad atomic.Int64
+	}
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves.
+func Start(addr string, cfg Config) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, ln: ln, sessions: map[*session]struct{}{}}
+	// Ids start high enough that hex and decimal forms differ.
+	s.nextID.Store(1_000_000)
+	s.SetThrottleEvery(cfg.ThrottleEvery)
+	s.SetDropEvery(cfg.DropEvery)
+	s.SetResponseDelay(cfg.ResponseDelay)
+	s.SetReceipts(cfg.ReceiptDelay, cfg.FailureRatio)
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+// Addr returns the address the simulator listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// SetThrottleEvery makes every nth submit answer 0x58; 0 stops it.
+func (s *Server) SetThrottleEvery(n int) { s.throttleEvery.Store(int64(n)) }
+
+// SetDropEvery makes every nth submit close its connection unanswered; 0 stops it.
+func (s *Server) SetDropEvery(n int) { s.dropEvery.Store(int64(n)) }
+
+// SetResponseDelay delays every submit answer by d.
+func (s *Server) SetResponseDelay(d time.Duration) { s.responseDelay.Store(int64(d)) }
+
+// SetReceipts sets the receipt delay and the share of failed receipts.
+func (s *Server) SetReceipts(delay time.Duration, failureRatio float64) {
+	s.receiptDelay.Store(int64(delay))
+	s.failPermille.Store(int64(failureRatio * 1000))
+}
+
+// Stats returns the counters so far.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Binds: s.st.binds.Load(), BindsRefused: s.st.bindsRefused.Load(), Submits: s.st.submits.Load(),
+		Throttled: s.st.throttled.Load(), Dropped: s.st.dropped.Load(), Receipts: s.st.receipts.Load(),
+		ReceiptsLost: s.st.receiptsLost.Load(), ReceiptsAcked: s.st.receiptsAcked.Load(),
+		EnquireLinks: s.st.enquireLinks.Load(), Unbinds: s.st.unbinds.Load(), MO: s.st.mo.Load(),
+		GenericNacks: s.st.nacks.Load(), BadPDUs: s.st.bad.Load(),
+	}
+}
+
+// DropAll closes every connection at once, as a crashing SMSC would.
+func (s *Server) DropAll() {
+	s.mu.Lock()
+	for ss := range s.sessions {
+		ss.conn.Close()
+	}
+	s.mu.Unlock()
+}
+
+// Close stops listening and drops every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.DropAll()
+	s.wg.Wait()
+	return err
+}
+
+// Inject sends an MO message to a receiving bind of systemID ("" for any).
+// Long text goes in concatenated parts.
+func (s *Server) Inject(systemID string, mo MO) error {
+	ss := s.receiver(systemID)
+	if ss == nil {
+		return ErrNoSession
+	}
+	coding, parts := text.Split(mo.Text)
+	ref := byte(rand.N(256))
+	for i, b := range parts {
+		p := &pdu.PDU{Command: pdu.DeliverSM, SourceTON: 1, SourceNPI: 1, Source: mo.From, DestTON: 1, DestNPI: 1, Dest: mo.To,
+			DataCoding: coding.DataCoding(), ShortMessage: b}
+		if len(parts) > 1 {
+			p.ESMClass = 0x40
+			p.ShortMessage = append(text.UDH(ref, byte(len(parts)), byte(i+1)), b...)
+		}
+		if err := ss.request(p); err != nil {
+			return err
+		}
+	}
+	s.st.mo.Add(1)
+	return nil
+}
+
+func (s *Server) receiver(systemID string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.sessions {
+		b := ss.bound.Load()
+		if b == nil || b.mode == pdu.BindTransmitter {
+			continue
+		}
+		if systemID == "" || b.systemID == systemID {
+			return ss
+		}
+	}
+	return nil
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		ss := &session{srv: s, conn: c, w: bufio.NewWriterSize(c, 64<<10)}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.sessions[ss] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ss.serve()
+			s.mu.Lock()
+			delete(s.sessions, ss)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// bind is what a session is bound as.
+type bind struct {
+	mode     pdu.Command
+	systemID string
+}
+
+type session struct {
+	srv   *Server
+	conn  net.Conn
+	bound atomic.Pointer[bind]
+	seq   atomic.Uint32
+
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	scratch []byte
+}
+
+// send writes p; flush says whether to push it out now or leave it for the
+// reader loop to flush with the rest of a burst.
+func (ss *session) send(p *pdu.PDU, flush bool) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	var err error
+	ss.scratch, err = p.Encode(ss.scratch[:0])
+	if err != nil {
+		return err
+	}
+	if _, err := ss.w.Write(ss.scratch); err != nil {
+		return err
+	}
+	if flush {
+		return ss.w.Flush()
+	}
+	return nil
+}
+
+func (ss *session) flush() {
+	ss.wmu.Lock()
+	ss.w.Flush()
+	ss.wmu.Unlock()
+}
+
+// request sends a request of the SMSC's own (deliver_sm) with a fresh sequence number.
+func (ss *session) request(p *pdu.PDU) error {
+	p.Sequence = ss.seq.Add(1) & 0x7FFFFFFF
+	if err := ss.send(p, true); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	return nil
+}
+
+func (ss *session) serve() {
+	defer ss.conn.Close()
+	br := bufio.NewReaderSize(ss.conn, 64<<10)
+	var buf []byte
+	for {
+		p, b, err := pdu.Read(br, buf)
+		buf = b
+		if err != nil {
+			if p == nil && len(buf) >= pdu.HeaderLen && !errors.Is(err, pdu.ErrLength) && !isIO(err) {
+				ss.srv.st.bad.Add(1)
+				seq := uint32(buf[12])<<24 | uint32(buf[13])<<16 | uint32(buf[14])<<8 | uint32(buf[15])
+				ss.send(&pdu.PDU{Command: pdu.GenericNack, Status: pdu.RInvCmdLen, Sequence: seq}, true)
+				continue
+			}
+			return
+		}
+		if !ss.handle(p) {
+			ss.flush()
+			return
+		}
+		if br.Buffered() == 0 {
+			ss.flush()
+		}
+	}
+}
+
+func isIO(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// handle answers one PDU; false ends the session.
+func (ss *session) handle(p *pdu.PDU) bool {
+	s := ss.srv
+	switch p.Command {
+	case pdu.BindTransceiver, pdu.BindTransmitter, pdu.BindReceiver:
+		r := p.Response(pdu.OK)
+		switch {
+		case ss.bound.Load() != nil:
+			r.Status = pdu.RAlyBnd
+		case s.cfg.SystemID != "" && p.SystemID != s.cfg.SystemID:
+			r.Status = pdu.RInvSysID
+		case s.cfg.Password != "" && p.Password != s.cfg.Password:
+			r.Status = pdu.RInvPaswd
+		}
+		if r.Status == pdu.OK {
+			r.SystemID = "HEEDSIM"
+			ss.bound.Store(&bind{mode: p.Command, systemID: p.SystemID})
+			s.st.binds.Add(1)
+		} else {
+			s.st.bindsRefused.Add(1)
+		}
+		ss.send(r, false)
+	case pdu.EnquireLink:
+		s.st.enquireLinks.Add(1)
+		ss.send(p.Response(pdu.OK), false)
+	case pdu.Unbind:
+		s.st.unbinds.Add(1)
+		ss.send(p.Response(pdu.OK), false)
+		return false
+	case pdu.SubmitSM, pdu.DataSM:
+		return ss.submit(p)
+	case pdu.QuerySM:
+		r := p.Response(pdu.OK)
+		r.MessageID = p.MessageID
+		r.MessageState = byte(2)
+		if ss.bound.Load() == nil {
+			r = p.Response(pdu.RInvBndSts)
+		} else if n, err := strconv.ParseUint(p.MessageID, idBase(s.cfg.HexIDs), 64); err != nil || n <= 1_000_000 || n > s.nextID.Load() {
+			r = p.Response(pdu.RQueryFail)
+		}
+		ss.send(r, false)
+	case pdu.DeliverSMResp, pdu.DataSMResp:
+		s.st.receiptsAcked.Add(1)
+	case pdu.EnquireLinkResp, pdu.GenericNack:
+	default:
+		if !p.Command.IsResponse() {
+			s.st.nacks.Add(1)
+			ss.send(&pdu.PDU{Command: pdu.GenericNack, Status: pdu.RInvCmdID, Sequence: p.Sequence}, false)
+		}
+	}
+	return true
+}
+
+func idBase(hex bool) int {
+	if hex {
+		return 16
+	}
+	return 10
+}
+
+func (ss *session) submit(p *pdu.PDU) bool {
+	s := ss.srv
+	b := ss.bound.Load()
+	if b == nil || b.mode == pdu.BindReceiver {
+		ss.send(p.Response(pdu.RInvBndSts), false)
+		return true
+	}
+	if _, both := p.Get(pdu.TagMessagePayload); both && len(p.ShortMessage) > 0 {
+		ss.send(p.Response(pdu.RInvOptParamVal), false)
+		return true
+	}
+	n := s.requests.Add(1)
+	if d := s.dropEvery.Load(); d > 0 && n%d == 0 {
+		s.st.dropped.Add(1)
+		ss.conn.Close()
+		return false
+	}
+	if t := s.throttleEvery.Load(); t > 0 && n%t == 0 {
+		s.st.throttled.Add(1)
+		ss.send(p.Response(pdu.RThrottled), false)
+		return true
+	}
+	if s.cfg.Reject != nil {
+		if st := s.cfg.Reject(p); st != pdu.OK {
+			ss.send(p.Response(st), false)
+			return true
+		}
+	}
+	num := s.nextID.Add(1)
+	r := p.Response(pdu.OK)
+	r.MessageID = strconv.FormatUint(num, idBase(s.cfg.HexIDs))
+	s.st.submits.Add(1)
+	if s.cfg.OnSubmit != nil {
+		s.cfg.OnSubmit(Submit{SystemID: b.systemID, ID: r.MessageID, PDU: p})
+	}
+	if d := time.Duration(s.responseDelay.Load()); d > 0 {
+		time.AfterFunc(d, func() { ss.send(r, true) })
+	} else {
+		ss.send(r, false)
+	}
+	if rd := p.RegisteredDelivery & 3; rd != 0 {
+		failed := rand.N(int64(1000)) < s.failPermille.Load()
+		if rd == 1 || failed {
+			time.AfterFunc(time.Duration(s.receiptDelay.Load()), func() { s.receipt(b.systemID, p, num, failed) })
+		}
+	}
+	return true
+}
+
+// receipt sends the receipt for message num to a receiving bind of the
+// system id that submitted it.
+func (s *Server) receipt(systemID string, sub *pdu.PDU, num uint64, failed bool) {
+	ss := s.receiver(systemID)
+	if ss == nil {
+		s.st.receiptsLost.Add(1)
+		return
+	}
+	id := strconv.FormatUint(num, 10)
+	stat, state, errCode := "DELIVRD", byte(2), "000"
+	if failed {
+		stat, state, errCode = "UNDELIV", byte(5), "001"
+	}
+	now := time.Now().UTC().Format("0601021504")
+	body := fmt.Sprintf("id:%s sub:001 dlvrd:%s submit date:%s done date:%s stat:%s err:%s text:", id, map[bool]string{true: "000", false: "001"}[failed], now, now, stat, errCode)
+	p := &pdu.PDU{Command: pdu.DeliverSM, SourceTON: sub.DestTON, SourceNPI: sub.DestNPI, Source: sub.Dest,
+		DestTON: sub.SourceTON, DestNPI: sub.SourceNPI, Dest: sub.Source, ESMClass: 0x04, ShortMessage: []byte(body)}
+	if !s.cfg.TextReceipts {
+		p.TLVs = []pdu.TLV{{Tag: pdu.TagReceiptedMessageID, Value: pdu.CString(id)}, {Tag: pdu.TagMessageState, Value: []byte{state}}}
+		if failed {
+			p.TLVs = append(p.TLVs, pdu.TLV{Tag: pdu.TagNetworkErrorCode, Value: []byte{3, 0, 1}})
+		}
+	}
+	if err := ss.request(p); err != nil {
+		s.st.receiptsLost.Add(1)
+		return
+	}
+	s.st.receipts.Add(1)
+}
