@@ -212,7 +212,7 @@ func (p *PDU) Encode(b []byte) ([]byte, error) {
 		b = append(b, p.SourceTON, p.SourceNPI)
 		w(p.Source, maxAddr, "source_addr")
 	case QuerySMResp:
-		if p.Status == OK || p.MessageID != "" {
+		if p.Status == OK || p.MessageID != "" || p.FinalDate != "" || p.MessageState != 0 || p.ErrorCode != 0 {
 			w(p.MessageID, maxMessageID, "message_id")
 			w(p.FinalDate, maxTime, "final_date")
 			b = append(b, p.MessageState, p.ErrorCode)

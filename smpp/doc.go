@@ -1,0 +1,65 @@
+// Package smpp is heed's SMPP 3.4 ESME: it binds to an SMSC and submits
+// text messages, flash (class 0) ones included, and hands back delivery
+// receipts and mobile-originated messages. It knows nothing of the ledger.
+//
+// Sub-packages: [github.com/heed/heed/smpp/pdu] is the wire codec,
+// [github.com/heed/heed/smpp/text] the alphabets and splitting, and
+// [github.com/heed/heed/smpp/sim] an SMSC simulator for tests and `heed smsc`.
+//
+// # Sending
+//
+// A [Client] is one SMSC connection with its own credentials, sender,
+// window, TPS limit and flash coding; a [Pool] holds several by name.
+//
+//	c, err := smpp.Dial(ctx, smpp.Config{
+//		Addr: "smsc.example:2775", SystemID: "heed", Password: "…",
+//		Source: "95500", Window: 10, TPS: 50,
+//		Handler: func(in smpp.Inbound) error { … },
+//	})
+//	res, err := c.Submit(ctx, smpp.Message{To: "86…", Text: "…", Flash: true, RegisteredDelivery: 1})
+//	defer c.Close(ctx) // unbinds and waits for unbind_resp
+//
+// Dial fails at once if the first bind is refused (the error names the
+// status, e.g. ESME_RINVPASWD); [New] instead keeps trying in the
+// background. Either way the client re-binds with backoff whenever the link
+// drops, and sends enquire_link to notice a dead one.
+//
+// Submit picks GSM 7-bit or UCS2, splits long text (UDH by default; SAR
+// TLVs or message_payload per [Config.Concat]), and returns the SMSC's id of
+// each part in [Result]. A part refused with a temporary status (0x14, 0x58,
+// 0x64, 0x08) is retried after a pause that doubles each time.
+//
+// # Errors
+//
+// Every failure is an [*Error]; branch on its [Kind]:
+//   - [NotSent]: the SMSC did not take the message (no bind, throttled
+//     past MaxRetries, client closed). Safe to submit again.
+//   - [Permanent]: refused with a permanent status, named in the error.
+//   - [Unknown]: written, but the link dropped or the answer timed out, or
+//     a later part failed after earlier ones went out. Never resend
+//     blindly; a receipt may still settle it.
+//
+// # Receipts and MO
+//
+// Config.Handler gets every deliver_sm and data_sm as an [Inbound]. For a
+// delivery receipt, Inbound.Receipt holds the id, state and error, read
+// from the TLVs first and the text form second; Receipt.SubmitID is the id
+// as Submit returned it when the two differ only in base (hex vs decimal),
+// and [SameID] compares ids the same tolerant way. Anything else (an MO
+// message such as "TD") comes with its decoded Text. The SMSC gets
+// deliver_sm_resp only after the handler returns, and ESME_RX_T_APPN (try
+// later) if it returned an error.
+//
+// # Simulator
+//
+// Other packages' tests can run an SMSC in-process:
+//
+//	s, _ := sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 10 * time.Millisecond})
+//	defer s.Close()
+//	c, _ := smpp.Dial(ctx, smpp.Config{Addr: s.Addr(), SystemID: "heed"})
+//	s.Inject("heed", sim.MO{From: "86…", To: "95500", Text: "TD"})
+//	s.Stats().Submits
+//
+// Faults on demand: SetThrottleEvery, SetDropEvery, SetResponseDelay,
+// SetReceipts (delay and failure ratio), DropAll.
+package smpp
