@@ -1,0 +1,30 @@
+// Package pii keeps personal data out of the log: phone numbers become
+// keyed pseudonyms, and personal fields are sealed with a per-subject data
+// key that erasure destroys (crypto-shredding).
+//
+// A subject's data key is a random 32-byte AES-256-GCM key, stored wrapped
+// (AES-GCM under the key-encryption key) in keys.db, a bbolt file of its
+// own, in a bucket per purpose. Sealed data names the key it was sealed
+// with, so data sealed before an erasure stays unreadable even if the
+// subject later gives new data (sealed under a new key).
+//
+// bbolt never overwrites a page in place: a destroyed key's bytes stay in a
+// freed page until that page is reused. [Keys.Compact] rewrites the file
+// without them; run it after erasures (heed does after each batch of them)
+// for the key to be gone from the disk too.
+package pii
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Pseudonym returns the subject of a phone number in E.164 form: the hex
+// HMAC-SHA256 of the number under key. A plain hash would not do: the
+// space of 11-digit numbers is small enough to hash exhaustively.
+func Pseudonym(key []byte, e164 string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(e164))
+	return hex.EncodeToString(m.Sum(nil))
+}
