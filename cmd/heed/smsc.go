@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/heed/heed/smpp/sim"
+)
+
+func init() {
+	register("smsc", "run the SMSC simulator (receipts, throttling, drops on demand)", smsc)
+}
+
+func smsc(ctx context.Context, args []string) error {
+	fs := newFlags("smsc")
+	listen := fs.String("listen", "127.0.0.1:2775", "TCP listen address")
+	systemID := fs.String("system-id", "", "system_id every bind must give (empty: any)")
+	password := fs.String("password", "", "password every bind must give (empty: any)")
+	receiptDelay := fs.Duration("receipt-delay", 0, "delay before a delivery receipt is sent")
+	failure := fs.Float64("failure-ratio", 0, "share (0..1) of receipts that report UNDELIV")
+	throttle := fs.Int("throttle-every", 0, "answer every Nth submit with ESME_RTHROTTLED (0x58)")
+	drop := fs.Int("drop-every", 0, "drop the connection instead of answering every Nth submit")
+	respDelay := fs.Duration("response-delay", 0, "delay every submit_sm_resp (a slow SMSC)")
+	hexIDs := fs.Bool("hex-ids", false, "message ids in hex in responses, decimal in receipts")
+	textReceipts := fs.Bool("text-receipts", false, "receipts in text form only, without TLVs")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *failure < 0 || *failure > 1 {
+		return fmt.Errorf("%w: --failure-ratio must be within 0..1", errUsage)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	s, err := sim.Start(*listen, sim.Config{
+		SystemID: *systemID, Password: *password, ReceiptDelay: *receiptDelay, FailureRatio: *failure,
+		ThrottleEvery: *throttle, DropEvery: *drop, ResponseDelay: *respDelay, HexIDs: *hexIDs,
+		TextReceipts: *textReceipts, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("smsc listening", "addr", s.Addr())
+	<-ctx.Done()
+	err = s.Close()
+	st := s.Stats()
+	log.Info("smsc stopped", "binds", st.Binds, "binds_refused", st.BindsRefused, "submits", st.Submits,
+		"throttled", st.Throttled, "dropped", st.Dropped, "receipts", st.Receipts, "receipts_lost", st.ReceiptsLost,
+		"enquire_links", st.EnquireLinks, "unbinds", st.Unbinds)
+	return err
+}
