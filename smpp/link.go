@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,9 @@ func (l *link) flusher() {
 			return
 		case <-l.flush:
 		}
+		// Let the other senders that are ready add their PDUs first: one
+		// write for many requests is what makes a wide window fast.
+		runtime.Gosched()
 		l.wmu.Lock()
 		err := l.w.Flush()
 		l.wmu.Unlock()
