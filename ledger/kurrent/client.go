@@ -96,7 +96,7 @@ func (s *Store) current() *kurrentdb.Client {
 func (s *Store) renew(old *kurrentdb.Client) {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	if s.client != old || s.closed.Load() {
+	if s.client != old || s.isDone() {
 		return
 	}
 	c, err := kurrentdb.NewClient(s.cfg)
@@ -107,13 +107,23 @@ func (s *Store) renew(old *kurrentdb.Client) {
 	s.client = c
 }
 
+// isDone reports whether the connection is going away.
+func (s *Store) isDone() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // do runs op with panics recovered, repeating transient failures with
 // exponential back-off. op gets the attempt number (1-based) so a
 // non-idempotent operation can check what an earlier attempt did.
 func (s *Store) do(ctx context.Context, what string, op func(c *kurrentdb.Client, attempt int) error) error {
 	wait := s.opts.Backoff
 	for attempt := 1; ; attempt++ {
-		if s.closed.Load() {
+		if s.isDone() {
 			return ledger.ErrClosed
 		}
 		c := s.current()
@@ -124,7 +134,7 @@ func (s *Store) do(ctx context.Context, what string, op func(c *kurrentdb.Client
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if s.closed.Load() {
+		if s.isDone() {
 			return ledger.ErrClosed
 		}
 		if !transient(err) {

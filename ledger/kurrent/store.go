@@ -80,12 +80,15 @@ type Store struct {
 	started bool                 // seen is meaningful
 	changed chan struct{}        // closed and replaced when the index grows
 
-	closed  atomic.Bool
-	done    chan struct{}
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	retries atomic.Int64 // transient failures retried, for tests and metrics
-	resubs  atomic.Int64 // subscriptions re-established after a drop
+	lmu      sync.RWMutex // orders enter against Close
+	closed   atomic.Bool
+	closing  chan struct{}  // closed when Close starts: no new calls, Follow ends
+	inflight sync.WaitGroup // calls Close lets finish
+	done     chan struct{}  // closed when the connection is going away
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	retries  atomic.Int64 // transient failures retried, for tests and metrics
+	resubs   atomic.Int64 // subscriptions re-established after a drop
 }
 
 var _ ledger.Store = (*Store)(nil)
@@ -104,7 +107,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kurrent: client: %w", err)
 	}
-	s := &Store{opts: opts, cfg: cfg, client: c, ids: map[uuid.UUID]uint64{}, changed: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{opts: opts, cfg: cfg, client: c, ids: map[uuid.UUID]uint64{}, changed: make(chan struct{}), closing: make(chan struct{}), done: make(chan struct{})}
 	if err := s.catchUp(ctx); err != nil {
 		_ = c.Close()
 		return nil, err
@@ -121,9 +124,27 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 
 // Close stops the indexer and closes the connection. Calls after Close
 // fail with ledger.ErrClosed.
+//
+// Calls in progress are given a few seconds to finish, so an append the
+// server has committed is acknowledged to its caller rather than lost to
+// the shutdown.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
+	s.lmu.Lock()
+	if s.closed.Load() {
+		s.lmu.Unlock()
 		return nil
+	}
+	s.closed.Store(true)
+	close(s.closing)
+	s.lmu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
 	}
 	close(s.done)
 	s.stop()
@@ -131,6 +152,18 @@ func (s *Store) Close() error {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	return s.client.Close()
+}
+
+// enter admits a call unless the store is closed; the caller must call
+// s.inflight.Done when it returns.
+func (s *Store) enter() error {
+	s.lmu.RLock()
+	defer s.lmu.RUnlock()
+	if s.closed.Load() {
+		return ledger.ErrClosed
+	}
+	s.inflight.Add(1)
+	return nil
 }
 
 // body is what a KurrentDB event's data holds: the event minus what the
@@ -201,9 +234,10 @@ func expectation(x ledger.Expected) kurrentdb.StreamState {
 // ids before it is repeated, since the server's idempotence is best effort
 // there.
 func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expected, events []ledger.Event) ([]ledger.Event, error) {
-	if s.closed.Load() {
-		return nil, ledger.ErrClosed
+	if err := s.enter(); err != nil {
+		return nil, err
 	}
+	defer s.inflight.Done()
 	if stream == "" || len(events) == 0 {
 		return nil, fmt.Errorf("%w: append needs a stream and at least one event", ledger.ErrInvalid)
 	}
@@ -271,7 +305,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		if found {
 			return out, nil
 		}
-		rev, rerr := s.StreamRevision(ctx, stream)
+		rev, rerr := s.streamRevision(ctx, stream)
 		if rerr != nil {
 			return nil, err
 		}
@@ -371,6 +405,10 @@ func (s *Store) findStored(ctx context.Context, stream string, proposed []ledger
 
 // ReadStream implements ledger.Store.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]ledger.Event, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.inflight.Done()
 	if from < 1 {
 		from = 1
 	}
@@ -425,6 +463,14 @@ func (s *Store) readStream(ctx context.Context, stream string, first uint64, lim
 
 // StreamRevision implements ledger.Store.
 func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.inflight.Done()
+	return s.streamRevision(ctx, stream)
+}
+
+func (s *Store) streamRevision(ctx context.Context, stream string) (uint64, error) {
 	var rev uint64
 	err := s.do(ctx, "revision of "+stream, func(c *kurrentdb.Client, _ int) error {
 		rs, err := c.ReadStream(ctx, s.name(stream), kurrentdb.ReadStreamOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
@@ -454,9 +500,10 @@ func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, erro
 // indexed: an event appended through another instance appears once the
 // subscription has delivered it, typically within milliseconds.
 func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]ledger.Event, error) {
-	if s.closed.Load() {
-		return nil, ledger.ErrClosed
+	if err := s.enter(); err != nil {
+		return nil, err
 	}
+	defer s.inflight.Done()
 	if from < 1 {
 		from = 1
 	}
@@ -561,7 +608,7 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(ledger.Event) e
 			case <-time.After(wait):
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-s.done:
+			case <-s.closing:
 				return ledger.ErrClosed
 			}
 			wait = min(2*wait, 2*time.Second)
@@ -590,7 +637,7 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(ledger.Event) e
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.done:
+		case <-s.closing:
 			return ledger.ErrClosed
 		}
 	}

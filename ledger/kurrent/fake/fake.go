@@ -73,8 +73,8 @@ type Server struct {
 	subs    int // subscriptions opened so far
 	appends int // append calls received
 
-	lis  net.Listener
-	grpc *grpc.Server
+	addr string
+	srv  *grpc.Server // guarded by mu
 }
 
 // Start listens on 127.0.0.1 with a free port and serves until Close.
@@ -87,22 +87,45 @@ func Start() (*Server, error) {
 		streams: map[string][]int{},
 		changed: make(chan struct{}),
 		drop:    make(chan struct{}),
-		lis:     lis,
-		grpc:    grpc.NewServer(),
+		addr:    lis.Addr().String(),
 	}
-	api.RegisterStreamsServer(s.grpc, s)
-	go func() { _ = s.grpc.Serve(lis) }()
+	s.serve(lis)
 	return s, nil
 }
 
+func (s *Server) serve(lis net.Listener) {
+	g := grpc.NewServer()
+	api.RegisterStreamsServer(g, s)
+	s.mu.Lock()
+	s.srv = g
+	s.mu.Unlock()
+	go func() { _ = g.Serve(lis) }()
+}
+
 // Addr is the host:port the server listens on.
-func (s *Server) Addr() string { return s.lis.Addr().String() }
+func (s *Server) Addr() string { return s.addr }
 
 // URL is a connection string for the client.
 func (s *Server) URL() string { return "kurrentdb://" + s.Addr() + "?tls=false" }
 
-// Close stops the server and ends every call in progress.
-func (s *Server) Close() { s.grpc.Stop() }
+// Close stops the server and ends every call in progress. The log is kept,
+// so Restart brings the same node back, as after a process restart.
+func (s *Server) Close() {
+	s.mu.Lock()
+	g := s.srv
+	s.mu.Unlock()
+	g.Stop()
+}
+
+// Restart listens again on the same address after Close.
+func (s *Server) Restart() error {
+	lis, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	s.serve(lis)
+	return nil
+}
 
 // FailAppends makes the next appends fail with the given faults, in order.
 func (s *Server) FailAppends(f ...Fault) {
