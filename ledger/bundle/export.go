@@ -16,6 +16,13 @@ type Events interface {
 	ReadAll(ctx context.Context, from uint64, limit int) ([]ledger.Event, error)
 }
 
+// LeafReader is the optional fast path of an Events: the stored leaf bytes
+// themselves, so the bundle holds exactly what was hashed rather than a
+// re-encoding.
+type LeafReader interface {
+	ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error)
+}
+
 // ExportOptions tune [Export].
 type ExportOptions struct {
 	// Size is the number of events to write; 0 means exactly those the
@@ -51,28 +58,43 @@ func Export(ctx context.Context, w io.Writer, log Events, origin, vkey string, c
 	}
 	bw.Write(h)
 	bw.WriteByte('\n')
+	read := func(from int64, limit int) ([][]byte, error) {
+		if lr, ok := log.(LeafReader); ok {
+			return lr.ReadLeaves(ctx, uint64(from), limit)
+		}
+		evs, err := log.ReadAll(ctx, uint64(from), limit)
+		if err != nil {
+			return nil, err
+		}
+		leaves := make([][]byte, len(evs))
+		for i := range evs {
+			if evs[i].Position != uint64(from)+uint64(i) {
+				return nil, fmt.Errorf("log returned position %d, want %d", evs[i].Position, from+int64(i))
+			}
+			if leaves[i], err = evs[i].Leaf(); err != nil {
+				return nil, err
+			}
+		}
+		return leaves, nil
+	}
 	for next := int64(1); next <= n; {
-		evs, err := log.ReadAll(ctx, uint64(next), int(min(readBatch, n-next+1)))
+		leaves, err := read(next, int(min(readBatch, n-next+1)))
 		if err != nil {
 			return fmt.Errorf("bundle: export: reading from position %d: %w", next, err)
 		}
-		if len(evs) == 0 {
+		if len(leaves) == 0 {
 			return fmt.Errorf("bundle: export: log ends at position %d, want %d", next-1, n)
 		}
-		for i := range evs {
-			if evs[i].Position != uint64(next) {
-				return fmt.Errorf("bundle: export: log returned position %d, want %d", evs[i].Position, next)
-			}
-			leaf, err := evs[i].Leaf()
-			if err != nil {
-				return fmt.Errorf("bundle: export: position %d: %w", next, err)
-			}
+		for _, leaf := range leaves {
 			bw.Write(leaf)
 			bw.WriteByte('\n')
 			next++
 		}
 		if opt.Progress != nil {
 			opt.Progress(next - 1)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 	for _, c := range cps {

@@ -92,13 +92,40 @@ func Origin(ledgerID string) string { return "heed.example/" + ledgerID }
 
 var ledgerIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
+// ErrMissing means a key file does not exist and [Open] may not create it.
+var ErrMissing = errors.New("secrets: key file missing")
+
 // Load returns the keys of the ledger in dir, creating the directory and any
 // key file that is missing and not overridden.
 func Load(dir string, o Overrides) (*Secrets, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
+	return load(dir, o, true)
+}
+
+// Open is Load for read-only use: it creates nothing, and a missing file
+// that is not overridden fails with ErrMissing.
+func Open(dir string, o Overrides) (*Secrets, error) {
+	return load(dir, o, false)
+}
+
+func load(dir string, o Overrides, create bool) (*Secrets, error) {
 	var s Secrets
+	loadOrCreate := func(dir, file string, secret bool, mk func() (string, error)) (string, error) {
+		if !create {
+			mk = nil
+		}
+		return loadOrCreate(dir, file, secret, mk)
+	}
+	key32 := func(dir, file, env, override string) ([]byte, error) {
+		if !create && override == "" {
+			if _, err := os.Stat(filepath.Join(dir, file)); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w: %s", ErrMissing, filepath.Join(dir, file))
+			}
+		}
+		return key32(dir, file, env, override)
+	}
 	id, err := loadOrCreate(dir, LedgerIDFile, false, func() (string, error) {
 		b := make([]byte, 6)
 		if _, err := rand.Read(b); err != nil {
@@ -180,11 +207,13 @@ func VerifierKey(skey string) (string, error) {
 }
 
 // loadOrCreate returns the trimmed content of dir/file, creating it with
-// mk when absent. A secret file must not be readable by group or others.
+// mk when absent (ErrMissing when mk is nil). A secret file must not be readable by group or others.
 func loadOrCreate(dir, file string, secret bool, mk func() (string, error)) (string, error) {
 	path := filepath.Join(dir, file)
 	fi, err := os.Stat(path)
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && mk == nil:
+		return "", fmt.Errorf("%w: %s", ErrMissing, path)
 	case errors.Is(err, fs.ErrNotExist):
 		v, err := mk()
 		if err != nil {

@@ -139,3 +139,25 @@ func TestFromEnv(t *testing.T) {
 		t.Fatalf("FromEnv = %+v", got)
 	}
 }
+
+func TestOpenCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir, Overrides{}); !errors.Is(err, ErrMissing) {
+		t.Fatalf("Open of an empty dir: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("Open wrote %d files", len(entries))
+	}
+	want, err := Load(dir, Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(dir, Overrides{})
+	if err != nil || got.VerifierKey != want.VerifierKey {
+		t.Fatalf("Open after Load: %v", err)
+	}
+	os.Remove(filepath.Join(dir, KEKFile))
+	if _, err := Open(dir, Overrides{}); !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), KEKFile) {
+		t.Fatalf("Open without kek.key: %v", err)
+	}
+}
