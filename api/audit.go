@@ -1,0 +1,159 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/heed/heed/api/auth"
+)
+
+type auditEventsIn struct {
+	After uint64 `query:"after" doc:"return events after this position"`
+	Limit int    `query:"limit" minimum:"1" maximum:"100000" default:"1000"`
+}
+
+type checkpointOut struct{ Body Checkpoint }
+
+type inclusionIn struct {
+	Position int64 `query:"position" minimum:"1" required:"true"`
+	Size     int64 `query:"size" minimum:"0" doc:"tree size; 0 or absent means the latest checkpoint"`
+}
+
+// InclusionProof proves one event is in a tree.
+type InclusionProof struct {
+	Position int64    `json:"position"`
+	Size     int64    `json:"size"`
+	Leaf     string   `json:"leaf" doc:"the event's canonical encoding, the bytes hashed into the tree"`
+	Proof    [][]byte `json:"proof" doc:"RFC 6962 audit path"`
+}
+
+type inclusionOut struct{ Body InclusionProof }
+
+type consistencyIn struct {
+	Old int64 `query:"old" minimum:"1" required:"true"`
+	New int64 `query:"new" minimum:"0" doc:"0 or absent means the latest checkpoint"`
+}
+
+// ConsistencyProof proves a tree is an extension of an older one.
+type ConsistencyProof struct {
+	Old   int64    `json:"old"`
+	New   int64    `json:"new"`
+	Proof [][]byte `json:"proof"`
+}
+
+type consistencyOut struct{ Body ConsistencyProof }
+
+func (s *Server) registerAudit() {
+	mw := huma.Middlewares{s.requireKey(auth.RoleAuditor, auth.RoleAdmin)}
+	sec := []map[string][]string{{"key": {}}}
+	op := func(id, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: http.MethodGet, Path: path, Summary: summary,
+			Tags: []string{"auditor"}, Middlewares: mw, Security: sec, Errors: []int{400, 401, 403, 404, 422, 503}}
+	}
+	huma.Register(s.api, op("audit-events", "/v1/audit/events", "The global log as NDJSON, one canonical leaf per line"),
+		func(ctx context.Context, in *auditEventsIn) (*huma.StreamResponse, error) {
+			evs, err := s.cfg.Store.ReadAll(ctx, in.After+1, in.Limit)
+			if err != nil {
+				return nil, s.storeError("audit", err)
+			}
+			return &huma.StreamResponse{Body: func(hc huma.Context) {
+				hc.SetHeader("Content-Type", "application/x-ndjson")
+				w := bufio.NewWriter(hc.BodyWriter())
+				for i := range evs {
+					leaf, err := evs[i].Leaf()
+					if err != nil {
+						s.cfg.Log.Error("audit leaf", "position", evs[i].Position, "err", err)
+						return
+					}
+					_, _ = w.Write(leaf)
+					_ = w.WriteByte('\n')
+				}
+				_ = w.Flush()
+			}}, nil
+		})
+	huma.Register(s.api, op("audit-checkpoint", "/v1/audit/checkpoint", "The latest signed checkpoint"),
+		func(ctx context.Context, _ *struct{}) (*checkpointOut, error) {
+			if s.cfg.Auditor == nil {
+				return nil, huma.Error503ServiceUnavailable("no sealer is running")
+			}
+			cp, err := s.cfg.Auditor.Checkpoint(ctx)
+			if err != nil {
+				return nil, s.auditError(err)
+			}
+			return &checkpointOut{Body: cp}, nil
+		})
+	huma.Register(s.api, op("audit-inclusion", "/v1/audit/proofs/inclusion", "Prove an event is in a checkpointed tree"),
+		func(ctx context.Context, in *inclusionIn) (*inclusionOut, error) {
+			if s.cfg.Auditor == nil {
+				return nil, huma.Error503ServiceUnavailable("no sealer is running")
+			}
+			size := in.Size
+			if size == 0 {
+				cp, err := s.cfg.Auditor.Checkpoint(ctx)
+				if err != nil {
+					return nil, s.auditError(err)
+				}
+				size = cp.Size
+			}
+			if in.Position > size {
+				return nil, huma.Error422UnprocessableEntity("position is beyond the tree size")
+			}
+			evs, err := s.cfg.Store.ReadAll(ctx, uint64(in.Position), 1)
+			if err != nil || len(evs) == 0 {
+				return nil, huma.Error404NotFound("no event at that position")
+			}
+			leaf, err := evs[0].Leaf()
+			if err != nil {
+				return nil, s.storeError("leaf", err)
+			}
+			proof, err := s.cfg.Auditor.Inclusion(ctx, in.Position, size)
+			if err != nil {
+				return nil, s.auditError(err)
+			}
+			return &inclusionOut{Body: InclusionProof{Position: in.Position, Size: size, Leaf: string(leaf), Proof: proof}}, nil
+		})
+	huma.Register(s.api, op("audit-consistency", "/v1/audit/proofs/consistency", "Prove a newer tree extends an older one"),
+		func(ctx context.Context, in *consistencyIn) (*consistencyOut, error) {
+			if s.cfg.Auditor == nil {
+				return nil, huma.Error503ServiceUnavailable("no sealer is running")
+			}
+			newer := in.New
+			if newer == 0 {
+				cp, err := s.cfg.Auditor.Checkpoint(ctx)
+				if err != nil {
+					return nil, s.auditError(err)
+				}
+				newer = cp.Size
+			}
+			if in.Old > newer {
+				return nil, huma.Error422UnprocessableEntity("old is larger than new")
+			}
+			proof, err := s.cfg.Auditor.Consistency(ctx, in.Old, newer)
+			if err != nil {
+				return nil, s.auditError(err)
+			}
+			return &consistencyOut{Body: ConsistencyProof{Old: in.Old, New: newer, Proof: proof}}, nil
+		})
+	huma.Register(s.api, op("audit-bundle", "/v1/audit/bundle", "The audit bundle: every event, checkpoints and the public key, as `heed export` writes it"),
+		func(ctx context.Context, _ *struct{}) (*huma.StreamResponse, error) {
+			if s.cfg.Auditor == nil {
+				return nil, huma.Error503ServiceUnavailable("no sealer is running")
+			}
+			return &huma.StreamResponse{Body: func(hc huma.Context) {
+				hc.SetHeader("Content-Type", "application/octet-stream")
+				hc.SetHeader("Content-Disposition", `attachment; filename="heed-bundle"`)
+				if err := s.cfg.Auditor.Bundle(hc.Context(), hc.BodyWriter()); err != nil {
+					s.cfg.Log.Error("bundle", "err", err)
+				}
+			}}, nil
+		})
+}
+
+func (s *Server) auditError(err error) error {
+	s.cfg.Log.Warn("audit", "err", err)
+	return huma.Error422UnprocessableEntity("cannot prove that: " + err.Error())
+}
+

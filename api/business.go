@@ -1,0 +1,525 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/heed/heed/api/auth"
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/notify"
+)
+
+// Written is what every write answers: where the event landed.
+type Written struct {
+	ID         string    `json:"id" doc:"event id"`
+	Type       string    `json:"type"`
+	Stream     string    `json:"stream"`
+	Revision   uint64    `json:"revision" doc:"1-based index in the stream"`
+	Position   uint64    `json:"position" doc:"1-based, gap-free index in the global log"`
+	RecordedAt time.Time `json:"recorded_at"`
+	Replayed   bool      `json:"replayed,omitempty" doc:"true when this was a retry of an already-recorded write"`
+}
+
+func written(e ledger.Event, replayed bool) Written {
+	return Written{ID: e.ID, Type: e.Type, Stream: e.Stream, Revision: e.Revision, Position: e.Position, RecordedAt: e.RecordedAt, Replayed: replayed}
+}
+
+type writeOutput struct {
+	Status int
+	Body   Written
+}
+
+// Common carries what every write body may hold.
+type Common struct {
+	ID         string     `json:"id,omitempty" format:"uuid" doc:"client event id; a retry with the same id and content is a no-op"`
+	OccurredAt *time.Time `json:"occurred_at,omitempty" doc:"business time; defaults to now"`
+}
+
+type consentIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Body struct {
+		Common
+		Number    string          `json:"number" maxLength:"32" example:"+8613800138000"`
+		Purposes  []string        `json:"purposes" minItems:"1" enum:"service,marketing"`
+		Channels  []string        `json:"channels" minItems:"1" enum:"call,sms,flash"`
+		Source    string          `json:"source" enum:"web_form,call_recording,paper,sms_reply,bundled_terms,api"`
+		Evidence  ledger.Evidence `json:"evidence,omitempty"`
+		ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	}
+}
+
+type withdrawalIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Body struct {
+		Common
+		Number   string   `json:"number" maxLength:"32"`
+		Purposes []string `json:"purposes,omitempty" enum:"service,marketing" doc:"empty means every purpose"`
+		Channels []string `json:"channels,omitempty" enum:"call,sms,flash" doc:"empty means every channel"`
+		All      bool     `json:"all,omitempty"`
+		Via      string   `json:"via" enum:"sms_keyword,call,agent,web,api"`
+		RawText  string   `json:"raw_text,omitempty" maxLength:"1000"`
+		Line     string   `json:"line,omitempty" maxLength:"64"`
+	}
+}
+
+type relationshipIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Body struct {
+		Common
+		Number      string     `json:"number" maxLength:"32"`
+		ContractRef string     `json:"contract_ref" minLength:"1" maxLength:"128"`
+		Product     string     `json:"product,omitempty" maxLength:"128"`
+		StartsAt    *time.Time `json:"starts_at,omitempty" doc:"defaults to occurred_at"`
+		ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	}
+}
+
+type relationshipEndIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Ref  string `path:"ref" minLength:"1" maxLength:"128"`
+	Body struct {
+		Common
+		Number  string     `json:"number" maxLength:"32"`
+		EndedAt *time.Time `json:"ended_at,omitempty"`
+		Reason  string     `json:"reason,omitempty" maxLength:"500"`
+	}
+}
+
+type contactIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Body struct {
+		Common
+		Number     string `json:"number" maxLength:"32"`
+		Line       string `json:"line" minLength:"1" maxLength:"64"`
+		Channel    string `json:"channel" enum:"call,sms,flash"`
+		Purpose    string `json:"purpose" enum:"service,marketing"`
+		Campaign   string `json:"campaign,omitempty" maxLength:"128"`
+		Outcome    string `json:"outcome,omitempty" maxLength:"64"`
+		DurationS  int    `json:"duration_s,omitempty" minimum:"0"`
+		DecisionID string `json:"decision_id,omitempty" maxLength:"64"`
+	}
+}
+
+type complaintIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Body struct {
+		Common
+		Number  string `json:"number" maxLength:"32"`
+		Line    string `json:"line,omitempty" maxLength:"64"`
+		Channel string `json:"channel,omitempty" enum:"call,sms,flash"`
+		Source  string `json:"source" enum:"customer,operator,regulator"`
+		Reason  string `json:"reason,omitempty" maxLength:"1000"`
+	}
+}
+
+type suppressionIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Body struct {
+		Common
+		Number string `json:"number" maxLength:"32"`
+		Action string `json:"action,omitempty" enum:"list,lift" default:"list"`
+		List   string `json:"list" minLength:"1" maxLength:"64"`
+		Source string `json:"source,omitempty" maxLength:"128"`
+		Reason string `json:"reason,omitempty" maxLength:"500"`
+	}
+}
+
+func (s *Server) registerBusiness() {
+	biz := huma.Middlewares{s.requireKey(auth.RoleBusiness)}
+	sec := []map[string][]string{{"key": {}}}
+	post := func(id, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: path, Summary: summary,
+			Tags: []string{"business"}, Middlewares: biz, Security: sec, DefaultStatus: http.StatusCreated,
+			Errors: []int{400, 401, 403, 409, 413, 422}}
+	}
+
+	huma.Register(s.api, post("record-consent", "/v1/consents", "Record a consent"),
+		func(ctx context.Context, in *consentIn) (*writeOutput, error) {
+			b := in.Body
+			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ConsentGranted{
+				Purposes: b.Purposes, Channels: b.Channels, Source: b.Source, Evidence: b.Evidence, ExpiresAt: b.ExpiresAt})
+		})
+	huma.Register(s.api, post("record-withdrawal", "/v1/withdrawals", "Record an opt-out"),
+		func(ctx context.Context, in *withdrawalIn) (*writeOutput, error) {
+			b := in.Body
+			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ConsentWithdrawn{
+				Purposes: b.Purposes, Channels: b.Channels, All: b.All, Via: b.Via, RawText: b.RawText, Line: b.Line})
+		})
+	huma.Register(s.api, post("start-relationship", "/v1/relationships", "Record the start of a customer relationship (a contract)"),
+		func(ctx context.Context, in *relationshipIn) (*writeOutput, error) {
+			b := in.Body
+			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time) any {
+				if b.StartsAt != nil {
+					at = b.StartsAt.UTC()
+				}
+				return &ledger.RelationshipStarted{ContractRef: b.ContractRef, Product: b.Product, StartsAt: at, ExpiresAt: b.ExpiresAt}
+			})
+		})
+	huma.Register(s.api, post("end-relationship", "/v1/relationships/{ref}/end", "Record the end of a customer relationship"),
+		func(ctx context.Context, in *relationshipEndIn) (*writeOutput, error) {
+			b := in.Body
+			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time) any {
+				if b.EndedAt != nil {
+					at = b.EndedAt.UTC()
+				}
+				return &ledger.RelationshipEnded{ContractRef: in.Ref, EndedAt: at, Reason: b.Reason}
+			})
+		})
+	huma.Register(s.api, post("record-contact", "/v1/contacts", "Record a call or message placed by an outside system"),
+		func(ctx context.Context, in *contactIn) (*writeOutput, error) {
+			b := in.Body
+			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ContactMade{
+				Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
+				DurationS: b.DurationS, DecisionID: b.DecisionID})
+		})
+	huma.Register(s.api, post("record-complaint", "/v1/complaints", "Record a complaint"),
+		func(ctx context.Context, in *complaintIn) (*writeOutput, error) {
+			b := in.Body
+			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ComplaintReceived{
+				Line: b.Line, Channel: b.Channel, Source: b.Source, Reason: b.Reason})
+		})
+	huma.Register(s.api, post("record-suppression", "/v1/suppressions", "Put a number on, or take it off, the tenant's do-not-contact list"),
+		func(ctx context.Context, in *suppressionIn) (*writeOutput, error) {
+			b := in.Body
+			var p any = &ledger.SuppressionListed{Scope: "tenant", List: b.List, Source: b.Source}
+			if b.Action == "lift" {
+				p = &ledger.SuppressionLifted{Scope: "tenant", List: b.List, Reason: b.Reason}
+			}
+			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, p)
+		})
+
+	s.registerDecisions(biz, sec)
+	s.registerReminders(biz, sec)
+	s.registerSubjects(biz, sec)
+	s.registerImport(biz, sec)
+}
+
+func (s *Server) occurred(c Common) time.Time {
+	if c.OccurredAt != nil {
+		return c.OccurredAt.UTC()
+	}
+	return s.cfg.Now().UTC()
+}
+
+// writeContact appends one event to the caller's contact stream for number.
+func (s *Server) writeContact(ctx context.Context, loc, number string, c Common, idemKey string, payload any) (*writeOutput, error) {
+	return s.writeAt(ctx, loc, number, c, idemKey, func(time.Time) any { return payload })
+}
+
+// writeAt is writeContact for payloads that hold the occurred time: a
+// retry is compared with the payload rebuilt at the original time.
+func (s *Server) writeAt(ctx context.Context, loc, number string, c Common, idemKey string, build func(time.Time) any) (*writeOutput, error) {
+	p := who(ctx)
+	_, subject, err := s.person(loc, number)
+	if err != nil {
+		return nil, err
+	}
+	at := s.occurred(c)
+	ev, err := ledger.NewEvent(p.key.Tenant, subject, at, build(at))
+	if err != nil {
+		return nil, s.storeError("build", err)
+	}
+	ev.Actor = p.key.ID
+	ev.ID = s.eventID(p.key.Tenant, c.ID, idemKey, ev.Type)
+	if err := ledger.Validate(&ev); err != nil {
+		return nil, s.storeError("validate", err)
+	}
+	var rebuild func(time.Time) any
+	if c.OccurredAt == nil {
+		rebuild = build
+	}
+	e, replayed, err := s.append(ctx, ledger.ContactStream(p.key.Tenant, subject), ev, rebuild)
+	if err != nil {
+		return nil, err
+	}
+	out := &writeOutput{Status: http.StatusCreated, Body: written(e, replayed)}
+	if replayed {
+		out.Status = http.StatusOK
+	}
+	return out, nil
+}
+
+var idemSpace = uuid.MustParse("0b8e4f6a-3c2d-4e71-a9f5-7d6c5b4a3e21")
+
+// eventID picks the event id: the client's, or one derived from the
+// Idempotency-Key (scoped to tenant and event type), or a fresh one.
+func (s *Server) eventID(tenant, clientID, idemKey, typ string) string {
+	switch {
+	case clientID != "":
+		return clientID
+	case idemKey != "":
+		return uuid.NewSHA1(idemSpace, []byte(tenant+"\x00"+typ+"\x00"+idemKey)).String()
+	}
+	return ledger.NewID()
+}
+
+// append appends ev and treats a retry as a no-op. A retry whose
+// occurred_at was defaulted carries a new time, so when rebuild is set a
+// stored event with the same id, type, actor and the payload rebuilt at its
+// time counts as the same write.
+func (s *Server) append(ctx context.Context, stream string, ev ledger.Event, rebuild func(time.Time) any) (ledger.Event, bool, error) {
+	start := time.Now()
+	out, err := s.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{ev})
+	if err == nil {
+		s.contacts.note(out[0])
+		// A retry with identical content comes back as originally stored.
+		return out[0], out[0].RecordedAt.Before(start), nil
+	}
+	if !errors.Is(err, ledger.ErrIDConflict) || rebuild == nil {
+		return ledger.Event{}, false, s.storeError("append", err)
+	}
+	evs, rerr := s.cfg.Store.ReadStream(ctx, stream, 1, 0)
+	if rerr != nil {
+		return ledger.Event{}, false, s.storeError("append", err)
+	}
+	for _, old := range evs {
+		if old.ID != ev.ID || old.Type != ev.Type || old.Actor != ev.Actor {
+			continue
+		}
+		if data, err := json.Marshal(rebuild(old.OccurredAt)); err == nil && sameJSON(old.Data, data) {
+			return old, true, nil
+		}
+	}
+	return ledger.Event{}, false, s.storeError("append", err)
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return false
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// Decisions.
+
+type decisionIn struct {
+	Body struct {
+		Number  string     `json:"number" maxLength:"32"`
+		Channel string     `json:"channel" enum:"call,sms,flash"`
+		Purpose string     `json:"purpose" enum:"service,marketing"`
+		Line    string     `json:"line,omitempty" maxLength:"64"`
+		At      *time.Time `json:"at,omitempty" doc:"ask about a past moment; defaults to now"`
+	}
+}
+
+// DecisionBody is the eligibility answer.
+type DecisionBody struct {
+	Allowed      bool            `json:"allowed"`
+	Reasons      []ledger.Reason `json:"reasons"`
+	RulesVersion string          `json:"rules_version"`
+	AsOf         uint64          `json:"as_of" doc:"log position the decision saw"`
+	Revision     uint64          `json:"revision" doc:"revision of the contact stream the decision read"`
+}
+
+type decisionOut struct{ Body DecisionBody }
+
+func (s *Server) registerDecisions(mw huma.Middlewares, sec []map[string][]string) {
+	huma.Register(s.api, huma.Operation{OperationID: "decide", Method: http.MethodPost, Path: "/v1/decisions",
+		Summary: "Ask whether a number may be contacted, and why", Tags: []string{"business"},
+		Middlewares: mw, Security: sec, Errors: []int{400, 401, 403, 422}},
+		func(ctx context.Context, in *decisionIn) (*decisionOut, error) {
+			p := who(ctx)
+			e164, subject, err := s.person("body.number", in.Body.Number)
+			if err != nil {
+				return nil, err
+			}
+			at := s.cfg.Now().UTC()
+			if in.Body.At != nil {
+				at = in.Body.At.UTC()
+			}
+			d, err := s.cfg.Decider.Decide(ctx, notify.Query{Tenant: p.key.Tenant, Subject: subject, Number: e164,
+				Channel: in.Body.Channel, Purpose: in.Body.Purpose, Line: in.Body.Line, At: at})
+			if err != nil {
+				s.cfg.Log.Error("decide", "err", err)
+				return nil, huma.Error500InternalServerError("decision failed")
+			}
+			if d.Reasons == nil {
+				d.Reasons = []ledger.Reason{}
+			}
+			return &decisionOut{Body: DecisionBody{Allowed: d.Allowed, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf, Revision: d.Revision}}, nil
+		})
+}
+
+// Reminders.
+
+type reminderIn struct {
+	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"alternative to id"`
+	Body struct {
+		ID              string            `json:"id,omitempty" maxLength:"64" pattern:"^[A-Za-z0-9._:-]+$" doc:"reminder id; a retry with the same id never sends twice"`
+		Number          string            `json:"number" maxLength:"32"`
+		RelationshipRef string            `json:"relationship_ref" minLength:"1" maxLength:"128"`
+		Text            string            `json:"text,omitempty" maxLength:"1000"`
+		Template        string            `json:"template,omitempty" maxLength:"64"`
+		Parameters      map[string]string `json:"parameters,omitempty"`
+		Line            string            `json:"line,omitempty" maxLength:"64"`
+	}
+}
+
+// ReminderBody is a reminder's state.
+type ReminderBody struct {
+	ID         string          `json:"id"`
+	State      string          `json:"state" enum:"requested,denied,dispatched,submitted,delivered,failed,outcome_unknown"`
+	Denied     bool            `json:"denied"`
+	Reasons    []ledger.Reason `json:"reasons"`
+	MessageIDs []string        `json:"message_ids,omitempty"`
+	Events     []Written       `json:"events"`
+}
+
+type reminderOut struct {
+	Status int
+	Body   ReminderBody
+}
+
+type reminderGetIn struct {
+	ID string `path:"id" maxLength:"64"`
+}
+
+func reminderBody(r notify.Result) ReminderBody {
+	b := ReminderBody{ID: r.ReminderID, State: r.State, Denied: r.State == notify.StateDenied, Reasons: r.Reasons,
+		MessageIDs: r.MessageIDs, Events: make([]Written, 0, len(r.Events))}
+	if b.Reasons == nil {
+		b.Reasons = []ledger.Reason{}
+	}
+	for _, e := range r.Events {
+		b.Events = append(b.Events, written(e, false))
+	}
+	return b
+}
+
+func (s *Server) registerReminders(mw huma.Middlewares, sec []map[string][]string) {
+	huma.Register(s.api, huma.Operation{OperationID: "send-reminder", Method: http.MethodPost, Path: "/v1/reminders",
+		Summary: "Send a service reminder as flash SMS, if the rules allow it", Tags: []string{"business"},
+		Middlewares: mw, Security: sec, Errors: []int{400, 401, 403, 409, 422, 503}},
+		func(ctx context.Context, in *reminderIn) (*reminderOut, error) {
+			if s.cfg.Reminders == nil {
+				return nil, huma.Error503ServiceUnavailable("the notifier is not running")
+			}
+			p := who(ctx)
+			b := in.Body
+			e164, subject, err := s.person("body.number", b.Number)
+			if err != nil {
+				return nil, err
+			}
+			if (b.Text == "") == (b.Template == "") {
+				return nil, huma.Error422UnprocessableEntity("give either text or template",
+					&huma.ErrorDetail{Location: "body.text", Message: "exactly one of text and template is required"})
+			}
+			id := b.ID
+			if id == "" && in.Key != "" {
+				id = uuid.NewSHA1(idemSpace, []byte(p.key.Tenant+"\x00reminder\x00"+in.Key)).String()
+			}
+			res, err := s.cfg.Reminders.Remind(ctx, notify.Request{Tenant: p.key.Tenant, Actor: p.key.ID, Number: e164,
+				Subject: subject, ContractRef: b.RelationshipRef, Text: b.Text, TemplateID: b.Template,
+				Params: b.Parameters, Line: b.Line, ID: id})
+			switch {
+			case errors.Is(err, notify.ErrUnknownTemplate):
+				return nil, huma.Error422UnprocessableEntity("unknown template", &huma.ErrorDetail{Location: "body.template", Message: "no such template"})
+			case errors.Is(err, notify.ErrContended):
+				return nil, huma.Error503ServiceUnavailable("the number's contact state kept changing; retry with the same id")
+			case err != nil:
+				return nil, s.storeError("remind", err)
+			}
+			return &reminderOut{Status: http.StatusCreated, Body: reminderBody(res)}, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "get-reminder", Method: http.MethodGet, Path: "/v1/reminders/{id}",
+		Summary: "Get a reminder's state and events", Tags: []string{"business"},
+		Middlewares: mw, Security: sec, Errors: []int{401, 403, 404}},
+		func(ctx context.Context, in *reminderGetIn) (*reminderOut, error) {
+			if s.cfg.Reminders == nil {
+				return nil, huma.Error503ServiceUnavailable("the notifier is not running")
+			}
+			res, err := s.cfg.Reminders.Get(ctx, who(ctx).key.Tenant, in.ID)
+			if errors.Is(err, notify.ErrNotFound) {
+				return nil, huma.Error404NotFound("no such reminder")
+			}
+			if err != nil {
+				return nil, s.storeError("reminder", err)
+			}
+			return &reminderOut{Status: http.StatusOK, Body: reminderBody(res)}, nil
+		})
+}
+
+// Subjects.
+
+type subjectIn struct {
+	Number string `path:"number" maxLength:"32"`
+}
+
+type historyOut struct {
+	Body struct {
+		Events []ledger.Event `json:"events"`
+	}
+}
+
+type erasureIn struct {
+	Key    string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	Number string `path:"number" maxLength:"32"`
+	Body   *struct {
+		Reason string `json:"reason,omitempty" maxLength:"500"`
+	} `required:"false"`
+}
+
+func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string) {
+	huma.Register(s.api, huma.Operation{OperationID: "subject-history", Method: http.MethodGet, Path: "/v1/subjects/{number}/history",
+		Summary: "Everything this tenant recorded about a number, in order", Tags: []string{"business"},
+		Middlewares: mw, Security: sec, Errors: []int{401, 403, 422}},
+		func(ctx context.Context, in *subjectIn) (*historyOut, error) {
+			_, subject, err := s.person("path.number", in.Number)
+			if err != nil {
+				return nil, err
+			}
+			evs, err := s.cfg.Store.ReadStream(ctx, ledger.ContactStream(who(ctx).key.Tenant, subject), 1, 0)
+			if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+				return nil, s.storeError("history", err)
+			}
+			out := &historyOut{}
+			out.Body.Events = evs
+			if out.Body.Events == nil {
+				out.Body.Events = []ledger.Event{}
+			}
+			return out, nil
+		})
+	huma.Register(s.api, huma.Operation{OperationID: "erase-subject", Method: http.MethodPost, Path: "/v1/subjects/{number}/erasure",
+		Summary: "Erase a number's personal data (its key is destroyed; opt-outs and suppressions keep working)",
+		Tags:    []string{"business"}, Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{401, 403, 422, 503}},
+		func(ctx context.Context, in *erasureIn) (*writeOutput, error) {
+			p := who(ctx)
+			_, subject, err := s.person("path.number", in.Number)
+			if err != nil {
+				return nil, err
+			}
+			reason := ""
+			if in.Body != nil {
+				reason = in.Body.Reason
+			}
+			if s.cfg.Eraser != nil {
+				if err := s.cfg.Eraser.Erase(ctx, subject); err != nil {
+					s.cfg.Log.Error("erase", "err", err)
+					return nil, huma.Error500InternalServerError("erasure failed")
+				}
+			}
+			ev, err := ledger.NewEvent(p.key.Tenant, subject, s.cfg.Now(), &ledger.SubjectErased{Reason: reason})
+			if err != nil {
+				return nil, s.storeError("erase", err)
+			}
+			ev.Actor = p.key.ID
+			ev.ID = s.eventID(p.key.Tenant, "", in.Key, ev.Type)
+			e, replayed, err := s.append(ctx, ledger.SubjectStream(subject), ev, func(time.Time) any { return &ledger.SubjectErased{Reason: reason} })
+			if err != nil {
+				return nil, err
+			}
+			out := &writeOutput{Status: http.StatusCreated, Body: written(e, replayed)}
+			if replayed {
+				out.Status = http.StatusOK
+			}
+			return out, nil
+		})
+}

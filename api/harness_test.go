@@ -1,0 +1,227 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/heed/heed/api/auth"
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/notify"
+)
+
+// hmacPseudonyms stands in for ledger/pii in these tests.
+type hmacPseudonyms struct{}
+
+func (hmacPseudonyms) Pseudonym(n string) string {
+	m := hmac.New(sha256.New, []byte("test key"))
+	m.Write([]byte(n))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// streamDecider allows when the contact stream has a relationship or a
+// grant and no withdrawal; it names the events it relied on.
+type streamDecider struct{ store ledger.Store }
+
+func (d streamDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
+	evs, err := d.store.ReadStream(ctx, ledger.ContactStream(q.Tenant, q.Subject), 1, 0)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return notify.Decision{}, err
+	}
+	var basis, withdrawal []string
+	for _, e := range evs {
+		if !q.At.IsZero() && e.OccurredAt.After(q.At) {
+			continue
+		}
+		switch e.Type {
+		case ledger.TypeRelationshipStarted, ledger.TypeConsentGranted:
+			basis = append(basis, e.ID)
+		case ledger.TypeConsentWithdrawn:
+			withdrawal = append(withdrawal, e.ID)
+		}
+	}
+	dec := notify.Decision{RulesVersion: "test", Revision: uint64(len(evs)), AsOf: uint64(len(evs))}
+	switch {
+	case len(withdrawal) > 0:
+		dec.Reasons = []ledger.Reason{{Rule: "withdrawal", Effect: "deny", Text: "opted out", Events: withdrawal}}
+	case len(basis) > 0:
+		dec.Allowed = true
+		dec.Reasons = []ledger.Reason{{Rule: "service-basis", Effect: "allow", Text: "has a basis", Events: basis}}
+	default:
+		dec.Reasons = []ledger.Reason{{Rule: "service-basis", Effect: "deny", Text: "no basis"}}
+	}
+	return dec, nil
+}
+
+type fakeSender struct {
+	mu   sync.Mutex
+	n    int
+	sent []notify.Message
+}
+
+func (s *fakeSender) Submit(_ context.Context, m notify.Message) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	s.sent = append(s.sent, m)
+	return []string{fmt.Sprint(s.n)}, nil
+}
+
+type fakeTexter struct {
+	mu    sync.Mutex
+	texts map[string]string
+}
+
+func (t *fakeTexter) SendText(_ context.Context, n, text string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.texts[n] = text
+	return nil
+}
+
+func (t *fakeTexter) code(n string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := strings.Fields(t.texts[n])
+	if len(f) < 4 {
+		return ""
+	}
+	return f[3]
+}
+
+type harness struct {
+	t       *testing.T
+	srv     *httptest.Server
+	store   *mem.Store
+	keys    *auth.Keys
+	texter  *fakeTexter
+	sender  *fakeSender
+	notify  *notify.Notifier
+	api     *Server
+	admin   string
+	auditor string
+	a, b    string // business keys of tenants "tenanta" and "tenantb"
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	st := mem.New()
+	keys, err := auth.Open(filepath.Join(t.TempDir(), "apikeys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, store: st, keys: keys, texter: &fakeTexter{texts: map[string]string{}}, sender: &fakeSender{}}
+	dec := streamDecider{st}
+	h.notify = notify.New(notify.Config{Store: st, Decider: dec, Sender: h.sender, DefaultLine: "10690001",
+		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
+		Lines:     map[string]string{"10690001": "tenanta"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
+	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify,
+		Texter: h.texter, Auditor: fakeAuditor{st}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = h.api.Run(ctx) }()
+	h.srv = httptest.NewServer(h.api)
+	t.Cleanup(func() { h.srv.Close(); cancel(); st.Close(); keys.Close() })
+	mk := func(role, tenant string) string {
+		tok, _, err := keys.Create(role, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	h.admin, h.auditor = mk(auth.RoleAdmin, ""), mk(auth.RoleAuditor, "")
+	h.a, h.b = mk(auth.RoleBusiness, "tenanta"), mk(auth.RoleBusiness, "tenantb")
+	return h
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body is not a JSON object (%v): %s", err, r.body)
+	}
+	return m
+}
+
+// do sends a request; body may be a string (sent as is) or a value (JSON).
+func (h *harness) do(method, path, token string, body any, hdr ...string) resp {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (h *harness) head() uint64 {
+	h.t.Helper()
+	n, err := h.store.Head(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// fakeAuditor serves proofs from the in-memory store's tree.
+type fakeAuditor struct{ st *mem.Store }
+
+func (a fakeAuditor) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	n, err := a.st.Head(ctx)
+	return Checkpoint{Size: int64(n), Note: fmt.Sprintf("test\n%d\n", n)}, err
+}
+func (a fakeAuditor) Inclusion(context.Context, int64, int64) ([][]byte, error)   { return [][]byte{}, nil }
+func (a fakeAuditor) Consistency(context.Context, int64, int64) ([][]byte, error) { return [][]byte{}, nil }
+func (a fakeAuditor) Bundle(_ context.Context, w io.Writer) error {
+	_, err := io.WriteString(w, "bundle\n")
+	return err
+}

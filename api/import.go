@@ -1,0 +1,129 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/heed/heed/ledger"
+)
+
+// importable are the event types a business may bulk-import: facts from
+// its own systems, never the notifier's own records.
+var importable = []string{
+	ledger.TypeConsentGranted, ledger.TypeConsentWithdrawn, ledger.TypeRelationshipStarted, ledger.TypeRelationshipEnded,
+	ledger.TypeContactMade, ledger.TypeComplaintReceived, ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted,
+}
+
+// ImportLine is one line of an NDJSON import.
+type ImportLine struct {
+	ID         string          `json:"id,omitempty"`
+	Type       string          `json:"type"`
+	Number     string          `json:"number"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+type importIn struct {
+	Key     string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried import a no-op for lines without an id"`
+	RawBody []byte `contentType:"application/x-ndjson" doc:"one event per line: {id?, type, number, occurred_at, data}"`
+}
+
+type importOut struct {
+	Status int
+	Body   struct {
+		Events []Written `json:"events"`
+	}
+}
+
+func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) {
+	huma.Register(s.api, huma.Operation{OperationID: "import-events", Method: http.MethodPost, Path: "/v1/events:import",
+		Summary: "Import events in bulk (NDJSON); every line is checked before any is written", Tags: []string{"business"},
+		Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 413, 422}},
+		func(ctx context.Context, in *importIn) (*importOut, error) {
+			p := who(ctx)
+			var evs []ledger.Event
+			sc := bufio.NewScanner(bytes.NewReader(in.RawBody))
+			sc.Buffer(make([]byte, 64*1024), MaxBody)
+			for n := 1; sc.Scan(); n++ {
+				line := bytes.TrimSpace(sc.Bytes())
+				if len(line) == 0 {
+					continue
+				}
+				loc := fmt.Sprintf("body line %d", n)
+				var l ImportLine
+				dec := json.NewDecoder(bytes.NewReader(line))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&l); err != nil {
+					return nil, huma.Error400BadRequest("malformed NDJSON", &huma.ErrorDetail{Location: loc, Message: "not a JSON object of {id, type, number, occurred_at, data}"})
+				}
+				if !slices.Contains(importable, l.Type) {
+					return nil, huma.Error422UnprocessableEntity("event type not importable", &huma.ErrorDetail{Location: loc + " type", Message: "expected one of " + fmt.Sprint(importable)})
+				}
+				_, subject, err := s.person(loc+" number", l.Number)
+				if err != nil {
+					return nil, err
+				}
+				id := l.ID
+				if id == "" && in.Key != "" {
+					id = uuid.NewSHA1(idemSpace, fmt.Appendf(nil, "%s\x00import\x00%s\x00%d", p.key.Tenant, in.Key, n)).String()
+				}
+				if id == "" {
+					id = ledger.NewID()
+				}
+				e := ledger.Event{ID: id, Type: l.Type, Tenant: p.key.Tenant, Subject: subject, OccurredAt: l.OccurredAt.UTC(),
+					Actor: p.key.ID, Schema: 1, Data: l.Data}
+				if err := ledger.Validate(&e); err != nil {
+					return nil, huma.Error422UnprocessableEntity("invalid event", &huma.ErrorDetail{Location: loc, Message: err.Error()})
+				}
+				if pl, _ := ledger.Decode(&e); pl != nil {
+					switch pl := pl.(type) {
+					case *ledger.SuppressionListed:
+						if pl.Scope != "tenant" {
+							return nil, huma.Error422UnprocessableEntity("a business may only use its own lists", &huma.ErrorDetail{Location: loc + " data.scope", Message: "must be tenant"})
+						}
+					case *ledger.SuppressionLifted:
+						if pl.Scope != "tenant" {
+							return nil, huma.Error422UnprocessableEntity("a business may only use its own lists", &huma.ErrorDetail{Location: loc + " data.scope", Message: "must be tenant"})
+						}
+					}
+				}
+				evs = append(evs, e)
+			}
+			if err := sc.Err(); err != nil {
+				return nil, huma.Error400BadRequest("unreadable body")
+			}
+			if len(evs) == 0 {
+				return nil, huma.Error422UnprocessableEntity("no events in the body")
+			}
+			out := &importOut{Status: http.StatusCreated}
+			out.Body.Events = make([]Written, 0, len(evs))
+			// Consecutive lines for one stream go in one append.
+			for i := 0; i < len(evs); {
+				stream := ledger.ContactStream(evs[i].Tenant, evs[i].Subject)
+				j := i + 1
+				for j < len(evs) && evs[j].Subject == evs[i].Subject {
+					j++
+				}
+				start := time.Now()
+				stored, err := s.cfg.Store.Append(ctx, stream, ledger.Any(), evs[i:j])
+				if err != nil {
+					return nil, s.storeError("import", err)
+				}
+				for _, e := range stored {
+					s.contacts.note(e)
+					out.Body.Events = append(out.Body.Events, written(e, e.RecordedAt.Before(start)))
+				}
+				i = j
+			}
+			return out, nil
+		})
+}
