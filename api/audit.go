@@ -156,4 +156,3 @@ func (s *Server) auditError(err error) error {
 	s.cfg.Log.Warn("audit", "err", err)
 	return huma.Error422UnprocessableEntity("cannot prove that: " + err.Error())
 }
-

@@ -219,8 +219,12 @@ func (a fakeAuditor) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	n, err := a.st.Head(ctx)
 	return Checkpoint{Size: int64(n), Note: fmt.Sprintf("test\n%d\n", n)}, err
 }
-func (a fakeAuditor) Inclusion(context.Context, int64, int64) ([][]byte, error)   { return [][]byte{}, nil }
-func (a fakeAuditor) Consistency(context.Context, int64, int64) ([][]byte, error) { return [][]byte{}, nil }
+func (a fakeAuditor) Inclusion(context.Context, int64, int64) ([][]byte, error) {
+	return [][]byte{}, nil
+}
+func (a fakeAuditor) Consistency(context.Context, int64, int64) ([][]byte, error) {
+	return [][]byte{}, nil
+}
 func (a fakeAuditor) Bundle(_ context.Context, w io.Writer) error {
 	_, err := io.WriteString(w, "bundle\n")
 	return err
