@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/heed/heed/ledger/bundle"
+	"github.com/heed/heed/ledger/merkle"
+)
+
+func init() {
+	register("export", "write an audit bundle of the ledger (events, signed checkpoints, public key)", export)
+}
+
+func export(ctx context.Context, args []string) error {
+	fs := newFlags("export")
+	data := addDataFlags(fs)
+	out := fs.String("out", "", "bundle file to write (- for stdout)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: --out is required", errUsage)
+	}
+	d, err := data.open(false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	// Cover every event: a bundle with an unsigned tail would not verify.
+	cp, err := d.Sealer().Seal(ctx)
+	if errors.Is(err, merkle.ErrNotFound) {
+		cp = merkle.Checkpoint{}
+	} else if err != nil {
+		return err
+	}
+	cps, err := d.checkpoints(cp.Size)
+	if err != nil {
+		return err
+	}
+	bar := newProgress("export", cp.Size)
+	write := func(w io.Writer) error {
+		return bundle.Export(ctx, w, d.Store, d.Origin, d.Secrets.VerifierKey, cps,
+			bundle.ExportOptions{Size: cp.Size, Progress: bar.set})
+	}
+	if *out == "-" {
+		err = write(os.Stdout)
+	} else {
+		err = writeAtomic(*out, write)
+	}
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "exported %d events and %d checkpoints to %s\n", cp.Size, len(cps), *out)
+	return nil
+}
+
+// writeAtomic writes path through a temp file in the same directory,
+// fsynced and renamed into place, so a failure leaves no partial bundle.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// progress is a progress bar on stdout when stdout is a terminal, and
+// nothing otherwise. Long runs (export, verify, bench) use it.
+type progress struct{ bar *progressbar.ProgressBar }
+
+// newProgress starts a bar counting to total items.
+func newProgress(desc string, total int64) *progress {
+	if !term.IsTerminal(int(os.Stdout.Fd())) {
+		return &progress{}
+	}
+	return &progress{bar: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stdout),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("events"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+// set records that done items are finished.
+func (p *progress) set(done int64) {
+	if p.bar != nil {
+		p.bar.Set64(done)
+	}
+}
+
+// finish removes the bar.
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+	}
+}

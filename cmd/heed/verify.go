@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/heed/heed/ledger/bundle"
+	"github.com/heed/heed/ledger/merkle"
+)
+
+func init() {
+	register("verify", "check an audit bundle offline (heed verify FILE) or a data directory (--data DIR)", verify)
+}
+
+func verify(ctx context.Context, args []string) error {
+	fs := newFlags("verify")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: heed verify [--key KEY] FILE\n       heed verify [--key KEY] --data DIR")
+		fs.PrintDefaults()
+	}
+	key := fs.String("key", "", "trusted public key: a note verifier key (name+hash+base64) or a file holding one")
+	dataDir := fs.String("data", "", "verify this data directory (read-only) instead of a bundle")
+	secretsDir := fs.String("secrets", "", "directory of the key files for --data (default: the data directory)")
+	file, err := parseVerifyArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if (file == "") == (*dataDir == "") {
+		return fmt.Errorf("%w: give a bundle FILE or --data DIR", errUsage)
+	}
+	trusted := ""
+	if *key != "" {
+		if trusted, err = readKey(*key); err != nil {
+			return err
+		}
+	}
+	var rep bundle.Report
+	if file != "" {
+		rep, err = verifyFile(ctx, file, trusted)
+	} else {
+		rep, err = verifyData(ctx, *dataDir, *secretsDir, trusted)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s\n", rep.Events, rep.Checkpoints, rep.Origin, keyName(rep.Key))
+	return nil
+}
+
+// parseVerifyArgs allows the one FILE argument before or after the flags.
+func parseVerifyArgs(fs *flag.FlagSet, args []string) (string, error) {
+	parse := func(a []string) error {
+		if err := fs.Parse(a); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return nil
+	}
+	if err := parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() == 0 {
+		return "", nil
+	}
+	file := fs.Arg(0)
+	if err := parse(fs.Args()[1:]); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return file, nil
+}
+
+// readKey accepts a verifier key or the name of a file that holds one.
+func readKey(s string) (string, error) {
+	if _, err := merkle.NewVerifier(s); err == nil {
+		return s, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: --key is neither a verifier key nor a readable file", errUsage)
+	}
+	k := strings.TrimSpace(string(b))
+	if _, err := merkle.NewVerifier(k); err != nil {
+		return "", fmt.Errorf("%w: %s does not hold a note verifier key", errUsage, s)
+	}
+	return k, nil
+}
+
+func keyName(vkey string) string {
+	if i := strings.LastIndexByte(vkey, '+'); i > 0 {
+		return vkey[:i]
+	}
+	return vkey
+}
+
+func verifyFile(ctx context.Context, path, trusted string) (bundle.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	defer f.Close()
+	var bar *progress
+	opt := bundle.Options{TrustedKey: trusted, Progress: func(done, total int64) {
+		if bar == nil {
+			bar = newProgress("verify", total)
+		}
+		bar.set(done)
+	}}
+	rep, err := bundle.Verify(ctx, f, opt)
+	if bar != nil {
+		bar.finish()
+	}
+	return rep, err
+}
+
+// verifyData runs the bundle checks on a data directory, opened read-only,
+// by streaming an export of every event (covered or not) into Verify; it
+// then checks that the tree hashes the store keeps agree with its events.
+func verifyData(ctx context.Context, dir, secretsDir, trusted string) (bundle.Report, error) {
+	d, err := openData(dir, secretsDir, "", true)
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	defer d.Close()
+	head, err := d.Store.Head(ctx)
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	cps, err := d.checkpoints(int64(head))
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	origin := d.Origin
+	if len(cps) > 0 {
+		origin = cps[len(cps)-1].Origin
+	}
+	if trusted == "" {
+		trusted = d.Secrets.VerifierKey
+	}
+	pr, pw := io.Pipe()
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exported := make(chan struct{})
+	go func() {
+		defer close(exported)
+		pw.CloseWithError(bundle.Export(ectx, pw, d.Store, origin, d.Secrets.VerifierKey, cps,
+			bundle.ExportOptions{Size: int64(head)}))
+	}()
+	bar := newProgress("verify", int64(head))
+	rep, err := bundle.Verify(ctx, pr, bundle.Options{TrustedKey: trusted, Progress: func(done, _ int64) { bar.set(done) }})
+	bar.finish()
+	// Stop the export if Verify gave up early, and wait for it before the
+	// store closes.
+	cancel()
+	pr.Close()
+	<-exported
+	if err != nil {
+		return rep, err
+	}
+	if len(cps) > 0 {
+		last := cps[len(cps)-1]
+		stored, err := tlog.TreeHash(last.Size, d.Store)
+		if err != nil {
+			return rep, err
+		}
+		if stored != last.Root {
+			return rep, fmt.Errorf("the store's tree hashes disagree with its events at size %d: proofs it serves would be wrong", last.Size)
+		}
+	}
+	return rep, nil
+}
