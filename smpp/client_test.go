@@ -291,19 +291,30 @@ func TestKilledMidWindow(t *testing.T) {
 		}()
 	}
 	waitFor(t, func() bool { return len(rec.all()) == 10 })
-	s.SetResponseDelay(0)
-	s.DropAll()
+	addr := s.Addr()
+	s.Close() // the whole SMSC goes away, not just the connection
 	wg.Wait()
 	for i, err := range errs {
 		if smpp.KindOf(err) != smpp.Unknown || !errors.Is(err, smpp.ErrLinkDropped) {
 			t.Errorf("submit %d: %v, want outcome unknown", i, err)
 		}
 	}
+	// While it is down, a submit is not sent, and says so.
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Submit(short, smpp.Message{To: testNumber, Text: "down"}); smpp.KindOf(err) != smpp.NotSent {
+		t.Errorf("submit while down: %v, want not sent", err)
+	}
+	s2, err := sim.Start(addr, sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
 	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "after"}); err != nil {
 		t.Fatalf("after reconnect: %v", err)
 	}
-	if st := s.Stats(); st.Binds != 2 {
-		t.Errorf("binds = %d, want 2", st.Binds)
+	if st := s2.Stats(); st.Binds != 1 || st.Submits != 1 {
+		t.Errorf("restarted SMSC stats %+v", st)
 	}
 }
 
