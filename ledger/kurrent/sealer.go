@@ -1,0 +1,272 @@
+package kurrent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/merkle"
+)
+
+// ErrOrigin means the checkpoints published in the cluster were signed for
+// another origin or key than this instance's: the instances are not
+// configured for the same ledger.
+var ErrOrigin = errors.New("kurrent: published checkpoint is for another ledger")
+
+// Sealer makes a KurrentDB ledger tamper-evident. Every heed instance runs
+// one: each keeps its own copy of the Merkle tree (Tree, a local bbolt
+// file grown by following the log) and of the checkpoint list
+// (Checkpoints). One instance at a time, elected with a [Lease], signs a
+// checkpoint whenever the log has grown and publishes it to a checkpoint
+// stream in the cluster; the others import what it publishes, so `heed
+// export` and `heed verify` work from any instance's data directory.
+//
+// A checkpoint is published before it is stored locally, with an exact
+// expected revision, so the published list is the one history every
+// instance converges on; before signing or importing, the sealer checks
+// that its own tree hashes to the root signed at the previous size.
+type Sealer struct {
+	Store       *Store
+	Tree        *merkle.Log
+	Checkpoints *merkle.Checkpoints
+	Signer      *merkle.Signer
+	Origin      string
+	// Holder names this instance in the lease; hostname and pid by
+	// default.
+	Holder string
+	// TTL is the lease term; 10 s by default. A dead sealer is replaced
+	// within about twice this.
+	TTL time.Duration
+	// Interval between seals; merkle.DefaultInterval by default.
+	Interval time.Duration
+	// Log receives failures; slog.Default when nil.
+	Log *slog.Logger
+
+	lease    *Lease
+	verifier *merkle.Verifier
+	next     uint64 // revision of the checkpoint stream to import next
+}
+
+// published is one event of the checkpoint stream.
+type published struct {
+	Size   int64  `json:"size"`
+	Holder string `json:"holder"`
+	Note   string `json:"note"`
+}
+
+func (s *Sealer) stream() string { return "checkpoints:" + s.Store.opts.Prefix + "log" }
+
+// Run follows the log into the tree, and takes part in the lease,
+// sealing while it holds it, until ctx is done. It returns ctx.Err(), or
+// an error no retry cures: ErrOrigin, or merkle.ErrInconsistent when the
+// log no longer matches a signed checkpoint.
+func (s *Sealer) Run(ctx context.Context) error {
+	if s.Holder == "" {
+		host, _ := os.Hostname()
+		s.Holder = host + "/" + strconv.Itoa(os.Getpid())
+	}
+	if s.TTL <= 0 {
+		s.TTL = 10 * time.Second
+	}
+	if s.Interval <= 0 {
+		s.Interval = merkle.DefaultInterval
+	}
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	v, err := merkle.NewVerifier(s.Signer.VerifierKey())
+	if err != nil {
+		return err
+	}
+	s.verifier = v
+	s.lease = s.Store.NewLease("sealer", s.Holder, s.TTL)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	grown := make(chan error, 1)
+	go func() { grown <- s.grow(ctx) }()
+
+	every := min(s.Interval, s.TTL/3)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		err := s.step(ctx)
+		if errors.Is(err, ErrOrigin) || errors.Is(err, merkle.ErrInconsistent) {
+			s.Log.Error("kurrent sealer stopped", "err", err)
+			return err
+		}
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("kurrent sealer: will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = s.lease.Release(rctx)
+			rcancel()
+			return ctx.Err()
+		case err := <-grown:
+			if ctx.Err() == nil {
+				return err
+			}
+		case <-t.C:
+		}
+	}
+}
+
+// step imports published checkpoints, then, holding the lease, seals.
+func (s *Sealer) step(ctx context.Context) error {
+	if err := s.importPublished(ctx); err != nil {
+		return err
+	}
+	held, err := s.lease.Try(ctx)
+	if err != nil || !held {
+		return err
+	}
+	return s.seal(ctx)
+}
+
+// grow follows the store from the tree's size and appends each event's
+// leaf, in batches.
+func (s *Sealer) grow(ctx context.Context) error {
+	size, err := s.Tree.Size()
+	if err != nil {
+		return err
+	}
+	var batch [][]byte
+	first := uint64(size) + 1
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := s.Tree.Append(int64(first), batch...); err != nil {
+			return err
+		}
+		first += uint64(len(batch))
+		batch = batch[:0]
+		return nil
+	}
+	err = s.Store.Follow(ctx, first, func(e ledger.Event) error {
+		leaf, err := e.Leaf()
+		if err != nil {
+			return err
+		}
+		batch = append(batch, leaf)
+		head, err := s.Store.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if len(batch) >= 512 || e.Position >= head {
+			return flush()
+		}
+		return nil
+	})
+	return err
+}
+
+// importPublished stores the checkpoints published since the last look,
+// after checking each against the local tree where the tree reaches.
+func (s *Sealer) importPublished(ctx context.Context) error {
+	recs, err := s.Store.records(ctx, s.stream(), s.next)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		var p published
+		if err := json.Unmarshal(r.data, &p); err != nil {
+			return fmt.Errorf("%w: revision %d of %s: %v", ErrOrigin, r.revision, s.stream(), err)
+		}
+		cp, err := s.verifier.Open([]byte(p.Note))
+		if err != nil || cp.Origin != s.Origin {
+			return fmt.Errorf("%w: revision %d of %s", ErrOrigin, r.revision, s.stream())
+		}
+		if err := s.check(cp); err != nil {
+			return err
+		}
+		latest, err := s.Checkpoints.Latest()
+		if err == nil && cp.Size <= latest.Size {
+			s.next = r.revision + 1
+			continue
+		}
+		if err != nil && !errors.Is(err, merkle.ErrNotFound) {
+			return err
+		}
+		if err := s.Checkpoints.Add(cp); err != nil {
+			return err
+		}
+		s.next = r.revision + 1
+	}
+	return nil
+}
+
+// check verifies that the local tree, if it reaches cp's size, has cp's
+// root.
+func (s *Sealer) check(cp merkle.Checkpoint) error {
+	size, err := s.Tree.Size()
+	if err != nil || size < cp.Size {
+		return err
+	}
+	root, err := tlog.TreeHash(cp.Size, s.Tree)
+	if err != nil {
+		return err
+	}
+	if root != cp.Root {
+		return fmt.Errorf("%w: the log read from the cluster does not hash to the root signed at size %d", merkle.ErrInconsistent, cp.Size)
+	}
+	return nil
+}
+
+// seal signs the tree's current size if it is beyond the latest
+// checkpoint, publishes it, then stores it.
+func (s *Sealer) seal(ctx context.Context) error {
+	size, err := s.Tree.Size()
+	if err != nil {
+		return err
+	}
+	latest, err := s.Checkpoints.Latest()
+	switch {
+	case errors.Is(err, merkle.ErrNotFound):
+	case err != nil:
+		return err
+	case size <= latest.Size:
+		return nil
+	default:
+		if err := s.check(latest); err != nil {
+			return err
+		}
+	}
+	if size == 0 || !s.lease.Held() {
+		return nil
+	}
+	root, err := tlog.TreeHash(size, s.Tree)
+	if err != nil {
+		return err
+	}
+	cp, err := s.Signer.Sign(merkle.Checkpoint{Origin: s.Origin, Size: size, Root: root})
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(published{Size: size, Holder: s.Holder, Note: string(cp.Note)})
+	if err != nil {
+		return err
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte(s.Origin+"/"+strconv.FormatInt(size, 10)))
+	err = s.Store.appendRecord(ctx, s.stream(), "HeedCheckpoint", id, s.next, data)
+	if errors.Is(err, ledger.ErrWrongRevision) {
+		// Another sealer published meanwhile; import it next step.
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.next++
+	return s.Checkpoints.Add(cp)
+}
