@@ -66,9 +66,10 @@ type Checkpoint struct {
 	Note string `json:"note" doc:"the checkpoint as a signed note (C2SP tlog-checkpoint)"`
 }
 
-// Eraser destroys a subject's data key.
+// Eraser destroys a subject's data key and records SubjectErased in the
+// subject's stream, returning that event; a retry appends nothing new.
 type Eraser interface {
-	Erase(ctx context.Context, subject string) error
+	Erase(ctx context.Context, subject, tenant, actor, reason string) (ledger.Event, error)
 }
 
 // Config wires the API. Store, Keys, Pseudonyms and Decider are required;

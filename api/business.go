@@ -501,10 +501,16 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 				reason = in.Body.Reason
 			}
 			if s.cfg.Eraser != nil {
-				if err := s.cfg.Eraser.Erase(ctx, subject); err != nil {
-					s.cfg.Log.Error("erase", "err", err)
-					return nil, huma.Error500InternalServerError("erasure failed")
+				start := time.Now()
+				e, err := s.cfg.Eraser.Erase(ctx, subject, p.key.Tenant, p.key.ID, reason)
+				if err != nil {
+					return nil, s.storeError("erase", err)
 				}
+				st := http.StatusCreated
+				if e.RecordedAt.Before(start) {
+					st = http.StatusOK
+				}
+				return &writeOutput{Status: st, Body: written(e, st == http.StatusOK)}, nil
 			}
 			ev, err := ledger.NewEvent(p.key.Tenant, subject, s.cfg.Now(), &ledger.SubjectErased{Reason: reason})
 			if err != nil {

@@ -27,6 +27,9 @@ import (
 var (
 	// ErrPermanent is what a Sender wraps when the SMSC refused a message for good.
 	ErrPermanent = errors.New("notify: submit refused")
+	// ErrNotSent is what a Sender wraps when the message certainly did not
+	// reach the SMSC (no bind, throttled past its retries).
+	ErrNotSent = errors.New("notify: not sent")
 	// ErrUnknownTemplate means a reminder named a template that is not configured.
 	ErrUnknownTemplate = errors.New("notify: unknown template")
 	// ErrNoText means a reminder had neither text nor template.
@@ -68,8 +71,9 @@ type Message struct {
 }
 
 // Sender submits messages to an SMSC. An error wrapping ErrPermanent means
-// the message was refused and will never be delivered; any other error
-// means the outcome is unknown.
+// the message was refused and will never be delivered, one wrapping
+// ErrNotSent that it never left; any other error means the outcome is
+// unknown.
 type Sender interface {
 	Submit(ctx context.Context, m Message) (messageIDs []string, err error)
 }
@@ -314,6 +318,10 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		res.State, res.MessageIDs = StateSubmitted, ids
 	case errors.Is(err, ErrPermanent):
 		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderFailed{ReminderID: r.ID, Status: "refused", Detail: err.Error()})
+		res.State = StateFailed
+	case errors.Is(err, ErrNotSent):
+		// Never reached the SMSC: failed, and a new reminder may be requested.
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderFailed{ReminderID: r.ID, Status: "not_sent", Detail: err.Error()})
 		res.State = StateFailed
 	default:
 		n.cfg.Log.Warn("submit outcome unknown", "reminder", r.ID, "tenant", r.Tenant, "err", err)

@@ -249,6 +249,7 @@ func TestSubmitOutcomes(t *testing.T) {
 	}{
 		{fmt.Errorf("smpp: %w: invalid destination", ErrPermanent), StateFailed, ledger.TypeReminderFailed},
 		{errors.New("smpp: response timeout"), StateUnknown, ledger.TypeReminderOutcomeUnknown},
+		{fmt.Errorf("smpp: %w: no bind", ErrNotSent), StateFailed, ledger.TypeReminderFailed},
 	} {
 		r := newRig(t)
 		r.relate(t, number)

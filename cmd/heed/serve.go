@@ -2,58 +2,528 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/heed/heed/api"
+	"github.com/heed/heed/api/auth"
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/bundle"
+	"github.com/heed/heed/ledger/merkle"
+	"github.com/heed/heed/ledger/pii"
+	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections"
+	"github.com/heed/heed/smpp"
+	"github.com/heed/heed/smpp/sim"
+	"github.com/heed/heed/smpp/text"
 )
 
 func init() {
 	register("serve", "run the ledger, the API and the flash notifier", serve)
 }
 
+// apiKeysFile holds the hashed API keys (ledger/pii owns keys.db).
+const apiKeysFile = "apikeys.db"
+
+// serveConfig is the optional JSON file given with --config. Flags given on
+// the command line win over it.
+type serveConfig struct {
+	// SMSC is the SMPP connection; without one the built-in simulator runs.
+	SMSC *struct {
+		Addr     string  `json:"addr"`
+		SystemID string  `json:"system_id"`
+		Password string  `json:"password"`
+		Window   int     `json:"window"`
+		TPS      float64 `json:"tps"`
+		// DataCoding of flash messages, e.g. 24 (0x18, UCS2 class 0).
+		FlashUCS2 byte `json:"flash_ucs2_coding,omitempty"`
+	} `json:"smsc,omitempty"`
+	// Lines maps each sender line to the tenant that owns it.
+	Lines map[string]string `json:"lines,omitempty"`
+	// Templates maps template ids to texts with {param} placeholders.
+	Templates map[string]string `json:"templates,omitempty"`
+	// Keywords replace the default opt-out keywords.
+	Keywords []string `json:"keywords,omitempty"`
+}
+
 func serve(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
-	dataDir := fs.String("data", "heed-data", "data directory of the embedded store")
+	data := addDataFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
+	configFile := fs.String("config", "", "JSON config file: smsc, lines, templates, keywords")
+	rulesFile := fs.String("rules", "", "JSON rules file (projections config); default rules when empty")
+	region := fs.String("region", "CN", "default region for numbers written without a country code")
+	smscAddr := fs.String("smsc", "", "SMSC host:port (default: start the built-in simulator in-process)")
+	smscUser := fs.String("smsc-system-id", "heed", "SMPP system_id")
+	smscPass := fs.String("smsc-password", "", "SMPP password")
+	window := fs.Int("smsc-window", 0, "SMPP window (outstanding submits); 0 = client default")
+	line := fs.String("line", "10690001", "default sender line of reminders and codes")
+	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
+	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
+	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+
+	var cfg serveConfig
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return err
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return fmt.Errorf("%w: %s: %v", errUsage, *configFile, err)
+		}
+	}
+	if cfg.Lines == nil {
+		cfg.Lines = map[string]string{}
+	}
+	for _, kv := range strings.Split(*lines, ",") {
+		if kv == "" {
+			continue
+		}
+		l, t, ok := strings.Cut(kv, "=")
+		if !ok || !auth.ValidTenant(t) {
+			return fmt.Errorf("%w: --lines wants line=tenant pairs", errUsage)
+		}
+		cfg.Lines[l] = t
+	}
+	if *keywords != "" {
+		cfg.Keywords = strings.Split(*keywords, ",")
+	}
+	rules := projections.Default()
+	if *rulesFile != "" {
+		var err error
+		if rules, err = projections.LoadConfig(*rulesFile); err != nil {
+			return err
+		}
+	}
+
+	d, err := data.open(false)
+	if err != nil {
 		return err
+	}
+	defer d.Close()
+	keys, err := auth.Open(filepath.Join(d.Dir, apiKeysFile))
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+	if keys.Len() == 0 {
+		tok, key, err := keys.Create(auth.RoleAdmin, "")
+		if err != nil {
+			return err
+		}
+		// Printed once, on stdout rather than in the log: it is a secret.
+		fmt.Printf("admin key (shown once): %s\n", tok)
+		log.Info("first start: created an admin key", "key", key.ID)
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := api.NewMetrics(reg)
+	store := metrics.Store(d.Store)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg background
+	defer bg.wait()
+	defer cancel()
+
+	// Projections and the sealer follow the log.
+	runner, err := projections.NewRunner(d.Store, rules, projections.Options{Dir: filepath.Join(d.Dir, "projections")})
+	if err != nil {
+		return err
+	}
+	bg.run(log, "projections", func() error { return runner.Run(ctx) })
+	sealer := d.Sealer()
+	sealer.Log = log
+	bg.run(log, "sealer", func() error { return sealer.Run(ctx) })
+	decider := metrics.Decider(projectionDecider{runner})
+	metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
+		head, err := d.Store.Head(context.Background())
+		if err != nil {
+			return 0
+		}
+		return float64(head - min(head, runner.Position()))
+	})
+	metrics.Gauge("heed_store_commit_seconds_total", "Time the store spent committing (mostly fsync).", func() float64 {
+		return d.Store.Stats().Commit.Seconds()
+	})
+	metrics.Gauge("heed_store_commits_total", "Store transactions (group commits).", func() float64 {
+		return float64(d.Store.Stats().Commits)
+	})
+
+	// SMPP: a configured SMSC, or the simulator in-process.
+	var simSrv *sim.Server
+	var outbox *simOutbox
+	addr, user, pass := *smscAddr, *smscUser, *smscPass
+	if addr == "" && cfg.SMSC != nil {
+		addr, user, pass = cfg.SMSC.Addr, cfg.SMSC.SystemID, cfg.SMSC.Password
+	}
+	smscName := addr
+	if addr == "" {
+		outbox = &simOutbox{}
+		simSrv, err = sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 20 * time.Millisecond, OnSubmit: outbox.add})
+		if err != nil {
+			return err
+		}
+		defer simSrv.Close()
+		addr, smscName = simSrv.Addr(), "simulator"
+		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", addr)
+	}
+	var notifier atomic.Pointer[notify.Notifier]
+	smppCfg := smpp.Config{Addr: addr, SystemID: user, Password: pass, Source: *line, Window: *window, Logger: log,
+		Handler: func(in smpp.Inbound) error {
+			n := notifier.Load()
+			if n == nil {
+				return errors.New("heed: not ready")
+			}
+			return inbound(context.Background(), n, metrics, smscName, in)
+		}}
+	if cfg.SMSC != nil {
+		smppCfg.TPS = cfg.SMSC.TPS
+		if cfg.SMSC.Window > 0 && *window == 0 {
+			smppCfg.Window = cfg.SMSC.Window
+		}
+	}
+	client := smpp.New(smppCfg)
+	sender := &smppSender{c: client, m: metrics, smsc: smscName}
+	metrics.Gauge("heed_smpp_window_in_flight", "Submits sent and not yet answered.", func() float64 {
+		return float64(sender.inFlight.Load())
+	})
+
+	n := notify.New(notify.Config{Store: store, Decider: decider, Sender: sender, Templates: cfg.Templates,
+		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSC: smscName, Log: log,
+		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState})
+	marked, err := n.Recover(ctx)
+	if err != nil {
+		return err
+	}
+	if marked > 0 {
+		log.Warn("reminders dispatched before the last stop had no submit outcome; marked outcome unknown, not resubmitted", "count", marked)
+	}
+	notifier.Store(n)
+
+	srv := api.New(api.Config{Store: store, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
+		Reminders: n, Texter: sender, Auditor: auditor{d}, Eraser: eraser{d}, Metrics: metrics,
+		Region: *region, Log: log})
+	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
+
+	var ready atomic.Bool
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting\n", http.StatusServiceUnavailable)
+			return
+		}
+		if err := runner.CatchUp(r.Context()); err != nil {
+			http.Error(w, "projections behind\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if *simDev && outbox != nil {
+		outbox.routes(mux, keys, simSrv)
+		log.Warn("development routes /dev/sim/* are on")
+	}
+	mux.Handle("/", srv)
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("listening", "addr", ln.Addr().String(), "data", *dataDir)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smsc", smscName)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- hs.Serve(ln) }()
+	ready.Store(true)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	// Drain: stop taking requests and let those in flight finish, then
+	// unbind from the SMSC, then stop the followers.
+	ready.Store(false)
+	log.Info("stopping: draining requests")
+	shutdown, stop := context.WithTimeout(context.Background(), 15*time.Second)
+	defer stop()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("drain", "err", err)
+	}
+	if err := client.Close(shutdown); err != nil {
+		log.Warn("unbind", "err", err)
+	}
+	cancel()
+	bg.wait()
+	if err := runner.Snapshot(); err != nil {
+		log.Warn("snapshot", "err", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// background runs goroutines that end with the serve context.
+type background struct {
+	done []chan struct{}
+}
+
+func (b *background) run(log *slog.Logger, name string, fn func() error) {
+	ch := make(chan struct{})
+	b.done = append(b.done, ch)
+	go func() {
+		defer close(ch)
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("background task stopped", "task", name, "err", err)
+		}
+	}()
+}
+
+func (b *background) wait() {
+	for _, ch := range b.done {
+		<-ch
+	}
+	b.done = nil
+}
+
+// The adapters below connect the parts to the small interfaces api and
+// notify define for what they consume.
+
+// pseudonymizer keys numbers with the ledger's pseudonym key.
+type pseudonymizer struct{ d *dataDir }
+
+func (p pseudonymizer) Pseudonym(e164 string) string { return pii.Pseudonym(p.d.Secrets.PseudonymKey, e164) }
+
+// projectionDecider asks the projections.
+type projectionDecider struct{ r *projections.Runner }
+
+func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
+	d, err := p.r.Decide(ctx, projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number,
+		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At})
+	if err != nil {
+		return notify.Decision{}, err
+	}
+	out := notify.Decision{Allowed: d.Allowed, RulesVersion: d.RulesVersion, AsOf: d.AsOf, Revision: d.Revision,
+		Reasons: make([]ledger.Reason, len(d.Reasons))}
+	for i, r := range d.Reasons {
+		out.Reasons[i] = r.Ledger()
+	}
+	return out, nil
+}
+
+// smppSender submits through the SMPP client and counts what happens.
+type smppSender struct {
+	c        *smpp.Client
+	m        *api.Metrics
+	smsc     string
+	inFlight atomic.Int64
+}
+
+func (s *smppSender) submit(ctx context.Context, m smpp.Message) (smpp.Result, error) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	s.m.SMPPSubmits.WithLabelValues(s.smsc).Inc()
+	res, err := s.c.Submit(ctx, m)
+	status := "0x00000000"
+	var se *smpp.Error
+	if errors.As(err, &se) {
+		status = fmt.Sprintf("0x%08x", uint32(se.Status))
+		if se.Status == 0x58 {
+			s.m.SMPPThrottles.Inc()
+		}
+	}
+	s.m.SMPPResponses.WithLabelValues(s.smsc, status).Inc()
+	return res, err
+}
+
+func (s *smppSender) Submit(ctx context.Context, m notify.Message) ([]string, error) {
+	res, err := s.submit(ctx, smpp.Message{To: strings.TrimPrefix(m.Number, "+"), Text: m.Text, Flash: m.Flash,
+		RegisteredDelivery: 1, From: m.Line})
+	switch smpp.KindOf(err) {
+	case 0:
+		return res.IDs, err
+	case smpp.Permanent:
+		return nil, fmt.Errorf("%w: %v", notify.ErrPermanent, err)
+	case smpp.NotSent:
+		return nil, fmt.Errorf("%w: %v", notify.ErrNotSent, err)
+	}
+	return res.IDs, err
+}
+
+func (s *smppSender) SendText(ctx context.Context, e164, text string) error {
+	_, err := s.submit(ctx, smpp.Message{To: strings.TrimPrefix(e164, "+"), Text: text})
+	return err
+}
+
+// inbound routes what the SMSC delivers: receipts and opt-out replies.
+func inbound(ctx context.Context, n *notify.Notifier, m *api.Metrics, smsc string, in smpp.Inbound) error {
+	if r := in.Receipt; r != nil {
+		if !r.State.Final() {
+			return nil
+		}
+		m.SMPPReceipts.WithLabelValues(smsc, r.State.String()).Inc()
+		id := r.SubmitID
+		if id == "" {
+			id = r.ID
+		}
+		return n.OnReceipt(ctx, notify.Receipt{MessageID: id, Delivered: r.State == smpp.Delivered, Status: r.State.String()})
+	}
+	from := in.From
+	if !strings.HasPrefix(from, "+") {
+		from = "+" + from
+	}
+	if _, err := api.Normalize(from, ""); err != nil {
+		return nil // not a number we could act on; acknowledged and dropped
+	}
+	_, err := n.OnInbound(ctx, notify.Inbound{From: from, To: in.To, Text: in.Text})
+	return err
+}
+
+// auditor serves checkpoints, proofs and bundles from the data directory.
+type auditor struct{ d *dataDir }
+
+func (a auditor) latest(ctx context.Context) (merkle.Checkpoint, error) {
+	cp, err := a.d.Checkpoints.Latest()
+	if errors.Is(err, merkle.ErrNotFound) {
+		cp, err = a.d.Sealer().Seal(ctx)
+	}
+	return cp, err
+}
+
+func (a auditor) Checkpoint(ctx context.Context) (api.Checkpoint, error) {
+	cp, err := a.latest(ctx)
+	if err != nil {
+		return api.Checkpoint{}, err
+	}
+	return api.Checkpoint{Size: cp.Size, Root: cp.Root[:], Note: string(cp.Note)}, nil
+}
+
+func (a auditor) Inclusion(_ context.Context, position, size int64) ([][]byte, error) {
+	p, err := merkle.Inclusion(a.d.Store, position, size)
+	return hashes(p), err
+}
+
+func (a auditor) Consistency(_ context.Context, older, newer int64) ([][]byte, error) {
+	p, err := merkle.Consistency(a.d.Store, older, newer)
+	return hashes(p), err
+}
+
+func hashes(hs []tlog.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}
+
+func (a auditor) Bundle(ctx context.Context, w io.Writer) error {
+	cp, err := a.d.Sealer().Seal(ctx)
+	if err != nil && !errors.Is(err, merkle.ErrNotFound) {
+		return err
+	}
+	cps, err := a.d.checkpoints(cp.Size)
+	if err != nil {
+		return err
+	}
+	return bundle.Export(ctx, w, a.d.Store, a.d.Origin, a.d.Secrets.VerifierKey, cps, bundle.ExportOptions{Size: cp.Size})
+}
+
+// eraser destroys subject keys.
+type eraser struct{ d *dataDir }
+
+func (e eraser) Erase(ctx context.Context, subject, tenant, actor, reason string) (ledger.Event, error) {
+	return pii.EraseSubject(ctx, e.d.Store, e.d.Keys, subject, tenant, actor, reason)
+}
+
+// simOutbox keeps what the in-process simulator accepted, for /dev/sim/outbox.
+type simOutbox struct {
+	mu   sync.Mutex
+	msgs []outboxMessage
+}
+
+type outboxMessage struct {
+	To    string `json:"to"`
+	From  string `json:"from"`
+	Text  string `json:"text"`
+	Flash bool   `json:"flash"`
+	ID    string `json:"id"`
+}
+
+func (o *simOutbox) add(s sim.Submit) {
+	p := s.PDU
+	body := p.ShortMessage
+	if p.ESMClass&0x40 != 0 && len(body) > 0 && int(body[0])+1 <= len(body) {
+		body = body[int(body[0])+1:] // drop the UDH
+	}
+	m := outboxMessage{To: p.Dest, From: p.Source, Text: text.Decode(p.DataCoding, body), ID: s.ID,
+		Flash: p.DataCoding&0x13 == 0x10 || p.DataCoding&0xf3 == 0xf0}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.msgs) >= 10_000 {
+		o.msgs = o.msgs[1:]
+	}
+	o.msgs = append(o.msgs, m)
+}
+
+// routes serves the simulator's outbox and MO injection to admin keys.
+func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
+	admin := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			k, err := keys.Lookup(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+			if err != nil || k.Role != auth.RoleAdmin {
+				http.Error(w, "admin key required", http.StatusUnauthorized)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /dev/sim/outbox", admin(func(w http.ResponseWriter, r *http.Request) {
+		to := strings.TrimPrefix(r.URL.Query().Get("to"), "+")
+		o.mu.Lock()
+		out := []outboxMessage{}
+		for _, m := range o.msgs {
+			if to == "" || m.To == to {
+				out = append(out, m)
+			}
+		}
+		o.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	mux.HandleFunc("POST /dev/sim/mo", admin(func(w http.ResponseWriter, r *http.Request) {
+		var mo sim.MO
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&mo); err != nil {
+			http.Error(w, "want {From, To, Text}", http.StatusBadRequest)
+			return
+		}
+		mo.From = strings.TrimPrefix(mo.From, "+")
+		if err := s.Inject("", mo); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
 }
