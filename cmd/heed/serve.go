@@ -315,7 +315,9 @@ func (b *background) wait() {
 // pseudonymizer keys numbers with the ledger's pseudonym key.
 type pseudonymizer struct{ d *dataDir }
 
-func (p pseudonymizer) Pseudonym(e164 string) string { return pii.Pseudonym(p.d.Secrets.PseudonymKey, e164) }
+func (p pseudonymizer) Pseudonym(e164 string) string {
+	return pii.Pseudonym(p.d.Secrets.PseudonymKey, e164)
+}
 
 // projectionDecider asks the projections.
 type projectionDecider struct{ r *projections.Runner }
