@@ -166,7 +166,14 @@ func raw(t *testing.T, srv *fake.Server, stream string) {
 // cluster: Follow must hand over every heed event exactly once, in
 // position order.
 func TestFollowAcrossDrops(t *testing.T) {
+	for _, resend := range []bool{false, true} {
+		t.Run(fmt.Sprintf("resend=%v", resend), func(t *testing.T) { followAcrossDrops(t, resend) })
+	}
+}
+
+func followAcrossDrops(t *testing.T, resend bool) {
 	srv, s := open(t)
+	srv.ResendOnResume(resend)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	const rounds, per = 5, 4

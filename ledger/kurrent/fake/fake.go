@@ -70,7 +70,8 @@ type Server struct {
 	drop    chan struct{}    // closed to drop every live subscription
 	appendF []Fault
 	readF   []Fault
-	subs    int // subscriptions opened so far
+	subs    int  // subscriptions opened so far
+	resend  bool // a subscription resumes at its position, not after it
 	appends int // append calls received
 
 	addr string
@@ -149,6 +150,15 @@ func (s *Server) DropSubscriptions() {
 	defer s.mu.Unlock()
 	close(s.drop)
 	s.drop = make(chan struct{})
+}
+
+// ResendOnResume makes subscriptions deliver again the event at the
+// position they resume from, as a server that treats the position as
+// inclusive would; a subscriber must not hand it on twice.
+func (s *Server) ResendOnResume(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resend = on
 }
 
 // Subscriptions returns how many subscriptions have been opened.
@@ -511,6 +521,9 @@ func (s *Server) subscribe(o *api.ReadReq_Options, out api.Streams_ReadServer) e
 	case *api.ReadReq_Options_AllOptions_Position:
 		// A subscription position is exclusive.
 		next = s.firstAtOrAfter(p.Position.GetCommitPosition() + 1)
+		if s.resend {
+			next = s.firstAtOrAfter(p.Position.GetCommitPosition())
+		}
 	case *api.ReadReq_Options_AllOptions_End:
 		next = len(s.log)
 	}
