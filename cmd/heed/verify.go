@@ -50,7 +50,7 @@ func verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s\n", rep.Events, rep.Checkpoints, rep.Origin, keyName(rep.Key))
+	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s\n", rep.Events, rep.Checkpoints, rep.Origin, bundle.KeyID(rep.Key))
 	return nil
 }
 
@@ -95,13 +95,6 @@ func readKey(s string) (string, error) {
 		return "", fmt.Errorf("%w: %s does not hold a note verifier key", errUsage, s)
 	}
 	return k, nil
-}
-
-func keyName(vkey string) string {
-	if i := strings.LastIndexByte(vkey, '+'); i > 0 {
-		return vkey[:i]
-	}
-	return vkey
 }
 
 func verifyFile(ctx context.Context, path, trusted string) (bundle.Report, error) {

@@ -345,3 +345,10 @@ func TestVerifyUncoveredTail(t *testing.T) {
 		t.Fatalf("Verify = %v, want positions 26..30 uncovered", err)
 	}
 }
+
+func TestKeyID(t *testing.T) {
+	// The base64 part of this key contains '+'.
+	if got := KeyID("heed.example/l-x+3579bc0f+AU31tpGu0Dew47Oj6nk/E+2abc="); got != "heed.example/l-x+3579bc0f" {
+		t.Fatalf("KeyID = %q", got)
+	}
+}

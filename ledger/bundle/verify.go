@@ -148,11 +148,16 @@ func tamperDetail(good, bad int64) string {
 
 // keyID shortens a verifier key to its name and hash for messages.
 func keyID(vkey string) string {
-	if i := strings.LastIndexByte(vkey, '+'); i > 0 {
-		return vkey[:i]
+	// name+hash+base64, where the base64 may itself contain '+'.
+	if p := strings.SplitN(vkey, "+", 3); len(p) == 3 {
+		return p[0] + "+" + p[1]
 	}
 	return vkey
 }
+
+// KeyID shortens a verifier key to its name and key hash
+// ("heed.example/l-…+1a2b3c4d"), enough to tell keys apart in messages.
+func KeyID(vkey string) string { return keyID(vkey) }
 
 func readHeader(lr *lineReader) (Header, error) {
 	line, err := lr.next()
