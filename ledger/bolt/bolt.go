@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -43,9 +44,8 @@ var (
 // buckets only ever grow at their right edge.
 var (
 	bucketEvents  = []byte("events")  // position -> canonical leaf bytes
-	bucketHashes  = []byte("hashes")  // tlog stored hash index -> 32 bytes
+	bucketTree    = []byte("tree")    // leaf index -> its tlog stored hashes
 	bucketStreams = []byte("streams") // len16|stream|revision -> position
-	bucketHeads   = []byte("heads")   // stream -> revision
 	bucketIDs     = []byte("ids")     // event id -> position
 	bucketMeta    = []byte("meta")
 	keyFormat     = []byte("format")
@@ -93,6 +93,7 @@ type Store struct {
 
 	head   atomic.Uint64 // last committed position, also the tree size
 	failed atomic.Bool
+	stats  struct{ commits, events, prepare, commit atomic.Int64 }
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -220,7 +221,7 @@ func (s *Store) load(path string) (err error) {
 		return fmt.Errorf("%w: %s: empty file", ErrCorrupt, path)
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketHashes, bucketStreams, bucketHeads, bucketIDs, bucketMeta} {
+		for _, name := range [][]byte{bucketEvents, bucketTree, bucketStreams, bucketIDs, bucketMeta} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("bolt: create %s: %w", name, err)
 			}
@@ -233,7 +234,7 @@ func (s *Store) load(path string) (err error) {
 // exist, the events are numbered 1..head, the tree holds exactly the hashes
 // of head leaves, and the last leaf's hash is the hash of the last event.
 func checkTx(tx *bbolt.Tx) (uint64, error) {
-	for _, name := range [][]byte{bucketEvents, bucketHashes, bucketStreams, bucketHeads, bucketIDs} {
+	for _, name := range [][]byte{bucketEvents, bucketTree, bucketStreams, bucketIDs} {
 		if tx.Bucket(name) == nil {
 			return 0, fmt.Errorf("bucket %s missing", name)
 		}
@@ -250,21 +251,15 @@ func checkTx(tx *bbolt.Tx) (uint64, error) {
 			return 0, fmt.Errorf("log does not start at position 1")
 		}
 	}
-	hb := tx.Bucket(bucketHashes)
-	want := tlog.StoredHashCount(int64(head))
-	hk, _ := hb.Cursor().Last()
-	got := int64(0)
-	if hk != nil {
-		got = int64(binary.BigEndian.Uint64(hk)) + 1
-	}
-	if got != want {
-		return 0, fmt.Errorf("tree holds %d hashes, %d events need %d", got, head, want)
-	}
-	if head > 0 {
-		h := hb.Get(key(uint64(tlog.StoredHashIndex(0, int64(head-1)))))
-		if len(h) != tlog.HashSize || tlog.RecordHash(v) != tlog.Hash(h) {
-			return 0, fmt.Errorf("last event does not match its tree leaf")
-		}
+	tk, tv := tx.Bucket(bucketTree).Cursor().Last()
+	switch {
+	case head == 0 && tk != nil:
+		return 0, fmt.Errorf("tree has leaves but the log is empty")
+	case head == 0:
+	case len(tk) != 8 || binary.BigEndian.Uint64(tk) != head-1:
+		return 0, fmt.Errorf("tree and log end at different leaves")
+	case len(tv) < tlog.HashSize || tlog.RecordHash(v) != tlog.Hash(tv[:tlog.HashSize]):
+		return 0, fmt.Errorf("last event does not match its tree leaf")
 	}
 	return head, nil
 }
@@ -319,7 +314,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	}
 	var out []ledger.Event
 	err := s.view(func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketHeads).Get([]byte(stream)) == nil {
+		if revision(tx.Bucket(bucketStreams), stream) == 0 {
 			return fmt.Errorf("%w: stream %s", ledger.ErrNotFound, stream)
 		}
 		ev := tx.Bucket(bucketEvents)
@@ -340,15 +335,28 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	return out, err
 }
 
+// revision returns the stream's last revision from the stream index: the
+// last key with the stream's prefix.
+func revision(b *bbolt.Bucket, stream string) uint64 {
+	c := b.Cursor()
+	end := streamKey(stream, math.MaxUint64)
+	k, _ := c.Seek(end)
+	if k == nil || string(k) != string(end) {
+		k, _ = c.Prev()
+	}
+	if n := len(end) - 8; len(k) == len(end) && string(k[:n]) == string(end[:n]) {
+		return binary.BigEndian.Uint64(k[n:])
+	}
+	return 0
+}
+
 func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)]) == string(p) }
 
 // StreamRevision implements ledger.Store.
 func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, error) {
 	var rev uint64
 	err := s.view(func(tx *bbolt.Tx) error {
-		if v := tx.Bucket(bucketHeads).Get([]byte(stream)); len(v) == 8 {
-			rev = binary.BigEndian.Uint64(v)
-		}
+		rev = revision(tx.Bucket(bucketStreams), stream)
 		return nil
 	})
 	return rev, err
@@ -429,21 +437,30 @@ func (s *Store) TreeSize() int64 { return int64(s.head.Load()) }
 // tlog.TreeHash(n, store) and the proof functions work on the store.
 func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
-	err := s.view(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketHashes)
-		for i, x := range indexes {
-			v := b.Get(key(uint64(x)))
-			if x < 0 || len(v) != tlog.HashSize {
-				return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
-			}
-			copy(out[i][:], v)
-		}
-		return nil
-	})
+	err := s.view(func(tx *bbolt.Tx) error { return readHashes(tx.Bucket(bucketTree), indexes, out) })
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// readHashes fills out with the stored hashes at indexes. The hashes of
+// one leaf are stored together: StoredHashes(n) yields the hash at level 0
+// and of every subtree that leaf n completes, level by level, so the hash
+// at (level, i) lives with leaf (i+1)<<level - 1, at offset level.
+func readHashes(b *bbolt.Bucket, indexes []int64, out []tlog.Hash) error {
+	for i, x := range indexes {
+		if x < 0 {
+			return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
+		}
+		level, n := tlog.SplitStoredHashIndex(x)
+		v := b.Get(key(uint64((n+1)<<level - 1)))
+		if len(v) < (level+1)*tlog.HashSize {
+			return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
+		}
+		copy(out[i][:], v[level*tlog.HashSize:])
+	}
+	return nil
 }
 
 // Follow implements ledger.Store.
@@ -477,6 +494,24 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(ledger.Event) e
 			return ledger.ErrClosed
 		case <-changed:
 		}
+	}
+}
+
+// Stats counts the sequencer's work since Open.
+type Stats struct {
+	Commits int64         // transactions committed
+	Events  int64         // events they wrote
+	Prepare time.Duration // time spent checking and writing batches
+	Commit  time.Duration // time spent in Commit, mostly fsync
+}
+
+// Stats returns the sequencer's counters; Events/Commits is the mean batch.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Commits: s.stats.commits.Load(),
+		Events:  s.stats.events.Load(),
+		Prepare: time.Duration(s.stats.prepare.Load()),
+		Commit:  time.Duration(s.stats.commit.Load()),
 	}
 }
 

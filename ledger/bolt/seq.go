@@ -76,26 +76,46 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	}
 }
 
+// linger is the longest the sequencer waits for a batch to fill.
+const linger = 250 * time.Microsecond
+
 // sequence is the one goroutine that writes: it gathers whatever requests
 // are queued into one transaction, commits (bbolt fsyncs on commit), and
 // only then releases the callers.
+//
+// Callers released by a commit come back a few microseconds later; a
+// sequencer that started the next transaction with whoever had already
+// arrived would alternate small and large batches. So when fewer requests
+// are queued than the last batch held, it waits up to linger for them.
 func (s *Store) sequence() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
+	expect := 1
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break fill
+		open := s.drain(&batch)
+		if open && len(batch) < expect {
+			timer.Reset(linger)
+		wait:
+			for len(batch) < expect && len(batch) < s.maxBatch {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, r)
+					if !s.drain(&batch) {
+						break wait
+					}
+				case <-timer.C:
+					break wait
 				}
-				batch = append(batch, r)
-			default:
-				break fill
 			}
+			timer.Stop()
 		}
+		expect = len(batch)
 		s.commit(batch)
 		for _, r := range batch {
 			close(r.done)
@@ -104,13 +124,29 @@ func (s *Store) sequence() {
 	}
 }
 
+// drain adds queued requests to batch without waiting; it reports false
+// once the queue is closed.
+func (s *Store) drain(batch *[]*request) bool {
+	for len(*batch) < s.maxBatch {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, r)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
 // batchState is what one transaction has written so far but not committed.
 type batchState struct {
 	tx      *bbolt.Tx
 	events  *bbolt.Bucket
-	hashes  *bbolt.Bucket
+	tree    *bbolt.Bucket
 	streams *bbolt.Bucket
-	heads   *bbolt.Bucket
 	ids     *bbolt.Bucket
 	revs    map[string]uint64        // stream revisions changed in this batch
 	stored  map[string]*ledger.Event // events written in this batch, by id
@@ -130,11 +166,9 @@ func (b *batchState) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 			out[i] = b.hs[x-b.base]
 			continue
 		}
-		v := b.hashes.Get(key(uint64(x)))
-		if len(v) != tlog.HashSize {
-			return nil, fmt.Errorf("%w: hash %d missing", ErrCorrupt, x)
+		if err := readHashes(b.tree, indexes[i:i+1], out[i:i+1]); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
-		copy(out[i][:], v)
 	}
 	return out, nil
 }
@@ -143,10 +177,7 @@ func (b *batchState) revision(stream string) uint64 {
 	if r, ok := b.revs[stream]; ok {
 		return r
 	}
-	if v := b.heads.Get([]byte(stream)); len(v) == 8 {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
+	return revision(b.streams, stream)
 }
 
 // lookup returns the stored event with id, from this batch or the file.
@@ -207,6 +238,7 @@ func (s *Store) commit(batch []*request) {
 		failAll(ErrFailed)
 		return
 	}
+	t0 := time.Now()
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		failAll(fmt.Errorf("bolt: begin: %w", err))
@@ -216,9 +248,8 @@ func (s *Store) commit(batch []*request) {
 	b := &batchState{
 		tx:      tx,
 		events:  tx.Bucket(bucketEvents),
-		hashes:  tx.Bucket(bucketHashes),
+		tree:    tx.Bucket(bucketTree),
 		streams: tx.Bucket(bucketStreams),
-		heads:   tx.Bucket(bucketHeads),
 		ids:     tx.Bucket(bucketIDs),
 		revs:    map[string]uint64{},
 		stored:  map[string]*ledger.Event{},
@@ -227,7 +258,7 @@ func (s *Store) commit(batch []*request) {
 	// Keys only grow at the right edge of these buckets, so full pages
 	// are never split again.
 	b.events.FillPercent = 1.0
-	b.hashes.FillPercent = 1.0
+	b.tree.FillPercent = 1.0
 	recorded := time.Now().UTC()
 	pos := head
 	written := false
@@ -263,13 +294,6 @@ func (s *Store) commit(batch []*request) {
 		tx.Rollback()
 		return
 	}
-	for stream, rev := range b.revs {
-		if err := b.heads.Put([]byte(stream), key(rev)); err != nil {
-			tx.Rollback()
-			failAll(fmt.Errorf("bolt: write stream head: %w", err))
-			return
-		}
-	}
 	if hook := s.beforeCommit.Load(); hook != nil {
 		if err := (*hook)(int(pos - head)); err != nil {
 			tx.Rollback()
@@ -277,11 +301,16 @@ func (s *Store) commit(batch []*request) {
 			return
 		}
 	}
+	t1 := time.Now()
 	if err := tx.Commit(); err != nil {
 		s.checkAfterFailure(head)
 		failAll(fmt.Errorf("bolt: commit: %w", err))
 		return
 	}
+	s.stats.prepare.Add(int64(t1.Sub(t0)))
+	s.stats.commit.Add(int64(time.Since(t1)))
+	s.stats.commits.Add(1)
+	s.stats.events.Add(int64(pos - head))
 	s.head.Store(pos)
 	s.notifyMu.Lock()
 	close(s.notify)
@@ -308,11 +337,12 @@ func (b *batchState) write(p *proposal, rev, pos uint64, recorded time.Time, out
 	if err != nil {
 		return fmt.Errorf("bolt: tree: %w", err)
 	}
-	idx := b.base + int64(len(b.hs))
+	v := make([]byte, 0, len(hs)*tlog.HashSize)
 	for i := range hs {
-		if err := b.hashes.Put(key(uint64(idx+int64(i))), hs[i][:]); err != nil {
-			return fmt.Errorf("bolt: write tree: %w", err)
-		}
+		v = append(v, hs[i][:]...)
+	}
+	if err := b.tree.Put(key(pos-1), v); err != nil {
+		return fmt.Errorf("bolt: write tree: %w", err)
 	}
 	b.hs = append(b.hs, hs...)
 	*out = p.ev

@@ -1,0 +1,86 @@
+package bolt_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/storetest"
+)
+
+// BenchmarkAppend measures durable appends of ~300-byte events, tree
+// included, at 1, 16 and 256 concurrent appenders. Run it with enough
+// events for group commit to settle, e.g. -benchtime 20000x.
+func BenchmarkAppend(b *testing.B) {
+	for _, n := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			s, err := bolt.Open(filepath.Join(b.TempDir(), "heed.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			storetest.BenchAppend(b, s, n, 300)
+			st := s.Stats()
+			if st.Commits > 0 {
+				b.ReportMetric(float64(st.Events)/float64(st.Commits), "events/commit")
+				b.ReportMetric(float64(st.Prepare.Microseconds())/float64(st.Commits), "prepare_us/commit")
+				b.ReportMetric(float64(st.Commit.Microseconds())/float64(st.Commits), "commit_us/commit")
+			}
+		})
+	}
+}
+
+// fill appends n ~300-byte events in batches, for the read benchmarks.
+func fill(b *testing.B, s *bolt.Store, n int) {
+	ctx := context.Background()
+	for i := 0; i < n; i += 500 {
+		evs := make([]ledger.Event, min(500, n-i))
+		for j := range evs {
+			evs[j] = storetest.Consent("bench", fmt.Sprintf("s%d", i+j), 300)
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("st%d", i), ledger.Any(), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRead reads the global log from 1 to the head, as stored bytes
+// (ReadLeaves) and as decoded events (ReadAll), in pages of 4096.
+func BenchmarkRead(b *testing.B) {
+	const n = 200_000
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "heed.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fill(b, s, n)
+	ctx := context.Background()
+	read := map[string]func(from uint64) (int, error){
+		"leaves": func(from uint64) (int, error) { l, err := s.ReadLeaves(ctx, from, 4096); return len(l), err },
+		"events": func(from uint64) (int, error) { e, err := s.ReadAll(ctx, from, 4096); return len(e), err },
+	}
+	for _, name := range []string{"leaves", "events"} {
+		b.Run(name, func(b *testing.B) {
+			total := 0
+			start := time.Now()
+			for b.Loop() {
+				for from := uint64(1); ; {
+					got, err := read[name](from)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if got == 0 {
+						break
+					}
+					from += uint64(got)
+					total += got
+				}
+			}
+			b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
