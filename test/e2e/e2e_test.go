@@ -1,0 +1,482 @@
+// Package e2e runs heed serve as a process, with an SMSC, and walks the
+// whole story through its HTTP API: a business, a customer and an auditor.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/heed/heed/ledger/merkle"
+	"github.com/heed/heed/projections"
+)
+
+var (
+	buildOnce sync.Once
+	heedBin   string
+	buildErr  error
+)
+
+// heed builds the binary once per test run.
+func heed(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "heed-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		heedBin = filepath.Join(dir, "heed")
+		out, err := exec.Command("go", "build", "-o", heedBin, "github.com/heed/heed/cmd/heed").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return heedBin
+}
+
+// lockedBuffer collects a process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// server is a running heed serve.
+type server struct {
+	cmd    *exec.Cmd
+	url    string
+	admin  string
+	stderr *lockedBuffer
+	done   chan error
+}
+
+func rulesFile(t *testing.T) string {
+	t.Helper()
+	// Quiet hours depend on when the test runs; the story does not.
+	cfg := projections.Default()
+	cfg.Disabled = append(cfg.Disabled, projections.RuleQuietHours)
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rules.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startServe(t *testing.T, dataDir string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"serve", "--data", dataDir, "--listen", "127.0.0.1:0", "--rules", rulesFile(t),
+		"--lines", line + "=acme", "--line", line}, extra...)
+	cmd := exec.Command(heed(t), args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("heed serve log:\n%s", s.stderr.String())
+		}
+	})
+	keyc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if k, ok := strings.CutPrefix(sc.Text(), "admin key (shown once): "); ok {
+				keyc <- k
+			}
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.url == "" && time.Now().Before(deadline) {
+		for _, l := range strings.Split(s.stderr.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(l), &rec) == nil && rec.Msg == "listening" {
+				s.url = "http://" + rec.Addr
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.url == "" {
+		t.Fatalf("heed serve did not start:\n%s", s.stderr.String())
+	}
+	select {
+	case s.admin = <-keyc:
+	case <-time.After(5 * time.Second):
+	}
+	return s
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("heed serve exited with %v\n%s", err, s.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("heed serve did not stop within 20 s of SIGTERM")
+	}
+}
+
+type reply struct {
+	status int
+	body   []byte
+}
+
+func (r reply) obj(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("not JSON (%v): %s", err, r.body)
+	}
+	return m
+}
+
+func (s *server) do(t *testing.T, method, path, token string, body any) reply {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply{res.StatusCode, b}
+}
+
+func (s *server) must(t *testing.T, status int, method, path, token string, body any) map[string]any {
+	t.Helper()
+	r := s.do(t, method, path, token, body)
+	if r.status != status {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, r.status, status, r.body)
+	}
+	if len(r.body) == 0 || r.body[0] != '{' {
+		return nil
+	}
+	return r.obj(t)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// smsc is the SMSC side the story talks to.
+type smsc interface {
+	args() []string
+	// reply sends an MO message from the customer to a line.
+	reply(t *testing.T, s *server, from, to, text string)
+	// lastText returns the last text submitted to a number.
+	lastText(t *testing.T, s *server, to string) string
+}
+
+const (
+	line   = "10690001"
+	number = "+8613912345678"
+)
+
+// story is the end-to-end scenario.
+func story(t *testing.T, sc smsc) {
+	dir := t.TempDir()
+	s := startServe(t, dir, sc.args()...)
+	if s.admin == "" {
+		t.Fatal("no admin key printed on first start")
+	}
+	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	aud := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "auditor"})["token"].(string)
+
+	// A business records a relationship and requests a reminder.
+	rel := s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-1", "product": "car insurance"})
+	r1 := s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": "renewal-1", "number": number,
+		"relationship_ref": "POL-1", "text": "您的车险保单POL-1将于12月1日到期，请及时续保。"})
+	if r1["state"] != "submitted" {
+		t.Fatalf("first reminder: %v", r1)
+	}
+	// It is delivered and the receipt recorded.
+	eventually(t, "the delivery receipt", func() bool {
+		return s.must(t, 200, "GET", "/v1/reminders/renewal-1", biz, nil)["state"] == "delivered"
+	})
+	if got := sc.lastText(t, s, number); got != "您的车险保单POL-1将于12月1日到期，请及时续保。" {
+		t.Fatalf("SMSC got %q", got)
+	}
+
+	// The customer replies TD.
+	sc.reply(t, s, number, line, "TD")
+	eventually(t, "the opt-out", func() bool {
+		h := s.must(t, 200, "GET", "/v1/subjects/%2B8613912345678/history", biz, nil)
+		return strings.Contains(fmt.Sprint(h["events"]), "ConsentWithdrawn")
+	})
+
+	// The next reminder is denied.
+	r2 := s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": "renewal-2", "number": number,
+		"relationship_ref": "POL-1", "text": "最后提醒：保单即将到期"})
+	if r2["state"] != "denied" || !strings.Contains(fmt.Sprint(r2["reasons"]), "withdrawal") {
+		t.Fatalf("second reminder: %v", r2)
+	}
+
+	// The customer signs in and sees both, with reasons.
+	s.must(t, 202, "POST", "/v1/me/challenge", "", map[string]any{"number": number})
+	var code string
+	eventually(t, "the verification code", func() bool {
+		f := strings.Fields(sc.lastText(t, s, number))
+		for _, w := range f {
+			if len(w) == 6 && strings.Trim(w, "0123456789") == "" {
+				code = w
+			}
+		}
+		return code != ""
+	})
+	tok := s.must(t, 200, "POST", "/v1/me/session", "", map[string]any{"number": number, "code": code})["token"].(string)
+	cs := s.must(t, 200, "GET", "/v1/me/contacts", tok, nil)["contacts"].([]any)
+	byID := map[string]map[string]any{}
+	for _, c := range cs {
+		m := c.(map[string]any)
+		byID[m["id"].(string)] = m
+	}
+	c1, c2 := byID["renewal-1"], byID["renewal-2"]
+	if c1 == nil || c2 == nil {
+		t.Fatalf("customer sees %v", cs)
+	}
+	basis := fmt.Sprint(c1["basis"])
+	if c1["state"] != "delivered" || c1["allowed"] != true || !strings.Contains(basis, "POL-1") || !strings.Contains(basis, rel["id"].(string)) {
+		t.Fatalf("delivered reminder as the customer sees it: %v", c1)
+	}
+	if c2["state"] != "denied" || c2["allowed"] != false || !strings.Contains(fmt.Sprint(c2["reasons"]), "withdrawal") {
+		t.Fatalf("denied reminder as the customer sees it: %v", c2)
+	}
+
+	// The auditor's bundle verifies, and so does an inclusion proof.
+	cp := s.must(t, 200, "GET", "/v1/audit/checkpoint", aud, nil)
+	size := int64(cp["size"].(float64))
+	incl := s.must(t, 200, "GET", fmt.Sprintf("/v1/audit/proofs/inclusion?position=1&size=%d", size), aud, nil)
+	checkInclusion(t, cp, incl)
+	res, err := bundleTo(s, aud, filepath.Join(dir, "bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(heed(t), "verify", res).CombinedOutput(); err != nil {
+		t.Fatalf("heed verify: %v\n%s", err, out)
+	}
+
+	s.stop(t)
+	// No phone number in the log, in any form.
+	for _, form := range []string{number, strings.TrimPrefix(number, "+"), "13912345678"} {
+		if strings.Contains(s.stderr.String(), form) {
+			t.Fatalf("the log contains the number")
+		}
+	}
+}
+
+func checkInclusion(t *testing.T, cp, incl map[string]any) {
+	t.Helper()
+	note := cp["note"].(string)
+	body, _, ok := strings.Cut(note, "\n\n")
+	if !ok {
+		t.Fatalf("checkpoint note without signature: %q", note)
+	}
+	c, err := merkle.ParseBody(body + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proof tlog.RecordProof
+	for _, h := range incl["proof"].([]any) {
+		var hash tlog.Hash
+		b, err := jsonBytes(h)
+		if err != nil || len(b) != len(hash) {
+			t.Fatalf("bad proof hash %v", h)
+		}
+		copy(hash[:], b)
+		proof = append(proof, hash)
+	}
+	if err := merkle.CheckInclusion(proof, c, 1, []byte(incl["leaf"].(string))); err != nil {
+		t.Fatalf("inclusion proof does not verify: %v", err)
+	}
+}
+
+func jsonBytes(v any) ([]byte, error) {
+	var b []byte
+	raw, _ := json.Marshal(v)
+	err := json.Unmarshal(raw, &b)
+	return b, err
+}
+
+func bundleTo(s *server, token, path string) (string, error) {
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", s.url+"/v1/audit/bundle", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		b, _ := io.ReadAll(res.Body)
+		return "", fmt.Errorf("bundle: %d %s", res.StatusCode, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return path, err
+}
+
+// builtin is the simulator heed serve starts in-process, reached through
+// the development routes.
+type builtin struct{}
+
+func (builtin) args() []string { return []string{"--sim-dev"} }
+
+func (builtin) reply(t *testing.T, s *server, from, to, text string) {
+	s.must(t, 202, "POST", "/dev/sim/mo", s.admin, map[string]any{"From": from, "To": to, "Text": text})
+}
+
+func (builtin) lastText(t *testing.T, s *server, to string) string {
+	r := s.do(t, "GET", "/dev/sim/outbox?to="+strings.TrimPrefix(to, "+"), s.admin, nil)
+	var msgs []struct{ Text string }
+	if err := json.Unmarshal(r.body, &msgs); err != nil || len(msgs) == 0 {
+		return ""
+	}
+	return msgs[len(msgs)-1].Text
+}
+
+func TestStoryWithBuiltinSimulator(t *testing.T) {
+	story(t, builtin{})
+}
+
+// nodeSMSC is node-smpp, an independent SMPP implementation, as the SMSC.
+type nodeSMSC struct {
+	port  int
+	stdin io.Writer
+	mu    sync.Mutex
+	texts map[string]string
+}
+
+func (n *nodeSMSC) args() []string { return []string{"--smsc", fmt.Sprintf("127.0.0.1:%d", n.port)} }
+
+func (n *nodeSMSC) reply(t *testing.T, _ *server, from, to, text string) {
+	b, _ := json.Marshal(map[string]string{"from": strings.TrimPrefix(from, "+"), "to": to, "text": text})
+	if _, err := n.stdin.Write(append(b, '\n')); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *nodeSMSC) lastText(_ *testing.T, _ *server, to string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.texts[strings.TrimPrefix(to, "+")]
+}
+
+func TestStoryWithNodeSMPP(t *testing.T) {
+	peers := os.Getenv("HEED_PEERS")
+	if peers == "" {
+		peers, _ = filepath.Abs("../../testdata/peers")
+	}
+	if _, err := os.Stat(filepath.Join(peers, "node_modules", "smpp")); err != nil {
+		t.Skip("node-smpp is not installed (make deps installs it)")
+	}
+	cmd := exec.Command("node", "testdata/smsc.js")
+	cmd.Env = append(os.Environ(), "HEED_PEERS="+peers)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	n := &nodeSMSC{stdin: stdin, texts: map[string]string{}}
+	ready := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var ev struct {
+				Event, To, Text string
+				Port            int
+			}
+			if json.Unmarshal(sc.Bytes(), &ev) != nil {
+				continue
+			}
+			switch ev.Event {
+			case "listening":
+				ready <- ev.Port
+			case "submit":
+				n.mu.Lock()
+				n.texts[ev.To] = ev.Text
+				n.mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case n.port = <-ready:
+	case <-time.After(15 * time.Second):
+		t.Fatal("node-smpp SMSC did not start")
+	}
+	story(t, n)
+}
