@@ -29,12 +29,20 @@ var (
 
 var schemes = []string{"kurrentdb://", "kurrentdb+discover://", "esdb://", "esdb+discover://"}
 
-func configure(url string, opts Options) (*kurrentdb.Configuration, error) {
-	ok := false
+// IsURL reports whether a --store value names a KurrentDB cluster
+// (kurrentdb://, esdb:// or their +discover forms) rather than a local
+// store.
+func IsURL(store string) bool {
 	for _, s := range schemes {
-		ok = ok || strings.HasPrefix(strings.ToLower(url), s)
+		if strings.HasPrefix(strings.ToLower(store), s) {
+			return true
+		}
 	}
-	if !ok {
+	return false
+}
+
+func configure(url string, opts Options) (*kurrentdb.Configuration, error) {
+	if !IsURL(url) {
 		return nil, ErrScheme
 	}
 	cfg, err := kurrentdb.ParseConnectionString(url)

@@ -318,6 +318,25 @@ func TestServerRestart(t *testing.T) {
 	}
 }
 
+func TestIsURL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"kurrentdb://a:2113,b:2113?tls=false", true},
+		{"esdb://localhost:2113", true},
+		{"ESDB+discover://cluster.example:2113", true},
+		{"kurrentdb+discover://cluster.example", true},
+		{"heed-data/ledger.db", false},
+		{"bolt://x", false},
+		{"", false},
+	} {
+		if got := kurrent.IsURL(tc.in); got != tc.want {
+			t.Errorf("IsURL(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestOpenURL(t *testing.T) {
 	srv, _ := open(t)
 	ctx := context.Background()

@@ -72,7 +72,7 @@ type Server struct {
 	readF   []Fault
 	subs    int  // subscriptions opened so far
 	resend  bool // a subscription resumes at its position, not after it
-	appends int // append calls received
+	appends int  // append calls received
 
 	addr string
 	srv  *grpc.Server // guarded by mu
