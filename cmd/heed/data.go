@@ -106,6 +106,10 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 	if d.Keys, err = pii.OpenKeys(filepath.Join(dir, keysFile), d.Secrets.KEK); err != nil {
 		return nil, err
 	}
+	// Destroyed keys linger in freed bbolt pages until compaction.
+	if _, err := d.Keys.CompactIfErased(); err != nil {
+		return nil, err
+	}
 	if d.Signer, err = merkle.NewSigner(d.Secrets.SigningKey, d.Secrets.VerifierKey); err != nil {
 		return nil, err
 	}

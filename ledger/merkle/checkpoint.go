@@ -23,6 +23,8 @@ var (
 	// ErrInconsistent means the tree no longer hashes to what an earlier
 	// checkpoint signed: the log was rewritten.
 	ErrInconsistent = errors.New("merkle: tree is inconsistent with a signed checkpoint")
+	// ErrStale means a checkpoint is not beyond the latest one stored.
+	ErrStale = errors.New("merkle: checkpoint not after the latest")
 	// ErrRange means a position or size lies outside the tree.
 	ErrRange = errors.New("merkle: position out of range")
 )

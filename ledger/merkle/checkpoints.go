@@ -55,7 +55,7 @@ func (c *Checkpoints) Add(cp Checkpoint) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCheckpoints)
 		if k, _ := b.Cursor().Last(); k != nil && int64(binary.BigEndian.Uint64(k)) >= cp.Size {
-			return fmt.Errorf("merkle: checkpoint of size %d is not after the latest (%d)", cp.Size, binary.BigEndian.Uint64(k))
+			return fmt.Errorf("%w: size %d, latest %d", ErrStale, cp.Size, binary.BigEndian.Uint64(k))
 		}
 		b.FillPercent = 1 // append-only keys
 		return b.Put(sizeKey(cp.Size), cp.Note)

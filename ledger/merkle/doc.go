@@ -34,7 +34,8 @@
 // itself a [Source]. A sealer for a remote log is therefore:
 //
 //	hl, _ := merkle.OpenLog(filepath.Join(dir, "tree.db"))
-//	// follow $all from hl.Size()+1, calling hl.Append(leaf) for each event
+//	// follow $all from position hl.Size()+1, calling hl.Append(pos, leaf)
+//	// for each event (or for a run of them), then
 //	s := &merkle.Sealer{Source: hl, Signer: signer, Origin: origin, Checkpoints: cps}
 //	go s.Run(ctx)
 //

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -417,5 +418,67 @@ func TestSealerRunSealsOnShutdown(t *testing.T) {
 	}
 	if l, err := cps.Latest(); err != nil || l.Size != 1 {
 		t.Fatalf("no final checkpoint: %+v, %v", l, err)
+	}
+}
+
+func TestSealersRacingShareOneFile(t *testing.T) {
+	dir := t.TempDir()
+	hl, err := OpenLog(filepath.Join(dir, "tree.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	cps, err := OpenCheckpoints(filepath.Join(dir, "checkpoints.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cps.Close()
+	signer := newSigner(t, "o")
+	ctx, cancel := context.WithCancel(context.Background())
+	// A background sealer with a short interval while leaves arrive, and
+	// explicit seals racing it, as an export does.
+	bg := &Sealer{Source: hl, Signer: signer, Origin: "o", Checkpoints: cps, Interval: time.Millisecond}
+	done := make(chan error)
+	go func() { done <- bg.Run(ctx) }()
+	for i := int64(1); i <= 200; i++ {
+		if _, err := hl.Append(i, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 0 {
+			c, err := (&Sealer{Source: hl, Signer: signer, Origin: "o", Checkpoints: cps}).Seal(ctx)
+			if err != nil || c.Size < i {
+				t.Fatalf("explicit seal at %d = %d, %v", i, c.Size, err)
+			}
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	v, _ := NewVerifier(signer.VerifierKey())
+	var prev Checkpoint
+	n := 0
+	err = cps.List(0, 1<<62, func(c Checkpoint) error {
+		if _, err := v.Open(c.Note); err != nil {
+			return err
+		}
+		if prev.Size > 0 {
+			p, err := Consistency(hl, prev.Size, c.Size)
+			if err != nil {
+				return err
+			}
+			if err := CheckConsistency(p, prev, c); err != nil {
+				return err
+			}
+		}
+		prev = c
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prev.Size != 200 || n < 10 {
+		t.Fatalf("%d checkpoints, last of size %d; want >= 10 ending at 200", n, prev.Size)
 	}
 }

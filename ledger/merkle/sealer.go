@@ -27,6 +27,8 @@ type Sealer struct {
 
 // Seal signs and stores a checkpoint of the current head if it is beyond
 // the latest checkpoint, and returns the latest checkpoint either way.
+// Several sealers may share one Checkpoints file (the background one and
+// an export, say): a seal that loses the race returns the winner's.
 //
 // Before signing it checks that the tree still hashes, at the latest
 // checkpoint's size, to the root signed then: a store whose history was
@@ -64,7 +66,11 @@ func (s *Sealer) Seal(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	if err := s.Checkpoints.Add(cp); err != nil {
+	if err := s.Checkpoints.Add(cp); errors.Is(err, ErrStale) {
+		// Another sealer of the same file got there first; its checkpoint
+		// covers at least as much.
+		return s.Checkpoints.Latest()
+	} else if err != nil {
 		return Checkpoint{}, fmt.Errorf("merkle: seal: %w", err)
 	}
 	return cp, nil

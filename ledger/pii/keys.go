@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ var (
 	// fields; other purposes would get buckets of their own.
 	bucketSubject = []byte("subject")
 	bucketErased  = []byte("erased")
+	bucketMeta    = []byte("meta")
+	// keyUncompacted counts erasures since the last compaction.
+	keyUncompacted = []byte("erased_since_compact")
 )
 
 const (
@@ -67,7 +71,7 @@ func openDB(path string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("pii: opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSubject, bucketErased} {
+		for _, b := range [][]byte{bucketSubject, bucketErased, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -263,7 +267,11 @@ func (k *Keys) Erase(subject string) (time.Time, error) {
 			return err
 		}
 		v, _ := at.MarshalText()
-		return erased.Put([]byte(subject), v)
+		if err := erased.Put([]byte(subject), v); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		return meta.Put(keyUncompacted, binary.BigEndian.AppendUint64(nil, uncompacted(meta)+1))
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("pii: erase: %w", err)
@@ -286,6 +294,31 @@ func (k *Keys) Erased(subject string) (time.Time, bool, error) {
 		return at.UnmarshalText(v)
 	})
 	return at, ok, err
+}
+
+func uncompacted(meta *bolt.Bucket) uint64 {
+	if v := meta.Get(keyUncompacted); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// CompactIfErased compacts the key file if any key was destroyed since the
+// last compaction, and reports whether it did. heed calls it when it opens
+// a data directory: rewriting the whole file on every erasure would stall
+// sealing for seconds on a large file, and a restart is a natural point.
+func (k *Keys) CompactIfErased() (bool, error) {
+	var n uint64
+	k.mu.RLock()
+	err := k.db.View(func(tx *bolt.Tx) error {
+		n = uncompacted(tx.Bucket(bucketMeta))
+		return nil
+	})
+	k.mu.RUnlock()
+	if err != nil || n == 0 {
+		return false, err
+	}
+	return true, k.Compact()
 }
 
 // Compact rewrites the key file so destroyed keys no longer linger in
@@ -322,6 +355,12 @@ func (k *Keys) Compact() error {
 		return err
 	}
 	k.db = db
+	if renameErr == nil {
+		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyUncompacted) })
+		if err != nil {
+			return fmt.Errorf("pii: compact: %w", err)
+		}
+	}
 	if renameErr != nil {
 		return fmt.Errorf("pii: compact: %w", renameErr)
 	}

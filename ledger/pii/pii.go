@@ -10,8 +10,8 @@
 //
 // bbolt never overwrites a page in place: a destroyed key's bytes stay in a
 // freed page until that page is reused. [Keys.Compact] rewrites the file
-// without them; run it after erasures (heed does after each batch of them)
-// for the key to be gone from the disk too.
+// without them; [Keys.CompactIfErased], which heed runs whenever it opens
+// a data directory, does so when keys were destroyed since the last time.
 package pii
 
 import (

@@ -125,8 +125,11 @@ func TestEraseDestroysKeyAndCompactRemovesIt(t *testing.T) {
 	if _, err := k.Open("s1", sealed); !errors.Is(err, ErrErased) {
 		t.Fatalf("old data under the new key: %v", err)
 	}
-	if err := k.Compact(); err != nil {
-		t.Fatal(err)
+	if did, err := k.CompactIfErased(); err != nil || !did {
+		t.Fatalf("CompactIfErased after an erasure = %v, %v", did, err)
+	}
+	if did, err := k.CompactIfErased(); err != nil || did {
+		t.Fatalf("CompactIfErased with nothing erased since = %v, %v", did, err)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
