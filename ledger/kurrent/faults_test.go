@@ -74,7 +74,7 @@ func TestAppendFaults(t *testing.T) {
 					t.Fatalf("event %d: id %s position %d revision %d", i, e.ID, e.Position, e.Revision)
 				}
 			}
-			if s.Retries() == 0 {
+			if s.Stats().Retries == 0 {
 				t.Fatal("no retry was counted")
 			}
 		})
@@ -214,8 +214,8 @@ func followAcrossDrops(t *testing.T, resend bool) {
 	if e := <-got; e.ID != last[0].ID || e.Position != uint64(len(want)+1) {
 		t.Fatalf("after the last drop got position %d id %s, want %d %s", e.Position, e.ID, len(want)+1, last[0].ID)
 	}
-	if s.Resubscriptions() < rounds {
-		t.Fatalf("%d resubscriptions after %d drops", s.Resubscriptions(), rounds+1)
+	if s.Stats().Resubscriptions < rounds {
+		t.Fatalf("%d resubscriptions after %d drops", s.Stats().Resubscriptions, rounds+1)
 	}
 }
 

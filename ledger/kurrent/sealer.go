@@ -122,10 +122,20 @@ func (s *Sealer) Run(ctx context.Context) error {
 	}
 }
 
-// step imports published checkpoints, then, holding the lease, seals.
+// step imports published checkpoints and checks the latest against the
+// tree once the tree reaches it, then, holding the lease, seals.
 func (s *Sealer) step(ctx context.Context) error {
 	if err := s.importPublished(ctx); err != nil {
 		return err
+	}
+	latest, err := s.Checkpoints.Latest()
+	if err != nil && !errors.Is(err, merkle.ErrNotFound) {
+		return err
+	}
+	if err == nil {
+		if err := s.check(latest); err != nil {
+			return err
+		}
 	}
 	held, err := s.lease.Try(ctx)
 	if err != nil || !held {

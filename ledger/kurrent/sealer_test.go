@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"golang.org/x/mod/sumdb/note"
 
@@ -211,4 +212,51 @@ func TestSealerFailover(t *testing.T) {
 		t.Fatalf("bundle from the surviving instance does not verify: %v", err)
 	}
 	t.Logf("verified: %+v", rep)
+}
+
+// TestSealerRefusesForgedHistory publishes, with the right key, a
+// checkpoint whose root is not the log's. Every instance must stop with
+// merkle.ErrInconsistent once its tree reaches that size, rather than
+// carry on sealing past it.
+func TestSealerRefusesForgedHistory(t *testing.T) {
+	srv, err := fake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	sg := newSigner(t)
+	a := start(t, srv, "a", sg)
+	ctx := context.Background()
+	if _, err := a.store.Append(ctx, "st", ledger.Any(), consents(3)); err != nil {
+		t.Fatal(err)
+	}
+	waitSealed(t, a, 3)
+	forged, err := sg.Sign(merkle.Checkpoint{Origin: "heed.example/l-kurrent-test", Size: 5, Root: [32]byte{1, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(map[string]any{"size": 5, "holder": "mallory", "note": string(forged.Note)})
+	cfg, _ := kurrentdb.ParseConnectionString(srv.URL())
+	cfg.Logger = kurrentdb.NoopLogging()
+	c, err := kurrentdb.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.AppendToStream(ctx, "checkpoints:heed-log", kurrentdb.AppendToStreamOptions{},
+		kurrentdb.EventData{EventID: uuid.New(), EventType: "HeedCheckpoint", ContentType: kurrentdb.ContentTypeJson, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.Append(ctx, "st", ledger.Any(), consents(2)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-a.done:
+		a.done <- err // for the cleanup
+		if !errors.Is(err, merkle.ErrInconsistent) {
+			t.Fatalf("sealer stopped with %v, want ErrInconsistent", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sealer carried on past a forged checkpoint")
+	}
 }

@@ -643,6 +643,25 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(ledger.Event) e
 	}
 }
 
+// Stats are counters for metrics.
+type Stats struct {
+	// Indexed is the number of heed events in this instance's index.
+	Indexed int64
+	// Retries counts calls repeated after a transient failure.
+	Retries int64
+	// Resubscriptions counts $all subscriptions re-established after a
+	// drop.
+	Resubscriptions int64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.imu.RLock()
+	n := len(s.pos)
+	s.imu.RUnlock()
+	return Stats{Indexed: int64(n), Retries: s.retries.Load(), Resubscriptions: s.resubs.Load()}
+}
+
 // Head implements ledger.Store: the last position this instance has
 // indexed.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
