@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/heed/heed/ledger"
+)
+
+// attack is one request tenant A's key makes against tenant B's data.
+type attack func(h *harness) (method, path string, body any)
+
+const shared = "+8613700137000" // a number both tenants know
+
+// attacks has an entry for every operation in the OpenAPI document; the
+// test fails if an operation is added without one.
+var attacks = map[string]attack{
+	"record-consent": func(*harness) (string, string, any) {
+		return "POST", "/v1/consents", map[string]any{"number": shared, "purposes": []string{"service"}, "channels": []string{"sms"}, "source": "api"}
+	},
+	"record-withdrawal": func(*harness) (string, string, any) {
+		return "POST", "/v1/withdrawals", map[string]any{"number": shared, "via": "api"}
+	},
+	"start-relationship": func(*harness) (string, string, any) {
+		return "POST", "/v1/relationships", map[string]any{"number": shared, "contract_ref": "B-1"}
+	},
+	"end-relationship": func(*harness) (string, string, any) {
+		return "POST", "/v1/relationships/B-1/end", map[string]any{"number": shared}
+	},
+	"record-contact": func(*harness) (string, string, any) {
+		return "POST", "/v1/contacts", map[string]any{"number": shared, "line": "LB", "channel": "call", "purpose": "service"}
+	},
+	"record-complaint": func(*harness) (string, string, any) {
+		return "POST", "/v1/complaints", map[string]any{"number": shared, "source": "customer"}
+	},
+	"record-suppression": func(*harness) (string, string, any) {
+		return "POST", "/v1/suppressions", map[string]any{"number": shared, "list": "b-list", "action": "lift"}
+	},
+	"decide": func(*harness) (string, string, any) {
+		return "POST", "/v1/decisions", map[string]any{"number": shared, "channel": "flash", "purpose": "service"}
+	},
+	"send-reminder": func(*harness) (string, string, any) {
+		return "POST", "/v1/reminders", map[string]any{"id": "rb-1", "number": shared, "relationship_ref": "B-1", "text": "x"}
+	},
+	"get-reminder": func(*harness) (string, string, any) { return "GET", "/v1/reminders/rb-1", nil },
+	"subject-history": func(*harness) (string, string, any) {
+		return "GET", "/v1/subjects/" + url.PathEscape(shared) + "/history", nil
+	},
+	"erase-subject": func(*harness) (string, string, any) {
+		return "POST", "/v1/subjects/" + url.PathEscape(shared) + "/erasure", map[string]any{}
+	},
+	"import-events": func(*harness) (string, string, any) {
+		return "POST", "/v1/events:import", `{"type":"RelationshipEnded","number":"` + shared + `","occurred_at":"2026-01-01T00:00:00Z","data":{"contract_ref":"B-1","ended_at":"2026-01-01T00:00:00Z"}}`
+	},
+	"customer-challenge": func(*harness) (string, string, any) {
+		return "POST", "/v1/me/challenge", map[string]any{"number": shared}
+	},
+	"customer-session": func(*harness) (string, string, any) {
+		return "POST", "/v1/me/session", map[string]any{"number": shared, "code": "123456"}
+	},
+	"customer-contacts": func(*harness) (string, string, any) { return "GET", "/v1/me/contacts", nil },
+	"audit-events":      func(*harness) (string, string, any) { return "GET", "/v1/audit/events", nil },
+	"audit-checkpoint":  func(*harness) (string, string, any) { return "GET", "/v1/audit/checkpoint", nil },
+	"audit-inclusion":   func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/inclusion?position=1", nil },
+	"audit-consistency": func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/consistency?old=1", nil },
+	"audit-bundle":      func(*harness) (string, string, any) { return "GET", "/v1/audit/bundle", nil },
+	"create-key": func(*harness) (string, string, any) {
+		return "POST", "/v1/keys", map[string]any{"role": "business", "tenant": "tenantb"}
+	},
+}
+
+// TestTenantIsolation: for every operation, tenant A's key neither reads
+// nor writes tenant B's data.
+func TestTenantIsolation(t *testing.T) {
+	h := newHarness(t)
+	// Tenant B's data about the shared number.
+	var bIDs []string
+	for _, c := range []struct {
+		path string
+		body any
+	}{
+		{"/v1/relationships", map[string]any{"number": shared, "contract_ref": "B-1"}},
+		{"/v1/consents", map[string]any{"number": shared, "purposes": []string{"marketing"}, "channels": []string{"call"}, "source": "paper"}},
+		{"/v1/suppressions", map[string]any{"number": shared, "list": "b-list"}},
+	} {
+		r := h.do("POST", c.path, h.b, c.body)
+		if r.status != 201 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		bIDs = append(bIDs, r.json(t)["id"].(string))
+	}
+	r := h.do("POST", "/v1/reminders", h.b, map[string]any{"id": "rb-1", "number": shared, "relationship_ref": "B-1", "text": "hello"})
+	if r.status != 201 || r.json(t)["state"] != "submitted" {
+		t.Fatalf("B's reminder: %d %s", r.status, r.body)
+	}
+	for _, e := range r.json(t)["events"].([]any) {
+		bIDs = append(bIDs, e.(map[string]any)["id"].(string))
+	}
+	bStream := ledger.ContactStream("tenantb", hmacPseudonyms{}.Pseudonym(shared))
+	bRev, _ := h.store.StreamRevision(context.Background(), bStream)
+
+	if r := h.do("GET", "/v1/reminders/rb-1", h.a, nil); r.status != http.StatusNotFound {
+		t.Errorf("tenant A reads B's reminder: %d, want 404", r.status)
+	}
+	head := h.head()
+	ops := 0
+	for _, item := range h.api.API().OpenAPI().Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
+			if op == nil {
+				continue
+			}
+			ops++
+			mk, ok := attacks[op.OperationID]
+			if !ok {
+				t.Errorf("operation %s has no tenancy check", op.OperationID)
+				continue
+			}
+			method, path, body := mk(h)
+			var hdr []string
+			if op.OperationID == "import-events" {
+				hdr = []string{"Content-Type", "application/x-ndjson"}
+			}
+			r := h.do(method, path, h.a, body, hdr...)
+			if r.status >= 500 {
+				t.Errorf("%s: %d %s", op.OperationID, r.status, r.body)
+			}
+			for _, id := range append(bIDs, "tenantb") {
+				if strings.Contains(string(r.body), id) {
+					t.Errorf("%s: tenant A's answer shows tenant B's data (%s): %s", op.OperationID, id, r.body)
+				}
+			}
+			if strings.HasPrefix(op.OperationID, "audit-") || op.OperationID == "create-key" {
+				if r.status != http.StatusForbidden {
+					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
+				}
+			}
+			if op.OperationID == "customer-contacts" && r.status != http.StatusUnauthorized {
+				t.Errorf("customer-contacts with a business key: %d, want 401", r.status)
+			}
+		}
+	}
+	if ops != len(attacks) {
+		t.Errorf("checked %d operations, the table has %d", ops, len(attacks))
+	}
+	// Nothing A did landed in B's stream or under B's tenant.
+	if rev, _ := h.store.StreamRevision(context.Background(), bStream); rev != bRev {
+		t.Errorf("tenant B's stream went from revision %d to %d", bRev, rev)
+	}
+	evs, err := h.store.ReadAll(context.Background(), head+1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Tenant == "tenantb" || strings.Contains(e.Stream, "tenantb") {
+			t.Errorf("tenant A's key wrote %s into %s", e.Type, e.Stream)
+		}
+	}
+	// And B's reminder id is still B's: A's same id is a separate reminder.
+	if r := h.do("GET", "/v1/reminders/rb-1", h.b, nil); r.status != 200 || !strings.Contains(string(r.body), bIDs[3]) {
+		t.Errorf("B's reminder after A's requests: %d %s", r.status, r.body)
+	}
+}
