@@ -352,3 +352,13 @@ func TestKeyID(t *testing.T) {
 		t.Fatalf("KeyID = %q", got)
 	}
 }
+
+func TestVerifyRefusesHugeLine(t *testing.T) {
+	_, vkey := testKeys(t)
+	b := []byte(`{"format":"heed-bundle/1","origin":"o","key":"` + vkey + `","events":1,"checkpoints":0}` + "\n")
+	b = append(b, bytes.Repeat([]byte("x"), maxLine+(2<<20))...)
+	_, err := Verify(context.Background(), bytes.NewReader(b), Options{})
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("Verify = %v", err)
+	}
+}

@@ -41,8 +41,11 @@ type Report struct {
 
 const (
 	batchLines = 512
-	// growCap bounds the memory reserved on the header's word alone.
-	growCap = 1 << 24
+	// growCap bounds the memory reserved on the header's word alone
+	// (about 128 MiB of hashes).
+	growCap = 1 << 21
+	// maxLine bounds one line; an event is a few hundred bytes.
+	maxLine = 16 << 20
 )
 
 // Verify reads a bundle from r and checks it entirely; see the package
@@ -325,6 +328,9 @@ func (lr *lineReader) next() ([]byte, error) {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		lr.long = append(lr.long[:0], b...)
 		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(lr.long) > maxLine {
+				return nil, &Error{Kind: ErrFormat, Line: lr.line + 1, Detail: fmt.Sprintf("line longer than %d bytes", maxLine)}
+			}
 			b, err = lr.br.ReadSlice('\n')
 			lr.long = append(lr.long, b...)
 		}
