@@ -2,8 +2,8 @@ package storetest
 
 import (
 	"context"
-	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +33,7 @@ func BenchAppend(b *testing.B, s ledger.Store, appenders, size int) {
 				}
 				e := proto
 				e.ID = ledger.NewID()
-				e.Subject = fmt.Sprintf("subj-%d", i)
+				e.Subject = strconv.FormatInt(i, 36)
 				t := time.Now()
 				if _, err := s.Append(ctx, ledger.ContactStream("bench", e.Subject), ledger.NoStream(), []ledger.Event{e}); err != nil {
 					failed.Store(err)

@@ -53,23 +53,34 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 
 var t0 = time.Date(2026, 11, 1, 9, 30, 0, 123456789, time.UTC)
 
-// Consent returns a valid ConsentGranted proposal with a fresh id whose
-// evidence text is padded so the event's leaf is about size bytes.
+// Consent returns a valid ConsentGranted proposal with a fresh id. When
+// size is positive its evidence text is padded so the event's canonical
+// encoding in its contact stream is about size bytes (at least ~340: the
+// envelope alone is that big).
 func Consent(tenant, subject string, size int) ledger.Event {
-	text := "I agree to receive service reminders by SMS."
-	if pad := size - 330; pad > len(text) {
-		text += strings.Repeat(".", pad-len(text))
+	mk := func(text string) ledger.Event {
+		data, _ := json.Marshal(&ledger.ConsentGranted{
+			Purposes: []string{ledger.PurposeService},
+			Channels: []string{ledger.ChannelSMS},
+			Source:   "web_form",
+			Evidence: ledger.Evidence{Text: text},
+		})
+		return ledger.Event{
+			ID: ledger.NewID(), Type: ledger.TypeConsentGranted, Tenant: tenant, Subject: subject,
+			OccurredAt: t0, Schema: 1, Data: data,
+		}
 	}
-	data, _ := json.Marshal(&ledger.ConsentGranted{
-		Purposes: []string{ledger.PurposeService},
-		Channels: []string{ledger.ChannelSMS, ledger.ChannelFlash},
-		Source:   "web_form",
-		Evidence: ledger.Evidence{Text: text, URL: "https://example.com/consent"},
-	})
-	return ledger.Event{
-		ID: ledger.NewID(), Type: ledger.TypeConsentGranted, Tenant: tenant, Subject: subject,
-		OccurredAt: t0, Actor: "storetest", Schema: 1, Data: data,
+	e := mk("I agree")
+	if size <= 0 {
+		return e
 	}
+	m := e
+	m.Stream, m.Revision, m.Position, m.RecordedAt = ledger.ContactStream(tenant, subject), 1, 100000, time.Now()
+	leaf, _ := m.Leaf()
+	if pad := size - len(leaf); pad > 0 {
+		e.Data = mk("I agree" + strings.Repeat(".", pad)).Data
+	}
+	return e
 }
 
 func consents(n int) []ledger.Event {

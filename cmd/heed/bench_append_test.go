@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/heed/heed/ledger/bolt"
+)
+
+// TestBenchEventSize checks --size: a ConsentGranted with its envelope
+// cannot be much smaller than 350 bytes, so 300 gives the smallest one.
+func TestBenchEventSize(t *testing.T) {
+	for _, size := range []int{300, 1000, 4000} {
+		e, err := benchEvent(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.ID, e.Stream, e.Revision, e.Position = "0190a8f4-0000-7000-8000-000000000000", "contact-bench-x", 1, 1000
+		leaf, err := e.Leaf()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := len(leaf) - max(size, 346); d < -20 || d > 20 {
+			t.Errorf("--size %d gives %d-byte events", size, len(leaf))
+		}
+	}
+}
+
+func TestBenchAppend(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	out := captureStdout(t, func() {
+		if err := benchAppend(context.Background(), []string{"--data", dir, "--appenders", "4", "--events", "60", "--size", "300"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if !regexp.MustCompile(`^appends_per_s=\d+ appenders=4 events=60 p99_ms=\d+\.\d+$`).MatchString(last) {
+		t.Fatalf("last line %q", last)
+	}
+	s, err := bolt.Open(filepath.Join(dir, storeFile), bolt.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if h, _ := s.Head(context.Background()); h != 60 {
+		t.Fatalf("data dir holds %d events, want 60", h)
+	}
+	if err := benchAppend(context.Background(), []string{"--data", dir, "--events", "0"}); err == nil {
+		t.Fatal("--events 0 accepted")
+	}
+}
+
+func captureStdout(t *testing.T, fn func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	fn()
+	os.Stdout = old
+	w.Close()
+	return <-done
+}
