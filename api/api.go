@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -98,6 +100,8 @@ type Server struct {
 	api      huma.API
 	mux      *http.ServeMux
 	contacts *index
+	people   sync.Map // raw number → personID
+	peopleN  atomic.Int64
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.

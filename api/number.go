@@ -33,12 +33,26 @@ func Normalize(raw, region string) (string, error) {
 }
 
 // person resolves a request's number to its E.164 form and subject.
+// Parsing a number is regexp-heavy and the pseudonym is an HMAC, so recent
+// answers are cached; the cache is dropped whole when it fills.
 func (s *Server) person(location, raw string) (e164, subject string, err error) {
+	if p, ok := s.people.Load(raw); ok {
+		pp := p.(personID)
+		return pp.e164, pp.subject, nil
+	}
 	e164, err = Normalize(raw, s.cfg.Region)
 	if err != nil {
 		return "", "", errNumber(location)
 	}
-	return e164, s.cfg.Pseudonyms.Pseudonym(e164), nil
+	subject = s.cfg.Pseudonyms.Pseudonym(e164)
+	if s.peopleN.Add(1) > 200_000 {
+		s.people.Clear()
+		s.peopleN.Store(0)
+	}
+	s.people.Store(raw, personID{e164, subject})
+	return e164, subject, nil
 }
+
+type personID struct{ e164, subject string }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,7 @@ func serve(ctx context.Context, args []string) error {
 	line := fs.String("line", "10690001", "default sender line of reminders and codes")
 	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
 	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -251,6 +253,18 @@ func serve(ctx context.Context, args []string) error {
 	}
 	mux.Handle("/", srv)
 
+	if *pprofAddr != "" {
+		pl, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return err
+		}
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Handler: pm, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = ps.Serve(pl) }()
+		defer ps.Close()
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
