@@ -142,13 +142,15 @@ type Client struct {
 
 	idmu sync.Mutex
 	ids  *idTracker
+
+	handlers chan struct{} // bounds concurrent Handler calls
 }
 
 // New returns a client that starts binding in the background. Submit waits
 // for the bind (up to its context) and fails with [NotSent] if none came.
 func New(cfg Config) *Client {
 	cfg.defaults()
-	c := &Client{cfg: cfg, ready: make(chan struct{}), links: map[*link]struct{}{}, ids: newIDTracker(cfg.TrackIDs)}
+	c := &Client{cfg: cfg, ready: make(chan struct{}), links: map[*link]struct{}{}, ids: newIDTracker(cfg.TrackIDs), handlers: make(chan struct{}, max(64, 4*cfg.Window))}
 	if cfg.TPS > 0 {
 		c.rate.every = time.Duration(float64(time.Second) / cfg.TPS)
 	}
@@ -382,7 +384,16 @@ func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
 // inbound handles a deliver_sm or data_sm off the reader goroutine, and
 // answers it once the handler has taken it.
 func (c *Client) inbound(l *link, p *pdu.PDU) {
+	// A bounded number of handlers run at once; beyond that the reader
+	// waits, which pushes back on the SMSC instead of piling up goroutines
+	// (and delays submit responses too, so the bound is generous).
+	select {
+	case c.handlers <- struct{}{}:
+	case <-l.done:
+		return
+	}
 	go func() {
+		defer func() { <-c.handlers }()
 		in := ParseInbound(p)
 		if in.Receipt != nil {
 			c.idmu.Lock()

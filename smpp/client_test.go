@@ -510,3 +510,45 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestHungSMSC: the TCP connection stays up but nothing answers; the
+// missing enquire_link_resp drops the link, and the client binds again
+// once the SMSC answers.
+func TestHungSMSC(t *testing.T) {
+	s, _ := startSim(t, sim.Config{})
+	c := dial(t, smpp.Config{Addr: s.Addr(), EnquireLink: 20 * time.Millisecond, ResponseTimeout: 100 * time.Millisecond})
+	s.SetHang(true)
+	time.Sleep(300 * time.Millisecond)
+	s.SetHang(false)
+	waitFor(t, func() bool { return s.Stats().Binds >= 2 })
+	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "back"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPool: each named connection binds with its own credentials and
+// sends with its own sender and flash coding.
+func TestPool(t *testing.T) {
+	a, recA := startSim(t, sim.Config{SystemID: "alpha", Password: "pa"})
+	b, recB := startSim(t, sim.Config{SystemID: "beta", Password: "pb"})
+	p := smpp.NewPool(map[string]smpp.Config{
+		"a": {Addr: a.Addr(), SystemID: "alpha", Password: "pa", Source: "95500"},
+		"b": {Addr: b.Addr(), SystemID: "beta", Password: "pb", Source: "HEED", Flash: smpp.Flash{Subunit: true}},
+	})
+	defer p.Close(context.Background())
+	for _, name := range []string{"a", "b"} {
+		if _, err := p.Submit(ctx(t), name, smpp.Message{To: testNumber, Text: chinese, Flash: true}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	pa, pb := recA.all()[0].PDU, recB.all()[0].PDU
+	if pa.Source != "95500" || pa.SourceTON != 1 || pa.DataCoding != 0x18 {
+		t.Errorf("a sent %+v", pa)
+	}
+	if pb.Source != "HEED" || pb.SourceTON != 5 || pb.DataCoding != 0x08 {
+		t.Errorf("b sent %+v", pb)
+	}
+	if _, err := p.Submit(ctx(t), "c", smpp.Message{To: testNumber, Text: "x"}); !errors.Is(err, smpp.ErrNoConnection) || smpp.KindOf(err) != smpp.NotSent {
+		t.Errorf("unknown connection: %v", err)
+	}
+}

@@ -93,6 +93,7 @@ type Server struct {
 	ln  net.Listener
 
 	throttleEvery, dropEvery atomic.Int64
+	hang                     atomic.Bool
 	responseDelay            atomic.Int64
 	receiptDelay             atomic.Int64
 	failPermille             atomic.Int64
@@ -140,6 +141,11 @@ func (s *Server) SetThrottleEvery(n int) { s.throttleEvery.Store(int64(n)) }
 
 // SetDropEvery makes every nth submit close its connection unanswered; 0 stops it.
 func (s *Server) SetDropEvery(n int) { s.dropEvery.Store(int64(n)) }
+
+// SetHang makes every session read and ignore whatever comes, binds and
+// enquire_link included, while the TCP connection stays up: the failure
+// that only keep-alive detects.
+func (s *Server) SetHang(on bool) { s.hang.Store(on) }
 
 // SetResponseDelay delays every submit answer by d.
 func (s *Server) SetResponseDelay(d time.Duration) { s.responseDelay.Store(int64(d)) }
@@ -313,6 +319,9 @@ func (ss *session) serve() {
 				continue
 			}
 			return
+		}
+		if ss.srv.hang.Load() {
+			continue
 		}
 		if !ss.handle(p) {
 			ss.flush()
