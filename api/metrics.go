@@ -60,6 +60,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SMPPThrottles: prometheus.NewCounter(prometheus.CounterOpts{Name: "heed_smpp_throttles_total",
 			Help: "ESME_RTHROTTLED answers and the pauses they caused."}),
 	}
+	// Known label values start at zero so rates exist from the first scrape.
+	for _, r := range []string{"ok", "error"} {
+		m.appends.WithLabelValues(r)
+	}
+	for _, o := range []string{"allowed", "denied"} {
+		m.decisions.WithLabelValues(o)
+	}
 	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.decisions, m.decisionRules,
 		m.reminders, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.SMPPReconnects, m.SMPPThrottles)
 	return m

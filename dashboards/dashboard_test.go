@@ -5,6 +5,7 @@ package dashboards
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -13,9 +14,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heed/heed/api"
+	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/mem"
 	"github.com/heed/heed/notify"
 )
+
+type noKeys struct{}
+
+func (noKeys) Lookup(string) (auth.Key, error) { return auth.Key{}, auth.ErrUnknownKey }
 
 type oneDecision struct{}
 
@@ -52,6 +59,9 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 	if _, err := m.Decider(oneDecision{}).Decide(context.Background(), notify.Query{}); err != nil {
 		t.Fatal(err)
 	}
+	// One request through the API, so the request histogram has a series.
+	srv := api.New(api.Config{Store: mem.New(), Keys: noKeys{}, Metrics: m})
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/openapi.json", nil))
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
