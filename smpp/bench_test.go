@@ -2,7 +2,11 @@ package smpp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,6 +50,66 @@ func BenchmarkSubmit(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "submits/s")
+		})
+	}
+}
+
+// BenchmarkVersusNode runs node-smpp's client and heed's against the same
+// in-process simulator, one after the other in the same run, at windows 10
+// and 100, and reports both rates and their ratio. Each iteration sends
+// 50,000 messages per client.
+func BenchmarkVersusNode(b *testing.B) {
+	dir := peersDir(b)
+	for _, w := range []int{10, 100} {
+		b.Run(fmt.Sprintf("window=%d", w), func(b *testing.B) {
+			s, err := sim.Start("127.0.0.1:0", sim.Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			_, port, _ := strings.Cut(s.Addr(), ":")
+			n := 50000 * b.N
+			out, err := exec.Command("node", filepath.Join(dir, "throughput.js"),
+				"--port", port, "--messages", fmt.Sprint(n), "--window", fmt.Sprint(w)).Output()
+			if err != nil {
+				b.Fatalf("node-smpp: %v", err)
+			}
+			var peer struct {
+				Seconds float64
+				Failed  int
+			}
+			if err := json.Unmarshal(out, &peer); err != nil || peer.Failed != 0 {
+				b.Fatalf("node-smpp said %q (%v)", out, err)
+			}
+			nodeRate := float64(n) / peer.Seconds
+
+			c, err := smpp.Dial(context.Background(), smpp.Config{Addr: s.Addr(), SystemID: "heed", Source: "95500", Window: w})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			m := smpp.Message{To: testNumber, Text: chinese, Flash: true}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			for range w {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(n) {
+						if _, err := c.Submit(context.Background(), m); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			heedRate := float64(n) / time.Since(start).Seconds()
+			b.ReportMetric(heedRate, "heed_submits/s")
+			b.ReportMetric(nodeRate, "node_submits/s")
+			b.ReportMetric(heedRate/nodeRate, "ratio")
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }

@@ -26,7 +26,7 @@ import (
 
 // peersDir finds testdata/peers and fails, never skips, when node-smpp is
 // not installed.
-func peersDir(t *testing.T) string {
+func peersDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("HEED_PEERS")
 	if dir == "" {
