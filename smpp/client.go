@@ -332,13 +332,11 @@ func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
 			return res, e
 		}
 		res.IDs = append(res.IDs, id)
-	}
-	if m.RegisteredDelivery != 0 {
-		c.idmu.Lock()
-		for _, id := range res.IDs {
+		if m.RegisteredDelivery != 0 {
+			c.idmu.Lock()
 			c.ids.add(id)
+			c.idmu.Unlock()
 		}
-		c.idmu.Unlock()
 	}
 	return res, nil
 }
@@ -373,7 +371,7 @@ func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
 			}
 			pause := min(c.cfg.ThrottlePause<<attempt, c.cfg.MaxBackoff)
 			l.pauseUntil.Store(time.Now().Add(pause).UnixNano())
-			c.cfg.Logger.Info("smpp throttled", "system_id", c.cfg.SystemID, "status", r.Status.String(), "pause", pause)
+			c.cfg.Logger.Debug("smpp throttled", "system_id", c.cfg.SystemID, "status", r.Status.String(), "pause", pause)
 			continue
 		default:
 			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}

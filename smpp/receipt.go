@@ -66,7 +66,10 @@ type Inbound struct {
 	From    string   // source_addr
 	To      string   // destination_addr
 	Text    string   // decoded short_message or message_payload
-	PDU     *pdu.PDU
+	// Concat is set when the message is one part of a longer one (UDH or
+	// sar_* TLVs); the parts of one message share Ref.
+	Concat *text.Concat
+	PDU    *pdu.PDU
 }
 
 // isReceipt reports whether esm_class marks an SMSC delivery receipt or an
@@ -85,8 +88,18 @@ func ParseInbound(p *pdu.PDU) Inbound {
 		ud = v
 	}
 	if p.ESMClass&0x40 != 0 {
-		if _, _, rest, err := text.ParseUDH(ud); err == nil {
+		if c, ok, rest, err := text.ParseUDH(ud); err == nil {
 			ud = rest
+			if ok {
+				in.Concat = &c
+			}
+		}
+	} else if ref, ok := p.Get(pdu.TagSarMsgRefNum); ok {
+		tot, _ := p.Get(pdu.TagSarTotalSegments)
+		seq, _ := p.Get(pdu.TagSarSegmentSeqnum)
+		r, _ := pdu.ParseUint(ref)
+		if len(tot) == 1 && len(seq) == 1 {
+			in.Concat = &text.Concat{Ref: uint16(r), Total: tot[0], Seq: seq[0]}
 		}
 	}
 	in.Text = text.Decode(p.DataCoding, ud)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/heed/heed/smpp/pdu"
+	"github.com/heed/heed/smpp/text"
 )
 
 func TestParseInbound(t *testing.T) {
@@ -27,6 +28,8 @@ func TestParseInbound(t *testing.T) {
 		{"MO UCS2", pdu.PDU{DataCoding: 8, ShortMessage: []byte{0x90, 0x00, 0x8b, 0xa2}}, nil, "退订"},
 		{"MO payload", pdu.PDU{DataCoding: 8, TLVs: []pdu.TLV{{Tag: pdu.TagMessagePayload, Value: []byte{0x90, 0x00, 0x8b, 0xa2}}}}, nil, "退订"},
 		{"MO with UDH", pdu.PDU{ESMClass: 0x40, ShortMessage: []byte{5, 0, 3, 1, 2, 1, 'S', 'T', 'O', 'P'}}, nil, "STOP"},
+		{"MO with SAR", pdu.PDU{ShortMessage: []byte("ST"), TLVs: []pdu.TLV{{Tag: pdu.TagSarMsgRefNum, Value: pdu.Uint16(300)},
+			{Tag: pdu.TagSarTotalSegments, Value: []byte{2}}, {Tag: pdu.TagSarSegmentSeqnum, Value: []byte{1}}}}, nil, "ST"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -40,6 +43,15 @@ func TestParseInbound(t *testing.T) {
 			}
 			if c.want == nil && in.Text != c.text {
 				t.Errorf("text = %q, want %q", in.Text, c.text)
+			}
+			if c.name == "MO with UDH" && (in.Concat == nil || *in.Concat != text.Concat{Ref: 1, Total: 2, Seq: 1}) {
+				t.Errorf("concat = %+v", in.Concat)
+			}
+			if c.name == "MO with SAR" && (in.Concat == nil || *in.Concat != text.Concat{Ref: 300, Total: 2, Seq: 1}) {
+				t.Errorf("sar concat = %+v", in.Concat)
+			}
+			if c.name == "MO payload" && in.Concat != nil {
+				t.Errorf("concat = %+v for a whole message", in.Concat)
 			}
 		})
 	}
