@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heed/heed/ledger"
 )
@@ -18,6 +19,8 @@ import (
 var (
 	markRevPos   = []byte(`,"revision":0,"position":0,`)
 	markRecorded = []byte(`,"recorded_at":"0001-01-01T00:00:00Z"`)
+	markData     = []byte(`,"data":`)
+	markPII      = []byte(`,"pii":"`)
 )
 
 // proposal is an event prepared for the sequencer.
@@ -36,18 +39,16 @@ func propose(stream string, e ledger.Event) (proposal, error) {
 	if e.ID == "" {
 		e.ID = ledger.NewID()
 	}
+	// Invalid UTF-8 would be replaced in the leaf, which then no longer
+	// decodes to a canonical leaf of the same event.
+	for _, f := range []string{stream, e.ID, e.Type, e.Tenant, e.Subject, e.Actor} {
+		if !utf8.ValidString(f) {
+			return proposal{}, fmt.Errorf("%w: %s: envelope field is not valid UTF-8", ledger.ErrInvalid, e.Type)
+		}
+	}
 	e.Stream = stream
 	e.Revision, e.Position, e.RecordedAt = 0, 0, time.Time{}
 	e.OccurredAt = e.OccurredAt.UTC()
-	if len(e.Data) == 0 {
-		e.Data = json.RawMessage("{}")
-	} else {
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, e.Data); err != nil {
-			return proposal{}, fmt.Errorf("%w: %s data: %v", ledger.ErrInvalid, e.Type, err)
-		}
-		e.Data = buf.Bytes()
-	}
 	if len(e.PII) == 0 {
 		e.PII = nil
 	}
@@ -57,9 +58,17 @@ func propose(stream string, e ledger.Event) (proposal, error) {
 	}
 	rp := bytes.Index(tmpl, markRevPos)
 	rec := bytes.Index(tmpl, markRecorded)
-	if rp < 0 || rec < rp {
+	data := rec + bytes.Index(tmpl[rec:], markData) + len(markData)
+	end := len(tmpl) - 1
+	if e.PII != nil {
+		end = bytes.LastIndex(tmpl, markPII)
+	}
+	if rp < 0 || rec < rp || data < rec+len(markData) || end < data {
 		return proposal{}, fmt.Errorf("bolt: leaf layout changed: %.80s", tmpl)
 	}
+	// The returned event carries Data exactly as the leaf holds it
+	// (compacted, HTML-escaped), as a reader decoding the leaf would.
+	e.Data = json.RawMessage(tmpl[data:end:end])
 	return proposal{ev: e, tmpl: tmpl, rp: rp, rec: rec}, nil
 }
 

@@ -152,7 +152,6 @@ type batchState struct {
 	stored  map[string]*ledger.Event // events written in this batch, by id
 	base    int64                    // first stored hash index of the batch
 	hs      []tlog.Hash              // hashes written in this batch, from base
-	leaf    []byte
 }
 
 // ReadHashes reads the tree as this transaction sees it.
@@ -320,10 +319,9 @@ func (s *Store) commit(batch []*request) {
 
 // write stores one event with its indexes and tree hashes.
 func (b *batchState) write(p *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
-	b.leaf = p.leaf(b.leaf[:0], rev, pos, recorded)
 	// bbolt keeps references to keys and values until commit, so each
 	// gets its own memory.
-	leaf := append([]byte(nil), b.leaf...)
+	leaf := p.leaf(make([]byte, 0, len(p.tmpl)+64), rev, pos, recorded)
 	if err := b.events.Put(key(pos), leaf); err != nil {
 		return fmt.Errorf("bolt: write event: %w", err)
 	}

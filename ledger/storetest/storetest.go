@@ -315,6 +315,8 @@ func testInvalid(t *testing.T, s ledger.Store) {
 	notJSON.Data = json.RawMessage(`{"purposes":`)
 	badSchema := consents(1)[0]
 	badSchema.Schema = 99
+	badUTF8 := consents(1)[0]
+	badUTF8.Subject = "subj-\xff"
 	tests := []struct {
 		name   string
 		stream string
@@ -327,6 +329,7 @@ func testInvalid(t *testing.T, s ledger.Store) {
 		{"bad payload value", "st", []ledger.Event{badData}, "spam"},
 		{"payload not JSON", "st", []ledger.Event{notJSON}, "ConsentGranted"},
 		{"one bad in a batch", "st", []ledger.Event{good, unknown}, "ConsentGrunted"},
+		{"subject not UTF-8", "st", []ledger.Event{badUTF8}, ""},
 		{"no events", "st", nil, ""},
 		{"no stream", "", []ledger.Event{good}, ""},
 	}
