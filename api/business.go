@@ -331,7 +331,7 @@ func (s *Server) registerDecisions(mw huma.Middlewares, sec []map[string][]strin
 			if err != nil {
 				return nil, err
 			}
-			at := s.cfg.Now().UTC()
+			var at time.Time // zero: now
 			if in.Body.At != nil {
 				at = in.Body.At.UTC()
 			}

@@ -41,10 +41,13 @@ var (
 	ErrNotFound = errors.New("notify: no such reminder")
 )
 
-// Query asks whether a contact is allowed now.
+// Query asks whether a contact is allowed at At (zero: now).
 type Query struct {
 	Tenant, Subject, Number, Channel, Purpose, Line string
 	At                                              time.Time
+	// After is a log position the decision must reflect (the caller's own
+	// append); zero means the log's head.
+	After uint64
 }
 
 // Decision is the gate's answer. Revision is the ContactStream revision the
@@ -256,18 +259,18 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	n.state(StateRequested)
 
 	q := Query{Tenant: r.Tenant, Subject: r.Subject, Number: r.Number, Channel: ledger.ChannelFlash,
-		Purpose: ledger.PurposeService, Line: r.Line}
+		Purpose: ledger.PurposeService, Line: r.Line, After: stored[0].Position}
 	for attempt := 0; ; attempt++ {
 		if attempt == 200 {
 			return res, ErrContended
 		}
-		q.At = n.cfg.Now().UTC()
+		now := n.cfg.Now().UTC()
 		d, err := n.cfg.Decider.Decide(ctx, q)
 		if err != nil {
 			return res, fmt.Errorf("notify: decide: %w", err)
 		}
 		if !d.Allowed {
-			ev, err := n.event(r, q.At, ledger.ReminderDenied{ReminderID: r.ID, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf})
+			ev, err := n.event(r, now, ledger.ReminderDenied{ReminderID: r.ID, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf})
 			if err != nil {
 				return res, err
 			}
@@ -281,7 +284,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 			n.state(StateDenied)
 			return res, nil
 		}
-		ev, err := n.event(r, q.At, ledger.ReminderDispatched{
+		ev, err := n.event(r, now, ledger.ReminderDispatched{
 			ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash,
 			Line: r.Line, SMSC: n.cfg.SMSC, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
 		})
@@ -291,7 +294,9 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		stored, err := n.cfg.Store.Append(ctx, stream, ledger.Exact(d.Revision), []ledger.Event{ev})
 		if errors.Is(err, ledger.ErrWrongRevision) {
 			// Something happened to this number since the decision read its
-			// stream (maybe an opt-out): decide again on the new state.
+			// stream (maybe an opt-out): decide again on the new state, which
+			// is at most at the log's head.
+			q.After = 0
 			if err := sleep(ctx, time.Duration(min(attempt, 20))*time.Millisecond); err != nil {
 				return res, err
 			}

@@ -337,8 +337,15 @@ func (p pseudonymizer) Pseudonym(e164 string) string {
 type projectionDecider struct{ r *projections.Runner }
 
 func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
-	d, err := p.r.Decide(ctx, projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number,
-		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At})
+	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number,
+		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At}
+	var d projections.Decision
+	var err error
+	if q.After > 0 {
+		d, err = p.r.DecideAfter(ctx, pq, q.After)
+	} else {
+		d, err = p.r.Decide(ctx, pq)
+	}
 	if err != nil {
 		return notify.Decision{}, err
 	}
