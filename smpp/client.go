@@ -361,9 +361,9 @@ func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
 			continue // the link went away before p left: another link may take it
 		case err != nil:
 			return "", &Error{Kind: Unknown, Op: "submit_sm", Err: err}
-		case r.Command == pdu.GenericNack:
+		case r.Command == pdu.GenericNack && !r.Status.Temporary():
 			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}
-		case r.Status == pdu.OK:
+		case r.Status == pdu.OK && r.Command == pdu.SubmitSMResp:
 			return r.MessageID, nil
 		case r.Status.Temporary():
 			if attempt >= c.cfg.MaxRetries {
