@@ -552,3 +552,34 @@ func TestPool(t *testing.T) {
 		t.Errorf("unknown connection: %v", err)
 	}
 }
+
+// TestCloseDrainsThenUnbinds: Close lets a submit in flight finish before
+// it unbinds, and reports an SMSC that never answers the unbind.
+func TestCloseDrainsThenUnbinds(t *testing.T) {
+	s, _ := startSim(t, sim.Config{ResponseDelay: 100 * time.Millisecond})
+	c := dial(t, smpp.Config{Addr: s.Addr()})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "last one"})
+		done <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().Submits == 1 })
+	if err := c.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("submit in flight during Close: %v", err)
+	}
+	if st := s.Stats(); st.Unbinds != 1 {
+		t.Errorf("unbinds = %d", st.Unbinds)
+	}
+
+	s2, _ := startSim(t, sim.Config{})
+	c2 := dial(t, smpp.Config{Addr: s2.Addr()})
+	s2.SetHang(true)
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c2.Close(short); err == nil || !strings.Contains(err.Error(), "unbind") {
+		t.Errorf("close without unbind_resp: %v", err)
+	}
+}
