@@ -153,11 +153,16 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 	}
 	timer := time.NewTimer(r.opt.Wait)
 	defer timer.Stop()
+	expired := false
 	for {
 		r.mu.Lock()
 		if r.st.pos >= pos {
 			r.mu.Unlock()
 			return nil
+		}
+		if expired {
+			r.mu.Unlock()
+			return fmt.Errorf("%w: at %d, waiting for %d", ErrBehind, r.Position(), pos)
 		}
 		r.waiters++
 		ch := r.tick
@@ -166,21 +171,13 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 		case <-timer.C:
+			expired = true
 		}
 		r.mu.Lock()
 		r.waiters--
-		done := r.st.pos >= pos
 		r.mu.Unlock()
-		switch {
-		case done:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		}
-		select {
-		case <-timer.C:
-			return fmt.Errorf("%w: at %d, waiting for %d", ErrBehind, r.Position(), pos)
-		default:
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 }

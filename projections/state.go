@@ -558,31 +558,35 @@ func (s *State) pushContact(i, c int, pos, at uint32) {
 		}
 	}
 	if slot < 0 {
-		slot = s.victim(r, at)
+		slot = s.victim(r, c, contact{at: at, pos: pos})
 	}
 	r.ring[slot] = contact{at: at, pos: pos}
 	r.kinds[slot] = uint8(c + 1)
 }
 
-func (s *State) victim(r *rec, now uint32) int {
+// victim picks the ring slot to overwrite with incoming (of combo c).
+func (s *State) victim(r *rec, c int, incoming contact) int {
+	newer := func(a, b contact) bool { return a.at > b.at || (a.at == b.at && a.pos > b.pos) }
 	for j, k := range r.kinds {
-		lim := s.limit(int(k) - 1)
-		if r.ring[j].at+uint32(lim.Days)*1440 <= now {
+		if r.ring[j].at+uint32(s.limit(int(k)-1).Days)*1440 <= incoming.at {
 			return j
 		}
 	}
 	oldest, surplus := 0, -1
 	for j, k := range r.kinds {
-		if r.ring[j].at < r.ring[oldest].at {
+		if newer(r.ring[oldest], r.ring[j]) {
 			oldest = j
 		}
-		newer := 0
+		n := 0
+		if int(k) == c+1 && newer(incoming, r.ring[j]) {
+			n++
+		}
 		for m, k2 := range r.kinds {
-			if k2 == k && m != j && r.ring[m].at >= r.ring[j].at {
-				newer++
+			if k2 == k && m != j && newer(r.ring[m], r.ring[j]) {
+				n++
 			}
 		}
-		if newer >= s.limit(int(k)-1).Max && (surplus < 0 || r.ring[j].at < r.ring[surplus].at) {
+		if n >= s.limit(int(k)-1).Max && (surplus < 0 || newer(r.ring[surplus], r.ring[j])) {
 			surplus = j
 		}
 	}
