@@ -144,6 +144,32 @@ type Client struct {
 	ids  *idTracker
 
 	handlers chan struct{} // bounds concurrent Handler calls
+
+	st struct {
+		accepted, retried, notSent, permanent, unknown, binds, bindFailures, drops, inbound atomic.Int64
+	}
+}
+
+// Stats counts what a client did since it started.
+type Stats struct {
+	Accepted     int64 // parts the SMSC accepted
+	Retried      int64 // parts sent again after a temporary status
+	NotSent      int64 // Submit calls that failed with each Kind
+	Permanent    int64
+	Unknown      int64
+	Binds        int64 // successful binds, first one included
+	BindFailures int64
+	Drops        int64 // links lost while the client was open
+	Inbound      int64 // deliver_sm and data_sm received
+}
+
+// Stats returns the client's counters, for metrics.
+func (c *Client) Stats() Stats {
+	return Stats{
+		Accepted: c.st.accepted.Load(), Retried: c.st.retried.Load(), NotSent: c.st.notSent.Load(),
+		Permanent: c.st.permanent.Load(), Unknown: c.st.unknown.Load(), Binds: c.st.binds.Load(),
+		BindFailures: c.st.bindFailures.Load(), Drops: c.st.drops.Load(), Inbound: c.st.inbound.Load(),
+	}
 }
 
 // New returns a client that starts binding in the background. Submit waits
@@ -188,6 +214,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 		for ctx.Err() == nil {
 			l, err := c.bind(ctx, cmd, role)
 			if err != nil {
+				c.st.bindFailures.Add(1)
 				c.mu.Lock()
 				c.lastErr = err
 				old := c.ready
@@ -199,6 +226,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 				backoff = min(2*backoff, c.cfg.MaxBackoff)
 				continue
 			}
+			c.st.binds.Add(1)
 			c.cfg.Logger.Info("smpp bound", "system_id", c.cfg.SystemID, "bind", role, "addr", c.cfg.Addr)
 			began := time.Now()
 			c.mu.Lock()
@@ -217,6 +245,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			c.mu.Unlock()
 			select {
 			case <-l.done:
+				c.st.drops.Add(1)
 			case <-ctx.Done():
 			}
 			c.mu.Lock()
@@ -308,6 +337,7 @@ func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
+		c.count(NotSent)
 		return Result{}, &Error{Kind: NotSent, Op: "submit_sm", Err: ErrClosed}
 	}
 	c.inflight.Add(1)
@@ -317,6 +347,7 @@ func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
 	ps := c.build(m)
 	res := Result{Parts: len(ps), IDs: make([]string, 0, len(ps))}
 	if len(ps) > 255 {
+		c.count(Permanent)
 		return res, &Error{Kind: Permanent, Op: "submit_sm", Parts: len(ps), Err: fmt.Errorf("%w: text needs %d parts", ErrRefused, len(ps))}
 	}
 	for i, p := range ps {
@@ -329,6 +360,7 @@ func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
 				// Earlier parts are out: sending again would repeat them.
 				e.Kind = Unknown
 			}
+			c.count(e.Kind)
 			return res, e
 		}
 		res.IDs = append(res.IDs, id)
@@ -339,6 +371,17 @@ func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+func (c *Client) count(k Kind) {
+	switch k {
+	case NotSent:
+		c.st.notSent.Add(1)
+	case Permanent:
+		c.st.permanent.Add(1)
+	case Unknown:
+		c.st.unknown.Add(1)
+	}
 }
 
 func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
@@ -364,12 +407,14 @@ func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
 		case r.Command == pdu.GenericNack && !r.Status.Temporary():
 			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}
 		case r.Status == pdu.OK && r.Command == pdu.SubmitSMResp:
+			c.st.accepted.Add(1)
 			return r.MessageID, nil
 		case r.Status.Temporary():
 			if attempt >= c.cfg.MaxRetries {
 				return "", &Error{Kind: NotSent, Op: "submit_sm", Status: r.Status, Err: fmt.Errorf("%w %d times", ErrRefused, attempt+1)}
 			}
-			pause := min(c.cfg.ThrottlePause<<attempt, c.cfg.MaxBackoff)
+			c.st.retried.Add(1)
+			pause := min(c.cfg.ThrottlePause<<min(attempt, 16), c.cfg.MaxBackoff)
 			l.pauseUntil.Store(time.Now().Add(pause).UnixNano())
 			c.cfg.Logger.Debug("smpp throttled", "system_id", c.cfg.SystemID, "status", r.Status.String(), "pause", pause)
 			continue
@@ -390,6 +435,7 @@ func (c *Client) inbound(l *link, p *pdu.PDU) {
 	case <-l.done:
 		return
 	}
+	c.st.inbound.Add(1)
 	go func() {
 		defer func() { <-c.handlers }()
 		in := ParseInbound(p)

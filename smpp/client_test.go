@@ -269,6 +269,9 @@ func TestThrottledEveryTenth(t *testing.T) {
 	if st := s.Stats(); st.Throttled < n/10 || st.Submits != n {
 		t.Errorf("stats %+v", st)
 	}
+	if st := c.Stats(); st.Accepted != n || st.Retried != s.Stats().Throttled || st.NotSent+st.Unknown+st.Permanent != 0 {
+		t.Errorf("client stats %+v", st)
+	}
 }
 
 func mustGSM(s string) []byte {
@@ -315,6 +318,9 @@ func TestKilledMidWindow(t *testing.T) {
 	}
 	if st := s2.Stats(); st.Binds != 1 || st.Submits != 1 {
 		t.Errorf("restarted SMSC stats %+v", st)
+	}
+	if st := c.Stats(); st.Unknown != 10 || st.NotSent != 1 || st.Binds != 2 || st.Drops != 1 || st.Accepted != 1 {
+		t.Errorf("client stats %+v", st)
 	}
 }
 

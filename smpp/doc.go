@@ -39,6 +39,9 @@
 //     a later part failed after earlier ones went out. Never resend
 //     blindly; a receipt may still settle it.
 //
+// [Client.Stats] counts accepted parts, retries, failures by kind, binds
+// and dropped links, for metrics; nothing in them identifies a number.
+//
 // # Receipts and MO
 //
 // Config.Handler gets every deliver_sm and data_sm as an [Inbound]. For a
@@ -46,7 +49,8 @@
 // from the TLVs first and the text form second; Receipt.SubmitID is the id
 // as Submit returned it when the two differ only in base (hex vs decimal),
 // and [SameID] compares ids the same tolerant way. Anything else (an MO
-// message such as "TD") comes with its decoded Text. The SMSC gets
+// message such as "TD") comes with its decoded Text, and Inbound.Concat
+// when it is one part of a longer message. The SMSC gets
 // deliver_sm_resp only after the handler returns, and ESME_RX_T_APPN (try
 // later) if it returned an error.
 //
