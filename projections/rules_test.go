@@ -252,12 +252,20 @@ func TestRules(t *testing.T) {
 			}},
 		},
 		RuleRegionBurst: {
-			{name: "59 calls to Beijing this hour", setup: func(b *book) uint32 { policy(b, past, nil); burstOf(b, 59, "北京市", base.Add(-30*time.Minute)); return 0 }},
+			{name: "59 calls to Beijing this hour", setup: func(b *book) uint32 {
+				policy(b, past, nil)
+				burstOf(b, 59, "北京市", base.Add(-30*time.Minute))
+				return 0
+			}},
 			{name: "60 calls to Beijing this hour", deny: true, setup: func(b *book) uint32 {
 				policy(b, past, nil)
 				return burstOf(b, 60, "北京市", base.Add(-0*time.Minute))
 			}},
-			{name: "60 calls to Beijing last hour", setup: func(b *book) uint32 { policy(b, past, nil); burstOf(b, 60, "北京市", base.Add(-time.Hour)); return 0 }},
+			{name: "60 calls to Beijing last hour", setup: func(b *book) uint32 {
+				policy(b, past, nil)
+				burstOf(b, 60, "北京市", base.Add(-time.Hour))
+				return 0
+			}},
 			{name: "60 calls to Shanghai", setup: func(b *book) uint32 { policy(b, past, nil); burstOf(b, 60, "上海市", base); return 0 }},
 			{name: "60 calls from another line", q: Query{Line: "pbx-9"}, setup: func(b *book) uint32 { policy(b, past, nil); burstOf(b, 60, "北京市", base); return 0 }},
 		},
