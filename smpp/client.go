@@ -61,7 +61,7 @@ type Config struct {
 	Handler func(Inbound) error
 	// TrackIDs is how many submitted ids are remembered to correlate
 	// receipts (Receipt.SubmitID); default 100000.
-	TrackIDs int
+	TrackIDs int // negative: none
 
 	Logger *slog.Logger
 	Dial   func(ctx context.Context, addr string) (net.Conn, error)

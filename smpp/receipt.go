@@ -195,7 +195,7 @@ type idTracker struct {
 }
 
 func newIDTracker(n int) *idTracker {
-	return &idTracker{keys: map[string]string{}, ring: make([]string, 0, n)}
+	return &idTracker{keys: map[string]string{}, ring: make([]string, 0, max(n, 0))}
 }
 
 func idKeys(id string) []string {
