@@ -362,3 +362,29 @@ func TestVerifyRefusesHugeLine(t *testing.T) {
 		t.Fatalf("Verify = %v", err)
 	}
 }
+
+func TestExportThinsCheckpoints(t *testing.T) {
+	log, tree := makeLog(t, 100)
+	var sizes []int64
+	for n := int64(1); n <= 100; n++ {
+		sizes = append(sizes, n)
+	}
+	cps := sign(t, tree, sizes...)
+	_, vkey := testKeys(t)
+	for _, tt := range []struct{ max, want int }{{10, 10}, {-1, 100}, {0, 100}, {1, 1}} {
+		var buf bytes.Buffer
+		if err := Export(context.Background(), &buf, log, origin, vkey, cps, ExportOptions{MaxCheckpoints: tt.max}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Verify(context.Background(), &buf, Options{})
+		if err != nil {
+			t.Fatalf("max %d: %v", tt.max, err)
+		}
+		if rep.Checkpoints != int64(tt.want) {
+			t.Fatalf("max %d: %d checkpoints, want %d", tt.max, rep.Checkpoints, tt.want)
+		}
+	}
+	if got := thin(cps, 10); got[0].Size != 10 || got[9].Size != 100 {
+		t.Fatalf("thin kept sizes %d..%d, want 10..100", got[0].Size, got[9].Size)
+	}
+}

@@ -28,8 +28,35 @@ type ExportOptions struct {
 	// Size is the number of events to write; 0 means exactly those the
 	// last checkpoint covers.
 	Size int64
+	// MaxCheckpoints caps the checkpoint lines: a sealer cutting one a
+	// second makes 86,400 a day, each costing the verifier a signature
+	// check. Zero means DefaultMaxCheckpoints, negative means all. The last
+	// checkpoint is always kept; the others are spread evenly by position,
+	// so fewer checkpoints only widen the range a tampered event is
+	// located to.
+	MaxCheckpoints int
 	// Progress, if set, is called now and then with events written so far.
 	Progress func(done int64)
+}
+
+// DefaultMaxCheckpoints is the checkpoint lines an export keeps at most
+// unless told otherwise.
+const DefaultMaxCheckpoints = 1024
+
+// thin keeps at most max checkpoints of cps (in increasing size): the last
+// one, and others spread evenly.
+func thin(cps []merkle.Checkpoint, max int) []merkle.Checkpoint {
+	if max == 0 {
+		max = DefaultMaxCheckpoints
+	}
+	if max < 0 || len(cps) <= max {
+		return cps
+	}
+	out := make([]merkle.Checkpoint, 0, max)
+	for i := 1; i <= max; i++ {
+		out = append(out, cps[i*len(cps)/max-1])
+	}
+	return out
 }
 
 // readBatch is how many events Export reads at a time.
@@ -51,6 +78,7 @@ func Export(ctx context.Context, w io.Writer, log Events, origin, vkey string, c
 	for len(cps) > 0 && cps[len(cps)-1].Size > n {
 		cps = cps[:len(cps)-1]
 	}
+	cps = thin(cps, opt.MaxCheckpoints)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	h, err := json.Marshal(Header{Format: Format, Origin: origin, Key: vkey, Events: n, Checkpoints: int64(len(cps))})
 	if err != nil {
