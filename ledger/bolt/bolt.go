@@ -9,7 +9,6 @@ package bolt
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -297,14 +296,6 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 		return ledger.ErrClosed
 	}
 	return err
-}
-
-func decode(leaf []byte) (ledger.Event, error) {
-	var e ledger.Event
-	if err := json.Unmarshal(leaf, &e); err != nil {
-		return ledger.Event{}, fmt.Errorf("%w: stored leaf: %v", ErrCorrupt, err)
-	}
-	return e, nil
 }
 
 // ReadStream implements ledger.Store.

@@ -115,7 +115,7 @@ func TestCrash(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatalf("round %d: child acknowledged nothing", round)
 		}
-		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
