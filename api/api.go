@@ -134,6 +134,7 @@ func New(cfg Config) *Server {
 	s.registerCustomer()
 	s.registerAudit()
 	s.registerAdmin()
+	s.registerWeb()
 	return s
 }
 

@@ -66,31 +66,8 @@ func (s *Server) registerCustomer() {
 		Summary: "Send a one-time code to a number by SMS", Tags: []string{"customer"}, Middlewares: withAddr,
 		DefaultStatus: http.StatusAccepted, Errors: []int{400, 422, 429, 503}},
 		func(ctx context.Context, in *challengeIn) (*challengeOut, error) {
-			if s.cfg.Texter == nil {
-				return nil, huma.Error503ServiceUnavailable("SMS is not configured")
-			}
-			e164, subject, err := s.person("body.number", in.Body.Number)
-			if err != nil {
-				return nil, err
-			}
 			addr, _ := ctx.Value(addrKey{}).(string)
-			code, err := s.cfg.Sessions.Challenge(e164, addr)
-			if errors.Is(err, auth.ErrRateLimited) {
-				return nil, huma.Error429TooManyRequests("too many codes requested; try again later")
-			}
-			if err != nil {
-				return nil, huma.Error500InternalServerError("could not make a code")
-			}
-			if err := s.cfg.Texter.SendText(ctx, e164, "heed verification code: "+code+" (valid 5 minutes)"); err != nil {
-				s.cfg.Log.Error("send code", "err", err)
-				return nil, huma.Error503ServiceUnavailable("could not send the code; try again later")
-			}
-			ev, err := ledger.NewEvent("", subject, s.cfg.Now(), &ledger.VerificationSent{Channel: ledger.ChannelSMS})
-			if err != nil {
-				return nil, s.storeError("verify", err)
-			}
-			ev.Actor = "customer"
-			if _, _, err := s.append(ctx, ledger.SubjectStream(subject), ev, nil); err != nil {
+			if err := s.challenge(ctx, in.Body.Number, addr); err != nil {
 				return nil, err
 			}
 			out := &challengeOut{Status: http.StatusAccepted}
@@ -101,17 +78,10 @@ func (s *Server) registerCustomer() {
 		Summary: "Exchange a one-time code for a short-lived token", Tags: []string{"customer"}, Middlewares: withAddr,
 		Errors: []int{400, 401, 422, 429}},
 		func(ctx context.Context, in *sessionIn) (*sessionOut, error) {
-			e164, _, err := s.person("body.number", in.Body.Number)
+			addr, _ := ctx.Value(addrKey{}).(string)
+			tok, exp, err := s.session(in.Body.Number, in.Body.Code, addr)
 			if err != nil {
 				return nil, err
-			}
-			addr, _ := ctx.Value(addrKey{}).(string)
-			tok, exp, err := s.cfg.Sessions.Verify(e164, in.Body.Code, addr)
-			switch {
-			case errors.Is(err, auth.ErrRateLimited):
-				return nil, huma.Error429TooManyRequests("too many attempts; try again later")
-			case err != nil:
-				return nil, huma.Error401Unauthorized("wrong or expired code")
 			}
 			out := &sessionOut{}
 			out.Body.Token, out.Body.ExpiresAt = tok, exp
@@ -130,4 +100,49 @@ func (s *Server) registerCustomer() {
 			out.Body.Contacts = cs
 			return out, nil
 		})
+}
+
+// challenge sends a sign-in code to a number and records that it did.
+func (s *Server) challenge(ctx context.Context, number, addr string) error {
+	if s.cfg.Texter == nil {
+		return huma.Error503ServiceUnavailable("SMS is not configured")
+	}
+	e164, subject, err := s.person("body.number", number)
+	if err != nil {
+		return err
+	}
+	code, err := s.cfg.Sessions.Challenge(e164, addr)
+	if errors.Is(err, auth.ErrRateLimited) {
+		return huma.Error429TooManyRequests("too many codes requested; try again later")
+	}
+	if err != nil {
+		return huma.Error500InternalServerError("could not make a code")
+	}
+	if err := s.cfg.Texter.SendText(ctx, e164, "heed verification code: "+code+" (valid 5 minutes)"); err != nil {
+		s.cfg.Log.Error("send code", "err", err)
+		return huma.Error503ServiceUnavailable("could not send the code; try again later")
+	}
+	ev, err := ledger.NewEvent("", subject, s.cfg.Now(), &ledger.VerificationSent{Channel: ledger.ChannelSMS})
+	if err != nil {
+		return s.storeError("verify", err)
+	}
+	ev.Actor = "customer"
+	_, _, err = s.append(ctx, ledger.SubjectStream(subject), ev, nil)
+	return err
+}
+
+// session exchanges a code for a customer token.
+func (s *Server) session(number, code, addr string) (string, time.Time, error) {
+	e164, _, err := s.person("body.number", number)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	tok, exp, err := s.cfg.Sessions.Verify(e164, code, addr)
+	switch {
+	case errors.Is(err, auth.ErrRateLimited):
+		return "", time.Time{}, huma.Error429TooManyRequests("too many attempts; try again later")
+	case err != nil:
+		return "", time.Time{}, huma.Error401Unauthorized("wrong or expired code")
+	}
+	return tok, exp, nil
 }

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestCustomerPageSignsInAndListsContacts(t *testing.T) {
+	h := newHarness(t)
+	h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-7"})
+	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-web", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+	h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword"})
+	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-web-2", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	get := func(path string) string {
+		res, err := c.Get(h.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, res.Body)
+		return b.String()
+	}
+	if page := get("/me"); !strings.Contains(page, `name="number"`) {
+		t.Fatalf("first page has no number form:\n%s", page)
+	}
+	res, err := c.PostForm(h.srv.URL+"/me/challenge", url.Values{"number": {"138 0013 8000"}})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("challenge: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	res, err = c.PostForm(h.srv.URL+"/me/session", url.Values{"number": {"138 0013 8000"}, "code": {"000000x"}})
+	if err != nil || res.StatusCode != 401 {
+		t.Fatalf("wrong code: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
+	res, err = c.PostForm(h.srv.URL+"/me/session", url.Values{"number": {"138 0013 8000"}, "code": {h.texter.code(numA)}})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("session: %v %v", res.StatusCode, err)
+	}
+	var b strings.Builder
+	_, _ = io.Copy(&b, res.Body)
+	res.Body.Close()
+	page := b.String()
+	for _, want := range []string{"2 contacts and reminders", "submitted", "denied", "withdrawal", "P-7"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("contacts page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "13800138000") {
+		t.Error("the page shows the number")
+	}
+	// Signing out forgets the session.
+	res, _ = c.PostForm(h.srv.URL+"/me/logout", nil)
+	res.Body.Close()
+	if page := get("/me"); !strings.Contains(page, `name="number"`) {
+		t.Error("still signed in after sign-out")
+	}
+}
+
+func TestAuditPageIsServed(t *testing.T) {
+	h := newHarness(t)
+	res, err := http.Get(h.srv.URL + "/audit")
+	if err != nil || res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("audit page: %v %v", res, err)
+	}
+	res.Body.Close()
+}
