@@ -51,6 +51,10 @@ func TestBenchAppend(t *testing.T) {
 	if h, _ := s.Head(context.Background()); h != 60 {
 		t.Fatalf("data dir holds %d events, want 60", h)
 	}
+	// The events are sealed, so the directory verifies.
+	if err := verify(context.Background(), []string{"--data", dir}); err != nil {
+		t.Fatalf("verify after bench: %v", err)
+	}
 	if err := benchAppend(context.Background(), []string{"--data", dir, "--events", "0"}); err == nil {
 		t.Fatal("--events 0 accepted")
 	}
