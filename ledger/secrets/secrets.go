@@ -13,7 +13,8 @@
 // ("PRIVATE+KEY+name+hash+data") on one line; pseudonym.key and kek.key hold
 // 32 random bytes as 64 hex digits on one line. ledger.id holds the ledger's
 // random identifier (not a secret), from which the default checkpoint origin
-// and signer name derive.
+// and signer name derive, and verifier.key the public key ("name+hash+
+// base64") to hand to auditors.
 package secrets
 
 import (
@@ -38,6 +39,9 @@ const (
 	PseudonymFile = "pseudonym.key"
 	KEKFile       = "kek.key"
 	LedgerIDFile  = "ledger.id"
+	// VerifierFile holds the public key that checks checkpoints; it is not
+	// secret.
+	VerifierFile = "verifier.key"
 )
 
 // Environment variables that override the key files.
@@ -92,55 +96,24 @@ func Origin(ledgerID string) string { return "heed.example/" + ledgerID }
 
 var ledgerIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-// ErrMissing means a key file does not exist and [Open] may not create it.
+// ErrMissing means a file [Open] needs does not exist.
 var ErrMissing = errors.New("secrets: key file missing")
 
 // Load returns the keys of the ledger in dir, creating the directory and any
-// key file that is missing and not overridden.
+// key file that is missing and not overridden. It also writes the public
+// verifier key to verifier.key, for auditors and read-only tools.
 func Load(dir string, o Overrides) (*Secrets, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
-	return load(dir, o, true)
-}
-
-// Open is Load for read-only use: it creates nothing, and a missing file
-// that is not overridden fails with ErrMissing.
-func Open(dir string, o Overrides) (*Secrets, error) {
-	return load(dir, o, false)
-}
-
-func load(dir string, o Overrides, create bool) (*Secrets, error) {
 	var s Secrets
-	loadOrCreate := func(dir, file string, secret bool, mk func() (string, error)) (string, error) {
-		if !create {
-			mk = nil
-		}
-		return loadOrCreate(dir, file, secret, mk)
-	}
-	key32 := func(dir, file, env, override string) ([]byte, error) {
-		if !create && override == "" {
-			if _, err := os.Stat(filepath.Join(dir, file)); errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("%w: %s", ErrMissing, filepath.Join(dir, file))
-			}
-		}
-		return key32(dir, file, env, override)
-	}
-	id, err := loadOrCreate(dir, LedgerIDFile, false, func() (string, error) {
-		b := make([]byte, 6)
-		if _, err := rand.Read(b); err != nil {
-			return "", err
-		}
-		return "l-" + hex.EncodeToString(b), nil
-	})
+	id, err := loadOrCreate(dir, LedgerIDFile, false, newLedgerID)
 	if err != nil {
 		return nil, err
 	}
-	if !ledgerIDPattern.MatchString(id) {
-		return nil, fmt.Errorf("%w: %s", ErrMalformed, filepath.Join(dir, LedgerIDFile))
+	if s.LedgerID, err = checkLedgerID(dir, id); err != nil {
+		return nil, err
 	}
-	s.LedgerID = id
-
 	skey, where := o.SigningKey, EnvSigningKey
 	if skey == "" {
 		where = filepath.Join(dir, SigningFile)
@@ -156,28 +129,105 @@ func load(dir string, o Overrides, create bool) (*Secrets, error) {
 	if s.VerifierKey, err = VerifierKey(s.SigningKey); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
 	}
-
-	if s.PseudonymKey, err = key32(dir, PseudonymFile, EnvPseudonymKey, o.PseudonymKey); err != nil {
+	if o.SigningKey == "" {
+		pub, err := loadOrCreate(dir, VerifierFile, false, func() (string, error) { return s.VerifierKey, nil })
+		if err != nil {
+			return nil, err
+		}
+		if pub != s.VerifierKey {
+			return nil, fmt.Errorf("%w: %s does not match %s", ErrMalformed, filepath.Join(dir, VerifierFile), SigningFile)
+		}
+	}
+	if s.PseudonymKey, err = key32(dir, PseudonymFile, EnvPseudonymKey, o.PseudonymKey, true); err != nil {
 		return nil, err
 	}
-	if s.KEK, err = key32(dir, KEKFile, EnvKEK, o.KEK); err != nil {
+	if s.KEK, err = key32(dir, KEKFile, EnvKEK, o.KEK, true); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
-func key32(dir, file, env, override string) ([]byte, error) {
+// Open is Load for read-only tools such as heed verify: it creates
+// nothing and needs only ledger.id and a verifier key (from the signing
+// key, or from verifier.key when the signing key is kept elsewhere).
+// SigningKey, PseudonymKey and KEK are left empty when absent; files that
+// are present are checked as Load checks them.
+func Open(dir string, o Overrides) (*Secrets, error) {
+	var s Secrets
+	id, err := loadOrCreate(dir, LedgerIDFile, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s.LedgerID, err = checkLedgerID(dir, id); err != nil {
+		return nil, err
+	}
+	skey, where := o.SigningKey, EnvSigningKey
+	if skey == "" {
+		where = filepath.Join(dir, SigningFile)
+		if skey, err = loadOrCreate(dir, SigningFile, true, nil); err != nil && !errors.Is(err, ErrMissing) {
+			return nil, err
+		}
+	}
+	if skey != "" {
+		s.SigningKey = strings.TrimSpace(skey)
+		if s.VerifierKey, err = VerifierKey(s.SigningKey); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
+		}
+	} else {
+		pub, err := loadOrCreate(dir, VerifierFile, false, nil)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := note.NewVerifier(pub); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrMalformed, filepath.Join(dir, VerifierFile))
+		}
+		s.VerifierKey = pub
+	}
+	if s.PseudonymKey, err = key32(dir, PseudonymFile, EnvPseudonymKey, o.PseudonymKey, false); err != nil {
+		return nil, err
+	}
+	if s.KEK, err = key32(dir, KEKFile, EnvKEK, o.KEK, false); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func newLedgerID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "l-" + hex.EncodeToString(b), nil
+}
+
+func checkLedgerID(dir, id string) (string, error) {
+	if !ledgerIDPattern.MatchString(id) {
+		return "", fmt.Errorf("%w: %s", ErrMalformed, filepath.Join(dir, LedgerIDFile))
+	}
+	return id, nil
+}
+
+// key32 reads a 32-byte key from override or dir/file, creating the file
+// if create is set; without create an absent file yields nil.
+func key32(dir, file, env, override string, create bool) ([]byte, error) {
 	text, where := override, env
 	if text == "" {
 		where = filepath.Join(dir, file)
-		var err error
-		text, err = loadOrCreate(dir, file, true, func() (string, error) {
+		mk := func() (string, error) {
 			b := make([]byte, 32)
 			if _, err := rand.Read(b); err != nil {
 				return "", err
 			}
 			return hex.EncodeToString(b), nil
-		})
+		}
+		if !create {
+			mk = nil
+		}
+		var err error
+		text, err = loadOrCreate(dir, file, true, mk)
+		if !create && errors.Is(err, ErrMissing) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}

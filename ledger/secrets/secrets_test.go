@@ -152,12 +152,41 @@ func TestOpenCreatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pub, err := os.ReadFile(filepath.Join(dir, VerifierFile))
+	if err != nil || strings.TrimSpace(string(pub)) != want.VerifierKey {
+		t.Fatalf("verifier.key = %q, %v; want the public key", pub, err)
+	}
 	got, err := Open(dir, Overrides{})
-	if err != nil || got.VerifierKey != want.VerifierKey {
+	if err != nil || got.VerifierKey != want.VerifierKey || string(got.KEK) != string(want.KEK) {
 		t.Fatalf("Open after Load: %v", err)
 	}
-	os.Remove(filepath.Join(dir, KEKFile))
-	if _, err := Open(dir, Overrides{}); !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), KEKFile) {
-		t.Fatalf("Open without kek.key: %v", err)
+	// An auditor's copy: no secrets at all, only the public key.
+	for _, f := range []string{SigningFile, PseudonymFile, KEKFile} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	got, err = Open(dir, Overrides{})
+	if err != nil || got.VerifierKey != want.VerifierKey || got.KEK != nil || got.SigningKey != "" {
+		t.Fatalf("Open without secrets = %+v, %v", got, err)
+	}
+	os.Remove(filepath.Join(dir, VerifierFile))
+	if _, err := Open(dir, Overrides{}); !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), VerifierFile) {
+		t.Fatalf("Open without any key: %v", err)
+	}
+}
+
+func TestLoadRefusesVerifierKeyOfAnotherSigner(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(dir, Overrides{}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := Load(t.TempDir(), Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, VerifierFile), []byte(other.VerifierKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, Overrides{}); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), VerifierFile) {
+		t.Fatalf("Load with a foreign verifier.key: %v", err)
 	}
 }
