@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/heed/heed/smpp/sim"
 )
@@ -25,6 +26,10 @@ func smsc(ctx context.Context, args []string) error {
 	respDelay := fs.Duration("response-delay", 0, "delay every submit_sm_resp (a slow SMSC)")
 	hexIDs := fs.Bool("hex-ids", false, "message ids in hex in responses, decimal in receipts")
 	textReceipts := fs.Bool("text-receipts", false, "receipts in text form only, without TLVs")
+	moEvery := fs.Duration("mo-every", 0, "inject an MO message into a receiving bind this often (0: never)")
+	moText := fs.String("mo-text", "TD", "text of injected MO messages")
+	moFrom := fs.String("mo-from", "8613800000000", "sender of injected MO messages (a fictional number)")
+	moTo := fs.String("mo-to", "95500", "destination of injected MO messages")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -41,11 +46,28 @@ func smsc(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("smsc listening", "addr", s.Addr())
+	if *moEvery > 0 {
+		go injectMO(ctx, s, *moEvery, sim.MO{From: *moFrom, To: *moTo, Text: *moText})
+	}
 	<-ctx.Done()
 	err = s.Close()
 	st := s.Stats()
 	log.Info("smsc stopped", "binds", st.Binds, "binds_refused", st.BindsRefused, "submits", st.Submits,
 		"throttled", st.Throttled, "dropped", st.Dropped, "receipts", st.Receipts, "receipts_lost", st.ReceiptsLost,
-		"enquire_links", st.EnquireLinks, "unbinds", st.Unbinds)
+		"enquire_links", st.EnquireLinks, "unbinds", st.Unbinds, "mo", st.MO)
 	return err
+}
+
+func injectMO(ctx context.Context, s *sim.Server, every time.Duration, mo sim.MO) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// No receiving bind yet is normal: try again next tick.
+			_ = s.Inject("", mo)
+		}
+	}
 }
