@@ -106,6 +106,16 @@ func TestExportVerifyRoundTrip(t *testing.T) {
 	if bytes.Contains(mustRead(t, out), []byte("8613800138000")) {
 		t.Fatal("the bundle contains a phone number")
 	}
+	// An auditor's copy of the data directory holds no secrets; verify
+	// --data needs only the public verifier.key.
+	for _, f := range []string{"signing.key", "pseudonym.key", "kek.key"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := verify(ctx, []string{"--data", dir}); err != nil {
+		t.Fatalf("verify --data without secrets: %v", err)
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {
