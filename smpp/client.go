@@ -465,6 +465,8 @@ func (c *Client) inbound(l *link, p *pdu.PDU) {
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closing = true
+	close(c.ready) // submits waiting for a bind give up now
+	c.ready = make(chan struct{})
 	c.mu.Unlock()
 	done := make(chan struct{})
 	go func() { c.inflight.Wait(); close(done) }()

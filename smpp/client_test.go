@@ -589,3 +589,28 @@ func TestCloseDrainsThenUnbinds(t *testing.T) {
 		t.Errorf("close without unbind_resp: %v", err)
 	}
 }
+
+// TestCloseWakesWaiters: a submit waiting for a bind that never comes
+// returns not sent as soon as the client closes.
+func TestCloseWakesWaiters(t *testing.T) {
+	c := smpp.New(smpp.Config{Addr: "127.0.0.1:1", SystemID: "heed", MinBackoff: time.Second})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "x"})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	c.Close(ctx(t))
+	select {
+	case err := <-done:
+		if smpp.KindOf(err) != smpp.NotSent || !errors.Is(err, smpp.ErrClosed) {
+			t.Errorf("err = %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("took %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("submit still waiting after Close")
+	}
+}
