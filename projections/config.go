@@ -197,7 +197,12 @@ func (c *Config) Validate() error {
 	if c.RegionBurst.MaxPerHour < 1 || c.RegionBurst.MaxPerHour > 65535 {
 		return bad("region_burst.max_per_hour", c.RegionBurst.MaxPerHour, "must be 1..65535")
 	}
-	canon, err := json.Marshal(c)
+	// The hash covers the numbers, not the name, so two files with the
+	// same numbers share it whatever they are called.
+	numbers := *c
+	numbers.Version = ""
+	numbers.Disabled = slices.Sorted(slices.Values(c.Disabled))
+	canon, err := json.Marshal(&numbers)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}

@@ -38,12 +38,12 @@ type Runner struct {
 	opt     Options
 	running atomic.Bool
 	pos     atomic.Uint64
+	saved   atomic.Int64 // unix nanoseconds of the last snapshot
 
 	mu      sync.RWMutex
 	st      *State
 	waiters int
 	tick    chan struct{}
-	saved   time.Time
 }
 
 // NewRunner returns a runner under cfg, restored from the snapshot in
@@ -71,7 +71,7 @@ func NewRunner(store ledger.Store, cfg *Config, opt Options) (*Runner, error) {
 		}
 	}
 	r.pos.Store(r.st.pos)
-	r.saved = opt.Now()
+	r.saved.Store(opt.Now().UnixNano())
 	return r, nil
 }
 
@@ -91,7 +91,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := r.apply(&e); err != nil {
 			return err
 		}
-		if r.opt.Dir != "" && r.opt.Now().Sub(r.saved) >= r.opt.SnapshotEvery {
+		if r.opt.Dir != "" && r.opt.Now().UnixNano()-r.saved.Load() >= int64(r.opt.SnapshotEvery) {
 			return r.Snapshot()
 		}
 		return nil

@@ -220,6 +220,6 @@ func (r *Runner) Snapshot() error {
 		f.Close()
 		return err
 	}
-	r.saved = r.opt.Now()
+	r.saved.Store(r.opt.Now().UnixNano())
 	return commit(f, filepath.Join(r.opt.Dir, snapshotFile))
 }
