@@ -65,6 +65,22 @@ type Config struct {
 
 	Logger *slog.Logger
 	Dial   func(ctx context.Context, addr string) (net.Conn, error)
+
+	guessTON bool // SourceTON/NPI were not given: derive them from each sender
+}
+
+// sourceTON guesses the TON and NPI of a sender address: alphanumeric
+// (5/0) if it has a letter, otherwise international E.164 (1/1).
+func sourceTON(addr string) (ton, npi byte) {
+	if addr == "" {
+		return 0, 0
+	}
+	for _, r := range addr {
+		if r < '0' || r > '9' {
+			return 5, 0
+		}
+	}
+	return 1, 1
 }
 
 func (cfg *Config) defaults() {
@@ -101,14 +117,9 @@ func (cfg *Config) defaults() {
 	if cfg.DestTON == 0 && cfg.DestNPI == 0 {
 		cfg.DestTON, cfg.DestNPI = 1, 1
 	}
-	if cfg.SourceTON == 0 && cfg.SourceNPI == 0 && cfg.Source != "" {
-		cfg.SourceTON, cfg.SourceNPI = 1, 1
-		for _, r := range cfg.Source {
-			if r < '0' || r > '9' {
-				cfg.SourceTON, cfg.SourceNPI = 5, 0
-				break
-			}
-		}
+	if cfg.SourceTON == 0 && cfg.SourceNPI == 0 {
+		cfg.guessTON = true
+		cfg.SourceTON, cfg.SourceNPI = sourceTON(cfg.Source)
 	}
 	if cfg.TrackIDs == 0 {
 		cfg.TrackIDs = 100000

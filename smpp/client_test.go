@@ -554,6 +554,13 @@ func TestPool(t *testing.T) {
 	if pb.Source != "HEED" || pb.SourceTON != 5 || pb.DataCoding != 0x08 {
 		t.Errorf("b sent %+v", pb)
 	}
+	// A sender given per message gets its own TON: alphanumeric here.
+	if _, err := p.Submit(ctx(t), "a", smpp.Message{To: testNumber, Text: "x", From: "HEEDINS"}); err != nil {
+		t.Fatal(err)
+	}
+	if q := recA.all()[1].PDU; q.Source != "HEEDINS" || q.SourceTON != 5 || q.SourceNPI != 0 {
+		t.Errorf("per-message sender sent as %q TON %d NPI %d", q.Source, q.SourceTON, q.SourceNPI)
+	}
 	if _, err := p.Submit(ctx(t), "c", smpp.Message{To: testNumber, Text: "x"}); !errors.Is(err, smpp.ErrNoConnection) || smpp.KindOf(err) != smpp.NotSent {
 		t.Errorf("unknown connection: %v", err)
 	}

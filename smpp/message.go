@@ -67,14 +67,17 @@ func (c *Client) build(m Message) []*pdu.PDU {
 			dc = c.cfg.Flash.GSM7
 		}
 	}
-	from := m.From
-	if from == "" {
-		from = c.cfg.Source
+	from, ton, npi := c.cfg.Source, c.cfg.SourceTON, c.cfg.SourceNPI
+	if m.From != "" && m.From != from {
+		from = m.From
+		if c.cfg.guessTON {
+			ton, npi = sourceTON(from)
+		}
 	}
 	base := pdu.PDU{
 		Command:            pdu.SubmitSM,
-		SourceTON:          c.cfg.SourceTON,
-		SourceNPI:          c.cfg.SourceNPI,
+		SourceTON:          ton,
+		SourceNPI:          npi,
 		Source:             from,
 		DestTON:            c.cfg.DestTON,
 		DestNPI:            c.cfg.DestNPI,
