@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/ledger/secrets"
@@ -122,12 +123,23 @@ func (d *dataDir) Sealer() *merkle.Sealer {
 	return &merkle.Sealer{Source: d.Store, Signer: d.Signer, Origin: d.Origin, Checkpoints: d.Checkpoints}
 }
 
-// checkpoints returns the checkpoints of trees up to size, in size order.
+// checkpoints returns the checkpoints an export of the first size events
+// carries: at most bundle.DefaultMaxCheckpoints, spread evenly, the latest
+// included.
 func (d *dataDir) checkpoints(size int64) ([]merkle.Checkpoint, error) {
-	var out []merkle.Checkpoint
+	return d.checkpointsN(size, bundle.DefaultMaxCheckpoints)
+}
+
+// checkpointsN returns at most n checkpoints of trees up to size (all of
+// them when n < 0), in size order.
+func (d *dataDir) checkpointsN(size int64, n int) ([]merkle.Checkpoint, error) {
 	if d.Checkpoints == nil {
 		return nil, nil
 	}
+	if n >= 0 {
+		return d.Checkpoints.Spread(size, n)
+	}
+	var out []merkle.Checkpoint
 	err := d.Checkpoints.List(1, size, func(c merkle.Checkpoint) error {
 		out = append(out, c)
 		return nil

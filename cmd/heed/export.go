@@ -31,6 +31,9 @@ func export(ctx context.Context, args []string) error {
 	if *out == "" {
 		return fmt.Errorf("%w: --out is required", errUsage)
 	}
+	if *maxCps == 0 {
+		return fmt.Errorf("%w: --checkpoints must be positive, or -1 for all", errUsage)
+	}
 	d, err := data.open(false)
 	if err != nil {
 		return err
@@ -44,14 +47,14 @@ func export(ctx context.Context, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	cps, err := d.checkpoints(cp.Size)
+	cps, err := d.checkpointsN(cp.Size, *maxCps)
 	if err != nil {
 		return err
 	}
 	bar := newProgress("export", cp.Size)
 	write := func(w io.Writer) error {
 		return bundle.Export(ctx, w, d.Store, d.Origin, d.Secrets.VerifierKey, cps,
-			bundle.ExportOptions{Size: cp.Size, MaxCheckpoints: *maxCps, Progress: bar.set})
+			bundle.ExportOptions{Size: cp.Size, MaxCheckpoints: -1, Progress: bar.set})
 	}
 	if *out == "-" {
 		err = write(os.Stdout)

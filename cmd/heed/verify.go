@@ -130,7 +130,7 @@ func verifyData(ctx context.Context, dir, secretsDir, trusted string) (bundle.Re
 	if err != nil {
 		return bundle.Report{}, err
 	}
-	cps, err := d.checkpoints(int64(head))
+	cps, err := d.checkpointsN(int64(head), -1)
 	if err != nil {
 		return bundle.Report{}, err
 	}

@@ -130,6 +130,54 @@ func (c *Checkpoints) List(from, to int64, fn func(Checkpoint) error) error {
 	return err
 }
 
+// Spread returns at most n checkpoints of trees no larger than upTo,
+// spread evenly over positions: for each of n evenly spaced sizes, the
+// first checkpoint at or after it, and always the latest. It reads O(n)
+// entries however many are stored, so an export of a years-old ledger
+// does not load every checkpoint a per-second sealer cut.
+func (c *Checkpoints) Spread(upTo int64, n int) ([]Checkpoint, error) {
+	var out []Checkpoint
+	if n <= 0 || upTo <= 0 {
+		return nil, nil
+	}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints)
+		if b == nil {
+			return nil
+		}
+		cur := b.Cursor()
+		last := int64(-1)
+		for i := 1; i <= n; i++ {
+			target := int64(float64(upTo) * float64(i) / float64(n))
+			k, v := cur.Seek(sizeKey(max(target, 1)))
+			if i == n || k == nil || int64(binary.BigEndian.Uint64(k)) > upTo {
+				// The latest checkpoint within upTo.
+				k, _ = cur.Seek(sizeKey(upTo + 1))
+				if k == nil {
+					k, v = cur.Last()
+				} else {
+					k, v = cur.Prev()
+				}
+			}
+			if k == nil {
+				break
+			}
+			size := int64(binary.BigEndian.Uint64(k))
+			if size <= last || size > upTo {
+				continue
+			}
+			cp, err := parseSigned(append([]byte(nil), v...))
+			if err != nil {
+				return err
+			}
+			out = append(out, cp)
+			last = size
+		}
+		return nil
+	})
+	return out, err
+}
+
 // errStop carries fn's error out of the transaction unchanged.
 type errStop struct{ err error }
 

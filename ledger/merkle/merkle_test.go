@@ -482,3 +482,45 @@ func TestSealersRacingShareOneFile(t *testing.T) {
 		t.Fatalf("%d checkpoints, last of size %d; want >= 10 ending at 200", n, prev.Size)
 	}
 }
+
+func TestCheckpointsSpread(t *testing.T) {
+	cps, err := OpenCheckpoints(filepath.Join(t.TempDir(), "checkpoints.db"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cps.Close()
+	s := newSigner(t, "o")
+	for n := int64(3); n <= 3000; n += 3 {
+		c, _ := s.Sign(Checkpoint{Origin: "o", Size: n, Root: tlog.RecordHash([]byte{byte(n)})})
+		if err := cps.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sizes := func(cs []Checkpoint) []int64 {
+		var out []int64
+		for _, c := range cs {
+			out = append(out, c.Size)
+		}
+		return out
+	}
+	tests := []struct {
+		upTo int64
+		n    int
+		want string
+	}{
+		{3000, 4, "[750 1500 2250 3000]"},
+		{3000, 1, "[3000]"},
+		{1000, 2, "[501 999]"},
+		{2, 5, "[]"},
+		{10, 100, "[3 6 9]"},
+	}
+	for _, tt := range tests {
+		got, err := cps.Spread(tt.upTo, tt.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(sizes(got)) != tt.want {
+			t.Errorf("Spread(%d, %d) = %v, want %s", tt.upTo, tt.n, sizes(got), tt.want)
+		}
+	}
+}
