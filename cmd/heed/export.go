@@ -51,9 +51,16 @@ func export(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	bar := newProgress("export", cp.Size)
+	origin := d.Origin
+	if cp.Origin != "" {
+		origin = cp.Origin // what the checkpoints say, whatever --origin says now
+	}
+	bar := &progress{}
+	if *out != "-" {
+		bar = newProgress("export", cp.Size)
+	}
 	write := func(w io.Writer) error {
-		return bundle.Export(ctx, w, d.Store, d.Origin, d.Secrets.VerifierKey, cps,
+		return bundle.Export(ctx, w, d.Store, origin, d.Secrets.VerifierKey, cps,
 			bundle.ExportOptions{Size: cp.Size, MaxCheckpoints: -1, Progress: bar.set})
 	}
 	if *out == "-" {
