@@ -92,7 +92,10 @@ type Store struct {
 
 	head   atomic.Uint64 // last committed position, also the tree size
 	failed atomic.Bool
-	stats  struct{ commits, events, prepare, commit atomic.Int64 }
+	// inflight counts callers inside Append: the batch the sequencer
+	// waits for.
+	inflight atomic.Int64
+	stats    struct{ commits, events, prepare, commit atomic.Int64 }
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit

@@ -42,6 +42,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	if s.failed.Load() {
 		return nil, ErrFailed
 	}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	r := &request{ctx: ctx, stream: stream, expected: expected, props: make([]proposal, len(events)), done: make(chan struct{})}
 	seen := make(map[string]bool, len(events))
 	for i := range events {
@@ -85,18 +87,18 @@ const linger = 250 * time.Microsecond
 //
 // Callers released by a commit come back a few microseconds later; a
 // sequencer that started the next transaction with whoever had already
-// arrived would alternate small and large batches. So when fewer requests
-// are queued than the last batch held, it waits up to linger for them.
+// arrived would alternate small and large batches. So while fewer requests
+// are queued than there are callers inside Append, it waits up to linger
+// for them.
 func (s *Store) sequence() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
-	expect := 1
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
 		open := s.drain(&batch)
-		if open && len(batch) < expect {
+		if expect := int(s.inflight.Load()); open && len(batch) < expect {
 			timer.Reset(linger)
 		wait:
 			for len(batch) < expect && len(batch) < s.maxBatch {
@@ -115,7 +117,6 @@ func (s *Store) sequence() {
 			}
 			timer.Stop()
 		}
-		expect = len(batch)
 		s.commit(batch)
 		for _, r := range batch {
 			close(r.done)
