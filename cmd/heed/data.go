@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/heed/heed/ledger/bolt"
 	"github.com/heed/heed/ledger/bundle"
@@ -33,28 +34,37 @@ type dataDir struct {
 	Checkpoints *merkle.Checkpoints // nil when read-only and none were ever cut
 	Keys        *pii.Keys           // nil when read-only
 	Signer      *merkle.Signer      // nil when read-only
+	// SealEvery is the interval of the sealer Sealer returns.
+	SealEvery time.Duration
 }
 
 // dataFlags are the flags every command that opens a data dir shares.
 type dataFlags struct {
-	dir     *string
-	secrets *string
-	origin  *string
+	dir       *string
+	secrets   *string
+	origin    *string
+	sealEvery *time.Duration
 }
 
-// addDataFlags registers --data, --secrets and --origin on fs. Keys can
-// also come from HEED_SIGNING_KEY, HEED_PSEUDONYM_KEY and HEED_KEK.
+// addDataFlags registers --data, --secrets, --origin and --seal-every on
+// fs. Keys can also come from HEED_SIGNING_KEY, HEED_PSEUDONYM_KEY and
+// HEED_KEK.
 func addDataFlags(fs *flag.FlagSet) dataFlags {
 	return dataFlags{
-		dir:     fs.String("data", "heed-data", "data directory"),
-		secrets: fs.String("secrets", "", "directory of the key files (default: the data directory); HEED_SIGNING_KEY, HEED_PSEUDONYM_KEY and HEED_KEK override them"),
-		origin:  fs.String("origin", "", "checkpoint origin (default heed.example/<ledger id>)"),
+		dir:       fs.String("data", "heed-data", "data directory"),
+		secrets:   fs.String("secrets", "", "directory of the key files (default: the data directory); HEED_SIGNING_KEY, HEED_PSEUDONYM_KEY and HEED_KEK override them"),
+		origin:    fs.String("origin", "", "checkpoint origin (default heed.example/<ledger id>)"),
+		sealEvery: fs.Duration("seal-every", merkle.DefaultInterval, "how often to cut a signed checkpoint when there are new events"),
 	}
 }
 
 // open opens the data directory the flags name.
 func (f dataFlags) open(readOnly bool) (*dataDir, error) {
-	return openData(*f.dir, *f.secrets, *f.origin, readOnly)
+	d, err := openData(*f.dir, *f.secrets, *f.origin, readOnly)
+	if err == nil {
+		d.SealEvery = *f.sealEvery
+	}
+	return d, err
 }
 
 // openData opens the data directory dir, creating it and its keys on first
@@ -120,7 +130,7 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 // Sealer returns a sealer that cuts checkpoints of the store; run it with
 // go s.Run(ctx). Read-write opens only.
 func (d *dataDir) Sealer() *merkle.Sealer {
-	return &merkle.Sealer{Source: d.Store, Signer: d.Signer, Origin: d.Origin, Checkpoints: d.Checkpoints}
+	return &merkle.Sealer{Source: d.Store, Signer: d.Signer, Origin: d.Origin, Checkpoints: d.Checkpoints, Interval: d.SealEvery}
 }
 
 // checkpoints returns the checkpoints an export of the first size events
