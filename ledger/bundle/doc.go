@@ -17,7 +17,9 @@
 //  3. C checkpoint lines {"checkpoint":T}, where T is the signed note text
 //     of a C2SP tlog-checkpoint (origin, size, base64 root, blank line,
 //     Ed25519 signature lines), in increasing size. The last covers all N
-//     events.
+//     events. An export keeps at most [DefaultMaxCheckpoints] of them,
+//     spread evenly, unless told otherwise: fewer checkpoints only widen
+//     the range a tampered event is located to.
 //
 // So an auditor with any RFC 6962 implementation can recompute the root
 // over the first n event lines and compare it with a checkpoint of size n.
@@ -29,6 +31,9 @@
 // checks each checkpoint's signature (with the bundle's key, or a trusted
 // key that must then match it), its origin, and that its root equals the
 // tree's root at its size, and that the last checkpoint covers every event.
+// Lines in the usual shape are checked for canonical form by a fast
+// scanner; anything unusual goes to ledger.ParseLeaf, which decides.
+//
 // The first failure is returned as an [*Error] naming the first bad
 // position when it can be known (an event out of sequence or malformed),
 // or else the narrowest range of positions the checkpoints allow: after
