@@ -11,7 +11,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	seeds := []*PDU{
 		{Command: BindTransceiver, Sequence: 1, SystemID: "heed", Password: "pw", InterfaceVersion: 0x34},
-		{Command: SubmitSM, Sequence: 2, Source: "95500", Dest: "8613800138000", ESMClass: 0x40, DataCoding: 0x18,
+		{Command: SubmitSM, Sequence: 2, Source: "95500", Dest: "8613800000000", ESMClass: 0x40, DataCoding: 0x18,
 			ShortMessage: []byte{5, 0, 3, 1, 2, 1, 0x60, 0xa8}, TLVs: []TLV{{Tag: TagDestAddrSubunit, Value: []byte{1}}}},
 		{Command: DeliverSM, Sequence: 3, ESMClass: 4, ShortMessage: []byte("id:1 stat:DELIVRD"), TLVs: []TLV{{Tag: TagReceiptedMessageID, Value: CString("1")}}},
 		{Command: DataSM, Sequence: 4, TLVs: []TLV{{Tag: TagMessagePayload, Value: []byte("hello")}}},

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 func roundTrip(t testing.TB, p *PDU) *PDU {
 	b, err := p.Encode(nil)
@@ -31,15 +37,15 @@ func TestRoundTrip(t *testing.T) {
 		{Command: BindTransmitterResp, Sequence: 2, SystemID: "SMSC"},
 		{Command: BindReceiverResp, Sequence: 3, Status: RInvPaswd},
 		{Command: Outbind, Sequence: 4, SystemID: "SMSC", Password: "pw"},
-		{Command: SubmitSM, Sequence: 5, ServiceType: "CMT", SourceTON: 5, SourceNPI: 0, Source: "95500", DestTON: 1, DestNPI: 1, Dest: "8613800138000",
+		{Command: SubmitSM, Sequence: 5, ServiceType: "CMT", SourceTON: 5, SourceNPI: 0, Source: "95500", DestTON: 1, DestNPI: 1, Dest: "8613800000000",
 			ESMClass: 0x40, ProtocolID: 0, Priority: 1, ScheduleDeliveryTime: "", ValidityPeriod: "000001000000000R", RegisteredDelivery: 1, DataCoding: 0x18,
 			ShortMessage: []byte{5, 0, 3, 7, 2, 1, 0x60, 0xa8}, TLVs: []TLV{{Tag: TagDestAddrSubunit, Value: []byte{1}}, unknownTLV}},
 		{Command: SubmitSMResp, Sequence: 5, MessageID: "0A1B2C"},
 		{Command: SubmitSMResp, Sequence: 6, Status: RThrottled},
-		{Command: DeliverSM, Sequence: 7, Source: "8613800138000", Dest: "95500", ESMClass: 4, ShortMessage: []byte("id:1 stat:DELIVRD"),
+		{Command: DeliverSM, Sequence: 7, Source: "8613800000000", Dest: "95500", ESMClass: 4, ShortMessage: []byte("id:1 stat:DELIVRD"),
 			TLVs: []TLV{{Tag: TagReceiptedMessageID, Value: CString("1")}, {Tag: TagMessageState, Value: []byte{2}}}},
 		{Command: DeliverSMResp, Sequence: 7},
-		{Command: DataSM, Sequence: 8, Source: "95500", Dest: "8613800138000", DataCoding: 8, TLVs: []TLV{{Tag: TagMessagePayload, Value: bytes.Repeat([]byte{0x4e, 0x2d}, 500)}}},
+		{Command: DataSM, Sequence: 8, Source: "95500", Dest: "8613800000000", DataCoding: 8, TLVs: []TLV{{Tag: TagMessagePayload, Value: bytes.Repeat([]byte{0x4e, 0x2d}, 500)}}},
 		{Command: DataSMResp, Sequence: 8, MessageID: "x", TLVs: []TLV{unknownTLV}},
 		{Command: QuerySM, Sequence: 9, MessageID: "42", Source: "95500"},
 		{Command: QuerySMResp, Sequence: 9, MessageID: "42", FinalDate: "260101120000000+", MessageState: 2},
@@ -51,8 +57,27 @@ func TestRoundTrip(t *testing.T) {
 		{Command: GenericNack, Sequence: 13, Status: RInvCmdID},
 		{Command: 0x00000111, Sequence: 14, Raw: []byte{9, 9, 9}},
 	}
-	for _, p := range cases {
+	for i, p := range cases {
 		t.Run(p.Command.String(), func(t *testing.T) {
+			// The wire bytes are pinned so that a change to the encoding is
+			// a reviewed change to testdata/golden.
+			b, err := p.Encode(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "golden", fmt.Sprintf("%02d-%s.hex", i, p.Command))
+			if *update {
+				if err := os.WriteFile(golden, []byte(hex.EncodeToString(b)+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got := hex.EncodeToString(b); got != strings.TrimSpace(string(want)) {
+				t.Errorf("wire bytes changed\n got %s\nwant %s", got, want)
+			}
 			q := roundTrip(t, p)
 			if !reflect.DeepEqual(p, q) {
 				t.Errorf("round trip changed the PDU\n got %+v\nwant %+v", q, p)
