@@ -9,7 +9,7 @@
 //	s, err := sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 10 * time.Millisecond})
 //	defer s.Close()
 //	addr := s.Addr()
-//	... s.Inject("heed", sim.MO{From: "8613800138000", To: "95500", Text: "TD"})
+//	... s.Inject("heed", sim.MO{From: "8613800000000", To: "95500", Text: "TD"})
 //	... s.Stats().Submits
 package sim
 
