@@ -465,9 +465,7 @@ func (c *Client) inbound(l *link, p *pdu.PDU) {
 		if p.Command == pdu.DeliverSM || p.Command == pdu.DataSM {
 			r.MessageID = ""
 		}
-		if err := l.write(r); err != nil {
-			l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
-		}
+		_ = l.write(r) // a failed write has closed the link; the SMSC will deliver again
 	}()
 }
 

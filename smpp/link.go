@@ -91,16 +91,21 @@ func (l *link) flusher() {
 	}
 }
 
-// write queues p for sending.
+// write queues p for sending. A PDU that cannot be encoded is an error
+// wrapping errInvalid; a failed write closes the link.
 func (l *link) write(p *pdu.PDU) error {
 	l.wmu.Lock()
 	var err error
 	l.scratch, err = p.Encode(l.scratch[:0])
-	if err == nil {
-		_, err = l.w.Write(l.scratch)
+	if err != nil {
+		l.wmu.Unlock()
+		return fmt.Errorf("%w: %w", errInvalid, err)
 	}
+	_, err = l.w.Write(l.scratch)
 	l.wmu.Unlock()
 	if err != nil {
+		err = fmt.Errorf("%w: write: %v", ErrLinkDropped, err)
+		l.close(err)
 		return err
 	}
 	select {
@@ -185,13 +190,16 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 	l.mu.Unlock()
 	if err := l.write(p); err != nil {
 		l.forget(p.Sequence)
-		if l.closed() == nil {
-			return nil, fmt.Errorf("%w: %w", errInvalid, err)
+		if errors.Is(err, errInvalid) {
+			return nil, err
 		}
+		// A write that failed part-way leaves the SMSC a truncated PDU on
+		// a connection that is now closed: it cannot have been accepted.
 		return nil, fmt.Errorf("%w: %w", errNotWritten, err)
 	}
 	t := time.NewTimer(l.cfg.ResponseTimeout)
 	defer t.Stop()
+	var err error
 	select {
 	case r, ok := <-ch:
 		if !ok {
@@ -199,12 +207,21 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 		}
 		return r, nil
 	case <-t.C:
-		l.forget(p.Sequence)
-		return nil, fmt.Errorf("%w after %v", ErrTimeout, l.cfg.ResponseTimeout)
+		err = fmt.Errorf("%w after %v", ErrTimeout, l.cfg.ResponseTimeout)
 	case <-ctx.Done():
-		l.forget(p.Sequence)
-		return nil, ctx.Err()
+		err = ctx.Err()
 	}
+	l.forget(p.Sequence)
+	// The answer may have come in the same instant: a known outcome beats
+	// an unknown one.
+	select {
+	case r, ok := <-ch:
+		if ok {
+			return r, nil
+		}
+	default:
+	}
+	return nil, err
 }
 
 func (l *link) forget(seq uint32) {
@@ -215,16 +232,12 @@ func (l *link) forget(seq uint32) {
 
 // reply sends a response to one of the SMSC's requests.
 func (l *link) reply(req *pdu.PDU, status pdu.Status) {
-	if err := l.write(req.Response(status)); err != nil {
-		l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
-	}
+	_ = l.write(req.Response(status)) // a failed write has closed the link
 }
 
 // nack answers a request this side cannot read or does not know.
 func (l *link) nack(seq uint32, status pdu.Status) {
-	if err := l.write(&pdu.PDU{Command: pdu.GenericNack, Status: status, Sequence: seq}); err != nil {
-		l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
-	}
+	_ = l.write(&pdu.PDU{Command: pdu.GenericNack, Status: status, Sequence: seq}) // a failed write has closed the link
 }
 
 // read runs until the connection fails, dispatching what arrives.
