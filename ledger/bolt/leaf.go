@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -46,30 +47,137 @@ func propose(stream string, e ledger.Event) (proposal, error) {
 			return proposal{}, fmt.Errorf("%w: %s: envelope field is not valid UTF-8", ledger.ErrInvalid, e.Type)
 		}
 	}
+	if y := e.OccurredAt.UTC().Year(); y < 0 || y > 9999 {
+		return proposal{}, fmt.Errorf("%w: %s: occurred_at year %d out of range", ledger.ErrInvalid, e.Type, y)
+	}
 	e.Stream = stream
 	e.Revision, e.Position, e.RecordedAt = 0, 0, time.Time{}
 	e.OccurredAt = e.OccurredAt.UTC()
 	if len(e.PII) == 0 {
 		e.PII = nil
 	}
-	tmpl, err := e.Leaf()
+	tmpl, rp, rec, data, end, err := template(&e)
 	if err != nil {
 		return proposal{}, err
-	}
-	rp := bytes.Index(tmpl, markRevPos)
-	rec := bytes.Index(tmpl, markRecorded)
-	data := rec + bytes.Index(tmpl[rec:], markData) + len(markData)
-	end := len(tmpl) - 1
-	if e.PII != nil {
-		end = bytes.LastIndex(tmpl, markPII)
-	}
-	if rp < 0 || rec < rp || data < rec+len(markData) || end < data {
-		return proposal{}, fmt.Errorf("bolt: leaf layout changed: %.80s", tmpl)
 	}
 	// The returned event carries Data exactly as the leaf holds it
 	// (compacted, HTML-escaped), as a reader decoding the leaf would.
 	e.Data = json.RawMessage(tmpl[data:end:end])
 	return proposal{ev: e, tmpl: tmpl, rp: rp, rec: rec}, nil
+}
+
+// template encodes e as Event.Leaf would with zero revision, position and
+// recorded time, without reflection, and returns where the spliced fields
+// and Data are. FuzzLeaf holds it to Event.Leaf byte for byte.
+func template(e *ledger.Event) (tmpl []byte, rp, rec, data, end int, err error) {
+	var buf bytes.Buffer
+	if len(e.Data) == 0 {
+		buf.WriteString("{}")
+	} else if err := json.Compact(&buf, e.Data); err != nil {
+		return nil, 0, 0, 0, 0, fmt.Errorf("%w: event %s: data is not JSON: %v", ledger.ErrInvalid, e.ID, err)
+	}
+	d := buf.Bytes()
+	if needsHTMLEscape(d) {
+		var esc bytes.Buffer
+		json.HTMLEscape(&esc, d)
+		d = esc.Bytes()
+	}
+	b := make([]byte, 0, 256+len(d)+len(e.PII)*4/3)
+	b = append(b, `{"id":`...)
+	b = appendString(b, e.ID)
+	b = append(b, `,"type":`...)
+	b = appendString(b, e.Type)
+	if e.Tenant != "" {
+		b = append(b, `,"tenant":`...)
+		b = appendString(b, e.Tenant)
+	}
+	if e.Subject != "" {
+		b = append(b, `,"subject":`...)
+		b = appendString(b, e.Subject)
+	}
+	b = append(b, `,"stream":`...)
+	b = appendString(b, e.Stream)
+	rp = len(b)
+	b = append(b, markRevPos...)
+	b = append(b, `"occurred_at":"`...)
+	b = e.OccurredAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	rec = len(b)
+	b = append(b, markRecorded...)
+	if e.Actor != "" {
+		b = append(b, `,"actor":`...)
+		b = appendString(b, e.Actor)
+	}
+	b = append(b, `,"schema":`...)
+	b = strconv.AppendInt(b, int64(e.Schema), 10)
+	b = append(b, markData...)
+	data = len(b)
+	b = append(b, d...)
+	end = len(b)
+	if len(e.PII) > 0 {
+		b = append(b, markPII...)
+		b = base64.StdEncoding.AppendEncode(b, e.PII)
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	return b, rp, rec, data, end, nil
+}
+
+func needsHTMLEscape(b []byte) bool {
+	for _, c := range b {
+		if c == '<' || c == '>' || c == '&' || c == 0xE2 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendString appends s as encoding/json quotes it (HTML-safe). s is
+// valid UTF-8: propose refuses anything else.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // leaf appends to dst the canonical leaf of p at the given revision,
