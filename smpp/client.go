@@ -256,7 +256,9 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			c.mu.Unlock()
 			select {
 			case <-l.done:
-				c.st.drops.Add(1)
+				if !errors.Is(l.closed(), ErrClosed) {
+					c.st.drops.Add(1)
+				}
 			case <-ctx.Done():
 			}
 			c.mu.Lock()
