@@ -27,6 +27,7 @@ import (
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bundle"
+	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
@@ -79,6 +80,7 @@ func serve(ctx context.Context, args []string) error {
 	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
 	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
+	storeURL := fs.String("store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -144,36 +146,59 @@ func serve(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
-	store := metrics.Store(d.Store)
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var bg background
 	defer bg.wait()
 	defer cancel()
 
-	// Projections and the sealer follow the log.
-	runner, err := projections.NewRunner(d.Store, rules, projections.Options{Dir: filepath.Join(d.Dir, "projections")})
+	// The log: the embedded store, or KurrentDB with a local copy of the
+	// Merkle tree that its sealer grows by following the log.
+	led := ledgerParts{d: d, base: d.Store, hashes: d.Store, seal: d.Sealer().Seal}
+	if *storeURL != "" {
+		if !kurrent.IsURL(*storeURL) {
+			return fmt.Errorf("%w: --store must be a kurrentdb:// or esdb:// connection string", errUsage)
+		}
+		ks, err := kurrent.Open(ctx, *storeURL, kurrent.Options{Log: log})
+		if err != nil {
+			return err
+		}
+		defer ks.Close()
+		tree, err := merkle.OpenLog(filepath.Join(d.Dir, "tree.db"))
+		if err != nil {
+			return err
+		}
+		defer tree.Close()
+		ksealer := &kurrent.Sealer{Store: ks, Tree: tree, Checkpoints: d.Checkpoints, Signer: d.Signer, Origin: d.Origin, Log: log}
+		bg.run(log, "sealer", func() error { return ksealer.Run(ctx) })
+		led.base, led.hashes, led.seal = ks, tree, nil
+		log.Info("event store: KurrentDB")
+	} else {
+		sealer := d.Sealer()
+		sealer.Log = log
+		bg.run(log, "sealer", func() error { return sealer.Run(ctx) })
+		metrics.Gauge("heed_store_commit_seconds_total", "Time the store spent committing (mostly fsync).", func() float64 {
+			return d.Store.Stats().Commit.Seconds()
+		})
+		metrics.Gauge("heed_store_commits_total", "Store transactions (group commits).", func() float64 {
+			return float64(d.Store.Stats().Commits)
+		})
+	}
+	store := metrics.Store(led.base)
+
+	// Projections follow the log.
+	runner, err := projections.NewRunner(led.base, rules, projections.Options{Dir: filepath.Join(d.Dir, "projections")})
 	if err != nil {
 		return err
 	}
 	bg.run(log, "projections", func() error { return runner.Run(ctx) })
-	sealer := d.Sealer()
-	sealer.Log = log
-	bg.run(log, "sealer", func() error { return sealer.Run(ctx) })
 	decider := metrics.Decider(projectionDecider{runner})
 	metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
-		head, err := d.Store.Head(context.Background())
+		head, err := led.base.Head(context.Background())
 		if err != nil {
 			return 0
 		}
 		return float64(head - min(head, runner.Position()))
-	})
-	metrics.Gauge("heed_store_commit_seconds_total", "Time the store spent committing (mostly fsync).", func() float64 {
-		return d.Store.Stats().Commit.Seconds()
-	})
-	metrics.Gauge("heed_store_commits_total", "Store transactions (group commits).", func() float64 {
-		return float64(d.Store.Stats().Commits)
 	})
 
 	// SMPP: a configured SMSC, or the simulator in-process.
@@ -228,7 +253,7 @@ func serve(ctx context.Context, args []string) error {
 	notifier.Store(n)
 
 	srv := api.New(api.Config{Store: store, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
-		Reminders: n, Texter: sender, Auditor: auditor{d}, Eraser: eraser{d}, Metrics: metrics,
+		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Metrics: metrics,
 		Region: *region, Log: log})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
@@ -425,15 +450,42 @@ func inbound(ctx context.Context, n *notify.Notifier, m *api.Metrics, smsc strin
 	return err
 }
 
-// auditor serves checkpoints, proofs and bundles from the data directory.
-type auditor struct{ d *dataDir }
+// ledgerParts are the log and its tree, whichever store holds them.
+type ledgerParts struct {
+	d      *dataDir
+	base   ledger.Store
+	hashes tlog.HashReader
+	// seal cuts a checkpoint now; nil when another process seals (KurrentDB).
+	seal func(context.Context) (merkle.Checkpoint, error)
+}
+
+// auditor serves checkpoints, proofs and bundles.
+type auditor struct{ l ledgerParts }
 
 func (a auditor) latest(ctx context.Context) (merkle.Checkpoint, error) {
-	cp, err := a.d.Checkpoints.Latest()
-	if errors.Is(err, merkle.ErrNotFound) {
-		cp, err = a.d.Sealer().Seal(ctx)
+	if a.l.seal != nil {
+		// Cover every event acknowledged so far.
+		if cp, err := a.l.seal(ctx); err == nil || !errors.Is(err, merkle.ErrNotFound) {
+			return cp, err
+		}
 	}
-	return cp, err
+	// Another instance may hold the sealing lease: wait briefly for a
+	// checkpoint that covers the head.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cp, err := a.l.d.Checkpoints.Latest()
+		head, herr := a.l.base.Head(ctx)
+		if herr != nil {
+			return merkle.Checkpoint{}, herr
+		}
+		if (err == nil && uint64(cp.Size) >= head) || time.Now().After(deadline) {
+			return cp, err
+		}
+		if err := ctx.Err(); err != nil {
+			return merkle.Checkpoint{}, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (a auditor) Checkpoint(ctx context.Context) (api.Checkpoint, error) {
@@ -445,12 +497,12 @@ func (a auditor) Checkpoint(ctx context.Context) (api.Checkpoint, error) {
 }
 
 func (a auditor) Inclusion(_ context.Context, position, size int64) ([][]byte, error) {
-	p, err := merkle.Inclusion(a.d.Store, position, size)
+	p, err := merkle.Inclusion(a.l.hashes, position, size)
 	return hashes(p), err
 }
 
 func (a auditor) Consistency(_ context.Context, older, newer int64) ([][]byte, error) {
-	p, err := merkle.Consistency(a.d.Store, older, newer)
+	p, err := merkle.Consistency(a.l.hashes, older, newer)
 	return hashes(p), err
 }
 
@@ -463,22 +515,22 @@ func hashes(hs []tlog.Hash) [][]byte {
 }
 
 func (a auditor) Bundle(ctx context.Context, w io.Writer) error {
-	cp, err := a.d.Sealer().Seal(ctx)
+	cp, err := a.latest(ctx)
 	if err != nil && !errors.Is(err, merkle.ErrNotFound) {
 		return err
 	}
-	cps, err := a.d.checkpoints(cp.Size)
+	cps, err := a.l.d.checkpoints(cp.Size)
 	if err != nil {
 		return err
 	}
-	return bundle.Export(ctx, w, a.d.Store, a.d.Origin, a.d.Secrets.VerifierKey, cps, bundle.ExportOptions{Size: cp.Size})
+	return bundle.Export(ctx, w, a.l.base, a.l.d.Origin, a.l.d.Secrets.VerifierKey, cps, bundle.ExportOptions{Size: cp.Size})
 }
 
 // eraser destroys subject keys.
-type eraser struct{ d *dataDir }
+type eraser struct{ l ledgerParts }
 
 func (e eraser) Erase(ctx context.Context, subject, tenant, actor, reason string) (ledger.Event, error) {
-	return pii.EraseSubject(ctx, e.d.Store, e.d.Keys, subject, tenant, actor, reason)
+	return pii.EraseSubject(ctx, e.l.base, e.l.d.Keys, subject, tenant, actor, reason)
 }
 
 // simOutbox keeps what the in-process simulator accepted, for /dev/sim/outbox.

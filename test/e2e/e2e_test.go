@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/heed/heed/ledger/kurrent/fake"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/projections"
 )
@@ -243,9 +244,9 @@ const (
 )
 
 // story is the end-to-end scenario.
-func story(t *testing.T, sc smsc) {
+func story(t *testing.T, sc smsc, extra ...string) {
 	dir := t.TempDir()
-	s := startServe(t, dir, sc.args()...)
+	s := startServe(t, dir, append(sc.args(), extra...)...)
 	if s.admin == "" {
 		t.Fatal("no admin key printed on first start")
 	}
@@ -409,6 +410,20 @@ func (builtin) lastText(t *testing.T, s *server, to string) string {
 
 func TestStoryWithBuiltinSimulator(t *testing.T) {
 	story(t, builtin{})
+}
+
+// TestStoryOnKurrentDB runs the story with the log in KurrentDB (the
+// in-process fake node of ledger/kurrent/fake, reached over gRPC).
+func TestStoryOnKurrentDB(t *testing.T) {
+	srv, err := fake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	story(t, builtin{}, "--store", srv.URL())
+	if srv.Events() == 0 {
+		t.Fatal("nothing was written to KurrentDB")
+	}
 }
 
 // nodeSMSC is node-smpp, an independent SMPP implementation, as the SMSC.
