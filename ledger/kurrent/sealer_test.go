@@ -76,30 +76,24 @@ type instance struct {
 func start(t *testing.T, srv *fake.Server, name string, sg *merkle.Signer) *instance {
 	t.Helper()
 	ctx := context.Background()
-	st, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	tree, err := merkle.OpenLog(filepath.Join(dir, "tree.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cps, err := merkle.OpenCheckpoints(filepath.Join(dir, "checkpoints.db"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{store: st, cps: cps, done: make(chan error, 1)}
-	in.sealer = &kurrent.Sealer{Store: st, Tree: tree, Checkpoints: cps, Signer: sg, Origin: "heed.example/l-kurrent-test",
-		Holder: name, TTL: 300 * time.Millisecond, Interval: 30 * time.Millisecond}
+	c, err := kurrent.OpenCluster(ctx, srv.URL(), dir, cps, sg, "heed.example/l-kurrent-test", kurrent.Options{Backoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Sealer.Holder, c.Sealer.TTL, c.Sealer.Interval = name, 300*time.Millisecond, 30*time.Millisecond
+	in := &instance{store: c.Store, sealer: c.Sealer, cps: cps, done: make(chan error, 1)}
 	rctx, cancel := context.WithCancel(ctx)
 	in.stop = cancel
 	go func() { in.done <- in.sealer.Run(rctx) }()
 	t.Cleanup(func() {
 		cancel()
 		<-in.done
-		st.Close()
-		tree.Close()
+		c.Close()
 		cps.Close()
 	})
 	return in

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
@@ -250,6 +251,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		}
 		if e.ID == "" {
 			e.ID = ledger.NewID()
+		}
+		// JSON would replace invalid UTF-8, and the event read back would
+		// no longer be the one proposed.
+		for _, f := range []string{stream, e.Type, e.Tenant, e.Subject, e.Actor} {
+			if !utf8.ValidString(f) {
+				return nil, fmt.Errorf("%w: %s: envelope field is not valid UTF-8", ledger.ErrInvalid, e.Type)
+			}
 		}
 		if seen[e.ID] {
 			return nil, fmt.Errorf("%w: id %s appears twice in one append", ledger.ErrIDConflict, e.ID)
