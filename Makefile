@@ -23,9 +23,9 @@ deps: $(STATICCHECK) $(PEERS)/node_modules/.installed
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-$(PEERS)/node_modules/.installed: $(PEERS)/package.json
+$(PEERS)/node_modules/.installed: $(PEERS)/package.json $(PEERS)/package-lock.json
 	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
-	cd $(PEERS) && npm install --no-audit --no-fund --silent
+	cd $(PEERS) && npm ci --no-audit --no-fund --silent
 	touch $@
 
 fmt:
