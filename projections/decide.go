@@ -95,19 +95,25 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	d := Decision{RulesVersion: s.cfg.RulesVersion(), AsOf: s.pos, At: at}
 	var r, h rec
 	var extra []contract
+	var exp [combos]uint32
+	var g global
+	var compl complaint
 	if i := s.find(q.Tenant, q.Subject); i >= 0 {
-		r = s.recs[i]
+		r = *s.recs.at(i)
 		extra = s.more[uint32(i)]
+		exp = s.exps[uint32(i)]
+		compl = s.complaints[uint32(i)]
 	}
 	if i := s.head(q.Subject); i >= 0 {
-		h = s.recs[i]
+		h = *s.recs.at(i)
+		g = s.globals[uint32(i)]
 	}
 	d.Revision = uint64(r.rev)
 	var l *line
 	if q.Line != "" {
 		l = s.lines[q.Tenant+"\x00"+q.Line]
 	}
-	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, extra: extra, l: l, at: at, t: minute(at)}
+	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, extra: extra, l: l, at: at, t: minute(at)}
 	e.run()
 	d.Reasons = e.out
 	d.Allowed = !slices.ContainsFunc(e.out, func(r Reason) bool { return r.Effect == Deny })
@@ -120,6 +126,9 @@ type eval struct {
 	q     Query
 	c     int
 	r, h  *rec
+	g     global
+	exp   [combos]uint32
+	compl complaint
 	extra []contract
 	l     *line
 	at    time.Time
@@ -174,15 +183,15 @@ func (e *eval) suppression() {
 			"This number is on the business's do-not-contact list.",
 			"该号码在本企业的免打扰名单上。", e.r.supPos)
 	}
-	if e.h.gsupMask != 0 {
+	if e.g.Mask != 0 {
 		if e.q.Purpose == ledger.PurposeMarketing {
 			e.add(RuleSuppression, Deny,
 				"This number is on a national do-not-call list, which forbids marketing.",
-				"该号码在全国免打扰名单上，禁止营销联系。", e.h.gsupPos)
+				"该号码在全国免打扰名单上，禁止营销联系。", e.g.Pos)
 		} else {
 			e.add(RuleSuppression, Info,
 				"This number is on a national do-not-call list; it does not cover service contact.",
-				"该号码在全国免打扰名单上；该名单不限制服务类联系。", e.h.gsupPos)
+				"该号码在全国免打扰名单上；该名单不限制服务类联系。", e.g.Pos)
 		}
 	}
 }
@@ -197,7 +206,7 @@ func (e *eval) withdrawal() {
 
 func (e *eval) grantValid() bool {
 	g := e.r.grant[e.c]
-	return g != 0 && (e.r.gexp[e.c] == 0 || e.r.gexp[e.c] > e.t)
+	return g != 0 && (e.exp[e.c] == 0 || e.exp[e.c] > e.t)
 }
 
 func (e *eval) marketing() {
@@ -345,13 +354,13 @@ func (e *eval) frequency() {
 }
 
 func (e *eval) cooldown() {
-	if e.q.Purpose != ledger.PurposeMarketing || e.r.complAt == 0 {
+	if e.q.Purpose != ledger.PurposeMarketing || e.compl.At == 0 {
 		return
 	}
-	if days := uint32(e.cfg.ComplaintCooldown.Days); e.r.complAt <= e.t && e.t < e.r.complAt+days*1440 {
+	if days := uint32(e.cfg.ComplaintCooldown.Days); e.compl.At <= e.t && e.t < e.compl.At+days*1440 {
 		e.add(RuleComplaintCooldown, Deny,
 			fmt.Sprintf("The customer complained about the business less than %d days ago.", days),
-			fmt.Sprintf("客户在%d天内投诉过本企业。", days), e.r.complPos)
+			fmt.Sprintf("客户在%d天内投诉过本企业。", days), e.compl.Pos)
 	}
 }
 

@@ -97,9 +97,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return nil
 	})
 	if r.opt.Dir != "" {
-		if serr := r.Snapshot(); serr != nil && err == nil {
-			err = serr
-		}
+		err = errors.Join(err, r.Snapshot())
 	}
 	return err
 }

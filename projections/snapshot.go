@@ -41,6 +41,9 @@ type header struct {
 // rest is the small, pointer-holding part of the state.
 type rest struct {
 	More    map[uint32][]contract
+	Exps    map[uint32][combos]uint32
+	Globals map[uint32]global
+	Compl   map[uint32]complaint
 	Tenants intern
 	Lists   intern
 	Regions intern
@@ -57,12 +60,15 @@ func (s *State) writeTo(w io.Writer) error {
 		return err
 	}
 	h := header{Position: s.pos, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
-		RecSize: int(unsafe.Sizeof(rec{})), Recs: len(s.recs), Keys: len(s.subjects)}
+		RecSize: int(unsafe.Sizeof(rec{})), Recs: s.recs.n, Keys: len(s.subjects)}
 	if err := gob.NewEncoder(bw).Encode(h); err != nil {
 		return err
 	}
-	if len(s.recs) > 0 {
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.recs[0])), len(s.recs)*h.RecSize)
+	for _, p := range s.recs.p {
+		if len(p) == 0 {
+			continue
+		}
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), len(p)*h.RecSize)
 		if _, err := bw.Write(raw); err != nil {
 			return err
 		}
@@ -75,7 +81,7 @@ func (s *State) writeTo(w io.Writer) error {
 			return err
 		}
 	}
-	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
+	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -158,12 +164,16 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	}
 	s := NewState(cfg)
 	s.pos, s.recorded = h.Position, h.Recorded
-	s.recs = make([]rec, h.Recs)
-	if h.Recs > 0 {
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.recs[0])), h.Recs*h.RecSize)
+	for left := h.Recs; left > 0; {
+		n := min(left, pageSize)
+		p := make([]rec, n, pageSize)
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), n*h.RecSize)
 		if _, err := io.ReadFull(r, raw); err != nil {
 			return nil, err
 		}
+		s.recs.p = append(s.recs.p, p)
+		s.recs.n += n
+		left -= n
 	}
 	s.subjects = make(map[key]uint32, h.Keys)
 	var kv [20]byte
@@ -184,6 +194,15 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	s.tenants, s.lists, s.regions, s.skipped = x.Tenants, x.Lists, x.Regions, x.Skipped
 	if x.More != nil {
 		s.more = x.More
+	}
+	if x.Exps != nil {
+		s.exps = x.Exps
+	}
+	if x.Compl != nil {
+		s.complaints = x.Compl
+	}
+	if x.Globals != nil {
+		s.globals = x.Globals
 	}
 	if x.Lines != nil {
 		s.lines = x.Lines

@@ -83,6 +83,9 @@ type contract struct {
 	End   uint32 // 0 = not ended
 }
 
+// complaint is a record's latest complaint.
+type complaint struct{ At, Pos uint32 }
+
 // contact is one counted contact in a subject's ring.
 type contact struct{ at, pos uint32 }
 
@@ -95,21 +98,50 @@ type rec struct {
 	next     uint32 // index+1 of the subject's next record, 0 = last
 	rev      uint32 // revision of the contact stream
 	grant    [combos]uint32
-	gexp     [combos]uint32
 	withdraw [combos]uint32
 	bundled  uint32 // latest marketing grant from bundled terms
 	deal     contract
 	ring     [ringSize]contact
 	kinds    [ringSize]uint8 // combo+1, 0 = empty
 	supMask  uint16          // tenant suppression lists in force
-	gsupMask uint16          // head only: global lists in force
 	supPos   uint32
-	gsupPos  uint32 // head only
-	erased   uint32 // head only: SubjectErased position
-	complAt  uint32
-	complPos uint32
 	day      uint16 // head only: UTC day of dayN
 	dayN     uint16 // head only: contacts that day, all tenants
+}
+
+// global holds a subject's rare facts that hold across tenants.
+type global struct {
+	Mask   uint16 // global lists in force
+	Pos    uint32 // latest listing
+	Erased uint32 // SubjectErased
+}
+
+// pageSize records share one allocation, so growing the state never copies
+// it and wastes at most one page.
+const pageSize = 4096
+
+// pages stores records by index.
+type pages struct {
+	p [][]rec
+	n int
+}
+
+func (ps *pages) at(i int) *rec { return &ps.p[i/pageSize][i%pageSize] }
+
+func (ps *pages) add(r rec) int {
+	if len(ps.p) == 0 || len(ps.p[len(ps.p)-1]) == pageSize {
+		// The first page grows gradually: a one-subject state (a past
+		// query's) stays small.
+		c := pageSize
+		if len(ps.p) == 0 {
+			c = 8
+		}
+		ps.p = append(ps.p, make([]rec, 0, c))
+	}
+	last := &ps.p[len(ps.p)-1]
+	*last = append(*last, r)
+	ps.n++
+	return ps.n - 1
 }
 
 // burst is one (line, region) clock hour.
@@ -149,13 +181,18 @@ type State struct {
 	pos      uint64
 	recorded time.Time // latest RecordedAt applied
 	subjects map[key]uint32
-	recs     []rec
-	more     map[uint32][]contract // contracts beyond a record's first
-	tenants  intern
-	lists    intern
-	regions  intern
-	lines    map[string]*line
-	skipped  uint64
+	recs     pages
+	more     map[uint32][]contract     // contracts beyond a record's first
+	exps     map[uint32][combos]uint32 // grant expiries, for records with any
+	globals  map[uint32]global         // by head record
+	// complaints holds each record's latest complaint; few customers
+	// complain, so it lives beside the records, not in them.
+	complaints map[uint32]complaint
+	tenants    intern
+	lists      intern
+	regions    intern
+	lines      map[string]*line
+	skipped    uint64
 }
 
 // intern maps strings to small ids; id 0 is "".
@@ -192,10 +229,13 @@ func (in *intern) lookup(s string) (uint32, bool) {
 // NewState returns an empty projection under cfg.
 func NewState(cfg *Config) *State {
 	return &State{
-		cfg:      cfg,
-		subjects: map[key]uint32{},
-		more:     map[uint32][]contract{},
-		lines:    map[string]*line{},
+		cfg:        cfg,
+		subjects:   map[key]uint32{},
+		more:       map[uint32][]contract{},
+		exps:       map[uint32][combos]uint32{},
+		globals:    map[uint32]global{},
+		complaints: map[uint32]complaint{},
+		lines:      map[string]*line{},
 	}
 }
 
@@ -203,7 +243,7 @@ func NewState(cfg *Config) *State {
 func (s *State) Position() uint64 { return s.pos }
 
 // Subjects counts tracked (tenant, subject) records.
-func (s *State) Subjects() int { return len(s.recs) }
+func (s *State) Subjects() int { return s.recs.n }
 
 // Skipped counts events whose payload could not be read; they advance the
 // position but change nothing.
@@ -234,13 +274,14 @@ func (s *State) find(tenant, subject string) int {
 		return -1
 	}
 	for {
-		if s.recs[i].tenant == t {
+		r := s.recs.at(int(i))
+		if r.tenant == t {
 			return int(i)
 		}
-		if s.recs[i].next == 0 {
+		if r.next == 0 {
 			return -1
 		}
-		i = s.recs[i].next - 1
+		i = r.next - 1
 	}
 }
 
@@ -260,19 +301,18 @@ func (s *State) record(tenant, subject string) (int, int) {
 	k := subjectKey(subject)
 	h, ok := s.subjects[k]
 	if !ok {
-		s.recs = append(s.recs, rec{tenant: t})
-		s.subjects[k] = uint32(len(s.recs) - 1)
-		return len(s.recs) - 1, len(s.recs) - 1
+		i := s.recs.add(rec{tenant: t})
+		s.subjects[k] = uint32(i)
+		return i, i
 	}
-	for i := h; ; i = s.recs[i].next - 1 {
-		if s.recs[i].tenant == t {
+	for i := h; ; i = s.recs.at(int(i)).next - 1 {
+		if s.recs.at(int(i)).tenant == t {
 			return int(i), int(h)
 		}
-		if s.recs[i].next == 0 {
-			s.recs = append(s.recs, rec{tenant: t})
-			n := uint32(len(s.recs))
-			s.recs[i].next = n
-			return int(n - 1), int(h)
+		if s.recs.at(int(i)).next == 0 {
+			n := s.recs.add(rec{tenant: t})
+			s.recs.at(int(i)).next = uint32(n + 1)
+			return n, int(h)
 		}
 	}
 }
@@ -296,7 +336,7 @@ func (s *State) apply(e *ledger.Event) {
 	switch {
 	case strings.HasPrefix(e.Stream, "contact-") && e.Subject != "":
 		i, h := s.record(e.Tenant, e.Subject)
-		s.recs[i].rev = uint32(e.Revision)
+		s.recs.at(i).rev = uint32(e.Revision)
 		if err := s.applyContact(i, h, e, pos, at); err != nil {
 			s.skipped++
 		}
@@ -316,7 +356,7 @@ func (s *State) apply(e *ledger.Event) {
 }
 
 func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	switch e.Type {
 	case ledger.TypeConsentGranted:
 		var p ledger.ConsentGranted
@@ -337,7 +377,8 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 					r.bundled = pos
 					continue
 				}
-				r.grant[c], r.gexp[c] = pos, exp
+				r.grant[c] = pos
+				s.setExpiry(i, c, exp)
 			}
 		}
 	case ledger.TypeConsentWithdrawn:
@@ -392,8 +433,8 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 		if err := json.Unmarshal(e.Data, &p); err != nil {
 			return err
 		}
-		if at >= r.complAt {
-			r.complAt, r.complPos = at, pos
+		if last, ok := s.complaints[uint32(i)]; !ok || at >= last.At {
+			s.complaints[uint32(i)] = complaint{At: at, Pos: pos}
 		}
 		if p.Line != "" {
 			l := s.line(e.Tenant, p.Line)
@@ -408,12 +449,14 @@ func (s *State) applySubject(h int, e *ledger.Event, pos uint32) error {
 	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
 		return s.applySuppression(h, h, e, pos, true)
 	case ledger.TypeSubjectErased:
-		s.recs[h].erased = pos
+		g := s.globals[uint32(h)]
+		g.Erased = pos
+		s.globals[uint32(h)] = g
 	}
 	return nil
 }
 
-func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, global bool) error {
+func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, isGlobal bool) error {
 	var list, scope string
 	listed := e.Type == ledger.TypeSuppressionListed
 	if listed {
@@ -431,22 +474,27 @@ func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, global b
 	}
 	// A global list is a fact about the subject whichever stream carried it.
 	if scope == "global" {
-		global, i = true, h
+		isGlobal, i = true, h
 	}
 	// Lists beyond the 16th share the last bit, which a lift never clears:
 	// erring towards "still suppressed".
 	id := s.lists.id(scope + "/" + list)
 	bit, sticky := uint16(1)<<min(id, 15), id >= 15
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	mask, at := &r.supMask, &r.supPos
-	if global {
-		mask, at = &r.gsupMask, &r.gsupPos
+	var g global
+	if isGlobal {
+		g = s.globals[uint32(i)]
+		mask, at = &g.Mask, &g.Pos
 	}
 	if listed {
 		*mask |= bit
 		*at = pos
 	} else if !sticky {
 		*mask &^= bit
+	}
+	if isGlobal {
+		s.globals[uint32(i)] = g
 	}
 	return nil
 }
@@ -487,7 +535,7 @@ func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, regi
 	if c, ok := combo(channel, purpose); ok {
 		s.pushContact(i, c, pos, at)
 	}
-	h := &s.recs[hi]
+	h := s.recs.at(hi)
 	d := uint16(min(at/1440, math.MaxUint16))
 	switch {
 	case d == h.day:
@@ -549,7 +597,7 @@ func (l *line) figures(d uint32) (contacts, complaints uint32) {
 // drops, in order: a contact outside its own window, a contact its combo
 // does not need (only the newest Max of a combo decide a limit), the oldest.
 func (s *State) pushContact(i, c int, pos, at uint32) {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	slot := -1
 	for j := range r.kinds {
 		if r.kinds[j] == 0 {
@@ -596,6 +644,21 @@ func (s *State) victim(r *rec, c int, incoming contact) int {
 	return oldest
 }
 
+// setExpiry records the expiry of record i's grant for combo c; most
+// grants never expire and cost nothing.
+func (s *State) setExpiry(i, c int, exp uint32) {
+	x, ok := s.exps[uint32(i)]
+	if !ok && exp == 0 {
+		return
+	}
+	x[c] = exp
+	if x == ([combos]uint32{}) {
+		delete(s.exps, uint32(i))
+		return
+	}
+	s.exps[uint32(i)] = x
+}
+
 func (s *State) limit(c int) Limit {
 	if isMarketing(c) {
 		return s.cfg.Frequency.Marketing
@@ -604,7 +667,7 @@ func (s *State) limit(c int) Limit {
 }
 
 func (s *State) putContract(i int, k contract) {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	if r.deal.Pos == 0 || r.deal.Ref == k.Ref {
 		r.deal = k
 		return
@@ -620,7 +683,7 @@ func (s *State) putContract(i int, k contract) {
 }
 
 func (s *State) endContract(i int, ref, end uint32) {
-	r := &s.recs[i]
+	r := s.recs.at(i)
 	if r.deal.Pos != 0 && r.deal.Ref == ref {
 		r.deal.End = end
 		return
