@@ -42,8 +42,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	if s.failed.Load() {
 		return nil, ErrFailed
 	}
+	// Counted until the sequencer releases the request, or until this
+	// call gives up before queueing it.
 	s.inflight.Add(1)
-	defer s.inflight.Add(-1)
+	queued := false
+	defer func() {
+		if !queued {
+			s.inflight.Add(-1)
+		}
+	}()
 	r := &request{ctx: ctx, stream: stream, expected: expected, props: make([]proposal, len(events)), done: make(chan struct{})}
 	seen := make(map[string]bool, len(events))
 	for i := range events {
@@ -64,6 +71,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	}
 	select {
 	case s.reqs <- r:
+		queued = true
 	case <-ctx.Done():
 		s.mu.RUnlock()
 		return nil, ctx.Err()
@@ -88,8 +96,8 @@ const linger = 250 * time.Microsecond
 // Callers released by a commit come back a few microseconds later; a
 // sequencer that started the next transaction with whoever had already
 // arrived would alternate small and large batches. So while fewer requests
-// are queued than there are callers inside Append, it waits up to linger
-// for them.
+// are queued than there are callers inside Append and not yet released, it
+// waits up to linger for them.
 func (s *Store) sequence() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
@@ -118,6 +126,7 @@ func (s *Store) sequence() {
 			timer.Stop()
 		}
 		s.commit(batch)
+		s.inflight.Add(-int64(len(batch)))
 		for _, r := range batch {
 			close(r.done)
 		}
