@@ -261,3 +261,28 @@ func TestEraseSubjectKeepsSuppressionAndTree(t *testing.T) {
 		t.Fatal("events no longer hash to the signed root after erasure")
 	}
 }
+
+func TestConcurrentFirstSealsShareOneKey(t *testing.T) {
+	k, _ := openKeys(t)
+	const n = 8
+	sealed := make([][]byte, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			sealed[i], err = k.Seal("s", map[string]string{"i": string(rune('a' + i))})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range sealed {
+		got, err := k.Open("s", s)
+		if err != nil || got["i"] != string(rune('a'+i)) {
+			t.Fatalf("seal %d: %v, %v", i, got, err)
+		}
+	}
+}
