@@ -297,6 +297,7 @@ func (c *Client) bind(ctx context.Context, cmd pdu.Command, role string) (*link,
 	}
 	l := newLink(conn, &c.cfg, role)
 	l.onInbound = c.inbound
+	l.onAccepted = c.track
 	go l.read()
 	r, err := l.call(dctx, &pdu.PDU{
 		Command: cmd, SystemID: c.cfg.SystemID, Password: c.cfg.Password, SystemType: c.cfg.SystemType,
@@ -377,13 +378,15 @@ func (c *Client) Submit(ctx context.Context, m Message) (Result, error) {
 			return res, e
 		}
 		res.IDs = append(res.IDs, id)
-		if m.RegisteredDelivery != 0 {
-			c.idmu.Lock()
-			c.ids.add(id)
-			c.idmu.Unlock()
-		}
 	}
 	return res, nil
+}
+
+// track remembers a submitted id so that its receipt can be correlated.
+func (c *Client) track(id string) {
+	c.idmu.Lock()
+	c.ids.add(id)
+	c.idmu.Unlock()
 }
 
 func (c *Client) count(k Kind) {

@@ -347,14 +347,15 @@ func TestDroppedOnSubmit(t *testing.T) {
 }
 
 func TestSlowSMSCTimesOut(t *testing.T) {
-	s, _ := startSim(t, sim.Config{ResponseDelay: 3 * time.Second})
-	c := dial(t, smpp.Config{Addr: s.Addr(), ResponseTimeout: 100 * time.Millisecond})
+	s, _ := startSim(t, sim.Config{ResponseDelay: 5 * time.Second})
+	// The timeout also bounds the bind, so it leaves room for a loaded machine.
+	c := dial(t, smpp.Config{Addr: s.Addr(), ResponseTimeout: 500 * time.Millisecond})
 	start := time.Now()
 	_, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "slow"})
 	if smpp.KindOf(err) != smpp.Unknown || !errors.Is(err, smpp.ErrTimeout) {
 		t.Fatalf("err = %v, want outcome unknown after timeout", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("timeout took %v", d)
 	}
 }
@@ -619,5 +620,41 @@ func TestCloseWakesWaiters(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("submit still waiting after Close")
+	}
+}
+
+// TestReceiptRightBehindResponse: a receipt that follows its
+// submit_sm_resp at once on the wire is still matched to the submitted id,
+// however late the submitting goroutine runs.
+func TestReceiptRightBehindResponse(t *testing.T) {
+	s, _ := startSim(t, sim.Config{HexIDs: true})
+	const n = 200
+	receipts := make(chan smpp.Receipt, n)
+	c := dial(t, smpp.Config{Addr: s.Addr(), Handler: func(in smpp.Inbound) error {
+		if in.Receipt != nil {
+			receipts <- *in.Receipt
+		}
+		return nil
+	}})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "x", RegisteredDelivery: 1}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for range n {
+		select {
+		case r := <-receipts:
+			if r.SubmitID == "" || !smpp.SameID(r.SubmitID, r.ID) || r.SubmitID == r.ID {
+				t.Fatalf("receipt %q correlated to %q", r.ID, r.SubmitID)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("receipts missing")
+		}
 	}
 }

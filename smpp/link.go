@@ -30,7 +30,7 @@ type link struct {
 	seq atomic.Uint32
 
 	mu      sync.Mutex
-	pending map[uint32]chan *pdu.PDU
+	pending map[uint32]waiter
 	err     error // why the link closed; nil while open
 
 	window chan struct{}
@@ -41,6 +41,16 @@ type link struct {
 	pauseUntil atomic.Int64
 
 	onInbound func(*link, *pdu.PDU)
+	// onAccepted sees each accepted submit_sm that asked for a receipt, on
+	// the reader goroutine before anything that follows it on the wire:
+	// a receipt right behind its submit_sm_resp then finds the id known.
+	onAccepted func(id string)
+}
+
+// waiter is a request waiting for its response.
+type waiter struct {
+	ch      chan *pdu.PDU
+	receipt bool // a submit that asked for a receipt
 }
 
 func newLink(conn net.Conn, cfg *Config, name string) *link {
@@ -50,7 +60,7 @@ func newLink(conn net.Conn, cfg *Config, name string) *link {
 		name:    name,
 		w:       bufio.NewWriterSize(conn, 64<<10),
 		flush:   make(chan struct{}, 1),
-		pending: map[uint32]chan *pdu.PDU{},
+		pending: map[uint32]waiter{},
 		window:  make(chan struct{}, cfg.Window),
 		done:    make(chan struct{}),
 	}
@@ -135,8 +145,8 @@ func (l *link) close(why error) {
 	l.mu.Unlock()
 	close(l.done)
 	l.conn.Close()
-	for _, ch := range pending {
-		close(ch)
+	for _, w := range pending {
+		close(w.ch)
 	}
 	if why != nil && !errors.Is(why, ErrClosed) {
 		l.cfg.Logger.Warn("smpp link closed", "system_id", l.cfg.SystemID, "bind", l.name, "reason", why.Error())
@@ -178,7 +188,6 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 			}
 		}
 	}
-	p.Sequence = l.nextSeq()
 	ch := make(chan *pdu.PDU, 1)
 	l.mu.Lock()
 	if l.err != nil {
@@ -186,7 +195,13 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: %w", errNotWritten, err)
 	}
-	l.pending[p.Sequence] = ch
+	p.Sequence = l.nextSeq()
+	for l.pending[p.Sequence].ch != nil {
+		// Only after a wrap: a number still waiting is skipped, so that
+		// its answer can never be taken for another request's.
+		p.Sequence = l.nextSeq()
+	}
+	l.pending[p.Sequence] = waiter{ch: ch, receipt: p.Command == pdu.SubmitSM && p.RegisteredDelivery != 0}
 	l.mu.Unlock()
 	if err := l.write(p); err != nil {
 		l.forget(p.Sequence)
@@ -274,13 +289,16 @@ func isDecodeErr(err error) bool {
 func (l *link) dispatch(p *pdu.PDU) {
 	if p.Command.IsResponse() {
 		l.mu.Lock()
-		ch, ok := l.pending[p.Sequence]
+		w, ok := l.pending[p.Sequence]
 		if ok {
 			delete(l.pending, p.Sequence)
 		}
 		l.mu.Unlock()
 		if ok {
-			ch <- p
+			if w.receipt && p.Command == pdu.SubmitSMResp && p.Status == pdu.OK && l.onAccepted != nil {
+				l.onAccepted(p.MessageID)
+			}
+			w.ch <- p
 		}
 		return
 	}
