@@ -100,6 +100,29 @@ func TestExportVerifyRoundTrip(t *testing.T) {
 	if err := verify(ctx, []string{out, "--key", pub}); err != nil {
 		t.Fatalf("verify with the right key after FILE: %v", err)
 	}
+	// The auditor kept the checkpoint from last time: the ledger extends it.
+	d, err = openData(dir, "", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := d.Checkpoints.Latest()
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := filepath.Join(t.TempDir(), "seen.note")
+	os.WriteFile(seen, latest.Note, 0o644)
+	if err := verify(ctx, []string{"--since", seen, out}); err != nil {
+		t.Fatalf("verify --since the latest checkpoint: %v", err)
+	}
+	if err := verify(ctx, []string{"--since", seen, "--data", dir}); err != nil {
+		t.Fatalf("verify --data --since the latest checkpoint: %v", err)
+	}
+	forged := bytes.Replace(latest.Note, []byte("\n40\n"), []byte("\n41\n"), 1)
+	os.WriteFile(seen, forged, 0o644)
+	if err := verify(ctx, []string{"--since", seen, out}); !errors.Is(err, bundle.ErrSignature) {
+		t.Fatalf("verify --since a forged checkpoint: %v", err)
+	}
 	if bytes.Contains(mustRead(t, out), vkey[:20]) {
 		t.Fatal("the bundle contains the private signing key")
 	}

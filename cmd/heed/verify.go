@@ -22,12 +22,13 @@ func init() {
 func verify(ctx context.Context, args []string) error {
 	fs := newFlags("verify")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: heed verify [--key KEY] FILE\n       heed verify [--key KEY] --data DIR")
+		fmt.Fprintln(fs.Output(), "usage: heed verify [--key KEY] [--since CHECKPOINT] FILE\n       heed verify [--key KEY] [--since CHECKPOINT] --data DIR")
 		fs.PrintDefaults()
 	}
 	key := fs.String("key", "", "trusted public key: a note verifier key (name+hash+base64) or a file holding one")
 	dataDir := fs.String("data", "", "verify this data directory (read-only) instead of a bundle")
 	secretsDir := fs.String("secrets", "", "directory of the key files for --data (default: the data directory)")
+	since := fs.String("since", "", "file holding a signed checkpoint seen before: the ledger must extend it")
 	file, err := parseVerifyArgs(fs, args)
 	if err != nil {
 		return err
@@ -41,11 +42,17 @@ func verify(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	opt := bundle.Options{TrustedKey: trusted}
+	if *since != "" {
+		if opt.Since, err = os.ReadFile(*since); err != nil {
+			return fmt.Errorf("%w: --since: %v", errUsage, err)
+		}
+	}
 	var rep bundle.Report
 	if file != "" {
-		rep, err = verifyFile(ctx, file, trusted)
+		rep, err = verifyFile(ctx, file, opt)
 	} else {
-		rep, err = verifyData(ctx, *dataDir, *secretsDir, trusted)
+		rep, err = verifyData(ctx, *dataDir, *secretsDir, opt)
 	}
 	if err != nil {
 		return err
@@ -97,19 +104,19 @@ func readKey(s string) (string, error) {
 	return k, nil
 }
 
-func verifyFile(ctx context.Context, path, trusted string) (bundle.Report, error) {
+func verifyFile(ctx context.Context, path string, opt bundle.Options) (bundle.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return bundle.Report{}, err
 	}
 	defer f.Close()
 	var bar *progress
-	opt := bundle.Options{TrustedKey: trusted, Progress: func(done, total int64) {
+	opt.Progress = func(done, total int64) {
 		if bar == nil {
 			bar = newProgress("verify", total)
 		}
 		bar.set(done)
-	}}
+	}
 	rep, err := bundle.Verify(ctx, f, opt)
 	if bar != nil {
 		bar.finish()
@@ -120,7 +127,7 @@ func verifyFile(ctx context.Context, path, trusted string) (bundle.Report, error
 // verifyData runs the bundle checks on a data directory, opened read-only,
 // by streaming an export of every event (covered or not) into Verify; it
 // then checks that the tree hashes the store keeps agree with its events.
-func verifyData(ctx context.Context, dir, secretsDir, trusted string) (bundle.Report, error) {
+func verifyData(ctx context.Context, dir, secretsDir string, opt bundle.Options) (bundle.Report, error) {
 	d, err := openData(dir, secretsDir, "", true)
 	if err != nil {
 		return bundle.Report{}, err
@@ -138,8 +145,8 @@ func verifyData(ctx context.Context, dir, secretsDir, trusted string) (bundle.Re
 	if len(cps) > 0 {
 		origin = cps[len(cps)-1].Origin
 	}
-	if trusted == "" {
-		trusted = d.Secrets.VerifierKey
+	if opt.TrustedKey == "" {
+		opt.TrustedKey = d.Secrets.VerifierKey
 	}
 	pr, pw := io.Pipe()
 	ectx, cancel := context.WithCancel(ctx)
@@ -152,7 +159,8 @@ func verifyData(ctx context.Context, dir, secretsDir, trusted string) (bundle.Re
 			bundle.ExportOptions{Size: int64(head), MaxCheckpoints: -1}))
 	}()
 	bar := newProgress("verify", int64(head))
-	rep, err := bundle.Verify(ctx, pr, bundle.Options{TrustedKey: trusted, Progress: func(done, _ int64) { bar.set(done) }})
+	opt.Progress = func(done, _ int64) { bar.set(done) }
+	rep, err := bundle.Verify(ctx, pr, opt)
 	bar.finish()
 	// Stop the export if Verify gave up early, and wait for it before the
 	// store closes.

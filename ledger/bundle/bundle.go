@@ -40,6 +40,9 @@ var (
 	ErrKey = errors.New("bundle: wrong key")
 	// ErrSignature means a checkpoint's signature does not verify.
 	ErrSignature = errors.New("bundle: bad checkpoint signature")
+	// ErrRollback means the bundle does not extend a checkpoint the
+	// auditor saw before: history was cut short or rewritten.
+	ErrRollback = errors.New("bundle: does not extend the checkpoint seen before")
 )
 
 // Error is a verification failure and where it is.

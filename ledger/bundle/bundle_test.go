@@ -388,3 +388,47 @@ func TestExportThinsCheckpoints(t *testing.T) {
 		t.Fatalf("thin kept sizes %d..%d, want 10..100", got[0].Size, got[9].Size)
 	}
 }
+
+func TestVerifySinceCatchesRollback(t *testing.T) {
+	log, tree := makeLog(t, 60)
+	cps := sign(t, tree, 20, 40, 60)
+	full := export(t, log, cps, 0)
+	// The auditor saw the checkpoint of size 60 last time.
+	seen := cps[2].Note
+	if _, err := Verify(context.Background(), bytes.NewReader(full), Options{Since: seen}); err != nil {
+		t.Fatalf("full bundle: %v", err)
+	}
+	if _, err := Verify(context.Background(), bytes.NewReader(full), Options{Since: cps[0].Note}); err != nil {
+		t.Fatalf("full bundle, older checkpoint seen: %v", err)
+	}
+	// A bundle cut back to 40 events, with its own checkpoints, verifies on
+	// its own but not against what the auditor saw.
+	short := export(t, log, cps[:2], 0)
+	if _, err := Verify(context.Background(), bytes.NewReader(short), Options{}); err != nil {
+		t.Fatalf("short bundle alone: %v", err)
+	}
+	_, err := Verify(context.Background(), bytes.NewReader(short), Options{Since: seen})
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrRollback) || e.From != 41 || e.To != 60 {
+		t.Fatalf("short bundle since 60: %v", err)
+	}
+	// A checkpoint of a different history of the same size.
+	other := makeOther(t, 60)
+	_, err = Verify(context.Background(), bytes.NewReader(full), Options{Since: other.Note})
+	if !errors.Is(err, ErrRollback) || !strings.Contains(err.Error(), "rewritten") {
+		t.Fatalf("forked history: %v", err)
+	}
+	forged := []byte(strings.Replace(string(seen), "\n60\n", "\n61\n", 1))
+	if _, err := Verify(context.Background(), bytes.NewReader(full), Options{Since: forged}); !errors.Is(err, ErrSignature) {
+		t.Fatalf("forged seen checkpoint: %v", err)
+	}
+}
+
+// makeOther signs a checkpoint over n leaves unlike makeLog's.
+func makeOther(t *testing.T, n int64) merkle.Checkpoint {
+	var tr merkle.Tree
+	for i := range n {
+		tr.Append([]byte(fmt.Sprint("other", i)))
+	}
+	return sign(t, &tr, n)[0]
+}

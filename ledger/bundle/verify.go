@@ -22,6 +22,11 @@ type Options struct {
 	// TrustedKey, if set, is the verifier key the auditor trusts; the
 	// bundle's own key must be the same.
 	TrustedKey string
+	// Since, if set, is a signed checkpoint the auditor saw earlier (note
+	// text). The bundle must hold at least its events and hash to its root
+	// at its size, so a bundle that drops the latest events together with
+	// their checkpoints, or rewrites history, is caught.
+	Since []byte
 	// Progress, if set, is called now and then with events checked so far
 	// and the number the header promises.
 	Progress func(done, total int64)
@@ -72,10 +77,37 @@ func Verify(ctx context.Context, r io.Reader, opt Options) (Report, error) {
 		}
 	}
 
+	var since *merkle.Checkpoint
+	if len(opt.Since) > 0 {
+		cp, err := v.Open(opt.Since)
+		if err != nil {
+			return Report{}, &Error{Kind: ErrSignature, Detail: "the checkpoint seen before: " + err.Error()}
+		}
+		if cp.Origin != h.Origin {
+			return Report{}, &Error{Kind: ErrRollback, Detail: fmt.Sprintf("the checkpoint seen before is for log %q, the bundle for %q", cp.Origin, h.Origin)}
+		}
+		if cp.Size > h.Events {
+			return Report{}, &Error{Kind: ErrRollback, From: h.Events + 1, To: cp.Size, Detail: fmt.Sprintf(
+				"a checkpoint seen before signs %d events, the bundle holds %d: events were dropped", cp.Size, h.Events)}
+		}
+		since = &cp
+	}
+
 	var tree merkle.Tree
 	tree.Grow(min(h.Events, growCap))
 	if err := readEvents(ctx, lr, h.Events, &tree, opt); err != nil {
 		return Report{}, err
+	}
+
+	if since != nil && since.Size > 0 {
+		root, err := tree.Root(since.Size)
+		if err != nil {
+			return Report{}, err
+		}
+		if root != since.Root {
+			return Report{}, &Error{Kind: ErrRollback, From: 1, To: since.Size, Detail: fmt.Sprintf(
+				"the first %d events differ from those the checkpoint seen before signs: history was rewritten", since.Size)}
+		}
 	}
 
 	rep := Report{Origin: h.Origin, Key: v.Key(), Events: h.Events, Checkpoints: h.Checkpoints}
