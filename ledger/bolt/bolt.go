@@ -358,7 +358,15 @@ func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, erro
 
 // ReadAll implements ledger.Store.
 func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]ledger.Event, error) {
+	// Events are big; growing the slice would copy them over and over.
 	var out []ledger.Event
+	if head := s.head.Load(); max(from, 1) <= head {
+		n := head - max(from, 1) + 1
+		if limit > 0 {
+			n = min(n, uint64(limit))
+		}
+		out = make([]ledger.Event, 0, min(n, 1<<16))
+	}
 	err := s.scan(from, limit, func(leaf []byte) error {
 		e, err := decode(leaf)
 		out = append(out, e)

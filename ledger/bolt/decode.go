@@ -97,13 +97,63 @@ func (s *scanner) uint() uint64 {
 	return n
 }
 
+// time reads a UTC time as Event.Leaf writes it,
+// "2006-01-02T15:04:05.999999999Z"; other layouts go to time.Parse.
 func (s *scanner) time() time.Time {
-	v := s.str()
-	t, err := time.Parse(time.RFC3339Nano, v)
+	b := s.b[s.i:]
+	if !s.ok || len(b) < 22 || b[0] != '"' {
+		s.ok = false
+		return time.Time{}
+	}
+	end := bytes.IndexByte(b[1:], '"') + 1
+	if t, ok := parseUTC(b[1:end]); ok {
+		s.i += end + 1
+		return t
+	}
+	t, err := time.Parse(time.RFC3339Nano, s.str())
 	if !s.ok || err != nil {
 		s.ok = false
 	}
 	return t
+}
+
+func parseUTC(b []byte) (time.Time, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(p []byte) int {
+		n := 0
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				ok = false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	hour, min, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	nsec := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		// RFC3339Nano drops trailing zeros and the dot when there is no
+		// fraction.
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 || frac[len(frac)-1] == '0' {
+			return time.Time{}, false
+		}
+		nsec = num(frac[1:])
+		for i := len(frac) - 1; i < 9; i++ {
+			nsec *= 10
+		}
+	}
+	if !ok || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC)
+	if t.Day() != day {
+		return time.Time{}, false // 31 February and the like
+	}
+	return t, true
 }
 
 // decodeFast decodes a leaf laid out exactly as Event.Leaf writes it.

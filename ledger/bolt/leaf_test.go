@@ -105,3 +105,25 @@ func TestDecodeFastTakesCanonicalLeaves(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseUTC(f *testing.F) {
+	f.Add(int64(0), int64(0))
+	f.Add(int64(1700000000), int64(123456789))
+	f.Add(int64(-62135596800), int64(100))
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		want := time.Unix(sec, nsec).UTC()
+		if want.Year() < 0 || want.Year() > 9999 {
+			return
+		}
+		text := want.Format(time.RFC3339Nano)
+		got, ok := parseUTC([]byte(text))
+		if !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("parseUTC(%s) = %v, %v", text, got, ok)
+		}
+		for _, bad := range []string{text[:len(text)-1] + "+", "2026-02-31T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:00:00.10Z"} {
+			if _, ok := parseUTC([]byte(bad)); ok {
+				t.Fatalf("parseUTC accepted %s", bad)
+			}
+		}
+	})
+}
