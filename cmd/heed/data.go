@@ -25,6 +25,12 @@ const (
 
 // dataDir is an opened heed data directory: its keys, the embedded store,
 // the per-subject key store and the checkpoint log. Close releases all.
+//
+// Layout: ledger.db (events, indexes, tree hashes), checkpoints.db (signed
+// checkpoints), keys.db (wrapped per-subject data keys), ledger.id, the
+// secrets signing.key, pseudonym.key and kek.key (0600; see ledger/secrets,
+// possibly kept elsewhere with --secrets or the environment), and
+// verifier.key, the public key to give auditors.
 type dataDir struct {
 	Dir     string
 	Secrets *secrets.Secrets
