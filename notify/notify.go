@@ -234,79 +234,72 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		return res, err
 	}
 	res := Result{ReminderID: r.ID}
-	now := n.cfg.Now().UTC()
-	req, err := n.event(r, now, ledger.ReminderRequested{
-		ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash, Line: r.Line,
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	req.ID = eventID(r.Tenant, r.ID, ledger.TypeReminderRequested)
-	stored, err := n.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{req})
-	if errors.Is(err, ledger.ErrIDConflict) {
-		// The same reminder id raced in from another request.
-		if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
-			return res, err
-		}
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("notify: record request: %w", err)
-	}
-	n.mu.Lock()
-	n.reminders[r.Tenant+"/"+r.ID] = r.Subject
-	n.mu.Unlock()
-	res.Events = append(res.Events, stored...)
-	n.state(StateRequested)
-
+	// The request is recorded together with its outcome, in one append:
+	// [Requested, Denied] or [Requested, Dispatched] at the revision the
+	// decision read.
 	q := Query{Tenant: r.Tenant, Subject: r.Subject, Number: r.Number, Channel: ledger.ChannelFlash,
-		Purpose: ledger.PurposeService, Line: r.Line, After: stored[0].Position}
+		Purpose: ledger.PurposeService, Line: r.Line}
 	for attempt := 0; ; attempt++ {
 		if attempt == 200 {
 			return res, ErrContended
 		}
 		now := n.cfg.Now().UTC()
+		req, err := n.event(r, now, ledger.ReminderRequested{
+			ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash, Line: r.Line,
+		})
+		if err != nil {
+			return Result{}, err
+		}
+		req.ID = eventID(r.Tenant, r.ID, ledger.TypeReminderRequested)
 		d, err := n.cfg.Decider.Decide(ctx, q)
 		if err != nil {
 			return res, fmt.Errorf("notify: decide: %w", err)
 		}
-		if !d.Allowed {
-			ev, err := n.event(r, now, ledger.ReminderDenied{ReminderID: r.ID, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf})
-			if err != nil {
-				return res, err
-			}
-			stored, err := n.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{ev})
-			if err != nil {
-				return res, fmt.Errorf("notify: record denial: %w", err)
-			}
-			n.finish(r.Tenant, r.ID)
-			res.Events = append(res.Events, stored...)
-			res.State, res.Reasons = StateDenied, d.Reasons
-			n.state(StateDenied)
-			return res, nil
+		expected := ledger.Exact(d.Revision)
+		var ev ledger.Event
+		if d.Allowed {
+			ev, err = n.event(r, now, ledger.ReminderDispatched{
+				ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash,
+				Line: r.Line, SMSC: n.cfg.SMSC, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
+			})
+		} else {
+			// A denial needs no revision check: nothing is sent.
+			expected = ledger.Any()
+			ev, err = n.event(r, now, ledger.ReminderDenied{ReminderID: r.ID, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf})
 		}
-		ev, err := n.event(r, now, ledger.ReminderDispatched{
-			ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash,
-			Line: r.Line, SMSC: n.cfg.SMSC, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
-		})
 		if err != nil {
 			return res, err
 		}
-		stored, err := n.cfg.Store.Append(ctx, stream, ledger.Exact(d.Revision), []ledger.Event{ev})
+		stored, err := n.cfg.Store.Append(ctx, stream, expected, []ledger.Event{req, ev})
 		if errors.Is(err, ledger.ErrWrongRevision) {
 			// Something happened to this number since the decision read its
-			// stream (maybe an opt-out): decide again on the new state, which
-			// is at most at the log's head.
-			q.After = 0
+			// stream (maybe an opt-out): decide again on the new state.
 			if err := sleep(ctx, time.Duration(min(attempt, 20))*time.Millisecond); err != nil {
 				return res, err
 			}
 			continue
 		}
-		if err != nil {
-			return res, fmt.Errorf("notify: record dispatch: %w", err)
+		if errors.Is(err, ledger.ErrIDConflict) {
+			// The same reminder id raced in from another request.
+			if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
+				return res, err
+			}
 		}
+		if err != nil {
+			return res, fmt.Errorf("notify: record request: %w", err)
+		}
+		n.mu.Lock()
+		n.reminders[r.Tenant+"/"+r.ID] = r.Subject
+		n.mu.Unlock()
 		res.Events = append(res.Events, stored...)
 		res.Reasons = d.Reasons
+		n.state(StateRequested)
+		if !d.Allowed {
+			n.finish(r.Tenant, r.ID)
+			res.State = StateDenied
+			n.state(StateDenied)
+			return res, nil
+		}
 		n.state(StateDispatched)
 		break
 	}
@@ -336,7 +329,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	if build != nil {
 		return res, build
 	}
-	stored, err = n.cfg.Store.Append(rec, stream, ledger.Any(), []ledger.Event{ev})
+	stored, err := n.cfg.Store.Append(rec, stream, ledger.Any(), []ledger.Event{ev})
 	if err != nil {
 		return res, fmt.Errorf("notify: record submit outcome: %w", err)
 	}
