@@ -2,8 +2,19 @@
 // global log, the stream and id indexes and the Merkle tree hashes.
 //
 // Appends go through one sequencer goroutine that does group commit:
-// concurrent appenders share one transaction and one fsync, and nobody is
-// acknowledged before that fsync.
+// concurrent appenders share one transaction and one commit (bbolt syncs
+// the data pages, then the meta page), and nobody is acknowledged before it.
+// Each caller validates its events and encodes their canonical leaves in its
+// own goroutine; the sequencer only checks expected revisions and ids
+// against the file and the earlier requests of its batch, splices in
+// revision, position and recorded time, and writes the event, its stream and
+// id index entries and its Merkle tree hashes in the same transaction.
+//
+// The file holds five buckets: events (position → canonical leaf, exactly
+// the bytes the tree hashes), tree (leaf index → the tlog stored hashes that
+// leaf completes), streams (stream, revision → position), ids (id →
+// position) and meta. Open checks the meta pages and the last leaf against
+// the tree before trusting a file, and writes nothing to a file it refuses.
 package bolt
 
 import (
