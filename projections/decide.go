@@ -111,7 +111,7 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	d.Revision = uint64(r.rev)
 	var l *line
 	if q.Line != "" {
-		l = s.lines[q.Tenant+"\x00"+q.Line]
+		l = s.lines[q.Tenant][q.Line]
 	}
 	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, extra: extra, l: l, at: at, t: minute(at)}
 	e.run()

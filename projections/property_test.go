@@ -191,11 +191,18 @@ func diffStates(a, b *State) string {
 		}
 	}
 	for k, l := range a.lines {
-		m := b.lines[k]
-		if m == nil || l.Tenant != m.Tenant || l.Name != m.Name || l.Rev != m.Rev || l.Suspended != m.Suspended ||
-			l.SuspPos != m.SuspPos || !slices.Equal(l.Buckets, m.Buckets) || !maps.Equal(l.Regions, m.Regions) || !slices.Equal(l.Trips, m.Trips) {
-			return fmt.Sprintf("line %q: %+v vs %+v", k, l, m)
+		if len(l) != len(b.lines[k]) {
+			return fmt.Sprintf("lines of %q", k)
 		}
 	}
-	return ""
+	var diff string
+	a.eachLine(func(l *line) {
+		m := b.lines[l.Tenant][l.Name]
+		k := l.Tenant + "/" + l.Name
+		if m == nil || l.Tenant != m.Tenant || l.Name != m.Name || l.Rev != m.Rev || l.Suspended != m.Suspended ||
+			l.SuspPos != m.SuspPos || !slices.Equal(l.Buckets, m.Buckets) || !maps.Equal(l.Regions, m.Regions) || !slices.Equal(l.Trips, m.Trips) {
+			diff = fmt.Sprintf("line %q: %+v vs %+v", k, l, m)
+		}
+	})
+	return diff
 }

@@ -204,7 +204,7 @@ func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision
 	past := !q.At.IsZero() && q.At.Before(r.st.recorded)
 	var trips []trip
 	if past && q.Line != "" {
-		if l := r.st.lines[q.Tenant+"\x00"+q.Line]; l != nil {
+		if l := r.st.lines[q.Tenant][q.Line]; l != nil {
 			trips = slices.Clone(l.Trips)
 		}
 	}

@@ -47,7 +47,7 @@ type rest struct {
 	Tenants intern
 	Lists   intern
 	Regions intern
-	Lines   map[string]*line
+	Lines   map[string]map[string]*line
 	Skipped uint64
 }
 
@@ -207,13 +207,15 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	if x.Lines != nil {
 		s.lines = x.Lines
 	}
-	for _, l := range s.lines {
-		if len(l.Buckets) != cfg.LineSuspension.WindowDays {
-			return nil, errors.New("line window differs from the rules")
-		}
+	var bad bool
+	s.eachLine(func(l *line) {
+		bad = bad || len(l.Buckets) != cfg.LineSuspension.WindowDays
 		if l.Regions == nil {
 			l.Regions = map[uint16]burst{}
 		}
+	})
+	if bad {
+		return nil, errors.New("line window differs from the rules")
 	}
 	return s, nil
 }

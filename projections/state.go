@@ -191,7 +191,7 @@ type State struct {
 	tenants    intern
 	lists      intern
 	regions    intern
-	lines      map[string]*line
+	lines      map[string]map[string]*line // by tenant, then name
 	skipped    uint64
 }
 
@@ -213,6 +213,7 @@ func (in *intern) id(s string) uint32 {
 		return id
 	}
 	id := uint32(len(in.Names))
+	s = strings.Clone(s)
 	in.IDs[s] = id
 	in.Names = append(in.Names, s)
 	return id
@@ -235,7 +236,7 @@ func NewState(cfg *Config) *State {
 		exps:       map[uint32][combos]uint32{},
 		globals:    map[uint32]global{},
 		complaints: map[uint32]complaint{},
-		lines:      map[string]*line{},
+		lines:      map[string]map[string]*line{},
 	}
 }
 
@@ -317,14 +318,29 @@ func (s *State) record(tenant, subject string) (int, int) {
 	}
 }
 
+// line returns the tenant's line, creating it.
 func (s *State) line(tenant, name string) *line {
-	k := tenant + "\x00" + name
-	l := s.lines[k]
-	if l == nil {
-		l = &line{Tenant: tenant, Name: name, Buckets: make([]bucket, s.cfg.LineSuspension.WindowDays), Regions: map[uint16]burst{}}
-		s.lines[k] = l
+	if l := s.lines[tenant][name]; l != nil {
+		return l
 	}
+	byName := s.lines[tenant]
+	if byName == nil {
+		byName = map[string]*line{}
+		s.lines[strings.Clone(tenant)] = byName
+	}
+	name = strings.Clone(name)
+	l := &line{Tenant: strings.Clone(tenant), Name: name, Buckets: make([]bucket, s.cfg.LineSuspension.WindowDays), Regions: map[uint16]burst{}}
+	byName[name] = l
 	return l
+}
+
+// eachLine calls fn for every line.
+func (s *State) eachLine(fn func(*line)) {
+	for _, byName := range s.lines {
+		for _, l := range byName {
+			fn(l)
+		}
+	}
 }
 
 func (s *State) apply(e *ledger.Event) {
@@ -357,11 +373,15 @@ func (s *State) apply(e *ledger.Event) {
 
 func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 	r := s.recs.at(i)
+	var ok bool
 	switch e.Type {
 	case ledger.TypeConsentGranted:
 		var p ledger.ConsentGranted
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if !fastGrant(e.Data, &p) {
+			p = ledger.ConsentGranted{}
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		var exp uint32
 		if p.ExpiresAt != nil {
@@ -383,8 +403,11 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 		}
 	case ledger.TypeConsentWithdrawn:
 		var p ledger.ConsentWithdrawn
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if !fastWithdrawal(e.Data, &p) {
+			p = ledger.ConsentWithdrawn{}
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		for c := range combos {
 			if p.All || (covers(p.Channels, channelOf(c)) && covers(p.Purposes, purposeOf(c))) {
@@ -393,8 +416,11 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 		}
 	case ledger.TypeRelationshipStarted:
 		var p ledger.RelationshipStarted
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if !fastStarted(e.Data, &p) {
+			p = ledger.RelationshipStarted{}
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		k := contract{Ref: refHash(p.ContractRef), Pos: pos, Start: minute(p.StartsAt)}
 		if p.StartsAt.IsZero() {
@@ -406,8 +432,11 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 		s.putContract(i, k)
 	case ledger.TypeRelationshipEnded:
 		var p ledger.RelationshipEnded
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if !fastEnded(e.Data, &p) {
+			p = ledger.RelationshipEnded{}
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		end := minute(p.EndedAt)
 		if p.EndedAt.IsZero() {
@@ -418,20 +447,27 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 		return s.applySuppression(i, h, e, pos, false)
 	case ledger.TypeContactMade:
 		var p ledger.ContactMade
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if !fastContact(e.Data, &p) {
+			p = ledger.ContactMade{}
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		s.countContact(i, h, e.Tenant, p.Line, p.Channel, p.Purpose, p.Region, pos, at)
 	case ledger.TypeReminderDispatched:
 		var p ledger.ReminderDispatched
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if p.Line, ok = fastLine(e.Data); !ok {
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, at)
 	case ledger.TypeComplaintReceived:
 		var p ledger.ComplaintReceived
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
+		if p.Line, ok = fastLine(e.Data); !ok {
+			if err := json.Unmarshal(e.Data, &p); err != nil {
+				return err
+			}
 		}
 		if last, ok := s.complaints[uint32(i)]; !ok || at >= last.At {
 			s.complaints[uint32(i)] = complaint{At: at, Pos: pos}

@@ -57,19 +57,19 @@ func (s *Suspender) Check(ctx context.Context) (int, error) {
 	today := minute(now) / 1440
 	var cands []candidate
 	r.mu.RLock()
-	for _, l := range r.st.lines {
+	r.st.eachLine(func(l *line) {
 		if l.Suspended {
-			continue
+			return
 		}
 		contacts, complaints := l.figures(today)
 		if int(contacts) < cfg.MinContacts || float64(complaints) < cfg.Rate*float64(contacts)*(1-1e-9) {
-			continue
+			return
 		}
 		cands = append(cands, candidate{tenant: l.Tenant, name: l.Name, rev: l.Rev, figures: ledger.LineSuspended{
 			Line: l.Name, Rule: RuleLineSuspended, Contacts: int(contacts), Complaints: int(complaints),
 			Rate: float64(complaints) / float64(contacts), WindowDays: cfg.WindowDays,
 		}})
-	}
+	})
 	r.mu.RUnlock()
 	n := 0
 	for _, c := range cands {
