@@ -1,0 +1,90 @@
+// Package projections reads heed's log in order into in-memory state and
+// answers the eligibility question: may this tenant contact this number,
+// on this channel, for this purpose, from this line, now or at a past
+// moment, and why.
+//
+// # Using it
+//
+// Load the rules with [LoadConfig] (a JSON file, validated at start; see
+// testdata/rules.json for every field and DESIGN.md's defaults), build a
+// [Runner] over a ledger.Store with [NewRunner], start [Runner.Run] in a
+// goroutine, and ask:
+//
+//	d, err := runner.Decide(ctx, projections.Query{
+//		Tenant: "acme", Subject: pseudonym, Number: "+8613800138000",
+//		Channel: "flash", Purpose: "service", Line: "pbx-1",
+//	})
+//
+// [Query.Number] is used only to find the callee's region and time zone;
+// it is never stored, logged or echoed in an error. [Decision] carries
+// Allowed, the [Reason]s (rule id, effect allow/deny/info, an English and
+// a Chinese sentence, the ids and positions of the events it rests on),
+// the RulesVersion (the file's version plus a hash of its numbers), AsOf
+// (the log position reflected) and Revision: the revision of
+// ledger.ContactStream(tenant, subject) the decision read. The notifier
+// appends ReminderDispatched with ledger.Exact(d.Revision), so an opt-out
+// that lands in between makes the append fail (invariant 2).
+//
+// # Read-your-writes
+//
+// [Runner.Decide] first reads the store's head and waits until the
+// projection has applied it; [Runner.DecideAfter] waits for a position the
+// caller already has (its own append's). A runner that cannot catch up
+// within [Options.Wait] returns [ErrBehind] rather than a stale answer.
+//
+// # Point in time
+//
+// A query whose At lies before the newest event the projection has seen
+// is answered as of At: the runner re-reads the (tenant, subject) contact
+// stream, the subject stream and the line stream, keeps events recorded at
+// or before At, folds them into a scratch state with the same code and
+// evaluates the rules at At. Windows (frequency, grace, cooldown) are
+// measured on occurred_at; knowledge is cut on recorded_at. What this
+// cannot see exactly: the per-subject daily cap across tenants (the
+// scratch state sees only this tenant's contacts), and the line's regional
+// bursts, which come from the live projection's record of when each
+// (line, region, hour) filled up (exact for the hour, but counted from
+// contacts known now rather than then). Line suspension is exact: it is
+// recorded as events in the line stream.
+//
+// # Rules
+//
+// The rules and their ids are listed in [Rules]; every number is in
+// [Config]. Quiet hours use the callee's time zones from
+// github.com/nyaruka/phonenumbers; a number that spans several zones is
+// refused if any of them is in quiet hours (the caller cannot know where
+// the callee is), and a number with no zone uses quiet_hours.fallback_zone.
+// Regions are what [Region] returns (the Chinese geocoding name, e.g.
+// 北京市, else the region code); the API records the same in
+// ContactMade.region so counts and queries agree. Only a dispatched
+// reminder counts as a flash contact, once. The daily cap across tenants
+// counts UTC calendar days and never names another tenant's events.
+//
+// # State and snapshots
+//
+// Each (tenant, subject) is one fixed-size, pointer-free record (~150
+// bytes) in pages of 4096, indexed by a 16-byte subject key; contracts
+// beyond the first, grant expiries, complaints and global facts live in
+// side maps because few subjects have them. Positions are stored as
+// uint32: the compact state covers logs of up to 4 billion events. The
+// ring of recent contacts keeps six per (tenant, subject) and, when full,
+// drops first what no limit needs, so frequency limits above six are
+// refused by the configuration.
+//
+// [Runner.Run] saves a snapshot to [Options.Dir] periodically and on exit
+// (temporary file, fsync, rename, directory fsync); [NewRunner] resumes
+// from it at position+1. A snapshot taken under other rules is ignored
+// (the projection starts from position 1); a damaged one is an error.
+// [Runner.Rebuild] replays from position 1 and swaps the result in.
+// [Replay] builds a separate runner under another configuration — "what
+// would these rules have said" — without touching the log.
+//
+// # Line suspension
+//
+// [Suspender] watches each line's contacts and complaints over the rules'
+// window and appends LineSuspended (with the figures) to the line stream
+// when complaints/contacts reaches the rate with at least min_contacts
+// contacts. The append expects the line stream's revision, so one
+// suspension is written however many checkers race. Only an admin's
+// LineReinstated lifts it, and the line's window then starts afresh.
+package projections
