@@ -658,3 +658,33 @@ func TestReceiptRightBehindResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiptAfterRestart: a receipt that falls due while heed is down is
+// delivered when heed binds again, and matches the id Submit returned
+// before the restart.
+func TestReceiptAfterRestart(t *testing.T) {
+	s, _ := startSim(t, sim.Config{SystemID: "heed", Password: "secret", ReceiptDelay: 300 * time.Millisecond})
+	first := dial(t, smpp.Config{Addr: s.Addr()})
+	res, err := first.Submit(ctx(t), smpp.Message{To: testNumber, Text: chinese, Flash: true, RegisteredDelivery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Stats().ReceiptsQueued == 1 })
+
+	got := make(chan smpp.Inbound, 1)
+	dial(t, smpp.Config{Addr: s.Addr(), Handler: func(in smpp.Inbound) error { got <- in; return nil }})
+	select {
+	case in := <-got:
+		if in.Receipt == nil || !smpp.SameID(in.Receipt.ID, res.IDs[0]) || in.Receipt.State != smpp.Delivered {
+			t.Errorf("after restart got %+v for submitted id %q", in.Receipt, res.IDs[0])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the queued receipt never came")
+	}
+	if st := s.Stats(); st.ReceiptsLost != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -66,4 +66,13 @@
 //
 // Faults on demand: SetThrottleEvery, SetDropEvery, SetResponseDelay,
 // SetReceipts (delay and failure ratio), DropAll.
+//
+// Like a real SMSC, the simulator keeps a receipt that falls due while
+// the ESME has no receiving bind (sim.Config.ReceiptQueue, per system_id,
+// bounded; Stats.ReceiptsLost counts what the bound dropped) and delivers
+// it on the ESME's next receiver or transceiver bind. A receipt written
+// but not answered before the session ended, or answered with an error
+// status, is sent again. So receipts survive a heed restart; after one,
+// Receipt.SubmitID is empty (the new client never saw the submit) and
+// [SameID] matches Receipt.ID against the stored id.
 package smpp

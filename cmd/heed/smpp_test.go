@@ -215,6 +215,7 @@ func TestSMPPCommandUsage(t *testing.T) {
 		{[]string{"smsc", "--failure-ratio", "2"}, "--failure-ratio"},
 		{[]string{"smsc", "--receipt-delay", "soon"}, `invalid value "soon"`},
 		{[]string{"smsc", "--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"smsc", "--listen", "127.0.0.1:0", "--receipt-queue", "-1"}, "--receipt-queue"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

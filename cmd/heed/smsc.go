@@ -26,6 +26,7 @@ func smsc(ctx context.Context, args []string) error {
 	respDelay := fs.Duration("response-delay", 0, "delay every submit_sm_resp (a slow SMSC)")
 	hexIDs := fs.Bool("hex-ids", false, "message ids in hex in responses, decimal in receipts")
 	textReceipts := fs.Bool("text-receipts", false, "receipts in text form only, without TLVs")
+	receiptQueue := fs.Int("receipt-queue", 10000, "receipts kept per system_id while it has no receiving bind (0: drop them)")
 	moEvery := fs.Duration("mo-every", 0, "inject an MO message into a receiving bind this often (0: never)")
 	moText := fs.String("mo-text", "TD", "text of injected MO messages")
 	moFrom := fs.String("mo-from", "8613800000000", "sender of injected MO messages (a fictional number)")
@@ -36,11 +37,17 @@ func smsc(ctx context.Context, args []string) error {
 	if *failure < 0 || *failure > 1 {
 		return fmt.Errorf("%w: --failure-ratio must be within 0..1", errUsage)
 	}
+	if *receiptQueue < 0 {
+		return fmt.Errorf("%w: --receipt-queue must not be negative", errUsage)
+	}
+	if *receiptQueue == 0 {
+		*receiptQueue = -1 // sim.Config's "none"
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	s, err := sim.Start(*listen, sim.Config{
 		SystemID: *systemID, Password: *password, ReceiptDelay: *receiptDelay, FailureRatio: *failure,
 		ThrottleEvery: *throttle, DropEvery: *drop, ResponseDelay: *respDelay, HexIDs: *hexIDs,
-		TextReceipts: *textReceipts, Logger: log,
+		TextReceipts: *textReceipts, ReceiptQueue: *receiptQueue, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -53,7 +60,8 @@ func smsc(ctx context.Context, args []string) error {
 	err = s.Close()
 	st := s.Stats()
 	log.Info("smsc stopped", "binds", st.Binds, "binds_refused", st.BindsRefused, "submits", st.Submits,
-		"throttled", st.Throttled, "dropped", st.Dropped, "receipts", st.Receipts, "receipts_lost", st.ReceiptsLost,
+		"throttled", st.Throttled, "dropped", st.Dropped, "receipts", st.Receipts, "receipts_queued", st.ReceiptsQueued,
+		"receipts_retried", st.ReceiptsRetried, "receipts_lost", st.ReceiptsLost,
 		"enquire_links", st.EnquireLinks, "unbinds", st.Unbinds, "mo", st.MO)
 	return err
 }

@@ -4,7 +4,9 @@
 // submit_sm and data_sm, sends delivery receipts after a delay with a share
 // of failures, and on demand throttles every Nth request, answers slowly,
 // drops connections and injects mobile-originated messages: every fault an
-// ESME has to survive.
+// ESME has to survive. Receipts for an ESME that is not bound to receive
+// wait for its next bind (Config.ReceiptQueue), and receipts it did not
+// answer are sent again.
 //
 //	s, err := sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 10 * time.Millisecond})
 //	defer s.Close()
@@ -21,6 +23,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +54,15 @@ type Config struct {
 	HexIDs bool
 	// TextReceipts leaves the TLVs out of receipts: only the text form.
 	TextReceipts bool
+	// ReceiptQueue bounds, per system_id, the receipts kept for an ESME
+	// that has no receiving bind when they are due; they are delivered on
+	// its next receiver or transceiver bind, as a real SMSC does across an
+	// ESME restart. Receipts beyond the bound are dropped and counted in
+	// Stats.ReceiptsLost. Default 10000; negative keeps none.
+	ReceiptQueue int
+	// ReceiptRetry is how long a receipt refused with an error status in
+	// deliver_sm_resp waits before it is sent again. Default 1s.
+	ReceiptRetry time.Duration
 	// Reject, when set, may refuse a submit with a status of its choice
 	// (pdu.OK accepts).
 	Reject func(*pdu.PDU) pdu.Status
@@ -73,14 +85,24 @@ type MO struct {
 
 // Stats counts what the simulator did.
 type Stats struct {
-	Binds, BindsRefused    int64
-	Submits                int64 // accepted submit_sm and data_sm
-	Throttled, Dropped     int64
-	Receipts, ReceiptsLost int64
-	ReceiptsAcked          int64
-	EnquireLinks, Unbinds  int64
-	MO                     int64
-	GenericNacks, BadPDUs  int64
+	Binds, BindsRefused int64
+	Submits             int64 // accepted submit_sm and data_sm
+	Throttled, Dropped  int64
+	Receipts            int64 // receipts written, resent ones included
+	// ReceiptsQueued is how many receipts wait now for their ESME to bind.
+	ReceiptsQueued int64
+	// ReceiptsRetried counts receipts sent again: their session ended
+	// before deliver_sm_resp came, or the ESME refused them.
+	ReceiptsRetried int64
+	// ReceiptsLost counts receipts dropped because their queue was full
+	// (or queueing is off).
+	ReceiptsLost int64
+	// ReceiptsAcked counts deliver_sm_resp and data_sm_resp received, for
+	// receipts and MO messages alike.
+	ReceiptsAcked         int64
+	EnquireLinks, Unbinds int64
+	MO                    int64
+	GenericNacks, BadPDUs int64
 }
 
 // ErrNoSession is returned by Inject when no receiving bind exists for the
@@ -103,11 +125,12 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	queued   map[string][]*pdu.PDU // receipts waiting for a receiving bind, by system_id
 	closed   bool
 	wg       sync.WaitGroup
 
 	st struct {
-		binds, bindsRefused, submits, throttled, dropped, receipts, receiptsLost, receiptsAcked,
+		binds, bindsRefused, submits, throttled, dropped, receipts, receiptsQueued, receiptsRetried, receiptsLost, receiptsAcked,
 		enquireLinks, unbinds, mo, nacks, bad atomic.Int64
 	}
 }
@@ -121,7 +144,13 @@ func Start(addr string, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, ln: ln, sessions: map[*session]struct{}{}}
+	if cfg.ReceiptQueue == 0 {
+		cfg.ReceiptQueue = 10000
+	}
+	if cfg.ReceiptRetry <= 0 {
+		cfg.ReceiptRetry = time.Second
+	}
+	s := &Server{cfg: cfg, ln: ln, sessions: map[*session]struct{}{}, queued: map[string][]*pdu.PDU{}}
 	// Ids start high enough that hex and decimal forms differ.
 	s.nextID.Store(1_000_000)
 	s.SetThrottleEvery(cfg.ThrottleEvery)
@@ -161,6 +190,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Binds: s.st.binds.Load(), BindsRefused: s.st.bindsRefused.Load(), Submits: s.st.submits.Load(),
 		Throttled: s.st.throttled.Load(), Dropped: s.st.dropped.Load(), Receipts: s.st.receipts.Load(),
+		ReceiptsQueued: s.st.receiptsQueued.Load(), ReceiptsRetried: s.st.receiptsRetried.Load(),
 		ReceiptsLost: s.st.receiptsLost.Load(), ReceiptsAcked: s.st.receiptsAcked.Load(),
 		EnquireLinks: s.st.enquireLinks.Load(), Unbinds: s.st.unbinds.Load(), MO: s.st.mo.Load(),
 		GenericNacks: s.st.nacks.Load(), BadPDUs: s.st.bad.Load(),
@@ -216,7 +246,7 @@ func (s *Server) receiver(systemID string) *session {
 	defer s.mu.Unlock()
 	for ss := range s.sessions {
 		b := ss.bound.Load()
-		if b == nil || b.mode == pdu.BindTransmitter {
+		if b == nil || b.mode == pdu.BindTransmitter || ss.gone.Load() {
 			continue
 		}
 		if systemID == "" || b.systemID == systemID {
@@ -249,6 +279,7 @@ func (s *Server) accept() {
 			s.mu.Lock()
 			delete(s.sessions, ss)
 			s.mu.Unlock()
+			ss.end()
 		}()
 	}
 }
@@ -264,10 +295,17 @@ type session struct {
 	conn  net.Conn
 	bound atomic.Pointer[bind]
 	seq   atomic.Uint32
+	gone  atomic.Bool // a write failed or the session ended: deliver nothing more here
 
 	wmu     sync.Mutex
 	w       *bufio.Writer
 	scratch []byte
+
+	// unacked holds the receipts written and not yet answered, by
+	// sequence number; whoever takes one out owns sending it again.
+	umu     sync.Mutex
+	unacked map[uint32]*pdu.PDU
+	ended   bool
 }
 
 // send writes p; flush says whether to push it out now or leave it for the
@@ -360,6 +398,11 @@ func (ss *session) handle(p *pdu.PDU) bool {
 			s.st.bindsRefused.Add(1)
 		}
 		ss.send(r, false)
+		if r.Status == pdu.OK && p.Command != pdu.BindTransmitter {
+			// Not on the reader goroutine: an ESME that reads slowly must
+			// not stop this session from reading its answers.
+			go s.drain(p.SystemID)
+		}
 	case pdu.EnquireLink:
 		s.st.enquireLinks.Add(1)
 		ss.send(p.Response(pdu.OK), false)
@@ -381,6 +424,11 @@ func (ss *session) handle(p *pdu.PDU) bool {
 		ss.send(r, false)
 	case pdu.DeliverSMResp, pdu.DataSMResp:
 		s.st.receiptsAcked.Add(1)
+		if r := ss.answered(p.Sequence); r != nil && p.Status != pdu.OK {
+			// Refused (ESME_RX_T_APPN and the like): try again later.
+			s.st.receiptsRetried.Add(1)
+			time.AfterFunc(s.cfg.ReceiptRetry, func() { s.deliver(ss.systemID(), r) })
+		}
 	case pdu.EnquireLinkResp, pdu.GenericNack:
 	default:
 		if !p.Command.IsResponse() {
@@ -448,13 +496,8 @@ func (ss *session) submit(p *pdu.PDU) bool {
 }
 
 // receipt sends the receipt for message num to a receiving bind of the
-// system id that submitted it.
+// system id that submitted it, or queues it until one binds.
 func (s *Server) receipt(systemID string, sub *pdu.PDU, num uint64, failed bool) {
-	ss := s.receiver(systemID)
-	if ss == nil {
-		s.st.receiptsLost.Add(1)
-		return
-	}
 	id := strconv.FormatUint(num, 10)
 	stat, state, errCode := "DELIVRD", byte(2), "000"
 	if failed {
@@ -470,9 +513,107 @@ func (s *Server) receipt(systemID string, sub *pdu.PDU, num uint64, failed bool)
 			p.TLVs = append(p.TLVs, pdu.TLV{Tag: pdu.TagNetworkErrorCode, Value: []byte{3, 0, 1}})
 		}
 	}
-	if err := ss.request(p); err != nil {
+	s.deliver(systemID, p)
+}
+
+// deliver sends receipt p to a receiving bind of systemID, or queues it.
+func (s *Server) deliver(systemID string, p *pdu.PDU) {
+	if ss := s.receiver(systemID); ss == nil || !ss.sendReceipt(p) {
+		s.enqueue(systemID, p)
+	}
+}
+
+// enqueue keeps p for systemID's next receiving bind, within the bound.
+func (s *Server) enqueue(systemID string, p *pdu.PDU) {
+	s.mu.Lock()
+	q := s.queued[systemID]
+	if len(q) >= s.cfg.ReceiptQueue {
+		s.mu.Unlock()
 		s.st.receiptsLost.Add(1)
 		return
 	}
-	s.st.receipts.Add(1)
+	s.queued[systemID] = append(q, p)
+	s.st.receiptsQueued.Add(1)
+	closed := s.closed
+	s.mu.Unlock()
+	// A bind may have come while p was on its way here: look again, so
+	// that p does not wait for the bind after next.
+	if !closed && s.receiver(systemID) != nil {
+		s.drain(systemID)
+	}
+}
+
+// drain sends the receipts queued for systemID to one of its receiving binds.
+func (s *Server) drain(systemID string) {
+	s.mu.Lock()
+	q := s.queued[systemID]
+	delete(s.queued, systemID)
+	s.st.receiptsQueued.Add(-int64(len(q)))
+	s.mu.Unlock()
+	for _, p := range q {
+		s.deliver(systemID, p)
+	}
+}
+
+// sendReceipt writes receipt p and remembers it until it is answered. It
+// reports false if p was not written, which leaves p to the caller.
+func (ss *session) sendReceipt(p *pdu.PDU) bool {
+	p.Sequence = ss.seq.Add(1) & 0x7FFFFFFF
+	ss.umu.Lock()
+	if ss.ended {
+		ss.umu.Unlock()
+		return false
+	}
+	if ss.unacked == nil {
+		ss.unacked = map[uint32]*pdu.PDU{}
+	}
+	ss.unacked[p.Sequence] = p
+	ss.umu.Unlock()
+	if err := ss.send(p, true); err != nil {
+		ss.gone.Store(true)
+		// Unless the session's end took it first, it is ours to queue.
+		return ss.answered(p.Sequence) == nil
+	}
+	ss.srv.st.receipts.Add(1)
+	return true
+}
+
+// answered takes the receipt sent as seq out of the unanswered ones.
+func (ss *session) answered(seq uint32) *pdu.PDU {
+	ss.umu.Lock()
+	defer ss.umu.Unlock()
+	p := ss.unacked[seq]
+	delete(ss.unacked, seq)
+	return p
+}
+
+// end queues again the receipts this session wrote and never saw
+// answered: the ESME may not have read them.
+func (ss *session) end() {
+	ss.gone.Store(true)
+	ss.umu.Lock()
+	ss.ended = true
+	seqs := make([]uint32, 0, len(ss.unacked))
+	for seq := range ss.unacked {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	left := make([]*pdu.PDU, len(seqs))
+	for i, seq := range seqs {
+		left[i] = ss.unacked[seq]
+	}
+	ss.unacked = nil
+	ss.umu.Unlock()
+	id := ss.systemID()
+	for _, p := range left {
+		ss.srv.st.receiptsRetried.Add(1)
+		ss.srv.deliver(id, p)
+	}
+}
+
+func (ss *session) systemID() string {
+	if b := ss.bound.Load(); b != nil {
+		return b.systemID
+	}
+	return ""
 }

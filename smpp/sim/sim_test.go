@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ func dialRaw(t *testing.T, s *Server) *rawConn {
 
 func (r *rawConn) do(p *pdu.PDU) *pdu.PDU {
 	r.t.Helper()
+	r.write(p)
+	return r.read()
+}
+
+func (r *rawConn) write(p *pdu.PDU) {
+	r.t.Helper()
 	b, err := p.Encode(nil)
 	if err != nil {
 		r.t.Fatal(err)
@@ -37,7 +44,6 @@ func (r *rawConn) do(p *pdu.PDU) *pdu.PDU {
 	if _, err := r.c.Write(b); err != nil {
 		r.t.Fatal(err)
 	}
-	return r.read()
 }
 
 func (r *rawConn) read() *pdu.PDU {
@@ -132,4 +138,121 @@ func TestReceiptsFailureRatio(t *testing.T) {
 	if want := "stat:UNDELIV"; !strings.Contains(string(q.ShortMessage), want) {
 		t.Errorf("receipt text %q lacks %q", q.ShortMessage, want)
 	}
+}
+
+func startT(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := Start("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func waitStats(t *testing.T, s *Server, cond func(Stats) bool) Stats {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := s.Stats()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats never met the condition: %+v", st)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func receiptID(t *testing.T, p *pdu.PDU) string {
+	t.Helper()
+	v, ok := p.Get(pdu.TagReceiptedMessageID)
+	if p.Command != pdu.DeliverSM || p.ESMClass != 4 || !ok {
+		t.Fatalf("not a receipt: %+v", p)
+	}
+	return pdu.ParseCString(v)
+}
+
+// TestReceiptsQueuedUntilBind: a receipt due while its ESME has no
+// receiving bind waits for the next receiver or transceiver bind of that
+// system_id, not another's; beyond the bound, receipts are counted lost.
+func TestReceiptsQueuedUntilBind(t *testing.T) {
+	s := startT(t, Config{ReceiptQueue: 2})
+	tx := dialRaw(t, s)
+	tx.do(&pdu.PDU{Command: pdu.BindTransmitter, Sequence: 1, SystemID: "heed"})
+	var ids []string
+	for i := range 3 {
+		r := tx.do(&pdu.PDU{Command: pdu.SubmitSM, Sequence: uint32(2 + i), Source: "95500", Dest: "1", RegisteredDelivery: 1})
+		ids = append(ids, r.MessageID)
+	}
+	waitStats(t, s, func(st Stats) bool { return st.ReceiptsQueued == 2 && st.ReceiptsLost == 1 })
+
+	other := dialRaw(t, s)
+	other.do(&pdu.PDU{Command: pdu.BindTransceiver, Sequence: 1, SystemID: "someone-else"})
+	if q := other.do(&pdu.PDU{Command: pdu.EnquireLink, Sequence: 2}); q.Command != pdu.EnquireLinkResp {
+		t.Fatalf("another system_id got %v", q.Command)
+	}
+
+	rx := dialRaw(t, s)
+	if q := rx.do(&pdu.PDU{Command: pdu.BindReceiver, Sequence: 1, SystemID: "heed"}); q.Status != pdu.OK {
+		t.Fatalf("bind: %v", q.Status)
+	}
+	// Receipts fall due concurrently: which one the full queue lost is not
+	// said, only that the other two come, once each.
+	got := map[string]int{}
+	for range 2 {
+		q := rx.read()
+		got[receiptID(t, q)]++
+		rx.write(q.Response(pdu.OK))
+	}
+	for id, n := range got {
+		if n != 1 || !slices.Contains(ids, id) {
+			t.Errorf("receipts %v for submitted ids %v", got, ids)
+		}
+	}
+	st := waitStats(t, s, func(st Stats) bool { return st.ReceiptsAcked == 2 })
+	if st.ReceiptsQueued != 0 || st.Receipts != 2 || st.ReceiptsLost != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestReceiptsUnansweredAreResent: a receipt written but not answered when
+// the session ends, or answered with an error, is delivered again.
+func TestReceiptsUnansweredAreResent(t *testing.T) {
+	s := startT(t, Config{ReceiptRetry: 10 * time.Millisecond})
+	a := dialRaw(t, s)
+	a.do(&pdu.PDU{Command: pdu.BindTransceiver, Sequence: 1, SystemID: "heed"})
+	id := a.do(&pdu.PDU{Command: pdu.SubmitSM, Sequence: 2, Source: "95500", Dest: "1", RegisteredDelivery: 1}).MessageID
+	if got := receiptID(t, a.read()); got != id {
+		t.Fatalf("receipt for %q, want %q", got, id)
+	}
+	a.c.Close() // an ESME killed before it answered
+
+	b := dialRaw(t, s)
+	b.do(&pdu.PDU{Command: pdu.BindTransceiver, Sequence: 1, SystemID: "heed"})
+	q := b.read()
+	if got := receiptID(t, q); got != id {
+		t.Fatalf("after the restart: receipt for %q, want %q", got, id)
+	}
+	// Refused for now: it comes again.
+	b.write(q.Response(pdu.RXTAppn))
+	q = b.read()
+	if got := receiptID(t, q); got != id {
+		t.Fatalf("after ESME_RX_T_APPN: receipt for %q, want %q", got, id)
+	}
+	b.write(q.Response(pdu.OK))
+	st := waitStats(t, s, func(st Stats) bool { return st.ReceiptsAcked == 2 })
+	if st.Receipts != 3 || st.ReceiptsRetried != 2 || st.ReceiptsQueued != 0 || st.ReceiptsLost != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestReceiptQueueOff: a negative ReceiptQueue drops what has no receiver.
+func TestReceiptQueueOff(t *testing.T) {
+	s := startT(t, Config{ReceiptQueue: -1})
+	tx := dialRaw(t, s)
+	tx.do(&pdu.PDU{Command: pdu.BindTransmitter, Sequence: 1, SystemID: "heed"})
+	tx.do(&pdu.PDU{Command: pdu.SubmitSM, Sequence: 2, Dest: "1", RegisteredDelivery: 1})
+	waitStats(t, s, func(st Stats) bool { return st.ReceiptsLost == 1 && st.ReceiptsQueued == 0 })
 }
