@@ -94,9 +94,15 @@ func (s *Store) follow(ctx context.Context) {
 			s.resubs.Add(1)
 		}
 		c := s.current()
-		err := protect(func() error { return s.subscribe(ctx, c) })
+		established := false
+		err := protect(func() error { return s.subscribe(ctx, c, &established) })
 		if ctx.Err() != nil {
 			return
+		}
+		if established {
+			// The server accepted it: a later drop is a new incident, not
+			// a failure to back off from.
+			wait = s.opts.Backoff
 		}
 		if code(err) == kurrentdb.ErrorCodeConnectionClosed {
 			s.renew(c)
@@ -112,7 +118,7 @@ func (s *Store) follow(ctx context.Context) {
 }
 
 // subscribe runs one subscription until it drops.
-func (s *Store) subscribe(ctx context.Context, c *kurrentdb.Client) error {
+func (s *Store) subscribe(ctx context.Context, c *kurrentdb.Client, established *bool) error {
 	s.imu.RLock()
 	var from kurrentdb.AllPosition = kurrentdb.Start{}
 	if s.started {
@@ -126,6 +132,7 @@ func (s *Store) subscribe(ctx context.Context, c *kurrentdb.Client) error {
 	if err != nil {
 		return err
 	}
+	*established = true
 	defer sub.Close()
 	for {
 		ev := sub.Recv()

@@ -143,6 +143,14 @@ func (s *Server) FailReads(f ...Fault) {
 	s.readF = append(s.readF, f...)
 }
 
+// PendingFaults returns how many injected append and read faults have not
+// yet been used.
+func (s *Server) PendingFaults() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.appendF) + len(s.readF)
+}
+
 // DropSubscriptions ends every live subscription with Unavailable, as a
 // server restart or a slow consumer does.
 func (s *Server) DropSubscriptions() {
