@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -90,7 +89,7 @@ func members(d []byte, fn func(k string, v []byte) bool) bool {
 			return false
 		}
 		k := view(d[i+1 : j])
-		if k != strings.ToLower(k) {
+		if !lower(k) {
 			return false // encoding/json matches keys case-insensitively
 		}
 		i = ws(d, j+1)
@@ -115,6 +114,15 @@ func members(d []byte, fn func(k string, v []byte) bool) bool {
 			return false
 		}
 	}
+}
+
+func lower(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; ('A' <= c && c <= 'Z') || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // view reads b as a string without copying; the result must not outlive b
