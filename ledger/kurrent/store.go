@@ -317,7 +317,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		if rerr != nil {
 			return nil, err
 		}
-		return nil, expected.Check(stream, rev)
+		if cerr := expected.Check(stream, rev); cerr != nil {
+			return nil, cerr
+		}
+		// The stream reached the expected revision after the refusal.
+		return nil, err
 	}
 	if err != nil {
 		return nil, err
