@@ -148,6 +148,7 @@ type Client struct {
 	links   map[*link]struct{}
 
 	inflight sync.WaitGroup
+	life     context.Context // ends when the client closes
 	stop     context.CancelFunc
 	stopped  sync.WaitGroup
 
@@ -192,7 +193,7 @@ func New(cfg Config) *Client {
 		c.rate.every = time.Duration(float64(time.Second) / cfg.TPS)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	c.stop = stop
+	c.life, c.stop = ctx, stop
 	switch cfg.Mode {
 	case TransmitterReceiver:
 		c.supervise(ctx, pdu.BindTransmitter, "transmitter", true)
@@ -295,6 +296,11 @@ func (c *Client) bind(ctx context.Context, cmd pdu.Command, role string) (*link,
 	if err != nil {
 		return nil, &Error{Kind: NotSent, Op: "bind " + role, Err: err}
 	}
+	return c.bindOn(dctx, conn, cmd, role)
+}
+
+// bindOn binds on a connection already open.
+func (c *Client) bindOn(dctx context.Context, conn net.Conn, cmd pdu.Command, role string) (*link, error) {
 	l := newLink(conn, &c.cfg, role)
 	l.onInbound = c.inbound
 	l.onAccepted = c.track

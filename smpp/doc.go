@@ -29,6 +29,14 @@
 // each part in [Result]. A part refused with a temporary status (0x14, 0x58,
 // 0x64, 0x08) is retried after a pause that doubles each time.
 //
+// # Outbind
+//
+// An SMSC that delivers by outbind (SMPP 3.4 section 2.2.1) connects to
+// the ESME instead: [Client.AcceptOutbind] serves a listener, checks that
+// the outbind names the client's SystemID and Password, binds as receiver
+// on that connection and hands what arrives to Config.Handler. Submits
+// never go over such a link; the SMSC outbinds again if it drops.
+//
 // # Errors
 //
 // Every failure is an [*Error]; branch on its [Kind]:
@@ -65,7 +73,8 @@
 //	s.Stats().Submits
 //
 // Faults on demand: SetThrottleEvery, SetDropEvery, SetResponseDelay,
-// SetReceipts (delay and failure ratio), DropAll.
+// SetReceipts (delay and failure ratio), DropAll. s.Outbind(ctx, addr,
+// systemID, password) connects to an ESME's outbind listener.
 //
 // Like a real SMSC, the simulator keeps a receipt that falls due while
 // the ESME has no receiving bind (sim.Config.ReceiptQueue, per system_id,

@@ -17,6 +17,7 @@ package sim
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -263,25 +264,60 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
-		ss := &session{srv: s, conn: c, w: bufio.NewWriterSize(c, 64<<10)}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
+		if s.serveConn(c, nil) != nil {
 			return
 		}
-		s.sessions[ss] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			ss.serve()
-			s.mu.Lock()
-			delete(s.sessions, ss)
-			s.mu.Unlock()
-			ss.end()
-		}()
 	}
+}
+
+// errClosed is returned for work asked of a closed simulator.
+var errClosed = errors.New("sim: closed")
+
+// serveConn runs a session on c, after sending first if it is not nil.
+func (s *Server) serveConn(c net.Conn, first *pdu.PDU) error {
+	ss := &session{srv: s, conn: c, w: bufio.NewWriterSize(c, 64<<10)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return errClosed
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	var err error
+	if first != nil {
+		ss.seq.Store(first.Sequence)
+		err = ss.send(first, true)
+	}
+	go func() {
+		defer s.wg.Done()
+		if err == nil {
+			ss.serve()
+		}
+		ss.conn.Close()
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+		ss.end()
+	}()
+	return err
+}
+
+// Outbind connects to an ESME listening at addr and sends outbind with
+// the given credentials (SMPP 3.4 section 2.2.1), asking it to bind as a
+// receiver on that connection; the session then goes on as if the ESME
+// had dialled, and receipts queued for systemID are delivered on its bind.
+func (s *Server) Outbind(ctx context.Context, addr, systemID, password string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("sim: outbind: %w", err)
+	}
+	if err := s.serveConn(c, &pdu.PDU{Command: pdu.Outbind, Sequence: 1, SystemID: systemID, Password: password}); err != nil {
+		return fmt.Errorf("sim: outbind: %w", err)
+	}
+	return nil
 }
 
 // bind is what a session is bound as.
