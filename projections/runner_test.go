@@ -1,0 +1,106 @@
+package projections
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heed/heed/ledger"
+)
+
+// TestRevisionGuardsAgainstAConcurrentOptOut shows the use the notifier
+// makes of Decision.Revision (invariant 2).
+func TestRevisionGuardsAgainstAConcurrentOptOut(t *testing.T) {
+	e := newEnv(t, nil)
+	e.contact(subject, ledger.RelationshipStarted{ContractRef: "P", StartsAt: base.Add(-days(10))})
+	e.contact(subject, ledger.ReminderRequested{ReminderID: "r1", ContractRef: "P", ContentHash: "h"})
+	d := e.decide(Query{Channel: "flash", Purpose: "service"})
+	if !d.Allowed || d.Revision != 2 {
+		t.Fatalf("before the opt-out: %+v", d)
+	}
+	e.contact(subject, ledger.ConsentWithdrawn{All: true, Via: "sms_keyword", RawText: "退订"})
+	ev, _ := ledger.NewEvent(tenant, subject, e.now(), ledger.ReminderDispatched{ReminderID: "r1", ContractRef: "P", ContentHash: "h"})
+	_, err := e.store.Append(e.ctx, ledger.ContactStream(tenant, subject), ledger.Exact(d.Revision), []ledger.Event{ev})
+	if !errors.Is(err, ledger.ErrWrongRevision) {
+		t.Fatalf("dispatch at the stale revision: %v", err)
+	}
+	if d := e.decide(Query{Channel: "flash", Purpose: "service"}); d.Allowed || d.Revision != 3 {
+		t.Errorf("decided again: %+v", d)
+	}
+}
+
+func TestDispatchedRemindersCountAsFlashContacts(t *testing.T) {
+	e := newEnv(t, nil)
+	e.contact(subject, ledger.RelationshipStarted{ContractRef: "P", StartsAt: base.Add(-days(10))})
+	for i := range 3 {
+		d := e.decide(Query{Channel: "flash", Purpose: "service"})
+		if !d.Allowed {
+			t.Fatalf("reminder %d denied: %+v", i+1, d.Reasons)
+		}
+		e.contact(subject, ledger.ReminderDenied{ReminderID: "denied", RulesVersion: "x"})
+		e.contact(subject, ledger.ReminderDispatched{ReminderID: "r", ContractRef: "P", ContentHash: "h", Line: line1})
+		e.contact(subject, ledger.ReminderDelivered{ReminderID: "r"})
+	}
+	if d := e.decide(Query{Channel: "flash", Purpose: "service"}); !d.Denied(RuleFrequency) {
+		t.Errorf("fourth reminder in a week: %+v", d.Reasons)
+	}
+	if d := e.decide(Query{Channel: "call", Purpose: "service"}); d.Denied(RuleFrequency) {
+		t.Errorf("a call counted flash reminders: %+v", d.Reasons)
+	}
+}
+
+func TestDecideAfterWaitsForThePosition(t *testing.T) {
+	e := newEnv(t, nil)
+	w := e.contact(subject, ledger.ConsentWithdrawn{All: true, Via: "api"})
+	d, err := e.r.DecideAfter(e.ctx, Query{Tenant: tenant, Subject: subject, Number: number, Channel: "sms", Purpose: "service"}, w.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.AsOf < w.Position || !cites(d, RuleWithdrawal, w.ID) {
+		t.Errorf("decision after position %d: %+v", w.Position, d)
+	}
+}
+
+func TestSuspensionAsOfBeforeItWasRecorded(t *testing.T) {
+	e := newEnv(t, nil)
+	e.contact(subject, ledger.RelationshipStarted{ContractRef: "P", StartsAt: base.Add(-days(100))})
+	e.at(base.Add(time.Hour))
+	e.append(ledger.LineStream(tenant, line1), tenant, "", ledger.LineSuspended{Line: line1, Rule: RuleLineSuspended, Contacts: 10000, Complaints: 1})
+	e.at(base.Add(2 * time.Hour))
+	if d := e.decide(Query{Channel: "call", Purpose: "service", Line: line1}); !d.Denied(RuleLineSuspended) {
+		t.Fatalf("suspended line allowed: %+v", d.Reasons)
+	}
+	if d := e.decide(Query{Channel: "call", Purpose: "service", Line: line1, At: base.Add(30 * time.Minute)}); !d.Allowed {
+		t.Errorf("as of before the suspension: %+v", d.Reasons)
+	}
+}
+
+func TestBadQueriesAreRefusedWithoutTheNumber(t *testing.T) {
+	e := newEnv(t, nil)
+	_, err := e.r.Decide(e.ctx, Query{Tenant: tenant, Subject: subject, Channel: "fax", Purpose: "service"})
+	if !errors.Is(err, ErrQuery) {
+		t.Errorf("unknown channel: %v", err)
+	}
+	bad := "13800138000" // national form: no country, no zone
+	_, err = e.r.Decide(e.ctx, Query{Tenant: tenant, Subject: subject, Number: bad, Channel: "call", Purpose: "service"})
+	if !errors.Is(err, ErrNumber) || strings.Contains(err.Error(), "138") {
+		t.Errorf("bad number: %v", err)
+	}
+}
+
+func TestFastParseAgreesWithPhonenumbers(t *testing.T) {
+	for _, n := range []string{"+8613800138000", "+862161234567", "+12125551234", "+61212345678", "+79161234567", "+390612345678", "+442079460000", "+85221234567"} {
+		a, err := parse(n)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		slow, err := parseSlow(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if region(a) != region(slow) || strings.Join(zones(a), ",") != strings.Join(zones(slow), ",") {
+			t.Errorf("%s: fast %s %v, library %s %v", n, region(a), zones(a), region(slow), zones(slow))
+		}
+	}
+}
