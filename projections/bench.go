@@ -21,6 +21,7 @@ type BenchResult struct {
 	Subjects        int     // tracked (tenant, subject) records
 	Events          int     // events applied
 	ApplyPerS       float64 // events applied per second (payload decoding included)
+	DecodePerS      float64 // peer: the same events merely decoded with ledger.Decode
 	BytesPerSubject float64 // heap held by the state per tracked record
 	Decisions       int
 	DecisionsPerS   float64
@@ -120,7 +121,7 @@ func Bench(ctx context.Context, subjects, decisions int, dir string) (BenchResul
 	before := heap()
 	st := NewState(Default())
 	syn := newSynth(1, now)
-	var applying time.Duration
+	var applying, decoding time.Duration
 	chunk := make([]ledger.Event, 0, 1<<16)
 	for i := 0; i < subjects; {
 		chunk = chunk[:0]
@@ -137,10 +138,21 @@ func Bench(ctx context.Context, subjects, decisions int, dir string) (BenchResul
 			}
 		}
 		applying += time.Since(start)
+		// The peer, in the same run: decoding each payload with the
+		// catalogue's validating decoder, which any consumer of the log
+		// that used encoding/json would pay.
+		start = time.Now()
+		for j := range chunk {
+			if _, err := ledger.Decode(&chunk[j]); err != nil {
+				return res, err
+			}
+		}
+		decoding += time.Since(start)
 		res.Events += len(chunk)
 	}
 	chunk = nil
 	res.ApplyPerS = float64(res.Events) / applying.Seconds()
+	res.DecodePerS = float64(res.Events) / decoding.Seconds()
 	res.Subjects = st.Subjects()
 	res.BytesPerSubject = float64(int64(heap())-int64(before)) / float64(res.Subjects)
 

@@ -16,6 +16,7 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportMetric(res.P99us, "p99_us")
 	b.ReportMetric(res.BytesPerSubject, "bytes/subject")
 	b.ReportMetric(res.ApplyPerS, "events/s")
+	b.ReportMetric(res.DecodePerS, "peer_decode_events/s")
 }
 
 // BenchmarkRestore reports the time to load a snapshot of 200k subjects.

@@ -36,7 +36,8 @@ func benchDecide(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("events=%d apply_events_per_s=%.0f\n", r.Events, r.ApplyPerS)
+	fmt.Printf("events=%d apply_events_per_s=%.0f peer_decode_events_per_s=%.0f ratio=%.2f\n",
+		r.Events, r.ApplyPerS, r.DecodePerS, r.ApplyPerS/r.DecodePerS)
 	if dir != "" {
 		fmt.Printf("snapshot_bytes=%d save_s=%.3f restore_s=%.3f\n", r.SnapshotBytes, r.SaveS, r.RestoreS)
 	}
