@@ -151,25 +151,26 @@ func (s *Store) subscribe(ctx context.Context, c *kurrentdb.Client, established 
 	}
 }
 
-// positionOf returns the heed position of the event at $all position p,
-// waiting for the indexer to reach p.
-func (s *Store) positionOf(ctx context.Context, p kurrentdb.Position) (uint64, error) {
+// positionOf returns the heed position of r, an event read from one of
+// heed's streams, waiting for the indexer to reach it. The event id is the
+// key: stream reads from some server versions carry no commit position.
+func (s *Store) positionOf(ctx context.Context, r *kurrentdb.RecordedEvent) (uint64, error) {
+	p := r.Position
 	for {
 		s.imu.RLock()
-		reached, changed := s.started && !less(s.seen, p), s.changed
-		var pos uint64
-		if reached {
+		pos, found := s.ids[r.EventID]
+		reached, changed := p.Commit != 0 && s.started && !less(s.seen, p), s.changed
+		if found && p.Commit != 0 && s.pos[pos-1] != p {
+			// The id was reused in another stream; trust the position.
 			i := sort.Search(len(s.pos), func(i int) bool { return !less(s.pos[i], p) })
-			if i < len(s.pos) && s.pos[i] == p {
-				pos = uint64(i) + 1
-			}
+			found, pos = i < len(s.pos) && s.pos[i] == p, uint64(i)+1
 		}
 		s.imu.RUnlock()
-		if reached {
-			if pos == 0 {
-				return 0, fmt.Errorf("%w: no heed event at %v", ErrDiverged, p)
-			}
+		if found {
 			return pos, nil
+		}
+		if reached {
+			return 0, fmt.Errorf("%w: no heed event at %v", ErrDiverged, p)
 		}
 		select {
 		case <-changed:

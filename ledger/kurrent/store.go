@@ -460,7 +460,7 @@ func (s *Store) readStream(ctx context.Context, stream string, first uint64, lim
 	}
 	out := make([]ledger.Event, 0, len(recs))
 	for _, r := range recs {
-		pos, err := s.positionOf(ctx, r.Position)
+		pos, err := s.positionOf(ctx, r)
 		if err != nil {
 			return nil, err
 		}

@@ -21,6 +21,16 @@ func TestConformanceFake(t *testing.T) {
 	})
 }
 
+// TestConformanceFakeNoStreamPositions runs the suite against a fake that,
+// like some server versions, sends stream reads without commit positions.
+func TestConformanceFakeNoStreamPositions(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) ledger.Store {
+		srv, s := open(t)
+		srv.OmitStreamPositions(true)
+		return s
+	})
+}
+
 // TestConformanceServer runs the suite against a real KurrentDB or
 // EventStoreDB node or cluster named by HEED_KURRENTDB_URL, e.g.
 // kurrentdb://127.0.0.1:2113?tls=false. Each subtest gets its own stream

@@ -72,6 +72,7 @@ type Server struct {
 	readF   []Fault
 	subs    int  // subscriptions opened so far
 	resend  bool // a subscription resumes at its position, not after it
+	nopos   bool // stream reads carry no commit position
 	appends int  // append calls received
 
 	addr string
@@ -141,6 +142,14 @@ func (s *Server) FailReads(f ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.readF = append(s.readF, f...)
+}
+
+// OmitStreamPositions makes stream reads answer without commit positions,
+// as some server versions do; $all reads and subscriptions keep them.
+func (s *Server) OmitStreamPositions(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nopos = on
 }
 
 // PendingFaults returns how many injected append and read faults have not
@@ -443,6 +452,7 @@ func (s *Server) readStream(st *api.ReadReq_Options_StreamOptions, backwards boo
 			}
 		}
 	}
+	nopos := s.nopos
 	s.mu.Unlock()
 	if len(idx) == 0 {
 		return out.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
@@ -450,7 +460,12 @@ func (s *Server) readStream(st *api.ReadReq_Options_StreamOptions, backwards boo
 		}}})
 	}
 	for _, r := range recs {
-		if err := out.Send(event(r)); err != nil {
+		ev := event(r)
+		if nopos {
+			ev.GetEvent().Event.CommitPosition = 0
+			ev.GetEvent().Position = &api.ReadResp_ReadEvent_NoPosition{NoPosition: &shared.Empty{}}
+		}
+		if err := out.Send(ev); err != nil {
 			return err
 		}
 	}
