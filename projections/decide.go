@@ -155,6 +155,7 @@ func (e *eval) run() {
 		switch rule {
 		case RuleSuppression:
 			e.suppression()
+			e.erased()
 		case RuleWithdrawal:
 			e.withdrawal()
 		case RuleMarketingConsent:
@@ -193,6 +194,14 @@ func (e *eval) suppression() {
 				"This number is on a national do-not-call list; it does not cover service contact.",
 				"该号码在全国免打扰名单上；该名单不限制服务类联系。", e.g.Pos)
 		}
+	}
+}
+
+func (e *eval) erased() {
+	if e.g.Erased != 0 {
+		e.add(RuleSuppression, Info,
+			"The customer's personal data was erased on request; opt-outs and lists still apply to the number.",
+			"客户的个人信息已应要求删除；退订和免打扰名单对该号码继续有效。", e.g.Erased)
 	}
 }
 

@@ -143,11 +143,17 @@ type env struct {
 
 func newEnv(t *testing.T, cfg *Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, "")
+}
+
+// newEnvWith is newEnv with snapshots in dir.
+func newEnvWith(t *testing.T, cfg *Config, dir string) *env {
+	t.Helper()
 	if cfg == nil {
 		cfg = Default()
 	}
 	s := newClockStore(base)
-	r, err := NewRunner(s, cfg, Options{Now: func() time.Time { s.mu.Lock(); defer s.mu.Unlock(); return s.now }, Wait: 2 * time.Second})
+	r, err := NewRunner(s, cfg, Options{Dir: dir, Now: func() time.Time { s.mu.Lock(); defer s.mu.Unlock(); return s.now }, Wait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

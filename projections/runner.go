@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -213,7 +214,12 @@ func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision
 	if !past {
 		d, err = r.st.Decide(q, r.opt.Now())
 	}
-	regions := r.st.regions
+	// The scratch state of a past decision interns regions of its own;
+	// it starts from a copy so the trips' region ids keep their meaning.
+	var regions intern
+	if past {
+		regions = intern{IDs: maps.Clone(r.st.regions.IDs), Names: slices.Clone(r.st.regions.Names)}
+	}
 	r.mu.RUnlock()
 	known := map[uint64]string{}
 	if past {

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,64 @@ func TestFastParseAgreesWithPhonenumbers(t *testing.T) {
 		}
 		if region(a) != region(slow) || strings.Join(zones(a), ",") != strings.Join(zones(slow), ",") {
 			t.Errorf("%s: fast %s %v, library %s %v", n, region(a), zones(a), region(slow), zones(slow))
+		}
+	}
+}
+
+// TestDecisionsWhileTheLogGrows runs live and past decisions, a rebuild and
+// a snapshot against a runner that is applying appends, for the race
+// detector, and checks the rebuilt state matches.
+func TestDecisionsWhileTheLogGrows(t *testing.T) {
+	e := newEnvWith(t, nil, t.TempDir())
+	e.contact(subject, ledger.RelationshipStarted{ContractRef: "P", StartsAt: base.Add(-days(10))})
+	done := make(chan error, 1)
+	go func() {
+		for i := range 300 {
+			subj := fmt.Sprintf("s-%d", i%20)
+			ev, _ := ledger.NewEvent(tenant, subj, base, ledger.ContactMade{Line: line1, Channel: "call", Purpose: "service", Region: fmt.Sprintf("r-%d", i%7)})
+			if _, err := e.store.Append(e.ctx, ledger.ContactStream(tenant, subj), ledger.Any(), []ledger.Event{ev}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 0; ; i++ {
+		at := time.Time{}
+		if i%2 == 1 {
+			at = base.Add(-time.Minute)
+		}
+		if _, err := e.r.Decide(e.ctx, Query{Tenant: tenant, Subject: fmt.Sprintf("s-%d", i%20), Number: number, Channel: "call", Purpose: "service", Line: line1, At: at}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 50 {
+			if err := e.r.Rebuild(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.r.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.r.WaitFor(e.ctx, mustHead(t, e.store)); err != nil {
+				t.Fatal(err)
+			}
+			fresh, err := Replay(e.ctx, e.store, e.r.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.r.mu.RLock()
+			diff := diffStates(e.r.st, fresh.st)
+			e.r.mu.RUnlock()
+			if diff != "" {
+				t.Fatalf("after rebuild while running: %s", diff)
+			}
+			return
+		default:
 		}
 	}
 }

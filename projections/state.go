@@ -536,31 +536,22 @@ func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, isGlobal
 }
 
 func (s *State) applyLine(e *ledger.Event, pos uint32) error {
+	// The line is named by its stream, so the revision a suspender expects
+	// is always that stream's.
+	name, ok := strings.CutPrefix(e.Stream, "line-"+e.Tenant+"-")
+	if !ok || name == "" {
+		return errors.New("line stream of another tenant")
+	}
+	l := s.line(e.Tenant, name)
+	l.Rev = uint32(e.Revision)
 	switch e.Type {
 	case ledger.TypeLineSuspended:
-		var p ledger.LineSuspended
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
-		}
-		l := s.line(e.Tenant, p.Line)
-		l.Rev = uint32(e.Revision)
 		l.Suspended, l.SuspPos = true, pos
 	case ledger.TypeLineReinstated:
-		var p ledger.LineReinstated
-		if err := json.Unmarshal(e.Data, &p); err != nil {
-			return err
-		}
-		l := s.line(e.Tenant, p.Line)
-		l.Rev = uint32(e.Revision)
 		// A reinstated line starts a fresh window: the figures that tripped
 		// it must not trip it again at once.
 		l.Suspended, l.SuspPos = false, 0
 		clear(l.Buckets)
-	default:
-		// Other events on a line stream still move its revision.
-		if name := strings.TrimPrefix(e.Stream, "line-"+e.Tenant+"-"); name != e.Stream {
-			s.line(e.Tenant, name).Rev = uint32(e.Revision)
-		}
 	}
 	return nil
 }
