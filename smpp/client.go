@@ -209,7 +209,7 @@ func New(cfg Config) *Client {
 // closed.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := New(cfg)
-	if _, err := c.waitLink(ctx, true); err != nil {
+	if _, err := c.waitLink(ctx, "bind", true); err != nil {
 		c.stop()
 		c.stopped.Wait()
 		return nil, err
@@ -323,13 +323,13 @@ func (c *Client) bindOn(dctx context.Context, conn net.Conn, cmd pdu.Command, ro
 
 // waitLink returns the link to send on, waiting for a bind. With
 // failFast, a bind failure is returned as soon as it happens.
-func (c *Client) waitLink(ctx context.Context, failFast bool) (*link, error) {
+func (c *Client) waitLink(ctx context.Context, op string, failFast bool) (*link, error) {
 	for {
 		c.mu.Lock()
 		l, ready, last, closing := c.tx, c.ready, c.lastErr, c.closing
 		c.mu.Unlock()
 		if closing {
-			return nil, &Error{Kind: NotSent, Op: "submit_sm", Err: ErrClosed}
+			return nil, &Error{Kind: NotSent, Op: op, Err: ErrClosed}
 		}
 		if l != nil && l.closed() == nil {
 			return l, nil
@@ -344,7 +344,7 @@ func (c *Client) waitLink(ctx context.Context, failFast bool) (*link, error) {
 			if last != nil {
 				cause = fmt.Errorf("%w: %w (last attempt: %v)", ErrNotBound, ctx.Err(), last)
 			}
-			return nil, &Error{Kind: NotSent, Op: "submit_sm", Err: cause}
+			return nil, &Error{Kind: NotSent, Op: op, Err: cause}
 		}
 	}
 }
@@ -407,33 +407,45 @@ func (c *Client) count(k Kind) {
 }
 
 func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
+	r, err := c.request(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	c.st.accepted.Add(1)
+	return r.MessageID, nil
+}
+
+// request sends p on the sending link and returns the SMSC's positive
+// answer, retrying after temporary statuses and on another link when p
+// never left. Every error is an [*Error].
+func (c *Client) request(ctx context.Context, p *pdu.PDU) (*pdu.PDU, error) {
+	op := p.Command.String()
 	for attempt := 0; ; attempt++ {
-		l, err := c.waitLink(ctx, false)
+		l, err := c.waitLink(ctx, op, false)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if err := c.rate.wait(ctx); err != nil {
-			return "", &Error{Kind: NotSent, Op: "submit_sm", Err: err}
+			return nil, &Error{Kind: NotSent, Op: op, Err: err}
 		}
 		r, err := l.call(ctx, p, true)
 		switch {
 		case errors.Is(err, errInvalid):
-			return "", &Error{Kind: Permanent, Op: "submit_sm", Err: err}
+			return nil, &Error{Kind: Permanent, Op: op, Err: err}
 		case errors.Is(err, errNotWritten):
 			if ctx.Err() != nil {
-				return "", &Error{Kind: NotSent, Op: "submit_sm", Err: ctx.Err()}
+				return nil, &Error{Kind: NotSent, Op: op, Err: ctx.Err()}
 			}
 			continue // the link went away before p left: another link may take it
 		case err != nil:
-			return "", &Error{Kind: Unknown, Op: "submit_sm", Err: err}
+			return nil, &Error{Kind: Unknown, Op: op, Err: err}
 		case r.Command == pdu.GenericNack && !r.Status.Temporary():
-			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}
-		case r.Status == pdu.OK && r.Command == pdu.SubmitSMResp:
-			c.st.accepted.Add(1)
-			return r.MessageID, nil
+			return nil, &Error{Kind: Permanent, Op: op, Status: r.Status, Err: ErrRefused}
+		case r.Status == pdu.OK && r.Command == p.Command.Response():
+			return r, nil
 		case r.Status.Temporary():
 			if attempt >= c.cfg.MaxRetries {
-				return "", &Error{Kind: NotSent, Op: "submit_sm", Status: r.Status, Err: fmt.Errorf("%w %d times", ErrRefused, attempt+1)}
+				return nil, &Error{Kind: NotSent, Op: op, Status: r.Status, Err: fmt.Errorf("%w %d times", ErrRefused, attempt+1)}
 			}
 			c.st.retried.Add(1)
 			pause := min(c.cfg.ThrottlePause<<min(attempt, 16), c.cfg.MaxBackoff)
@@ -441,7 +453,7 @@ func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
 			c.cfg.Logger.Debug("smpp throttled", "system_id", c.cfg.SystemID, "status", r.Status.String(), "pause", pause)
 			continue
 		default:
-			return "", &Error{Kind: Permanent, Op: "submit_sm", Status: r.Status, Err: ErrRefused}
+			return nil, &Error{Kind: Permanent, Op: op, Status: r.Status, Err: ErrRefused}
 		}
 	}
 }

@@ -29,6 +29,10 @@
 // each part in [Result]. A part refused with a temporary status (0x14, 0x58,
 // 0x64, 0x08) is retried after a pause that doubles each time.
 //
+// [Client.Query] sends query_sm for an id Submit returned and gives the
+// message's [State] (and final date and network error code): the way to
+// settle a message whose receipt never came.
+//
 // # Outbind
 //
 // An SMSC that delivers by outbind (SMPP 3.4 section 2.2.1) connects to

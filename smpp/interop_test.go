@@ -159,6 +159,21 @@ func TestInteropNodeSMSC(t *testing.T) {
 		t.Errorf("node-smpp saw %v", ev)
 	}
 
+	// query_sm, and its answer, as node-smpp encodes them.
+	q, err := c.Query(cctx, res.IDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.State != smpp.Delivered || q.ID != res.IDs[0] || q.FinalDate != "261127040000000+" {
+		t.Errorf("query answered %+v", q)
+	}
+	if ev := p.next(t, "query_sm"); ev["id"] != res.IDs[0] || ev["source"] != "95500" {
+		t.Errorf("node-smpp saw query %v", ev)
+	}
+	if _, err := c.Query(cctx, "999999"); smpp.KindOf(err) != smpp.Permanent || !strings.Contains(err.Error(), "ESME_RQUERYFAIL") {
+		t.Errorf("query of an unknown id: %v", err)
+	}
+
 	// A long message in three parts with the concatenation UDH.
 	long := strings.Repeat(chinese, 6)
 	res2, err := c.Submit(cctx, smpp.Message{To: testNumber, Text: long, Flash: true})

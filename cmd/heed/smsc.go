@@ -21,7 +21,7 @@ func smsc(ctx context.Context, args []string) error {
 	password := fs.String("password", "", "password every bind must give (empty: any)")
 	receiptDelay := fs.Duration("receipt-delay", 0, "delay before a delivery receipt is sent")
 	failure := fs.Float64("failure-ratio", 0, "share (0..1) of receipts that report UNDELIV")
-	throttle := fs.Int("throttle-every", 0, "answer every Nth submit with ESME_RTHROTTLED (0x58)")
+	throttle := fs.Int("throttle-every", 0, "answer every Nth submit_sm, data_sm or query_sm with ESME_RTHROTTLED (0x58)")
 	drop := fs.Int("drop-every", 0, "drop the connection instead of answering every Nth submit")
 	respDelay := fs.Duration("response-delay", 0, "delay every submit_sm_resp (a slow SMSC)")
 	hexIDs := fs.Bool("hex-ids", false, "message ids in hex in responses, decimal in receipts")

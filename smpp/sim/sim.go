@@ -43,7 +43,8 @@ type Config struct {
 	ReceiptDelay time.Duration
 	// FailureRatio is the share (0..1) of receipts that report UNDELIV.
 	FailureRatio float64
-	// ThrottleEvery answers every Nth submit with ESME_RTHROTTLED (0x58).
+	// ThrottleEvery answers every Nth submit_sm, data_sm or query_sm with
+	// ESME_RTHROTTLED (0x58).
 	ThrottleEvery int
 	// DropEvery closes the connection instead of answering every Nth
 	// submit, leaving the requests in flight without answer.
@@ -124,6 +125,11 @@ type Server struct {
 	nextID   atomic.Uint64
 	requests atomic.Int64
 
+	// fates remembers the latest messages for query_sm, by id modulo its
+	// size: older ones are forgotten, as an SMSC forgets after a while.
+	fmu   sync.Mutex
+	fates []fate
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	queued   map[string][]*pdu.PDU // receipts waiting for a receiving bind, by system_id
@@ -151,7 +157,7 @@ func Start(addr string, cfg Config) (*Server, error) {
 	if cfg.ReceiptRetry <= 0 {
 		cfg.ReceiptRetry = time.Second
 	}
-	s := &Server{cfg: cfg, ln: ln, sessions: map[*session]struct{}{}, queued: map[string][]*pdu.PDU{}}
+	s := &Server{cfg: cfg, ln: ln, sessions: map[*session]struct{}{}, queued: map[string][]*pdu.PDU{}, fates: make([]fate, keepFates)}
 	// Ids start high enough that hex and decimal forms differ.
 	s.nextID.Store(1_000_000)
 	s.SetThrottleEvery(cfg.ThrottleEvery)
@@ -320,6 +326,53 @@ func (s *Server) Outbind(ctx context.Context, addr, systemID, password string) e
 	return nil
 }
 
+// fate is what becomes of one accepted message.
+type fate struct {
+	num    uint64
+	due    time.Time // when it reaches its final state
+	failed bool
+}
+
+// keepFates is how many recent messages query_sm can answer for.
+const keepFates = 1 << 16
+
+func (s *Server) remember(f fate) {
+	s.fmu.Lock()
+	s.fates[f.num%keepFates] = f
+	s.fmu.Unlock()
+}
+
+// query answers query_sm: ENROUTE until the receipt delay has passed, then
+// DELIVERED or UNDELIVERABLE, as the message's receipt says.
+func (s *Server) query(p *pdu.PDU) *pdu.PDU {
+	n, err := strconv.ParseUint(p.MessageID, idBase(s.cfg.HexIDs), 64)
+	if err != nil {
+		return p.Response(pdu.RQueryFail)
+	}
+	s.fmu.Lock()
+	f := s.fates[n%keepFates]
+	s.fmu.Unlock()
+	if f.num != n || n == 0 {
+		return p.Response(pdu.RQueryFail)
+	}
+	r := p.Response(pdu.OK)
+	r.MessageID = p.MessageID
+	r.MessageState = 1 // ENROUTE
+	if now := time.Now(); !now.Before(f.due) {
+		r.MessageState, r.FinalDate = 2, smppTime(f.due) // DELIVERED
+		if f.failed {
+			r.MessageState, r.ErrorCode = 5, 1 // UNDELIVERABLE
+		}
+	}
+	return r
+}
+
+// smppTime formats t in the SMPP 3.4 absolute time format, in UTC.
+func smppTime(t time.Time) string {
+	t = t.UTC()
+	return t.Format("060102150405") + strconv.Itoa(t.Nanosecond()/1e8) + "00+"
+}
+
 // bind is what a session is bound as.
 type bind struct {
 	mode     pdu.Command
@@ -449,15 +502,14 @@ func (ss *session) handle(p *pdu.PDU) bool {
 	case pdu.SubmitSM, pdu.DataSM:
 		return ss.submit(p)
 	case pdu.QuerySM:
-		r := p.Response(pdu.OK)
-		r.MessageID = p.MessageID
-		r.MessageState = byte(2)
-		if ss.bound.Load() == nil {
-			r = p.Response(pdu.RInvBndSts)
-		} else if n, err := strconv.ParseUint(p.MessageID, idBase(s.cfg.HexIDs), 64); err != nil || n <= 1_000_000 || n > s.nextID.Load() {
-			r = p.Response(pdu.RQueryFail)
+		if b := ss.bound.Load(); b == nil || b.mode == pdu.BindReceiver {
+			ss.send(p.Response(pdu.RInvBndSts), false)
+		} else if t := s.throttleEvery.Load(); t > 0 && s.requests.Add(1)%t == 0 {
+			s.st.throttled.Add(1)
+			ss.send(p.Response(pdu.RThrottled), false)
+		} else {
+			ss.send(s.query(p), false)
 		}
-		ss.send(r, false)
 	case pdu.DeliverSMResp, pdu.DataSMResp:
 		s.st.receiptsAcked.Add(1)
 		if r := ss.answered(p.Sequence); r != nil && p.Status != pdu.OK {
@@ -522,11 +574,11 @@ func (ss *session) submit(p *pdu.PDU) bool {
 	} else {
 		ss.send(r, false)
 	}
-	if rd := p.RegisteredDelivery & 3; rd != 0 {
-		failed := rand.N(int64(1000)) < s.failPermille.Load()
-		if rd == 1 || failed {
-			time.AfterFunc(time.Duration(s.receiptDelay.Load()), func() { s.receipt(b.systemID, p, num, failed) })
-		}
+	failed := s.failPermille.Load() > 0 && rand.N(int64(1000)) < s.failPermille.Load()
+	delay := time.Duration(s.receiptDelay.Load())
+	s.remember(fate{num: num, due: time.Now().Add(delay), failed: failed})
+	if rd := p.RegisteredDelivery & 3; rd == 1 || rd == 2 && failed {
+		time.AfterFunc(delay, func() { s.receipt(b.systemID, p, num, failed) })
 	}
 	return true
 }

@@ -4,6 +4,8 @@
 // for every PDU it receives, with short_message decoded by node-smpp itself. Answers submit_sm with
 // a decimal message id and, when asked, a delivery receipt (TLVs and text form). Right after the
 // first bind it sends one MO message, "退订" in UCS2, so the client's handler can be checked.
+// query_sm for an id it gave is answered DELIVERED (final_date 2026-11-27 04:00:00 UTC), any other
+// id with ESME_RQUERYFAIL (0x67).
 'use strict';
 const smpp = require('smpp');
 
@@ -15,6 +17,7 @@ const hex = (b) => Buffer.isBuffer(b) ? b.toString('hex') : '';
 const ucs2 = (s) => Buffer.from(s, 'utf16le').swap16();
 
 let lastId = 5000;
+const issued = new Set();
 const server = smpp.createServer((session) => {
   session.on('error', (e) => out({ event: 'error', message: e.message }));
   const onBind = (pdu) => {
@@ -38,9 +41,21 @@ const server = smpp.createServer((session) => {
     out({ event: 'unbind' });
     session.send(pdu.response(), () => session.close());
   });
+  session.on('query_sm', (pdu) => {
+    const known = issued.has(pdu.message_id);
+    out({ event: 'query_sm', id: pdu.message_id, source: pdu.source_addr, known });
+    if (!known) {
+      session.send(pdu.response({ command_status: 0x67 }));
+      return;
+    }
+    session.send(pdu.response({
+      message_id: pdu.message_id, final_date: new Date(Date.UTC(2026, 10, 27, 4, 0, 0)), message_state: 2, error_code: 0,
+    }));
+  });
   session.on('submit_sm', (pdu) => {
     const sm = pdu.short_message || {};
     const id = String(++lastId);
+    issued.add(id);
     out({
       event: 'submit_sm', id, destination: pdu.destination_addr, source: pdu.source_addr,
       data_coding: pdu.data_coding, esm_class: pdu.esm_class, registered_delivery: pdu.registered_delivery,
