@@ -139,9 +139,10 @@ func startServe(t *testing.T, dataDir string, extra ...string) *server {
 	if s.url == "" {
 		t.Fatalf("heed serve did not start:\n%s", s.stderr.String())
 	}
+	// The key is printed before the server listens; give the reader a moment.
 	select {
 	case s.admin = <-keyc:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Second):
 	}
 	return s
 }
@@ -494,4 +495,30 @@ func TestStoryWithNodeSMPP(t *testing.T) {
 		t.Fatal("node-smpp SMSC did not start")
 	}
 	story(t, n)
+}
+
+// TestKeysCreate: keys made offline work once the server starts, and the
+// command refuses to run beside a running server.
+func TestKeysCreate(t *testing.T) {
+	dir := t.TempDir()
+	out, err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "business", "--tenant", "acme").Output()
+	if err != nil {
+		t.Fatalf("keys create: %v", err)
+	}
+	tok := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(tok, "heed_") {
+		t.Fatalf("printed %q", out)
+	}
+	if err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "business").Run(); err == nil {
+		t.Fatal("a business key without a tenant was created")
+	}
+	s := startServe(t, dir)
+	if s.admin != "" {
+		t.Fatal("an admin key was created although keys exist")
+	}
+	s.must(t, 201, "POST", "/v1/complaints", tok, map[string]any{"number": number, "source": "customer"})
+	if err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "auditor").Run(); err == nil {
+		t.Fatal("keys create ran while the server holds the key file")
+	}
+	s.stop(t)
 }
