@@ -220,7 +220,18 @@ func serve(ctx context.Context, args []string) error {
 		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", addr)
 	}
 	var notifier atomic.Pointer[notify.Notifier]
-	smppCfg := smpp.Config{Addr: addr, SystemID: user, Password: pass, Source: *line, Window: *window, Logger: log,
+	var binds atomic.Int64
+	smppLog := slog.New(&smppEvents{next: log.Handler(), on: func(msg string) {
+		switch msg {
+		case "smpp bound":
+			if binds.Add(1) > 1 {
+				metrics.SMPPReconnects.Inc()
+			}
+		case "smpp throttled":
+			metrics.SMPPThrottles.Inc()
+		}
+	}})
+	smppCfg := smpp.Config{Addr: addr, SystemID: user, Password: pass, Source: *line, Window: *window, Logger: smppLog,
 		Handler: func(in smpp.Inbound) error {
 			n := notifier.Load()
 			if n == nil {
@@ -399,9 +410,6 @@ func (s *smppSender) submit(ctx context.Context, m smpp.Message) (smpp.Result, e
 	var se *smpp.Error
 	if errors.As(err, &se) {
 		status = fmt.Sprintf("0x%08x", uint32(se.Status))
-		if se.Status == 0x58 {
-			s.m.SMPPThrottles.Inc()
-		}
 	}
 	s.m.SMPPResponses.WithLabelValues(s.smsc, status).Inc()
 	return res, err
@@ -601,4 +609,29 @@ func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}))
+}
+
+// smppEvents is the SMPP client's log handler: it counts binds and
+// throttling pauses for the metrics, and passes Info and above to the log.
+type smppEvents struct {
+	next slog.Handler
+	on   func(msg string)
+}
+
+func (h *smppEvents) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelDebug }
+
+func (h *smppEvents) Handle(ctx context.Context, r slog.Record) error {
+	h.on(r.Message)
+	if r.Level < slog.LevelInfo {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *smppEvents) WithAttrs(as []slog.Attr) slog.Handler {
+	return &smppEvents{next: h.next.WithAttrs(as), on: h.on}
+}
+
+func (h *smppEvents) WithGroup(name string) slog.Handler {
+	return &smppEvents{next: h.next.WithGroup(name), on: h.on}
 }

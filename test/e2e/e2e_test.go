@@ -327,6 +327,24 @@ func story(t *testing.T, sc smsc, extra ...string) {
 		t.Fatalf("heed verify: %v\n%s", err, out)
 	}
 
+	// Metrics count what happened, and carry no number.
+	mres, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(mres.Body)
+	mres.Body.Close()
+	metrics := string(mb)
+	for _, want := range []string{`heed_reminders_total{state="delivered"} 1`, `heed_reminders_total{state="denied"} 1`,
+		`heed_decisions_total{outcome="denied"}`, `heed_decision_reasons_total{effect="deny",rule="withdrawal"}`, "heed_smpp_submits_total{", "heed_smpp_receipts_total{"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(metrics, "13912345678") {
+		t.Error("a metric carries the number")
+	}
+
 	s.stop(t)
 	// No phone number in the log, in any form.
 	for _, form := range []string{number, strings.TrimPrefix(number, "+"), "13912345678"} {
