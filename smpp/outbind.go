@@ -64,16 +64,16 @@ func (c *Client) outbound(conn net.Conn) {
 		c.cfg.Logger.Warn("smpp bind failed", "system_id", c.cfg.SystemID, "bind", role, "error", err.Error())
 		return
 	}
-	c.st.binds.Add(1)
-	c.cfg.Logger.Info("smpp bound", "system_id", c.cfg.SystemID, "bind", role)
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		l.close(ErrClosed)
 		return
 	}
-	c.links[l] = struct{}{}
+	c.links[l] = struct{}{} // from here on, Close unbinds it
 	c.mu.Unlock()
+	c.st.binds.Add(1)
+	c.cfg.Logger.Info("smpp bound", "system_id", c.cfg.SystemID, "bind", role)
 	select {
 	case <-l.done:
 		if !errors.Is(l.closed(), ErrClosed) {
