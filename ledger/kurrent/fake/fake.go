@@ -12,6 +12,7 @@
 package fake
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	api "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
@@ -59,10 +61,9 @@ type record struct {
 	pos      uint64 // commit and prepare position: not gap-free, like a real log
 }
 
-// Server is an in-memory KurrentDB node.
-type Server struct {
-	api.UnimplementedStreamsServer
-
+// state is what the nodes of one cluster share: the log, and the faults
+// to inject, which apply to whichever node serves the call.
+type state struct {
 	mu      sync.Mutex
 	log     []record
 	streams map[string][]int // stream -> indexes into log
@@ -74,32 +75,66 @@ type Server struct {
 	resend  bool // a subscription resumes at its position, not after it
 	nopos   bool // stream reads carry no commit position
 	appends int  // append calls received
+	nodes   []*Server
+	leader  *Server
+}
+
+// Server is an in-memory KurrentDB node. A node started with Start is a
+// cluster of one; StartCluster starts several that share one log.
+type Server struct {
+	api.UnimplementedStreamsServer
+	*state
 
 	addr string
 	srv  *grpc.Server // guarded by mu
+	down bool         // guarded by mu
 }
 
 // Start listens on 127.0.0.1 with a free port and serves until Close.
 func Start() (*Server, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	nodes, err := StartCluster(1)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		streams: map[string][]int{},
-		changed: make(chan struct{}),
-		drop:    make(chan struct{}),
-		addr:    lis.Addr().String(),
+	return nodes[0], nil
+}
+
+// StartCluster starts n nodes sharing one log, the first of them leader.
+// They answer gossip, and a node that is not the leader answers an append
+// with not-leader, naming the leader, as a real follower does.
+func StartCluster(n int) ([]*Server, error) {
+	st := &state{streams: map[string][]int{}, changed: make(chan struct{}), drop: make(chan struct{})}
+	for range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, s := range st.nodes {
+				s.Close()
+			}
+			return nil, err
+		}
+		s := &Server{state: st, addr: lis.Addr().String()}
+		st.nodes = append(st.nodes, s)
+		s.serve(lis)
 	}
-	s.serve(lis)
-	return s, nil
+	st.leader = st.nodes[0]
+	return st.nodes, nil
+}
+
+// ClusterURL is a connection string naming every node as a gossip seed.
+func ClusterURL(nodes []*Server) string {
+	addrs := make([]string, len(nodes))
+	for i, s := range nodes {
+		addrs[i] = s.addr
+	}
+	return "kurrentdb://" + strings.Join(addrs, ",") + "?tls=false"
 }
 
 func (s *Server) serve(lis net.Listener) {
 	g := grpc.NewServer()
 	api.RegisterStreamsServer(g, s)
+	gossip.RegisterGossipServer(g, gossiper{s: s})
 	s.mu.Lock()
-	s.srv = g
+	s.srv, s.down = g, false
 	s.mu.Unlock()
 	go func() { _ = g.Serve(lis) }()
 }
@@ -110,11 +145,12 @@ func (s *Server) Addr() string { return s.addr }
 // URL is a connection string for the client.
 func (s *Server) URL() string { return "kurrentdb://" + s.Addr() + "?tls=false" }
 
-// Close stops the server and ends every call in progress. The log is kept,
+// Close stops the node and ends every call in progress. The log is kept,
 // so Restart brings the same node back, as after a process restart.
 func (s *Server) Close() {
 	s.mu.Lock()
 	g := s.srv
+	s.down = true
 	s.mu.Unlock()
 	g.Stop()
 }
@@ -127,6 +163,37 @@ func (s *Server) Restart() error {
 	}
 	s.serve(lis)
 	return nil
+}
+
+// MakeLeader makes s the cluster's leader, as an election would.
+func (s *Server) MakeLeader() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leader = s
+}
+
+// gossiper answers the gossip service for one node.
+type gossiper struct {
+	gossip.UnimplementedGossipServer
+	s *Server
+}
+
+func (g gossiper) Read(context.Context, *shared.Empty) (*gossip.ClusterInfo, error) {
+	g.s.mu.Lock()
+	defer g.s.mu.Unlock()
+	info := &gossip.ClusterInfo{}
+	for _, n := range g.s.nodes {
+		host, port, _ := net.SplitHostPort(n.addr)
+		p, _ := strconv.Atoi(port)
+		st := gossip.MemberInfo_Follower
+		if n == g.s.leader {
+			st = gossip.MemberInfo_Leader
+		}
+		info.Members = append(info.Members, &gossip.MemberInfo{
+			State: st, IsAlive: !n.down, HttpEndPoint: &gossip.EndPoint{Address: host, Port: uint32(p)},
+		})
+	}
+	return info, nil
 }
 
 // FailAppends makes the next appends fail with the given faults, in order.
@@ -235,6 +302,11 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 
 	s.mu.Lock()
 	s.appends++
+	if s.leader != s {
+		leader := s.leader.addr
+		s.mu.Unlock()
+		return notLeader(stream, leader)
+	}
 	fault := pop(&s.appendF)
 	switch fault {
 	case Unavailable:
@@ -242,10 +314,7 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 		return status.Error(codes.Unavailable, "fake: unavailable")
 	case NotLeader:
 		s.mu.Unlock()
-		host, port, _ := net.SplitHostPort(s.Addr())
-		stream.SetTrailer(metadata.Pairs("exception", "not-leader",
-			"leader-endpoint-host", host, "leader-endpoint-port", port))
-		return status.Error(codes.NotFound, "fake: not leader")
+		return notLeader(stream, s.addr)
 	}
 	resp, err := s.appendLocked(name, opts, msgs)
 	s.mu.Unlock()
@@ -256,6 +325,14 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 		return status.Error(codes.Unavailable, "fake: connection lost after commit")
 	}
 	return stream.SendAndClose(resp)
+}
+
+// notLeader answers as a follower does, naming the leader.
+func notLeader(stream grpc.ServerStream, leader string) error {
+	host, port, _ := net.SplitHostPort(leader)
+	stream.SetTrailer(metadata.Pairs("exception", "not-leader",
+		"leader-endpoint-host", host, "leader-endpoint-port", port))
+	return status.Error(codes.NotFound, "fake: not leader")
 }
 
 // appendLocked checks the expected revision the way the server does,
