@@ -75,9 +75,10 @@ func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 // clock, so tests can write "last month" into the log.
 type clockStore struct {
 	*mem.Store
-	mu  sync.Mutex
-	now time.Time
-	rec map[uint64]time.Time
+	appending sync.Mutex
+	mu        sync.Mutex
+	now       time.Time
+	rec       map[uint64]time.Time
 }
 
 func newClockStore(now time.Time) *clockStore {
@@ -102,17 +103,23 @@ func (c *clockStore) fix(evs []ledger.Event) []ledger.Event {
 }
 
 func (c *clockStore) Append(ctx context.Context, stream string, exp ledger.Expected, evs []ledger.Event) ([]ledger.Event, error) {
-	out, err := c.Store.Append(ctx, stream, exp, evs)
+	// Appends are serialised so the positions they will get are known, and
+	// their times registered before any follower can see them.
+	c.appending.Lock()
+	defer c.appending.Unlock()
+	head, err := c.Store.Head(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	for i := range out {
-		if _, ok := c.rec[out[i].Position]; !ok {
-			c.rec[out[i].Position] = c.now
-		}
+	for i := range evs {
+		c.rec[head+uint64(i)+1] = c.now
 	}
 	c.mu.Unlock()
+	out, err := c.Store.Append(ctx, stream, exp, evs)
+	if err != nil {
+		return nil, err
+	}
 	return c.fix(out), nil
 }
 
