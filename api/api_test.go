@@ -212,3 +212,14 @@ func TestCustomerSeesOwnContactsWithBasis(t *testing.T) {
 		t.Fatal("another number's contact is listed")
 	}
 }
+
+func TestAdminReinstatesLine(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("POST", "/v1/lines/tenanta/L1/reinstatement", h.admin, map[string]any{"reason": "complaints resolved"})
+	if r.status != 201 || r.json(t)["stream"] != "line-tenanta-L1" || r.json(t)["type"] != "LineReinstated" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/v1/lines/tenanta/L1/reinstatement", h.a, map[string]any{"reason": "self-service"}); r.status != 403 {
+		t.Fatalf("a business reinstated its own line: %d", r.status)
+	}
+}

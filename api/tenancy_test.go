@@ -69,6 +69,9 @@ var attacks = map[string]attack{
 	"audit-inclusion":   func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/inclusion?position=1", nil },
 	"audit-consistency": func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/consistency?old=1", nil },
 	"audit-bundle":      func(*harness) (string, string, any) { return "GET", "/v1/audit/bundle", nil },
+	"reinstate-line": func(*harness) (string, string, any) {
+		return "POST", "/v1/lines/tenantb/LB/reinstatement", map[string]any{"reason": "mine now"}
+	},
 	"create-key": func(*harness) (string, string, any) {
 		return "POST", "/v1/keys", map[string]any{"role": "business", "tenant": "tenantb"}
 	},
@@ -134,7 +137,7 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s: tenant A's answer shows tenant B's data (%s): %s", op.OperationID, id, r.body)
 				}
 			}
-			if strings.HasPrefix(op.OperationID, "audit-") || op.OperationID == "create-key" {
+			if strings.HasPrefix(op.OperationID, "audit-") || op.OperationID == "create-key" || op.OperationID == "reinstate-line" {
 				if r.status != http.StatusForbidden {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}

@@ -192,6 +192,8 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	bg.run(log, "projections", func() error { return runner.Run(ctx) })
+	suspender := projections.NewSuspender(runner, store, "heed:line-suspender")
+	bg.run(log, "line suspender", func() error { return suspender.Run(ctx, time.Minute) })
 	decider := metrics.Decider(projectionDecider{runner})
 	metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
 		head, err := led.base.Head(context.Background())
