@@ -113,7 +113,8 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	if q.Line != "" {
 		l = s.lines[q.Tenant][q.Line]
 	}
-	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, extra: extra, l: l, at: at, t: minute(at)}
+	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, extra: extra, l: l, at: at, t: minute(at),
+		out: make([]Reason, 0, 4)}
 	e.run()
 	d.Reasons = e.out
 	d.Allowed = !slices.ContainsFunc(e.out, func(r Reason) bool { return r.Effect == Deny })
@@ -249,7 +250,11 @@ func (e *eval) service() {
 	}
 	grace := uint32(e.cfg.ServiceBasis.GraceDays) * 1440
 	var lapsed uint32
-	for _, k := range append([]contract{e.r.deal}, e.extra...) {
+	for i := -1; i < len(e.extra); i++ {
+		k := e.r.deal
+		if i >= 0 {
+			k = e.extra[i]
+		}
 		if k.Pos == 0 || k.Start > e.t {
 			continue
 		}
@@ -374,6 +379,12 @@ func (e *eval) cooldown() {
 }
 
 func (e *eval) suspended() {
+	if e.q.Line == "" {
+		e.add(RuleLineSuspended, Info,
+			"No calling line was given, so line suspension and regional limits were not checked.",
+			"未提供外呼线路，未检查线路暂停和地区频次限制。")
+		return
+	}
 	if e.l != nil && e.l.Suspended {
 		e.add(RuleLineSuspended, Deny,
 			"The calling line is suspended for too many complaints.",

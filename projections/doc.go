@@ -38,7 +38,8 @@
 // is answered as of At: the runner re-reads the (tenant, subject) contact
 // stream, the subject stream and the line stream, keeps events recorded at
 // or before At, folds them into a scratch state with the same code and
-// evaluates the rules at At. Windows (frequency, grace, cooldown) are
+// evaluates the rules at At; its AsOf is the newest position among the
+// events it read. Windows (frequency, grace, cooldown) are
 // measured on occurred_at; knowledge is cut on recorded_at. What this
 // cannot see exactly: the per-subject daily cap across tenants (the
 // scratch state sees only this tenant's contacts), and the line's regional
