@@ -158,7 +158,7 @@ type Client struct {
 	handlers chan struct{} // bounds concurrent Handler calls
 
 	st struct {
-		accepted, retried, notSent, permanent, unknown, binds, bindFailures, drops, inbound atomic.Int64
+		accepted, retried, notSent, permanent, unknown, binds, bindFailures, drops, inbound, late atomic.Int64
 	}
 }
 
@@ -173,6 +173,10 @@ type Stats struct {
 	BindFailures int64
 	Drops        int64 // links lost while the client was open
 	Inbound      int64 // deliver_sm and data_sm received
+	// Late counts answers that came after their request had timed out
+	// (its caller was told the outcome is unknown). They are dropped,
+	// and only free the window slot the request kept.
+	Late int64
 }
 
 // Stats returns the client's counters, for metrics.
@@ -181,6 +185,7 @@ func (c *Client) Stats() Stats {
 		Accepted: c.st.accepted.Load(), Retried: c.st.retried.Load(), NotSent: c.st.notSent.Load(),
 		Permanent: c.st.permanent.Load(), Unknown: c.st.unknown.Load(), Binds: c.st.binds.Load(),
 		BindFailures: c.st.bindFailures.Load(), Drops: c.st.drops.Load(), Inbound: c.st.inbound.Load(),
+		Late: c.st.late.Load(),
 	}
 }
 
@@ -304,6 +309,7 @@ func (c *Client) bindOn(dctx context.Context, conn net.Conn, cmd pdu.Command, ro
 	l := newLink(conn, &c.cfg, role)
 	l.onInbound = c.inbound
 	l.onAccepted = c.track
+	l.onLate = func() { c.st.late.Add(1) }
 	go l.read()
 	r, err := l.call(dctx, &pdu.PDU{
 		Command: cmd, SystemID: c.cfg.SystemID, Password: c.cfg.Password, SystemType: c.cfg.SystemType,

@@ -49,7 +49,20 @@
 //   - [Permanent]: refused with a permanent status, named in the error.
 //   - [Unknown]: written, but the link dropped or the answer timed out, or
 //     a later part failed after earlier ones went out. Never resend
-//     blindly; a receipt may still settle it.
+//     blindly; a receipt (or [Client.Query]) may still settle it.
+//
+// A response timeout (Config.ResponseTimeout, or the caller's context
+// ending) does not close the link: the other requests in flight on it
+// would all turn Unknown, and a slow SMSC is not a dead one (enquire_link
+// finds those). A late answer cannot be taken for another request's:
+// sequence numbers count up per link and wrap only after 2^31 requests,
+// a number whose request still waits is skipped at the wrap, and a new
+// link's numbers never meet an old connection's answers. The timed-out
+// request keeps its sequence number and its window slot until its answer
+// comes (the SMSC may still hold it, and the window bounds what the SMSC
+// holds); the late answer is dropped and counted in Stats.Late. If every
+// slot of the window is held that way, the SMSC is answering nothing, and
+// the link is closed and bound again.
 //
 // [Client.Stats] counts accepted parts, retries, failures by kind, binds
 // and dropped links, for metrics; nothing in them identifies a number.

@@ -29,9 +29,10 @@ type link struct {
 
 	seq atomic.Uint32
 
-	mu      sync.Mutex
-	pending map[uint32]waiter
-	err     error // why the link closed; nil while open
+	mu        sync.Mutex
+	pending   map[uint32]waiter
+	abandoned int   // pending requests whose caller stopped waiting
+	err       error // why the link closed; nil while open
 
 	window chan struct{}
 	done   chan struct{}
@@ -45,12 +46,18 @@ type link struct {
 	// the reader goroutine before anything that follows it on the wire:
 	// a receipt right behind its submit_sm_resp then finds the id known.
 	onAccepted func(id string)
+	// onLate counts answers that came after their caller gave up.
+	onLate func()
 }
 
 // waiter is a request waiting for its response.
 type waiter struct {
 	ch      chan *pdu.PDU
 	receipt bool // a submit that asked for a receipt
+	// abandoned: the caller gave up (timeout or context) while the SMSC
+	// may still hold the request; it keeps its window slot until the
+	// answer comes, and the answer goes nowhere.
+	abandoned bool
 }
 
 func newLink(conn net.Conn, cfg *Config, name string) *link {
@@ -164,6 +171,7 @@ var errNotWritten = errors.New("smpp: request not written")
 // means p was not written; any other error means it was and its fate is
 // unknown. useWindow makes the call take a window slot.
 func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, error) {
+	keepSlot := false
 	if useWindow {
 		select {
 		case l.window <- struct{}{}:
@@ -172,7 +180,11 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %w", errNotWritten, ctx.Err())
 		}
-		defer func() { <-l.window }()
+		defer func() {
+			if !keepSlot {
+				<-l.window
+			}
+		}()
 		if until := l.pauseUntil.Load(); until != 0 {
 			if d := time.Until(time.Unix(0, until)); d > 0 {
 				t := time.NewTimer(d)
@@ -226,7 +238,11 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	l.forget(p.Sequence)
+	if useWindow {
+		keepSlot = l.abandon(p.Sequence)
+	} else {
+		l.forget(p.Sequence)
+	}
 	// The answer may have come in the same instant: a known outcome beats
 	// an unknown one.
 	select {
@@ -237,6 +253,28 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 	default:
 	}
 	return nil, err
+}
+
+// abandon marks a request whose caller stops waiting. Its sequence number
+// stays taken and its window slot held until the answer comes: the SMSC
+// may still be working on it, and the window bounds what the SMSC holds,
+// not what callers wait for. A window wholly held by abandoned requests
+// means the SMSC answers nothing: the link is closed, to bind afresh.
+// It reports false if the answer had already come.
+func (l *link) abandon(seq uint32) bool {
+	l.mu.Lock()
+	w, ok := l.pending[seq]
+	if ok {
+		w.abandoned = true
+		l.pending[seq] = w
+		l.abandoned++
+	}
+	full := ok && l.abandoned >= cap(l.window)
+	l.mu.Unlock()
+	if full {
+		l.close(fmt.Errorf("%w: no answer to a whole window of %d requests", ErrLinkDropped, cap(l.window)))
+	}
+	return ok
 }
 
 func (l *link) forget(seq uint32) {
@@ -292,14 +330,25 @@ func (l *link) dispatch(p *pdu.PDU) {
 		w, ok := l.pending[p.Sequence]
 		if ok {
 			delete(l.pending, p.Sequence)
+			if w.abandoned {
+				l.abandoned--
+			}
 		}
 		l.mu.Unlock()
-		if ok {
-			if w.receipt && p.Command == pdu.SubmitSMResp && p.Status == pdu.OK && l.onAccepted != nil {
-				l.onAccepted(p.MessageID)
-			}
-			w.ch <- p
+		if !ok {
+			return
 		}
+		if w.receipt && p.Command == pdu.SubmitSMResp && p.Status == pdu.OK && l.onAccepted != nil {
+			l.onAccepted(p.MessageID)
+		}
+		if w.abandoned {
+			<-l.window // the slot its caller left held
+			if l.onLate != nil {
+				l.onLate()
+			}
+			return
+		}
+		w.ch <- p
 		return
 	}
 	switch p.Command {
