@@ -371,6 +371,7 @@ type ReminderBody struct {
 	Reasons    []ledger.Reason `json:"reasons"`
 	MessageIDs []string        `json:"message_ids,omitempty"`
 	Events     []Written       `json:"events"`
+	Replayed   bool            `json:"replayed,omitempty" doc:"true when the id was known and nothing was sent"`
 }
 
 type reminderOut struct {
@@ -384,7 +385,7 @@ type reminderGetIn struct {
 
 func reminderBody(r notify.Result) ReminderBody {
 	b := ReminderBody{ID: r.ReminderID, State: r.State, Denied: r.State == notify.StateDenied, Reasons: r.Reasons,
-		MessageIDs: r.MessageIDs, Events: make([]Written, 0, len(r.Events))}
+		MessageIDs: r.MessageIDs, Events: make([]Written, 0, len(r.Events)), Replayed: r.Replayed}
 	if b.Reasons == nil {
 		b.Reasons = []ledger.Reason{}
 	}
@@ -427,7 +428,11 @@ func (s *Server) registerReminders(mw huma.Middlewares, sec []map[string][]strin
 			case err != nil:
 				return nil, s.storeError("remind", err)
 			}
-			return &reminderOut{Status: http.StatusCreated, Body: reminderBody(res)}, nil
+			st := http.StatusCreated
+			if res.Replayed {
+				st = http.StatusOK
+			}
+			return &reminderOut{Status: st, Body: reminderBody(res)}, nil
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "get-reminder", Method: http.MethodGet, Path: "/v1/reminders/{id}",
 		Summary: "Get a reminder's state and events", Tags: []string{"business"},

@@ -191,8 +191,12 @@ type Result struct {
 	State      string
 	Reasons    []ledger.Reason
 	MessageIDs []string
-	// Events are the events this request appended, in order.
+	// Events are the reminder's events: those this request appended, or
+	// all of them when Replayed.
 	Events []ledger.Event
+	// Replayed is set when the reminder id was already known and nothing
+	// was done but report its state.
+	Replayed bool
 }
 
 // Render returns the text of a reminder and its content hash.

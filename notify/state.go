@@ -47,7 +47,7 @@ func (n *Notifier) existing(ctx context.Context, tenant, subject, id string) (Re
 	if err != nil {
 		return Result{}, false, fmt.Errorf("notify: read reminder: %w", err)
 	}
-	res := Result{ReminderID: id}
+	res := Result{ReminderID: id, Replayed: true}
 	found := false
 	for i := range evs {
 		e := &evs[i]
@@ -92,6 +92,7 @@ func (n *Notifier) Get(ctx context.Context, tenant, id string) (Result, error) {
 	if !ok {
 		return Result{}, ErrNotFound
 	}
+	res.Replayed = false
 	return res, nil
 }
 

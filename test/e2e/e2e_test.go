@@ -447,10 +447,11 @@ func TestStoryOnKurrentDB(t *testing.T) {
 
 // nodeSMSC is node-smpp, an independent SMPP implementation, as the SMSC.
 type nodeSMSC struct {
-	port  int
-	stdin io.Writer
-	mu    sync.Mutex
-	texts map[string]string
+	port    int
+	stdin   io.Writer
+	mu      sync.Mutex
+	texts   map[string]string
+	submits map[string]int
 }
 
 func (n *nodeSMSC) args() []string { return []string{"--smsc", fmt.Sprintf("127.0.0.1:%d", n.port)} }
@@ -468,7 +469,9 @@ func (n *nodeSMSC) lastText(_ *testing.T, _ *server, to string) string {
 	return n.texts[strings.TrimPrefix(to, "+")]
 }
 
-func TestStoryWithNodeSMPP(t *testing.T) {
+// startNode runs node-smpp as the SMSC.
+func startNode(t *testing.T) *nodeSMSC {
+	t.Helper()
 	peers := os.Getenv("HEED_PEERS")
 	if peers == "" {
 		peers, _ = filepath.Abs("../../testdata/peers")
@@ -485,7 +488,7 @@ func TestStoryWithNodeSMPP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	n := &nodeSMSC{stdin: stdin, texts: map[string]string{}}
+	n := &nodeSMSC{stdin: stdin, texts: map[string]string{}, submits: map[string]int{}}
 	ready := make(chan int, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -503,6 +506,7 @@ func TestStoryWithNodeSMPP(t *testing.T) {
 			case "submit":
 				n.mu.Lock()
 				n.texts[ev.To] = ev.Text
+				n.submits[ev.To]++
 				n.mu.Unlock()
 			}
 		}
@@ -512,31 +516,64 @@ func TestStoryWithNodeSMPP(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("node-smpp SMSC did not start")
 	}
-	story(t, n)
+	return n
 }
 
-// TestKeysCreate: keys made offline work once the server starts, and the
-// command refuses to run beside a running server.
-func TestKeysCreate(t *testing.T) {
+func (n *nodeSMSC) send(t *testing.T, v any) {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	if _, err := n.stdin.Write(append(b, '\n')); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *nodeSMSC) count(to string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.submits[strings.TrimPrefix(to, "+")]
+}
+
+func TestStoryWithNodeSMPP(t *testing.T) {
+	story(t, startNode(t))
+}
+
+// TestCrashMidSubmitIsNeverResubmitted is invariant 3 across a kill -9:
+// the SMSC takes the submit but never answers, the server dies, and after
+// the restart the reminder is outcome-unknown and was submitted once.
+func TestCrashMidSubmitIsNeverResubmitted(t *testing.T) {
+	n := startNode(t)
 	dir := t.TempDir()
-	out, err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "business", "--tenant", "acme").Output()
-	if err != nil {
-		t.Fatalf("keys create: %v", err)
+	s := startServe(t, dir, n.args()...)
+	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-9"})
+	n.send(t, map[string]bool{"hold": true})
+	req, _ := http.NewRequest("POST", s.url+"/v1/reminders", strings.NewReader(`{"id":"crash-1","number":"`+number+`","relationship_ref":"POL-9","text":"renew"}`))
+	req.Header.Set("Authorization", "Bearer "+biz)
+	req.Header.Set("Content-Type", "application/json")
+	go func() {
+		// This request never gets its answer: the server is killed under it.
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	eventually(t, "the submit to reach the SMSC", func() bool { return n.count(number) == 1 })
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	n.send(t, map[string]bool{"hold": false})
+
+	s2 := startServe(t, dir, n.args()...)
+	r := s2.must(t, 200, "GET", "/v1/reminders/crash-1", biz, nil)
+	if r["state"] != "outcome_unknown" {
+		t.Fatalf("after the restart the reminder is %v", r["state"])
 	}
-	tok := strings.TrimSpace(string(out))
-	if !strings.HasPrefix(tok, "heed_") {
-		t.Fatalf("printed %q", out)
+	// A retry of the same reminder is answered from the log, not resent.
+	again := s2.must(t, 200, "POST", "/v1/reminders", biz, map[string]any{"id": "crash-1", "number": number, "relationship_ref": "POL-9", "text": "renew"})
+	if again["state"] != "outcome_unknown" {
+		t.Fatalf("retry answered %v", again["state"])
 	}
-	if err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "business").Run(); err == nil {
-		t.Fatal("a business key without a tenant was created")
+	time.Sleep(200 * time.Millisecond)
+	if c := n.count(number); c != 1 {
+		t.Fatalf("the SMSC got %d submits for the reminder, want 1", c)
 	}
-	s := startServe(t, dir)
-	if s.admin != "" {
-		t.Fatal("an admin key was created although keys exist")
-	}
-	s.must(t, 201, "POST", "/v1/complaints", tok, map[string]any{"number": number, "source": "customer"})
-	if err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "auditor").Run(); err == nil {
-		t.Fatal("keys create ran while the server holds the key file")
-	}
-	s.stop(t)
+	s2.stop(t)
 }

@@ -2,7 +2,8 @@
 // Prints one JSON line per event on stdout: {"event":"listening","port":N} first, then
 // {"event":"submit","id","to","from","text","data_coding"} for every submit_sm. Answers each
 // submit with a decimal id and, when a receipt is asked for, a DELIVRD receipt (TLVs and text).
-// Reads JSON lines on stdin: {"from","to","text"} is sent to the bound ESME as an MO deliver_sm.
+// Reads JSON lines on stdin: {"from","to","text"} is sent to the bound ESME as an MO deliver_sm;
+// {"hold":true} makes it stop answering submits (they are still printed), {"hold":false} resumes.
 'use strict';
 const path = require('path');
 const smpp = require(path.join(process.env.HEED_PEERS, 'node_modules', 'smpp'));
@@ -12,6 +13,7 @@ const print = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const utf16be = (s) => Buffer.from(s, 'utf16le').swap16();
 let sessions = [];
 let nextId = 700000;
+let hold = false;
 
 const decode = (pdu) => {
   const sm = pdu.short_message;
@@ -33,6 +35,7 @@ const server = smpp.createServer((session) => {
   session.on('submit_sm', (pdu) => {
     const id = String(nextId++);
     print({ event: 'submit', id, to: pdu.destination_addr, from: pdu.source_addr, text: decode(pdu), data_coding: pdu.data_coding });
+    if (hold) return;
     session.send(pdu.response({ message_id: id }));
     if ((pdu.registered_delivery & 0x03) !== 1) return;
     const stamp = '2611270400';
@@ -46,6 +49,7 @@ const server = smpp.createServer((session) => {
 
 readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const mo = JSON.parse(line);
+  if (typeof mo.hold === 'boolean') { hold = mo.hold; return; }
   for (const s of sessions) {
     s.deliver_sm({ source_addr: mo.from, destination_addr: mo.to, data_coding: 0x08, short_message: utf16be(mo.text) },
       (resp) => print({ event: 'mo_resp', status: resp.command_status }));
