@@ -47,7 +47,7 @@ type importOut struct {
 
 func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) {
 	huma.Register(s.api, huma.Operation{OperationID: "import-events", Method: http.MethodPost, Path: "/v1/events:import",
-		Summary: "Import events in bulk (NDJSON); every line is checked before any is written",
+		Summary:     "Import events in bulk (NDJSON); every line is checked before any is written",
 		Description: "Lines about one number keep their order in its stream; lines about different numbers may land in the log in any order.", Tags: []string{"business"},
 		Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 413, 422}},
 		func(ctx context.Context, in *importIn) (*importOut, error) {
