@@ -336,7 +336,7 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	mres.Body.Close()
 	metrics := string(mb)
 	for _, want := range []string{`heed_reminders_total{state="delivered"} 1`, `heed_reminders_total{state="denied"} 1`,
-		`heed_decisions_total{outcome="denied"}`, `heed_decision_reasons_total{effect="deny",rule="withdrawal"}`, "heed_smpp_submits_total{", "heed_smpp_receipts_total{"} {
+		`heed_decisions_total{outcome="denied"}`, `heed_http_request_seconds_count{code="201",route="POST /v1/reminders"}`, `heed_decision_reasons_total{effect="deny",rule="withdrawal"}`, "heed_smpp_submits_total{", "heed_smpp_receipts_total{"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
