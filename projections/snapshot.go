@@ -2,13 +2,18 @@ package projections
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -28,8 +33,22 @@ const (
 	byteOrderMark = uint32(0x01020304)
 )
 
+// layout names every field of rec with its offset and type, so a build
+// that reorders or retypes them never maps an old snapshot's bytes.
+var layout = func() string {
+	t := reflect.TypeFor[rec]()
+	var b strings.Builder
+	for i := range t.NumField() {
+		f := t.Field(i)
+		fmt.Fprintf(&b, "%s@%d:%s;", f.Name, f.Offset, f.Type)
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:8])
+}()
+
 // header describes a snapshot; records and keys follow as raw arrays.
 type header struct {
+	Layout       string
 	Position     uint64
 	Recorded     time.Time
 	RulesVersion string
@@ -59,7 +78,7 @@ func (s *State) writeTo(w io.Writer) error {
 	if err := binary.Write(bw, binary.NativeEndian, byteOrderMark); err != nil {
 		return err
 	}
-	h := header{Position: s.pos, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
+	h := header{Layout: layout, Position: s.pos, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
 		RecSize: int(unsafe.Sizeof(rec{})), Recs: s.recs.n, Keys: len(s.subjects)}
 	if err := gob.NewEncoder(bw).Encode(h); err != nil {
 		return err
@@ -148,9 +167,18 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
 		return nil, errors.New("not a projection snapshot")
 	}
+	// A snapshot this build cannot map is not damaged, only foreign: the
+	// state is rebuilt from the log.
 	var bom uint32
-	if err := binary.Read(r, binary.NativeEndian, &bom); err != nil || bom != byteOrderMark {
-		return nil, errors.New("snapshot from a machine of another byte order")
+	if err := binary.Read(r, binary.NativeEndian, &bom); err != nil {
+		return nil, err
+	}
+	switch bom {
+	case byteOrderMark:
+	case bits.ReverseBytes32(byteOrderMark):
+		return nil, fmt.Errorf("%w: written on a machine of another byte order", ErrNoSnapshot)
+	default:
+		return nil, errors.New("bad byte order mark")
 	}
 	var h header
 	if err := gob.NewDecoder(r).Decode(&h); err != nil {
@@ -159,8 +187,11 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	if h.RulesVersion != cfg.RulesVersion() {
 		return nil, fmt.Errorf("%w: snapshot taken under rules %s", ErrNoSnapshot, h.RulesVersion)
 	}
-	if h.RecSize != int(unsafe.Sizeof(rec{})) || h.Recs < 0 || h.Keys < 0 || h.Keys > h.Recs {
-		return nil, errors.New("snapshot layout differs from this build")
+	if h.Layout != layout || h.RecSize != int(unsafe.Sizeof(rec{})) {
+		return nil, fmt.Errorf("%w: written by a build with another record layout", ErrNoSnapshot)
+	}
+	if h.Recs < 0 || h.Keys < 0 || h.Keys > h.Recs {
+		return nil, errors.New("impossible record counts")
 	}
 	s := NewState(cfg)
 	s.pos, s.recorded = h.Position, h.Recorded
