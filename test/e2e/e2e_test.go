@@ -456,6 +456,25 @@ type nodeSMSC struct {
 
 func (n *nodeSMSC) args() []string { return []string{"--smsc", fmt.Sprintf("127.0.0.1:%d", n.port)} }
 
+// configArgs names the SMSC in a config file instead of flags.
+func (n *nodeSMSC) configArgs(t *testing.T) []string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "heed.json")
+	cfg := fmt.Sprintf(`{"smsc": {"addr": "127.0.0.1:%d", "system_id": "heed", "window": 5}, "keywords": ["TD", "退订", "STOP"]}`, n.port)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--config", path}
+}
+
+// viaConfig is the node SMSC configured through --config.
+type viaConfig struct {
+	*nodeSMSC
+	t *testing.T
+}
+
+func (v viaConfig) args() []string { return v.configArgs(v.t) }
+
 func (n *nodeSMSC) reply(t *testing.T, _ *server, from, to, text string) {
 	b, _ := json.Marshal(map[string]string{"from": strings.TrimPrefix(from, "+"), "to": to, "text": text})
 	if _, err := n.stdin.Write(append(b, '\n')); err != nil {
@@ -534,7 +553,7 @@ func (n *nodeSMSC) count(to string) int {
 }
 
 func TestStoryWithNodeSMPP(t *testing.T) {
-	story(t, startNode(t))
+	story(t, viaConfig{startNode(t), t})
 }
 
 // TestCrashMidSubmitIsNeverResubmitted is invariant 3 across a kill -9:
