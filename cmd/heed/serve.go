@@ -54,8 +54,11 @@ type serveConfig struct {
 		Password string  `json:"password"`
 		Window   int     `json:"window"`
 		TPS      float64 `json:"tps"`
-		// DataCoding of flash messages, e.g. 24 (0x18, UCS2 class 0).
-		FlashUCS2 byte `json:"flash_ucs2_coding,omitempty"`
+		// Flash marking, per operator: data_coding for UCS2 and GSM7 flash
+		// messages (defaults 0x18 and 0xF0), or dest_addr_subunit instead.
+		FlashUCS2    byte `json:"flash_ucs2_coding,omitempty"`
+		FlashGSM7    byte `json:"flash_gsm7_coding,omitempty"`
+		FlashSubunit bool `json:"flash_subunit,omitempty"`
 	} `json:"smsc,omitempty"`
 	// Lines maps each sender line to the tenant that owns it.
 	Lines map[string]string `json:"lines,omitempty"`
@@ -243,6 +246,7 @@ func serve(ctx context.Context, args []string) error {
 		}}
 	if cfg.SMSC != nil {
 		smppCfg.TPS = cfg.SMSC.TPS
+		smppCfg.Flash = smpp.Flash{UCS2: cfg.SMSC.FlashUCS2, GSM7: cfg.SMSC.FlashGSM7, Subunit: cfg.SMSC.FlashSubunit}
 		if cfg.SMSC.Window > 0 && *window == 0 {
 			smppCfg.Window = cfg.SMSC.Window
 		}
