@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -82,8 +83,13 @@ func code(err error) kurrentdb.ErrorCode {
 
 // transient reports whether a call that failed with err may succeed if
 // repeated: the node is unavailable, is not the leader, or the client gave
-// up its connection.
+// up its connection, or a stream broke mid-send.
 func transient(err error) bool {
+	if errors.Is(err, io.EOF) {
+		// A stream whose connection broke while sending (the client
+		// reports the bare EOF, code Unknown).
+		return true
+	}
 	switch code(err) {
 	case kurrentdb.ErrorUnavailable, kurrentdb.ErrorCodeNotLeader, kurrentdb.ErrorCodeConnectionClosed, kurrentdb.ErrorAborted:
 		return true
