@@ -103,8 +103,8 @@ type Store struct {
 
 	head   atomic.Uint64 // last committed position, also the tree size
 	failed atomic.Bool
-	// inflight counts callers inside Append not yet released by the
-	// sequencer: the batch it waits for.
+	// inflight counts callers inside Append: the batch the sequencer
+	// waits for.
 	inflight atomic.Int64
 	stats    struct{ commits, events, prepare, commit atomic.Int64 }
 

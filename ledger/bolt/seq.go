@@ -42,15 +42,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	if s.failed.Load() {
 		return nil, ErrFailed
 	}
-	// Counted until the sequencer releases the request, or until this
-	// call gives up before queueing it.
 	s.inflight.Add(1)
-	queued := false
-	defer func() {
-		if !queued {
-			s.inflight.Add(-1)
-		}
-	}()
+	defer s.inflight.Add(-1)
 	r := &request{ctx: ctx, stream: stream, expected: expected, props: make([]proposal, len(events)), done: make(chan struct{})}
 	seen := make(map[string]bool, len(events))
 	for i := range events {
@@ -71,7 +64,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	}
 	select {
 	case s.reqs <- r:
-		queued = true
 	case <-ctx.Done():
 		s.mu.RUnlock()
 		return nil, ctx.Err()
@@ -86,8 +78,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	}
 }
 
-// linger is the longest the sequencer waits for a batch to fill.
-const linger = 250 * time.Microsecond
+// The longest the sequencer waits for a batch to fill is half the last
+// commit's duration (a straggler left out waits a whole commit), within
+// these bounds.
+const (
+	minLinger = 100 * time.Microsecond
+	maxLinger = 2 * time.Millisecond
+	pollEvery = 25 * time.Microsecond
+)
 
 // sequence is the one goroutine that writes: it gathers whatever requests
 // are queued into one transaction, commits (bbolt fsyncs on commit), and
@@ -96,41 +94,51 @@ const linger = 250 * time.Microsecond
 // Callers released by a commit come back a few microseconds later; a
 // sequencer that started the next transaction with whoever had already
 // arrived would alternate small and large batches. So while fewer requests
-// are queued than there are callers inside Append and not yet released, it
-// waits up to linger for them.
+// are queued than there are callers inside Append, it waits a little for
+// them.
 func (s *Store) sequence() {
 	defer close(s.done)
 	batch := make([]*request, 0, s.maxBatch)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	linger := minLinger
 	for r := range s.reqs {
 		batch = append(batch[:0], r)
-		open := s.drain(&batch)
-		if expect := int(s.inflight.Load()); open && len(batch) < expect {
-			timer.Reset(linger)
-		wait:
-			for len(batch) < expect && len(batch) < s.maxBatch {
-				select {
-				case r, ok := <-s.reqs:
-					if !ok {
-						break wait
-					}
-					batch = append(batch, r)
-					if !s.drain(&batch) {
-						break wait
-					}
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
+		if s.drain(&batch) {
+			s.fill(&batch, linger)
 		}
+		start := time.Now()
 		s.commit(batch)
-		s.inflight.Add(-int64(len(batch)))
+		linger = min(max(time.Since(start)/2, minLinger), maxLinger)
 		for _, r := range batch {
 			close(r.done)
 		}
 		clear(batch)
+	}
+}
+
+// fill waits up to linger for the callers inside Append to queue their
+// requests. The count is polled: callers released by the last commit are
+// still counted until they return, and either come back with a new request
+// (a closed loop) or leave, which the next poll sees.
+func (s *Store) fill(batch *[]*request, linger time.Duration) {
+	deadline := time.Now().Add(linger)
+	for len(*batch) < s.maxBatch && len(*batch) < int(s.inflight.Load()) {
+		wait := min(time.Until(deadline), pollEvery)
+		if wait <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case r, ok := <-s.reqs:
+			t.Stop()
+			if !ok {
+				return
+			}
+			*batch = append(*batch, r)
+			if !s.drain(batch) {
+				return
+			}
+		case <-t.C:
+		}
 	}
 }
 
