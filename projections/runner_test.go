@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -161,5 +162,44 @@ func TestDecisionsWhileTheLogGrows(t *testing.T) {
 			return
 		default:
 		}
+	}
+}
+
+func TestSuspenderRunsUntilCancelled(t *testing.T) {
+	cfg := Default()
+	cfg.LineSuspension.MinContacts, cfg.LineSuspension.Rate = 10, 0.1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, cfg)
+	for i := range 10 {
+		subj := fmt.Sprintf("c-%d", i)
+		e.append(ledger.ContactStream(tenant, subj), tenant, subj, ledger.ContactMade{Line: line1, Channel: "call", Purpose: "marketing"})
+	}
+	e.contact("c-1", ledger.ComplaintReceived{Line: line1, Source: "regulator"})
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- NewSuspender(e.r, e.store, "watch").Run(ctx, 5*time.Millisecond) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rev, err := e.store.StreamRevision(e.ctx, ledger.LineStream(tenant, line1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rev == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("line not suspended within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // more checks must not suspend again
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+	if rev, _ := e.store.StreamRevision(e.ctx, ledger.LineStream(tenant, line1)); rev != 1 {
+		t.Errorf("line stream at revision %d, want one suspension", rev)
 	}
 }
