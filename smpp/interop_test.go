@@ -268,6 +268,10 @@ func TestInteropNodeESME(t *testing.T) {
 			mo++
 		}
 	}
+	// node-smpp's query_sm, answered once the message is final.
+	if ev := p.next(t, "query_sm_resp"); jsonNumber(ev["status"]) != "0" || !ids[ev["id"].(string)] || jsonNumber(ev["state"]) != "2" || ev["final_date"] == "" {
+		t.Errorf("query_sm_resp %v", ev)
+	}
 	if ev := p.next(t, "enquire_link_resp"); jsonNumber(ev["status"]) != "0" {
 		t.Errorf("enquire_link_resp %v", ev)
 	}

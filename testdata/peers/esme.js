@@ -2,7 +2,8 @@
 // Usage: node esme.js --port PORT --system-id ID --password PW
 // Binds as a transceiver and prints "bound"; submits a Chinese UCS2 flash message (data_coding
 // 0x18) and a two-part message with an 8-bit concatenation UDH, all with receipts requested; waits
-// for every receipt and one MO message, sends enquire_link, unbinds and waits for unbind_resp.
+// for every receipt and one MO message, sends query_sm for the first message, enquire_link, unbinds
+// and waits for unbind_resp.
 // Prints one JSON object per line; exits 1 on any failure or after 15 s.
 'use strict';
 const smpp = require('smpp');
@@ -28,6 +29,10 @@ let finishing = false;
 const finish = () => {
   if (finishing || receipts.size < 3 || !mo) return;
   finishing = true;
+  session.query_sm({ message_id: ids[0], source_addr: '95500' }, (q) => out({
+    event: 'query_sm_resp', status: q.command_status, id: q.message_id, state: q.message_state,
+    final_date: q.final_date instanceof Date ? q.final_date.toISOString() : q.final_date,
+  }));
   session.enquire_link({}, (r) => {
     out({ event: 'enquire_link_resp', status: r.command_status });
     session.unbind({}, (u) => { out({ event: 'unbind_resp', status: u.command_status }); session.close(); process.exit(0); });
