@@ -73,7 +73,12 @@
 // delivery receipt, Inbound.Receipt holds the id, state and error, read
 // from the TLVs first and the text form second; Receipt.SubmitID is the id
 // as Submit returned it when the two differ only in base (hex vs decimal),
-// and [SameID] compares ids the same tolerant way. Anything else (an MO
+// and [SameID] compares ids the same tolerant way. On a transceiver the
+// id is known before any receipt behind its submit_sm_resp is read; with
+// TransmitterReceiver the receipt comes on the other connection and can
+// outrun the response, and after a restart the submit was never seen: in
+// both cases SubmitID is empty and SameID against the stored id is the way
+// to match. Anything else (an MO
 // message such as "TD") comes with its decoded Text, and Inbound.Concat
 // when it is one part of a longer message. The SMSC gets
 // deliver_sm_resp only after the handler returns, and ESME_RX_T_APPN (try
