@@ -55,6 +55,7 @@ func TestBadInputIsRefusedWithProblemAndAppendsNothing(t *testing.T) {
 		{"wrong code", "POST", "/v1/me/session", "", map[string]any{"number": numA, "code": "123456"}, 401, nil},
 		{"reminder with text and template", "POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-1", "text": "a", "template": "renewal"}, 422, nil},
 		{"reminder with unknown template", "POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-1", "template": "nope"}, 422, nil},
+		{"reminder from another tenant's line", "POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-1", "text": "a", "line": "10690002"}, 422, nil},
 		{"global suppression by a business import", "POST", "/v1/events:import", h.a, `{"type":"SuppressionListed","number":"` + numA + `","occurred_at":"2026-01-01T00:00:00Z","data":{"scope":"global","list":"x"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
 		{"notifier events by import", "POST", "/v1/events:import", h.a, `{"type":"ReminderDelivered","number":"` + numA + `","occurred_at":"2026-01-01T00:00:00Z","data":{"reminder_id":"x"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
 	} {

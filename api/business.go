@@ -423,6 +423,8 @@ func (s *Server) registerReminders(mw huma.Middlewares, sec []map[string][]strin
 			switch {
 			case errors.Is(err, notify.ErrUnknownTemplate):
 				return nil, huma.Error422UnprocessableEntity("unknown template", &huma.ErrorDetail{Location: "body.template", Message: "no such template"})
+			case errors.Is(err, notify.ErrForeignLine):
+				return nil, huma.Error422UnprocessableEntity("that line belongs to another business", &huma.ErrorDetail{Location: "body.line", Message: "not your line"})
 			case errors.Is(err, notify.ErrContended):
 				return nil, huma.Error503ServiceUnavailable("the number's contact state kept changing; retry with the same id")
 			case err != nil:

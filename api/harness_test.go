@@ -127,7 +127,7 @@ func newHarness(t *testing.T) *harness {
 	dec := streamDecider{st}
 	h.notify = notify.New(notify.Config{Store: st, Decider: dec, Sender: h.sender, DefaultLine: "10690001",
 		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
-		Lines:     map[string]string{"10690001": "tenanta"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
+		Lines:     map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
 	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify,
 		Texter: h.texter, Auditor: fakeAuditor{st}})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -37,6 +37,9 @@ var (
 	// ErrContended means the decision kept being overtaken by new events on
 	// the contact stream; the caller may retry.
 	ErrContended = errors.New("notify: contact stream kept changing, try again")
+	// ErrForeignLine means a reminder named a line another tenant owns:
+	// replies to it would withdraw consent for the wrong business.
+	ErrForeignLine = errors.New("notify: line belongs to another tenant")
 	// ErrNotFound means no such reminder for this tenant.
 	ErrNotFound = errors.New("notify: no such reminder")
 )
@@ -123,7 +126,8 @@ type Config struct {
 	// Lines maps each line (source address) to the tenant that owns it, so
 	// a reply to a line withdraws consent for that tenant.
 	Lines map[string]string
-	// DefaultLine is used when a reminder names none.
+	// DefaultLine is used when a reminder names no line and its tenant owns
+	// none (the lowest-sorting line a tenant owns is its default).
 	DefaultLine string
 	// Pseudonym turns an E.164 number into the subject.
 	Pseudonym func(number string) string
@@ -139,6 +143,7 @@ type Config struct {
 type Notifier struct {
 	cfg      Config
 	keywords map[string]bool
+	lineOf   map[string]string // tenant → the line its reminders use by default
 
 	mu        sync.Mutex
 	byMessage map[string]ref      // SMSC message id → reminder
@@ -164,8 +169,14 @@ func New(cfg Config) *Notifier {
 	for _, k := range cfg.Keywords {
 		kw[strings.ToUpper(strings.TrimSpace(k))] = true
 	}
+	lineOf := map[string]string{}
+	for l, t := range cfg.Lines {
+		if cur, ok := lineOf[t]; !ok || l < cur {
+			lineOf[t] = l
+		}
+	}
 	return &Notifier{
-		cfg: cfg, keywords: kw,
+		cfg: cfg, keywords: kw, lineOf: lineOf,
 		byMessage: map[string]ref{}, early: map[string]Receipt{},
 		reminders: map[string]string{}, resolved: map[string]struct{}{},
 	}
@@ -231,7 +242,13 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		r.ID = ledger.NewID()
 	}
 	if r.Line == "" {
+		r.Line = n.lineOf[r.Tenant]
+	}
+	if r.Line == "" {
 		r.Line = n.cfg.DefaultLine
+	}
+	if owner, ok := n.cfg.Lines[r.Line]; ok && owner != r.Tenant {
+		return Result{}, ErrForeignLine
 	}
 	stream := ledger.ContactStream(r.Tenant, r.Subject)
 	if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {

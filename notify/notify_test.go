@@ -357,3 +357,16 @@ func TestConfiguredKeywordsReplaceDefaults(t *testing.T) {
 		}
 	}
 }
+
+func TestReminderOnAnotherTenantsLineIsRefused(t *testing.T) {
+	r := newRig(t)
+	r.relate(t, number)
+	q := req("r1")
+	q.Tenant = "other"
+	if _, err := r.n.Remind(context.Background(), q); !errors.Is(err, ErrForeignLine) {
+		t.Fatalf("err = %v, want ErrForeignLine", err)
+	}
+	if r.sender.count() != 0 {
+		t.Fatal("sent from another tenant's line")
+	}
+}
