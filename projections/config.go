@@ -37,8 +37,8 @@ var Rules = []string{
 	RuleLineSuspended, RuleRegionBurst,
 }
 
-// ringSize bounds how many recent contacts a (tenant, subject) keeps, and
-// so the largest frequency limit a configuration may set.
+// ringSize is how many recent contacts a (tenant, subject) keeps in its
+// record; the few subjects that need more spill into a side map.
 const ringSize = 6
 
 // Limit is "at most Max contacts per Days days".
@@ -172,8 +172,8 @@ func (c *Config) Validate() error {
 		name string
 		l    Limit
 	}{{"frequency.service", c.Frequency.Service}, {"frequency.marketing", c.Frequency.Marketing}} {
-		if l.l.Max < 1 || l.l.Max > ringSize {
-			return bad(l.name+".max", l.l.Max, fmt.Sprintf("must be 1..%d", ringSize))
+		if l.l.Max < 1 || l.l.Max > 1000 {
+			return bad(l.name+".max", l.l.Max, "must be 1..1000")
 		}
 		if l.l.Days < 1 || l.l.Days > 366 {
 			return bad(l.name+".days", l.l.Days, "must be 1..366")

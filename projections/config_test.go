@@ -25,7 +25,7 @@ func TestConfigFileIsValidatedNamingTheField(t *testing.T) {
 		{`"21:00"`, `"25:00"`, "quiet_hours.start"},
 		{`"Asia/Shanghai"`, `"Mars/Olympus"`, "quiet_hours.fallback_zone"},
 		{`"max": 3`, `"max": 0`, "frequency.service.max"},
-		{`"max": 1`, `"max": 99`, "frequency.marketing.max"},
+		{`"max": 1`, `"max": 5000`, "frequency.marketing.max"},
 		{`"rate": 0.0001`, `"rate": 2`, "line_suspension.rate"},
 		{`"min_contacts": 10000`, `"min_contacts": -1`, "line_suspension.min_contacts"},
 		{`"max_per_hour": 60`, `"max_per_hour": 0`, "region_burst.max_per_hour"},

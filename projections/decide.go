@@ -98,11 +98,13 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	var exp [combos]uint32
 	var g global
 	var compl complaint
+	var spill []spilled
 	if i := s.find(q.Tenant, q.Subject); i >= 0 {
 		r = *s.recs.at(i)
 		extra = s.more[uint32(i)]
 		exp = s.exps[uint32(i)]
 		compl = s.complaints[uint32(i)]
+		spill = s.spill[uint32(i)]
 	}
 	if i := s.head(q.Subject); i >= 0 {
 		h = *s.recs.at(i)
@@ -113,7 +115,7 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	if q.Line != "" {
 		l = s.lines[q.Tenant][q.Line]
 	}
-	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, extra: extra, l: l, at: at, t: minute(at),
+	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, spill: spill, extra: extra, l: l, at: at, t: minute(at),
 		out: make([]Reason, 0, 4)}
 	e.run()
 	d.Reasons = e.out
@@ -130,6 +132,7 @@ type eval struct {
 	g     global
 	exp   [combos]uint32
 	compl complaint
+	spill []spilled
 	extra []contract
 	l     *line
 	at    time.Time
@@ -350,6 +353,11 @@ func (e *eval) frequency() {
 	for j, k := range e.r.kinds {
 		if int(k) == e.c+1 && e.r.ring[j].at > from && e.r.ring[j].at <= e.t {
 			pos = append(pos, e.r.ring[j].pos)
+		}
+	}
+	for _, x := range e.spill {
+		if int(x.Kind) == e.c+1 && x.At > from && x.At <= e.t {
+			pos = append(pos, x.Pos)
 		}
 	}
 	if len(pos) >= lim.Max {

@@ -69,8 +69,9 @@
 // side maps because few subjects have them. Positions are stored as
 // uint32: the compact state covers logs of up to 4 billion events. The
 // ring of recent contacts keeps six per (tenant, subject) and, when full,
-// drops first what no limit needs, so frequency limits above six are
-// refused by the configuration.
+// drops first what no limit needs (contacts outside their window, contacts
+// older than the newest max of their kind); a contact still needed moves
+// to a side map, so frequency limits stay exact for any configuration.
 //
 // [Runner.Run] saves a snapshot to [Options.Dir] periodically and on exit
 // (temporary file, fsync, rename, directory fsync); [NewRunner] resumes

@@ -25,12 +25,18 @@ const (
 // book applies events straight to a State, assigning what a store would:
 // stream, revision, position and recorded time.
 type book struct {
-	t    *testing.T
+	t    tb
 	st   *State
 	revs map[string]uint64
 }
 
-func newBook(t *testing.T, cfg *Config) *book {
+// tb is what book needs of *testing.T and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+func newBook(t tb, cfg *Config) *book {
 	t.Helper()
 	if cfg == nil {
 		cfg = Default()

@@ -63,6 +63,7 @@ type rest struct {
 	Exps    map[uint32][combos]uint32
 	Globals map[uint32]global
 	Compl   map[uint32]complaint
+	Spill   map[uint32][]spilled
 	Tenants intern
 	Lists   intern
 	Regions intern
@@ -100,7 +101,7 @@ func (s *State) writeTo(w io.Writer) error {
 			return err
 		}
 	}
-	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
+	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -228,6 +229,9 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	}
 	if x.Exps != nil {
 		s.exps = x.Exps
+	}
+	if x.Spill != nil {
+		s.spill = x.Spill
 	}
 	if x.Compl != nil {
 		s.complaints = x.Compl

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,6 +86,12 @@ type contract struct {
 
 // complaint is a record's latest complaint.
 type complaint struct{ At, Pos uint32 }
+
+// spilled is a contact a full ring still needs for some limit.
+type spilled struct {
+	At, Pos uint32
+	Kind    uint8
+}
 
 // contact is one counted contact in a subject's ring.
 type contact struct{ at, pos uint32 }
@@ -188,11 +195,14 @@ type State struct {
 	// complaints holds each record's latest complaint; few customers
 	// complain, so it lives beside the records, not in them.
 	complaints map[uint32]complaint
-	tenants    intern
-	lists      intern
-	regions    intern
-	lines      map[string]map[string]*line // by tenant, then name
-	skipped    uint64
+	// spill holds contacts that a full ring still needs: a subject
+	// contacted on many channels at once.
+	spill   map[uint32][]spilled
+	tenants intern
+	lists   intern
+	regions intern
+	lines   map[string]map[string]*line // by tenant, then name
+	skipped uint64
 }
 
 // intern maps strings to small ids; id 0 is "".
@@ -236,6 +246,7 @@ func NewState(cfg *Config) *State {
 		exps:       map[uint32][combos]uint32{},
 		globals:    map[uint32]global{},
 		complaints: map[uint32]complaint{},
+		spill:      map[uint32][]spilled{},
 		lines:      map[string]map[string]*line{},
 	}
 }
@@ -633,18 +644,33 @@ func (s *State) pushContact(i, c int, pos, at uint32) {
 		}
 	}
 	if slot < 0 {
-		slot = s.victim(r, c, contact{at: at, pos: pos})
+		var keep bool
+		slot, keep = s.victim(r, c, contact{at: at, pos: pos})
+		if keep {
+			s.spill[uint32(i)] = append(s.spill[uint32(i)], spilled{At: r.ring[slot].at, Pos: r.ring[slot].pos, Kind: r.kinds[slot]})
+		}
 	}
 	r.ring[slot] = contact{at: at, pos: pos}
 	r.kinds[slot] = uint8(c + 1)
+	if sp, ok := s.spill[uint32(i)]; ok {
+		sp = slices.DeleteFunc(sp, func(x spilled) bool {
+			return x.At+uint32(s.limit(int(x.Kind)-1).Days)*1440 <= at
+		})
+		if len(sp) == 0 {
+			delete(s.spill, uint32(i))
+		} else {
+			s.spill[uint32(i)] = sp
+		}
+	}
 }
 
-// victim picks the ring slot to overwrite with incoming (of combo c).
-func (s *State) victim(r *rec, c int, incoming contact) int {
+// victim picks the ring slot to overwrite with incoming (of combo c), and
+// whether its contact is still needed (to be kept in the spill).
+func (s *State) victim(r *rec, c int, incoming contact) (int, bool) {
 	newer := func(a, b contact) bool { return a.at > b.at || (a.at == b.at && a.pos > b.pos) }
 	for j, k := range r.kinds {
 		if r.ring[j].at+uint32(s.limit(int(k)-1).Days)*1440 <= incoming.at {
-			return j
+			return j, false
 		}
 	}
 	oldest, surplus := 0, -1
@@ -666,9 +692,9 @@ func (s *State) victim(r *rec, c int, incoming contact) int {
 		}
 	}
 	if surplus >= 0 {
-		return surplus
+		return surplus, false
 	}
-	return oldest
+	return oldest, true
 }
 
 // setExpiry records the expiry of record i's grant for combo c; most
