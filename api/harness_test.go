@@ -103,7 +103,7 @@ func (t *fakeTexter) code(n string) string {
 }
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	store   *mem.Store
 	keys    *auth.Keys
@@ -116,7 +116,7 @@ type harness struct {
 	a, b    string // business keys of tenants "tenanta" and "tenantb"
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	st := mem.New()
 	keys, err := auth.Open(filepath.Join(t.TempDir(), "apikeys.db"))
