@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/heed/heed/ledger"
 )
 
 const numA = "+8613800138000"
@@ -224,5 +226,29 @@ func TestAdminReinstatesLine(t *testing.T) {
 	}
 	if r := h.do("POST", "/v1/lines/tenanta/L1/reinstatement", h.a, map[string]any{"reason": "self-service"}); r.status != 403 {
 		t.Fatalf("a business reinstated its own line: %d", r.status)
+	}
+}
+
+func TestAuditEventsAreCanonicalLeavesInOrder(t *testing.T) {
+	h := newHarness(t)
+	for i := range 5 {
+		h.do("POST", "/v1/complaints", h.a, map[string]any{"number": numA, "source": "customer", "reason": fmt.Sprint(i)})
+	}
+	r := h.do("GET", "/v1/audit/events?after=1&limit=3", h.auditor, nil)
+	if r.status != 200 || r.header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("%d %s %s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(r.body), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), r.body)
+	}
+	for i, l := range lines {
+		e, err := ledger.ParseLeaf([]byte(l))
+		if err != nil {
+			t.Fatalf("line %d is not a canonical leaf: %v", i, err)
+		}
+		if e.Position != uint64(i+2) {
+			t.Fatalf("line %d has position %d", i, e.Position)
+		}
 	}
 }

@@ -319,6 +319,7 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	size := int64(cp["size"].(float64))
 	incl := s.must(t, 200, "GET", fmt.Sprintf("/v1/audit/proofs/inclusion?position=1&size=%d", size), aud, nil)
 	checkInclusion(t, cp, incl)
+	checkConsistency(t, cp, incl, s.must(t, 200, "GET", fmt.Sprintf("/v1/audit/proofs/consistency?old=1&new=%d", size), aud, nil))
 	res, err := bundleTo(s, aud, filepath.Join(dir, "bundle"))
 	if err != nil {
 		t.Fatal(err)
@@ -377,6 +378,32 @@ func checkInclusion(t *testing.T, cp, incl map[string]any) {
 	}
 	if err := merkle.CheckInclusion(proof, c, 1, []byte(incl["leaf"].(string))); err != nil {
 		t.Fatalf("inclusion proof does not verify: %v", err)
+	}
+}
+
+// checkConsistency checks that the tree of the checkpoint extends the tree
+// of the first event alone (whose root is that event's record hash).
+func checkConsistency(t *testing.T, cp, incl, cons map[string]any) {
+	t.Helper()
+	var proof tlog.TreeProof
+	for _, h := range cons["proof"].([]any) {
+		var hash tlog.Hash
+		b, err := jsonBytes(h)
+		if err != nil || len(b) != len(hash) {
+			t.Fatalf("bad proof hash %v", h)
+		}
+		copy(hash[:], b)
+		proof = append(proof, hash)
+	}
+	var root tlog.Hash
+	rb, err := jsonBytes(cp["root"])
+	if err != nil || len(rb) != len(root) {
+		t.Fatalf("bad root %v", cp["root"])
+	}
+	copy(root[:], rb)
+	first := tlog.RecordHash([]byte(incl["leaf"].(string)))
+	if err := tlog.CheckTree(proof, int64(cp["size"].(float64)), root, 1, first); err != nil {
+		t.Fatalf("consistency proof does not verify: %v", err)
 	}
 }
 
