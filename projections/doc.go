@@ -40,13 +40,13 @@
 // or before At, folds them into a scratch state with the same code and
 // evaluates the rules at At; its AsOf is the newest position among the
 // events it read. Windows (frequency, grace, cooldown) are
-// measured on occurred_at; knowledge is cut on recorded_at. What this
-// cannot see exactly: the per-subject daily cap across tenants (the
-// scratch state sees only this tenant's contacts), and the line's regional
-// bursts, which come from the live projection's record of when each
-// (line, region, hour) filled up (exact for the hour, but counted from
-// contacts known now rather than then). Line suspension is exact: it is
-// recorded as events in the line stream.
+// measured on occurred_at; knowledge is cut on recorded_at. The daily cap
+// across tenants reads the contact streams of the other tenants that know
+// the subject (counted, never cited). What this cannot see exactly: the
+// line's regional bursts, which come from the live projection's record of
+// when each (line, region, hour) filled up — the filling contact's
+// occurred_at, counted from contacts known now rather than then. Line
+// suspension is exact: it is recorded as events in the line stream.
 //
 // # Rules
 //

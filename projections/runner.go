@@ -217,13 +217,15 @@ func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision
 	// The scratch state of a past decision interns regions of its own;
 	// it starts from a copy so the trips' region ids keep their meaning.
 	var regions intern
+	var others []string
 	if past {
 		regions = intern{IDs: maps.Clone(r.st.regions.IDs), Names: slices.Clone(r.st.regions.Names)}
+		others = r.st.tenantsOf(q.Subject, q.Tenant)
 	}
 	r.mu.RUnlock()
 	known := map[uint64]string{}
 	if past {
-		d, err = asOf(ctx, r.store, r.cfg, q, trips, regions, known)
+		d, err = asOf(ctx, r.store, r.cfg, q, others, trips, regions, known)
 	}
 	if err != nil {
 		return Decision{}, err
@@ -281,14 +283,21 @@ func Replay(ctx context.Context, store ledger.Store, cfg *Config) (*Runner, erro
 	return r, r.CatchUp(ctx)
 }
 
-// asOf answers q from the events recorded at or before q.At.
-func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, trips []trip, regions intern, known map[uint64]string) (Decision, error) {
+// asOf answers q from the events recorded at or before q.At. The contact
+// streams of the other tenants that know the subject are read too, only
+// so the daily cap across tenants counts their contacts; no reason cites
+// their events.
+func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, others []string, trips []trip, regions intern, known map[uint64]string) (Decision, error) {
 	var evs []ledger.Event
 	var rev uint64
-	for _, stream := range []string{ledger.ContactStream(q.Tenant, q.Subject), ledger.SubjectStream(q.Subject), ledger.LineStream(q.Tenant, q.Line)} {
-		if q.Line == "" && stream == ledger.LineStream(q.Tenant, "") {
-			continue
-		}
+	streams := []string{ledger.ContactStream(q.Tenant, q.Subject), ledger.SubjectStream(q.Subject)}
+	if q.Line != "" {
+		streams = append(streams, ledger.LineStream(q.Tenant, q.Line))
+	}
+	for _, t := range others {
+		streams = append(streams, ledger.ContactStream(t, q.Subject))
+	}
+	for _, stream := range streams {
 		for from := uint64(1); ; {
 			page, err := store.ReadStream(ctx, stream, from, 1024)
 			if errors.Is(err, ledger.ErrNotFound) {

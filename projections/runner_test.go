@@ -203,3 +203,30 @@ func TestSuspenderRunsUntilCancelled(t *testing.T) {
 		t.Errorf("line stream at revision %d, want one suspension", rev)
 	}
 }
+
+func TestDailyCapAcrossTenantsAsOf(t *testing.T) {
+	e := newEnv(t, nil)
+	e.at(base.Add(-time.Hour))
+	e.contact(subject, ledger.RelationshipStarted{ContractRef: "P", StartsAt: base.Add(-days(10))})
+	e.at(base)
+	for i := range 10 {
+		ten := fmt.Sprintf("bank-%d", i)
+		e.append(ledger.ContactStream(ten, subject), ten, subject, ledger.ContactMade{Line: "x", Channel: "sms", Purpose: "service"})
+	}
+	e.at(base.Add(2 * time.Hour))
+	e.contact(other, ledger.RelationshipStarted{ContractRef: "Q", StartsAt: base}) // moves the log past the question's time
+	q := Query{Channel: "call", Purpose: "service", At: base.Add(time.Hour)}
+	d := e.decide(q)
+	if !d.Denied(RuleFrequency) {
+		t.Fatalf("as of an hour after ten contacts by other banks: %+v", d.Reasons)
+	}
+	for _, r := range d.Reasons {
+		if r.Rule == RuleFrequency && len(r.Events) != 0 {
+			t.Errorf("the daily cap cites other tenants' events: %v", r.Events)
+		}
+	}
+	q.At = base.Add(-30 * time.Minute)
+	if d := e.decide(q); !d.Allowed {
+		t.Errorf("as of before those contacts: %+v", d.Reasons)
+	}
+}

@@ -297,6 +297,21 @@ func (s *State) find(tenant, subject string) int {
 	}
 }
 
+// tenantsOf lists the tenants other than but that hold a record of
+// subject.
+func (s *State) tenantsOf(subject, but string) []string {
+	var out []string
+	i := s.head(subject)
+	for i >= 0 {
+		r := s.recs.at(i)
+		if name := s.tenants.Names[r.tenant]; name != "" && name != but {
+			out = append(out, name)
+		}
+		i = int(r.next) - 1
+	}
+	return out
+}
+
 // head returns the subject's first record, or -1.
 func (s *State) head(subject string) int {
 	i, ok := s.subjects[subjectKey(subject)]
