@@ -421,7 +421,7 @@ func (e *eval) burst() {
 		if tr.Hour+24 < hour {
 			break
 		}
-		if uint32(tr.Region) == rid && tr.Hour == hour && tr.At <= e.t {
+		if uint32(tr.Region) == rid && tr.Hour == hour && tr.At <= e.t && tr.Known <= seconds(e.at) {
 			e.add(RuleRegionBurst, Deny,
 				fmt.Sprintf("This line already made %d contacts to the customer's area this hour; no more until the hour ends.", e.cfg.RegionBurst.MaxPerHour),
 				fmt.Sprintf("该线路本小时已向客户所在地区联系%d次，本小时内不得再联系。", e.cfg.RegionBurst.MaxPerHour), tr.Pos)

@@ -42,11 +42,11 @@
 // events it read. Windows (frequency, grace, cooldown) are
 // measured on occurred_at; knowledge is cut on recorded_at. The daily cap
 // across tenants reads the contact streams of the other tenants that know
-// the subject (counted, never cited). What this cannot see exactly: the
-// line's regional bursts, which come from the live projection's record of
-// when each (line, region, hour) filled up — the filling contact's
-// occurred_at, counted from contacts known now rather than then. Line
-// suspension is exact: it is recorded as events in the line stream.
+// the subject (counted, never cited). Regional bursts come from the live
+// projection's record of which contact filled each (line, region, hour)
+// and when the log learnt of it, so a past question sees a full hour only
+// if it was known full then. Line suspension is exact: it is recorded as
+// events in the line stream.
 //
 // # Rules
 //

@@ -183,6 +183,13 @@ func TestSixtyFirstCallToOneRegionWithinAnHourIsRefused(t *testing.T) {
 	if d := e.decide(Query{Number: "+862161234567", Channel: "call", Purpose: "service", Line: line1}); d.Denied(RuleRegionBurst) {
 		t.Errorf("a Shanghai number refused for Beijing's burst: %+v", d.Reasons)
 	}
+	// As of just before the 60th call was recorded, the hour was not full.
+	if d := e.decide(Query{Channel: "call", Purpose: "service", Line: line1, At: base.Add(29 * time.Minute)}); d.Denied(RuleRegionBurst) {
+		t.Errorf("as of before the 60th call: %+v", d.Reasons)
+	}
+	if d := e.decide(Query{Channel: "call", Purpose: "service", Line: line1, At: base.Add(30 * time.Minute)}); !d.Denied(RuleRegionBurst) {
+		t.Errorf("as of after the 60th call: %+v", d.Reasons)
+	}
 	e.at(base.Add(time.Hour))
 	if d := e.decide(Query{Channel: "call", Purpose: "service", Line: line1}); !d.Allowed {
 		t.Errorf("next hour still refused: %+v", d.Reasons)

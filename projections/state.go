@@ -21,6 +21,18 @@ var ErrOrder = errors.New("projections: event out of order")
 // epoch is minute 0 of the compact clock; 0 itself means "never".
 var epoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// seconds converts t to seconds since epoch, clamped like minute.
+func seconds(t time.Time) uint32 {
+	x := t.Sub(epoch) / time.Second
+	switch {
+	case t.Before(epoch) || x < 1:
+		return 1
+	case x > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(x)
+}
+
 // minute converts t to minutes since epoch, clamped to [1, MaxUint32].
 func minute(t time.Time) uint32 {
 	m := t.Sub(epoch) / time.Minute
@@ -163,6 +175,9 @@ type trip struct {
 	Hour   uint32
 	At     uint32
 	Pos    uint32
+	// Known is when the log learnt of the filling contact (seconds since
+	// epoch): before that, the hour was not full as far as anyone knew.
+	Known uint32
 }
 
 // bucket counts a line's contacts and complaints on one UTC day.
@@ -479,7 +494,7 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 				return err
 			}
 		}
-		s.countContact(i, h, e.Tenant, p.Line, p.Channel, p.Purpose, p.Region, pos, at)
+		s.countContact(i, h, e.Tenant, p.Line, p.Channel, p.Purpose, p.Region, pos, at, seconds(e.RecordedAt))
 	case ledger.TypeReminderDispatched:
 		var p ledger.ReminderDispatched
 		if p.Line, ok = fastLine(e.Data); !ok {
@@ -487,7 +502,7 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 				return err
 			}
 		}
-		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, at)
+		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, at, 0)
 	case ledger.TypeComplaintReceived:
 		var p ledger.ComplaintReceived
 		if p.Line, ok = fastLine(e.Data); !ok {
@@ -584,7 +599,7 @@ func (s *State) applyLine(e *ledger.Event, pos uint32) error {
 
 // countContact records one contact for frequency, line rates and regional
 // bursts.
-func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, region string, pos, at uint32) {
+func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, region string, pos, at, known uint32) {
 	if c, ok := combo(channel, purpose); ok {
 		s.pushContact(i, c, pos, at)
 	}
@@ -616,7 +631,7 @@ func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, regi
 	}
 	b.Count++
 	if b.Count == uint32(s.cfg.RegionBurst.MaxPerHour) {
-		l.Trips = append(l.Trips, trip{Region: rid, Hour: hour, At: at, Pos: pos})
+		l.Trips = append(l.Trips, trip{Region: rid, Hour: hour, At: at, Pos: pos, Known: known})
 	}
 	l.Regions[rid] = b
 }
