@@ -623,3 +623,69 @@ func TestCrashMidSubmitIsNeverResubmitted(t *testing.T) {
 	}
 	s2.stop(t)
 }
+
+// TestGracefulShutdownDrainsInFlight: SIGTERM while a reminder waits for
+// the SMSC; the request still gets its answer, then the server unbinds and
+// exits cleanly.
+func TestGracefulShutdownDrainsInFlight(t *testing.T) {
+	n := startNode(t)
+	s := startServe(t, t.TempDir(), n.args()...)
+	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-3"})
+	n.send(t, map[string]bool{"hold": true})
+	answer := make(chan reply, 1)
+	go func() {
+		answer <- s.do(t, "POST", "/v1/reminders", biz, map[string]any{"id": "drain-1", "number": number, "relationship_ref": "POL-3", "text": "renew"})
+	}()
+	eventually(t, "the submit to reach the SMSC", func() bool { return n.count(number) == 1 })
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if r, err := http.Get(s.url + "/healthz"); err == nil {
+		r.Body.Close()
+		t.Fatal("the server still takes new requests while draining")
+	}
+	// The SMSC answers late; the draining server still records it.
+	n.send(t, map[string]bool{"hold": false})
+	select {
+	case r := <-answer:
+		if r.status != 201 || !strings.Contains(string(r.body), `"state":"submitted"`) {
+			t.Fatalf("in-flight reminder answered %d: %s", r.status, r.body)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the in-flight request was not answered")
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit")
+	}
+}
+
+// TestKeysCreate: keys made offline work once the server starts, and the
+// command refuses to run beside a running server.
+func TestKeysCreate(t *testing.T) {
+	dir := t.TempDir()
+	out, err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "business", "--tenant", "acme").Output()
+	if err != nil {
+		t.Fatalf("keys create: %v", err)
+	}
+	tok := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(tok, "heed_") {
+		t.Fatalf("printed %q", out)
+	}
+	if err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "business").Run(); err == nil {
+		t.Fatal("a business key without a tenant was created")
+	}
+	s := startServe(t, dir)
+	if s.admin != "" {
+		t.Fatal("an admin key was created although keys exist")
+	}
+	s.must(t, 201, "POST", "/v1/complaints", tok, map[string]any{"number": number, "source": "customer"})
+	if err := exec.Command(heed(t), "keys", "create", "--data", dir, "--role", "auditor").Run(); err == nil {
+		t.Fatal("keys create ran while the server holds the key file")
+	}
+	s.stop(t)
+}
