@@ -222,6 +222,9 @@ func serve(ctx context.Context, args []string) error {
 		}
 		defer simSrv.Close()
 		addr, smscName = simSrv.Addr(), "simulator"
+		if *window == 0 {
+			*window = 100 // the simulator is local: a wide window costs nothing
+		}
 		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", addr)
 	}
 	var notifier atomic.Pointer[notify.Notifier]
