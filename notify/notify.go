@@ -238,7 +238,8 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if r.ID == "" {
+	fresh := r.ID == ""
+	if fresh {
 		r.ID = ledger.NewID()
 	}
 	if r.Line == "" {
@@ -251,8 +252,11 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		return Result{}, ErrForeignLine
 	}
 	stream := ledger.ContactStream(r.Tenant, r.Subject)
-	if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
-		return res, err
+	if !fresh {
+		// A caller's id may be a retry: answer with what happened then.
+		if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
+			return res, err
+		}
 	}
 	res := Result{ReminderID: r.ID}
 	// The request is recorded together with its outcome, in one append:
