@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -66,14 +67,19 @@ func propose(stream string, e ledger.Event) (proposal, error) {
 	return proposal{ev: e, tmpl: tmpl, rp: rp, rec: rec}, nil
 }
 
+// buffers holds scratch space for compacting payloads.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // template encodes e as Event.Leaf would with zero revision, position and
 // recorded time, without reflection, and returns where the spliced fields
 // and Data are. FuzzLeaf holds it to Event.Leaf byte for byte.
 func template(e *ledger.Event) (tmpl []byte, rp, rec, data, end int, err error) {
-	var buf bytes.Buffer
+	buf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(buf)
+	buf.Reset()
 	if len(e.Data) == 0 {
 		buf.WriteString("{}")
-	} else if err := json.Compact(&buf, e.Data); err != nil {
+	} else if err := json.Compact(buf, e.Data); err != nil {
 		return nil, 0, 0, 0, 0, fmt.Errorf("%w: event %s: data is not JSON: %v", ledger.ErrInvalid, e.ID, err)
 	}
 	d := buf.Bytes()

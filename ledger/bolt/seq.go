@@ -45,17 +45,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	r := &request{ctx: ctx, stream: stream, expected: expected, props: make([]proposal, len(events)), done: make(chan struct{})}
-	seen := make(map[string]bool, len(events))
 	for i := range events {
 		p, err := propose(stream, events[i])
 		if err != nil {
 			return nil, err
 		}
-		if seen[p.ev.ID] {
-			return nil, fmt.Errorf("%w: id %s appears twice in one append", ledger.ErrIDConflict, p.ev.ID)
-		}
-		seen[p.ev.ID] = true
 		r.props[i] = p
+	}
+	if err := uniqueIDs(r.props); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	if s.closed {
@@ -76,6 +74,31 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		// The append may still commit; a retry with the same ids is safe.
 		return nil, ctx.Err()
 	}
+}
+
+// uniqueIDs refuses an append that carries one id twice.
+func uniqueIDs(props []proposal) error {
+	dup := func(id string) error {
+		return fmt.Errorf("%w: id %s appears twice in one append", ledger.ErrIDConflict, id)
+	}
+	if len(props) <= 16 {
+		for i := range props {
+			for j := range i {
+				if props[i].ev.ID == props[j].ev.ID {
+					return dup(props[i].ev.ID)
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[string]bool, len(props))
+	for i := range props {
+		if seen[props[i].ev.ID] {
+			return dup(props[i].ev.ID)
+		}
+		seen[props[i].ev.ID] = true
+	}
+	return nil
 }
 
 // The longest the sequencer waits for a batch to fill is half the last
@@ -337,16 +360,30 @@ func (s *Store) commit(batch []*request) {
 
 // write stores one event with its indexes and tree hashes.
 func (b *batchState) write(p *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
-	// bbolt keeps references to keys and values until commit, so each
-	// gets its own memory.
-	leaf := p.leaf(make([]byte, 0, len(p.tmpl)+64), rev, pos, recorded)
-	if err := b.events.Put(key(pos), leaf); err != nil {
+	// bbolt keeps references to keys and values until commit, so they
+	// need memory of their own: one allocation per event holds them all.
+	n := len(p.tmpl) + 64
+	buf := make([]byte, 0, 8*4+2+len(p.ev.Stream)+8+len(p.ev.ID)+n)
+	buf = binary.BigEndian.AppendUint64(buf, pos)
+	buf = binary.BigEndian.AppendUint64(buf, pos-1)
+	posKey, treeKey := buf[0:8:8], buf[8:16:16]
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(p.ev.Stream)))
+	buf = append(buf, p.ev.Stream...)
+	buf = binary.BigEndian.AppendUint64(buf, rev)
+	sk := buf[16:len(buf):len(buf)]
+	id := len(buf)
+	buf = append(buf, p.ev.ID...)
+	idKey := buf[id:len(buf):len(buf)]
+	start := len(buf)
+	buf = p.leaf(buf, rev, pos, recorded)
+	leaf := buf[start:len(buf):len(buf)]
+	if err := b.events.Put(posKey, leaf); err != nil {
 		return fmt.Errorf("bolt: write event: %w", err)
 	}
-	if err := b.streams.Put(streamKey(p.ev.Stream, rev), key(pos)); err != nil {
+	if err := b.streams.Put(sk, posKey); err != nil {
 		return fmt.Errorf("bolt: write stream index: %w", err)
 	}
-	if err := b.ids.Put([]byte(p.ev.ID), key(pos)); err != nil {
+	if err := b.ids.Put(idKey, posKey); err != nil {
 		return fmt.Errorf("bolt: write id index: %w", err)
 	}
 	hs, err := tlog.StoredHashes(int64(pos-1), leaf, b)
@@ -357,7 +394,7 @@ func (b *batchState) write(p *proposal, rev, pos uint64, recorded time.Time, out
 	for i := range hs {
 		v = append(v, hs[i][:]...)
 	}
-	if err := b.tree.Put(key(pos-1), v); err != nil {
+	if err := b.tree.Put(treeKey, v); err != nil {
 		return fmt.Errorf("bolt: write tree: %w", err)
 	}
 	b.hs = append(b.hs, hs...)
