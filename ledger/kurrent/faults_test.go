@@ -349,3 +349,24 @@ func TestOpenURL(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestRawDataWithHTMLCharacters appends data as a client may send it, with
+// &, < and > unescaped: the leaf escapes them, and the append and its
+// retry must still be recognised as the same event.
+func TestRawDataWithHTMLCharacters(t *testing.T) {
+	_, s := open(t)
+	ctx := context.Background()
+	e := consents(1)[0]
+	e.Data = []byte(`{"purposes":["service"],"channels":["sms"],"source":"web_form","evidence":{"url":"https://example.com/?a=1&b=<2>"}}`)
+	first, err := s.Append(ctx, "st", ledger.NoStream(), []ledger.Event{e})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	again, err := s.Append(ctx, "st", ledger.NoStream(), []ledger.Event{e})
+	if err != nil || again[0].Position != first[0].Position {
+		t.Fatalf("retry: %v, %v", again, err)
+	}
+	if n, _ := s.Head(ctx); n != 1 {
+		t.Fatalf("head %d after an append and its retry", n)
+	}
+}

@@ -268,7 +268,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, err
 		}
 		e.ID = d.EventID.String() // canonical spelling, as read back
-		proposed[i], data[i] = e, d
+		c, err := canonical(e)
+		if err != nil {
+			return nil, err
+		}
+		proposed[i], data[i] = c, d
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -335,6 +339,18 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		return nil, err
 	}
 	return out, nil
+}
+
+// canonical returns e as it will read back: its leaf decoded. Stored
+// events are compared with proposals in this form, because the leaf
+// encoding changes bytes SameContent compares (JSON's escaping of <, >
+// and & in Data), so a raw proposal would not match its own stored copy.
+func canonical(e ledger.Event) (ledger.Event, error) {
+	leaf, err := e.Leaf()
+	if err != nil {
+		return ledger.Event{}, err
+	}
+	return ledger.ParseLeaf(leaf)
 }
 
 // known reports whether any of the events' ids is in the index.
