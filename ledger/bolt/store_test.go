@@ -420,3 +420,38 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNoAckBeforeCommit holds a batch just before its commit and checks
+// its appender is still waiting: acknowledgement follows the commit (and
+// its fsync), never precedes it.
+func TestNoAckBeforeCommit(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	held, release := make(chan struct{}), make(chan struct{})
+	bolt.SetBeforeCommit(s, func(int) error {
+		close(held)
+		<-release
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(context.Background(), "st", ledger.Any(), []ledger.Event{storetest.Consent("a", "b", 0)})
+		done <- err
+	}()
+	<-held
+	select {
+	case err := <-done:
+		t.Fatalf("append returned (%v) before its transaction committed", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if h, _ := s.Head(context.Background()); h != 0 {
+		t.Fatalf("head %d before the commit", h)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Head(context.Background()); h != 1 {
+		t.Fatalf("head %d after the commit", h)
+	}
+}
