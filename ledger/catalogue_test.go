@@ -98,3 +98,18 @@ func TestExpected(t *testing.T) {
 		}
 	}
 }
+
+func TestSameContentIgnoresEscaping(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	a := ledger.Event{ID: "x", Type: ledger.TypeComplaintReceived, OccurredAt: at, Schema: 1,
+		Data: json.RawMessage(`{"source":"customer","reason":"calls <at night> & weekends"}`)}
+	b := a
+	b.Data = json.RawMessage(`{ "source": "customer", "reason": "calls \u003cat night\u003e \u0026 weekends" }`)
+	if !ledger.SameContent(&a, &b) {
+		t.Fatal("the same payload with other escaping is reported as different content")
+	}
+	b.Data = json.RawMessage(`{"source":"customer","reason":"calls at night"}`)
+	if ledger.SameContent(&a, &b) {
+		t.Fatal("different payloads reported as the same content")
+	}
+}
