@@ -33,14 +33,16 @@ const (
 	byteOrderMark = uint32(0x01020304)
 )
 
-// layout names every field of rec with its offset and type, so a build
+// layout names every field of rec and slot with its offset and type, so a build
 // that reorders or retypes them never maps an old snapshot's bytes.
 var layout = func() string {
-	t := reflect.TypeFor[rec]()
 	var b strings.Builder
-	for i := range t.NumField() {
-		f := t.Field(i)
-		fmt.Fprintf(&b, "%s@%d:%s;", f.Name, f.Offset, f.Type)
+	for _, t := range []reflect.Type{reflect.TypeFor[rec](), reflect.TypeFor[slot]()} {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			fmt.Fprintf(&b, "%s@%d:%s;", f.Name, f.Offset, f.Type)
+		}
+		fmt.Fprintf(&b, "%d|", t.Size())
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:8])
@@ -55,6 +57,7 @@ type header struct {
 	RecSize      int
 	Recs         int
 	Keys         int
+	Slots        int
 }
 
 // rest is the small, pointer-holding part of the state.
@@ -80,7 +83,7 @@ func (s *State) writeTo(w io.Writer) error {
 		return err
 	}
 	h := header{Layout: layout, Position: s.pos, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
-		RecSize: int(unsafe.Sizeof(rec{})), Recs: s.recs.n, Keys: len(s.subjects)}
+		RecSize: int(unsafe.Sizeof(rec{})), Recs: s.recs.n, Keys: s.subjects.len(), Slots: len(s.subjects.slots)}
 	if err := gob.NewEncoder(bw).Encode(h); err != nil {
 		return err
 	}
@@ -93,11 +96,9 @@ func (s *State) writeTo(w io.Writer) error {
 			return err
 		}
 	}
-	var kv [20]byte
-	for k, i := range s.subjects {
-		copy(kv[:16], k[:])
-		binary.LittleEndian.PutUint32(kv[16:], i)
-		if _, err := bw.Write(kv[:]); err != nil {
+	if len(s.subjects.slots) > 0 {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.subjects.slots[0])), len(s.subjects.slots)*int(unsafe.Sizeof(slot{})))
+		if _, err := bw.Write(raw); err != nil {
 			return err
 		}
 	}
@@ -207,17 +208,20 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 		s.recs.n += n
 		left -= n
 	}
-	s.subjects = make(map[key]uint32, h.Keys)
-	var kv [20]byte
-	for range h.Keys {
-		if _, err := io.ReadFull(r, kv[:]); err != nil {
+	if h.Slots&(h.Slots-1) != 0 || h.Keys > h.Slots {
+		return nil, errors.New("impossible index size")
+	}
+	s.subjects = index{slots: make([]slot, h.Slots), n: h.Keys}
+	if h.Slots > 0 {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.subjects.slots[0])), h.Slots*int(unsafe.Sizeof(slot{})))
+		if _, err := io.ReadFull(r, raw); err != nil {
 			return nil, err
 		}
-		i := binary.LittleEndian.Uint32(kv[16:])
-		if int(i) >= h.Recs {
+	}
+	for _, sl := range s.subjects.slots {
+		if sl.v > uint32(h.Recs) {
 			return nil, errors.New("record index out of range")
 		}
-		s.subjects[key(kv[:16])] = i
 	}
 	var x rest
 	if err := gob.NewDecoder(r).Decode(&x); err != nil {

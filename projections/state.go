@@ -202,7 +202,7 @@ type State struct {
 	cfg      *Config
 	pos      uint64
 	recorded time.Time // latest RecordedAt applied
-	subjects map[key]uint32
+	subjects index
 	recs     pages
 	more     map[uint32][]contract     // contracts beyond a record's first
 	exps     map[uint32][combos]uint32 // grant expiries, for records with any
@@ -256,7 +256,6 @@ func (in *intern) lookup(s string) (uint32, bool) {
 func NewState(cfg *Config) *State {
 	return &State{
 		cfg:        cfg,
-		subjects:   map[key]uint32{},
 		more:       map[uint32][]contract{},
 		exps:       map[uint32][combos]uint32{},
 		globals:    map[uint32]global{},
@@ -296,7 +295,7 @@ func (s *State) find(tenant, subject string) int {
 	if !ok {
 		return -1
 	}
-	i, ok := s.subjects[subjectKey(subject)]
+	i, ok := s.subjects.get(subjectKey(subject))
 	if !ok {
 		return -1
 	}
@@ -329,7 +328,7 @@ func (s *State) tenantsOf(subject, but string) []string {
 
 // head returns the subject's first record, or -1.
 func (s *State) head(subject string) int {
-	i, ok := s.subjects[subjectKey(subject)]
+	i, ok := s.subjects.get(subjectKey(subject))
 	if !ok {
 		return -1
 	}
@@ -341,10 +340,10 @@ func (s *State) head(subject string) int {
 func (s *State) record(tenant, subject string) (int, int) {
 	t := s.tenants.id(tenant)
 	k := subjectKey(subject)
-	h, ok := s.subjects[k]
+	h, ok := s.subjects.get(k)
 	if !ok {
 		i := s.recs.add(rec{tenant: t})
-		s.subjects[k] = uint32(i)
+		s.subjects.put(k, uint32(i))
 		return i, i
 	}
 	for i := h; ; i = s.recs.at(int(i)).next - 1 {
