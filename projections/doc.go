@@ -64,7 +64,11 @@
 // # State and snapshots
 //
 // Each (tenant, subject) is one fixed-size, pointer-free record (~150
-// bytes) in pages of 4096, indexed by a 16-byte subject key; contracts
+// bytes) in pages of 4096, found through a flat open-addressing table of
+// 16-byte subject keys (records of one subject with several tenants are
+// chained); both are written to a snapshot as raw memory and read back
+// without rebuilding anything, so a restart over 10M events is ready in
+// well under a second plus the events since the snapshot. Contracts
 // beyond the first, grant expiries, complaints and global facts live in
 // side maps because few subjects have them. Positions are stored as
 // uint32: the compact state covers logs of up to 4 billion events. The
