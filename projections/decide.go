@@ -33,6 +33,16 @@ type Query struct {
 	At      time.Time `json:"at"`
 }
 
+// String describes q without its number, so logging a query never logs a
+// phone number (invariant 7).
+func (q Query) String() string {
+	return fmt.Sprintf("{tenant:%s subject:%s channel:%s purpose:%s line:%s at:%s number:[redacted]}",
+		q.Tenant, q.Subject, q.Channel, q.Purpose, q.Line, q.At.Format(time.RFC3339))
+}
+
+// GoString is String, for %#v.
+func (q Query) GoString() string { return q.String() }
+
 // Reason is one rule's contribution to a decision. Events are the ids of
 // the events it rests on; Positions are their log positions.
 type Reason struct {

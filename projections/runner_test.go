@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -228,5 +229,17 @@ func TestDailyCapAcrossTenantsAsOf(t *testing.T) {
 	q.At = base.Add(-30 * time.Minute)
 	if d := e.decide(q); !d.Allowed {
 		t.Errorf("as of before those contacts: %+v", d.Reasons)
+	}
+}
+
+func TestQueryNeverPrintsTheNumber(t *testing.T) {
+	q := Query{Tenant: tenant, Subject: subject, Number: number, Channel: "call", Purpose: "service"}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(f, q); strings.Contains(s, "13800138000") || !strings.Contains(s, "redacted") {
+			t.Errorf("%s prints %q", f, s)
+		}
+	}
+	if b, _ := json.Marshal(q); strings.Contains(string(b), "13800138000") {
+		t.Errorf("JSON carries the number: %s", b)
 	}
 }
