@@ -73,6 +73,16 @@ type Decision struct {
 	At           time.Time `json:"at"`
 }
 
+// LedgerReasons converts the reasons for ReminderDenied and
+// ReminderDispatched payloads.
+func (d Decision) LedgerReasons() []ledger.Reason {
+	out := make([]ledger.Reason, len(d.Reasons))
+	for i, r := range d.Reasons {
+		out[i] = r.Ledger()
+	}
+	return out
+}
+
 // Denials returns the reasons that deny.
 func (d Decision) Denials() []Reason {
 	var out []Reason

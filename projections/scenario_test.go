@@ -32,6 +32,18 @@ func TestRenewalReminderToInsuredCustomerIsAllowed(t *testing.T) {
 	if !cites(d, RuleServiceBasis, pol.ID) {
 		t.Errorf("allowance does not cite the policy %s: %+v", pol.ID, d.Reasons)
 	}
+	// The notifier records the reasons in ReminderDispatched as they are.
+	disp, err := ledger.NewEvent(tenant, subject, e.now(), ledger.ReminderDispatched{ReminderID: "r1", ContractRef: "AUTO-2025-001", ContentHash: "h",
+		Reasons: d.LedgerReasons(), RulesVersion: d.RulesVersion, AsOf: d.AsOf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.Validate(&disp); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.LedgerReasons(); len(got) != len(d.Reasons) || got[0].Rule != d.Reasons[0].Rule || got[0].TextZH == "" || len(got[0].Events) != 1 {
+		t.Errorf("ledger reasons %+v", got)
+	}
 	if d.Revision != 1 || d.AsOf != pol.Position {
 		t.Errorf("revision %d as of %d, want 1 as of %d", d.Revision, d.AsOf, pol.Position)
 	}
