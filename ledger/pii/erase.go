@@ -29,7 +29,7 @@ var erasureIDs = uuid.MustParse("6b1c3a9e-0c52-4c0e-9a4e-5f2d1e7b8a01")
 // the destroyed key and appends an event with the same id (derived from
 // subject and time), so any number of retries append exactly one event.
 func EraseSubject(ctx context.Context, log Appender, keys *Keys, subject, tenant, actor, reason string) (ledger.Event, error) {
-	at, err := keys.Erase(subject)
+	at, err := keys.EraseContext(ctx, subject)
 	if err != nil {
 		return ledger.Event{}, err
 	}

@@ -1,19 +1,14 @@
 package pii
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Sentinel errors.
@@ -26,15 +21,29 @@ var (
 	ErrCorrupt = errors.New("pii: sealed data does not open")
 )
 
-var (
-	// bucketSubject holds the data keys that seal a subject's personal
-	// fields; other purposes would get buckets of their own.
-	bucketSubject = []byte("subject")
-	bucketErased  = []byte("erased")
-	bucketMeta    = []byte("meta")
-	// keyUncompacted counts erasures since the last compaction.
-	keyUncompacted = []byte("erased_since_compact")
-)
+// KeyStore holds one wrapped data key per subject, and the erasures. The
+// keys it is given are already encrypted under the key-encryption key, so
+// a store never sees a usable key. Implementations must be safe for
+// concurrent use, and, when several heed instances share one store, agree
+// between them: two PutIfAbsent racing for one subject leave one key, and
+// after Delete no instance's Get returns the destroyed key.
+type KeyStore interface {
+	// Get returns the subject's current wrapped key, or nil if it has none.
+	Get(ctx context.Context, subject string) ([]byte, error)
+	// PutIfAbsent stores wrapped as the subject's key unless it has one,
+	// and returns the key the subject has afterwards: wrapped, or the one
+	// a concurrent writer stored first.
+	PutIfAbsent(ctx context.Context, subject string, wrapped []byte) ([]byte, error)
+	// Delete destroys the subject's current key so it cannot be read back,
+	// records when, and returns that time. If the subject has no key and
+	// was erased before, it changes nothing and returns the recorded time,
+	// so a retried erasure is recognisably the same one.
+	Delete(ctx context.Context, subject string) (time.Time, error)
+	// Erased reports whether and when the subject's key was last destroyed.
+	Erased(ctx context.Context, subject string) (time.Time, bool, error)
+	// Close releases the store.
+	Close() error
+}
 
 const (
 	version  = 1
@@ -43,54 +52,39 @@ const (
 	headerLen = 1 + keyIDLen
 )
 
-// Keys holds the per-subject data keys. Safe for concurrent use.
+// Keys seals and opens subjects' personal fields with their data keys,
+// which a KeyStore holds wrapped. Safe for concurrent use.
 type Keys struct {
-	path string
-	kek  cipher.AEAD
-	mu   sync.RWMutex // exclusive only while Compact swaps the file
-	db   *bolt.DB
+	kek   cipher.AEAD
+	store KeyStore
 }
 
-// OpenKeys opens or creates the key file at path; kek (32 bytes) wraps the
-// data keys.
+// OpenKeys opens or creates the local key file at path (a BoltStore); kek
+// (32 bytes) wraps the data keys.
 func OpenKeys(path string, kek []byte) (*Keys, error) {
 	aead, err := newAEAD(kek)
 	if err != nil {
 		return nil, fmt.Errorf("pii: key-encryption key: %w", err)
 	}
-	db, err := openDB(path)
+	b, err := OpenBolt(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Keys{path: path, kek: aead, db: db}, nil
+	return &Keys{kek: aead, store: b}, nil
 }
 
-func openDB(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+// New returns Keys on store; kek (32 bytes) wraps the data keys. Every
+// instance sharing a store must use the same kek. Keys.Close closes store.
+func New(store KeyStore, kek []byte) (*Keys, error) {
+	aead, err := newAEAD(kek)
 	if err != nil {
-		return nil, fmt.Errorf("pii: opening %s: %w", path, err)
+		return nil, fmt.Errorf("pii: key-encryption key: %w", err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSubject, bucketErased, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("pii: %s: %w", path, err)
-	}
-	return db, nil
+	return &Keys{kek: aead, store: store}, nil
 }
 
-// Close closes the key file.
-func (k *Keys) Close() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.db.Close()
-}
+// Close closes the key store.
+func (k *Keys) Close() error { return k.store.Close() }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
@@ -141,33 +135,25 @@ func keyIDOf(sealed []byte) ([]byte, bool) {
 	return sealed[1:headerLen], true
 }
 
-// dataKey returns the subject's data key and its id, creating one if
-// create is set and none exists.
-func (k *Keys) dataKey(tx *bolt.Tx, subject string, create bool) (cipher.AEAD, []byte, error) {
-	b := tx.Bucket(bucketSubject)
-	wrapped := b.Get([]byte(subject))
-	if wrapped == nil {
-		if !create {
-			return nil, nil, nil
-		}
-		keyID := make([]byte, keyIDLen)
-		key := make([]byte, 32)
-		if _, err := rand.Read(keyID); err != nil {
-			return nil, nil, err
-		}
-		if _, err := rand.Read(key); err != nil {
-			return nil, nil, err
-		}
-		w, err := seal(k.kek, keyID, key, aad("key", subject, keyID))
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := b.Put([]byte(subject), w); err != nil {
-			return nil, nil, err
-		}
-		wrapped = w
+// newWrapped makes a new data key for subject, wrapped under the kek.
+func (k *Keys) newWrapped(subject string) ([]byte, error) {
+	keyID := make([]byte, keyIDLen)
+	key := make([]byte, 32)
+	if _, err := rand.Read(keyID); err != nil {
+		return nil, err
 	}
-	keyID, _ := keyIDOf(wrapped)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return seal(k.kek, keyID, key, aad("key", subject, keyID))
+}
+
+// unwrap returns the data key in wrapped and its id.
+func (k *Keys) unwrap(subject string, wrapped []byte) (cipher.AEAD, []byte, error) {
+	keyID, ok := keyIDOf(wrapped)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: the stored key is malformed", ErrCorrupt)
+	}
 	key, err := open(k.kek, wrapped, func(id []byte) []byte { return aad("key", subject, id) })
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: the stored key does not unwrap (wrong key-encryption key?)", ErrCorrupt)
@@ -182,25 +168,26 @@ func (k *Keys) dataKey(tx *bolt.Tx, subject string, create bool) (cipher.AEAD, [
 // Seal encrypts a subject's personal fields with the subject's data key,
 // creating the key on first use.
 func (k *Keys) Seal(subject string, fields map[string]string) ([]byte, error) {
+	return k.SealContext(context.Background(), subject, fields)
+}
+
+// SealContext is Seal with a context for a key store on the network.
+func (k *Keys) SealContext(ctx context.Context, subject string, fields map[string]string) ([]byte, error) {
 	plain, err := json.Marshal(fields)
 	if err != nil {
 		return nil, err
 	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	var a cipher.AEAD
-	var keyID []byte
-	// Fast path without the write lock once the key exists.
-	err = k.db.View(func(tx *bolt.Tx) error {
-		a, keyID, err = k.dataKey(tx, subject, false)
-		return err
-	})
-	if err == nil && a == nil {
-		err = k.db.Update(func(tx *bolt.Tx) error {
-			a, keyID, err = k.dataKey(tx, subject, true)
-			return err
-		})
+	wrapped, err := k.store.Get(ctx, subject)
+	if err == nil && wrapped == nil {
+		var fresh []byte
+		if fresh, err = k.newWrapped(subject); err == nil {
+			wrapped, err = k.store.PutIfAbsent(ctx, subject, fresh)
+		}
 	}
+	if err != nil {
+		return nil, fmt.Errorf("pii: seal: %w", err)
+	}
+	a, keyID, err := k.unwrap(subject, wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("pii: seal: %w", err)
 	}
@@ -210,29 +197,34 @@ func (k *Keys) Seal(subject string, fields map[string]string) ([]byte, error) {
 // Open decrypts fields sealed for subject. It fails with ErrErased once
 // the key that sealed them has been destroyed.
 func (k *Keys) Open(subject string, sealed []byte) (map[string]string, error) {
+	return k.OpenContext(context.Background(), subject, sealed)
+}
+
+// OpenContext is Open with a context for a key store on the network.
+func (k *Keys) OpenContext(ctx context.Context, subject string, sealed []byte) (map[string]string, error) {
 	id, ok := keyIDOf(sealed)
 	if !ok {
 		return nil, ErrCorrupt
 	}
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	var a cipher.AEAD
-	var keyID []byte
-	var erased bool
-	err := k.db.View(func(tx *bolt.Tx) error {
-		var err error
-		a, keyID, err = k.dataKey(tx, subject, false)
-		erased = tx.Bucket(bucketErased).Get([]byte(subject)) != nil
-		return err
-	})
+	wrapped, err := k.store.Get(ctx, subject)
 	if err != nil {
 		return nil, fmt.Errorf("pii: open: %w", err)
 	}
-	if a == nil || string(keyID) != string(id) {
-		if erased {
-			return nil, ErrErased
+	var a cipher.AEAD
+	var keyID []byte
+	if wrapped != nil {
+		if a, keyID, err = k.unwrap(subject, wrapped); err != nil {
+			return nil, fmt.Errorf("pii: open: %w", err)
 		}
-		if a == nil {
+	}
+	if a == nil || string(keyID) != string(id) {
+		_, erased, err := k.store.Erased(ctx, subject)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("pii: open: %w", err)
+		case erased:
+			return nil, ErrErased
+		case a == nil:
 			return nil, ErrNoKey
 		}
 		return nil, ErrCorrupt
@@ -252,27 +244,12 @@ func (k *Keys) Open(subject string, sealed []byte) (map[string]string, error) {
 // time of the erasure; erasing a subject that has no key again returns the
 // recorded time, so a retried erasure is recognisably the same one.
 func (k *Keys) Erase(subject string) (time.Time, error) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	var at time.Time
-	err := k.db.Update(func(tx *bolt.Tx) error {
-		keys, erased := tx.Bucket(bucketSubject), tx.Bucket(bucketErased)
-		if keys.Get([]byte(subject)) == nil {
-			if v := erased.Get([]byte(subject)); v != nil {
-				return at.UnmarshalText(v)
-			}
-		}
-		at = time.Now().UTC()
-		if err := keys.Delete([]byte(subject)); err != nil {
-			return err
-		}
-		v, _ := at.MarshalText()
-		if err := erased.Put([]byte(subject), v); err != nil {
-			return err
-		}
-		meta := tx.Bucket(bucketMeta)
-		return meta.Put(keyUncompacted, binary.BigEndian.AppendUint64(nil, uncompacted(meta)+1))
-	})
+	return k.EraseContext(context.Background(), subject)
+}
+
+// EraseContext is Erase with a context for a key store on the network.
+func (k *Keys) EraseContext(ctx context.Context, subject string) (time.Time, error) {
+	at, err := k.store.Delete(ctx, subject)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("pii: erase: %w", err)
 	}
@@ -281,97 +258,24 @@ func (k *Keys) Erase(subject string) (time.Time, error) {
 
 // Erased reports whether and when the subject's key was last destroyed.
 func (k *Keys) Erased(subject string) (time.Time, bool, error) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	var at time.Time
-	var ok bool
-	err := k.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketErased).Get([]byte(subject))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		return at.UnmarshalText(v)
-	})
-	return at, ok, err
+	return k.store.Erased(context.Background(), subject)
 }
 
-func uncompacted(meta *bolt.Bucket) uint64 {
-	if v := meta.Get(keyUncompacted); len(v) == 8 {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-// CompactIfErased compacts the key file if any key was destroyed since the
-// last compaction, and reports whether it did. heed calls it when it opens
-// a data directory: rewriting the whole file on every erasure would stall
-// sealing for seconds on a large file, and a restart is a natural point.
+// CompactIfErased compacts a local key file (see BoltStore.CompactIfErased)
+// and reports whether it did; other stores have no file and it does
+// nothing.
 func (k *Keys) CompactIfErased() (bool, error) {
-	var n uint64
-	k.mu.RLock()
-	err := k.db.View(func(tx *bolt.Tx) error {
-		n = uncompacted(tx.Bucket(bucketMeta))
-		return nil
-	})
-	k.mu.RUnlock()
-	if err != nil || n == 0 {
-		return false, err
+	if b, ok := k.store.(*BoltStore); ok {
+		return b.CompactIfErased()
 	}
-	return true, k.Compact()
+	return false, nil
 }
 
-// Compact rewrites the key file so destroyed keys no longer linger in
-// freed pages, then swaps it in (temp file, fsync, rename, fsync dir).
-// Other calls wait meanwhile.
+// Compact rewrites a local key file (see BoltStore.Compact); other stores
+// have no file and it does nothing.
 func (k *Keys) Compact() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	tmp := k.path + ".compact"
-	os.Remove(tmp)
-	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return fmt.Errorf("pii: compact: %w", err)
-	}
-	if err := bolt.Compact(dst, k.db, 0); err != nil {
-		dst.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("pii: compact: %w", err)
-	}
-	// Compact commits (and so fsyncs) what it copied; Close releases it.
-	if err := dst.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pii: compact: %w", err)
-	}
-	if err := k.db.Close(); err != nil {
-		return fmt.Errorf("pii: compact: %w", err)
-	}
-	renameErr := os.Rename(tmp, k.path)
-	if renameErr == nil {
-		renameErr = syncDir(filepath.Dir(k.path))
-	}
-	db, err := openDB(k.path)
-	if err != nil {
-		return err
-	}
-	k.db = db
-	if renameErr == nil {
-		err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyUncompacted) })
-		if err != nil {
-			return fmt.Errorf("pii: compact: %w", err)
-		}
-	}
-	if renameErr != nil {
-		return fmt.Errorf("pii: compact: %w", renameErr)
+	if b, ok := k.store.(*BoltStore); ok {
+		return b.Compact()
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

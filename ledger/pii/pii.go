@@ -3,15 +3,18 @@
 // key that erasure destroys (crypto-shredding).
 //
 // A subject's data key is a random 32-byte AES-256-GCM key, stored wrapped
-// (AES-GCM under the key-encryption key) in keys.db, a bbolt file of its
-// own, in a bucket per purpose. Sealed data names the key it was sealed
-// with, so data sealed before an erasure stays unreadable even if the
-// subject later gives new data (sealed under a new key).
+// (AES-GCM under the key-encryption key) in a [KeyStore]. Sealed data names
+// the key it was sealed with, so data sealed before an erasure stays
+// unreadable even if the subject later gives new data (sealed under a new
+// key).
 //
-// bbolt never overwrites a page in place: a destroyed key's bytes stay in a
-// freed page until that page is reused. [Keys.Compact] rewrites the file
-// without them; [Keys.CompactIfErased], which heed runs whenever it opens
-// a data directory, does so when keys were destroyed since the last time.
+// The default store, [BoltStore], is keys.db, a local bbolt file with a
+// bucket per purpose. bbolt never overwrites a page in place: a destroyed
+// key's bytes stay in a freed page until that page is reused.
+// [Keys.Compact] rewrites the file without them; [Keys.CompactIfErased],
+// which heed runs whenever it opens a data directory, does so when keys
+// were destroyed since the last time. Instances that share a KurrentDB
+// cluster share their keys through kurrent.KeyStore instead.
 package pii
 
 import (

@@ -96,7 +96,7 @@ func TestEraseDestroysKeyAndCompactRemovesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wrapped []byte
-	k.db.View(func(tx *bolt.Tx) error {
+	k.store.(*BoltStore).db.View(func(tx *bolt.Tx) error {
 		wrapped = bytes.Clone(tx.Bucket(bucketSubject).Get([]byte("s1")))
 		return nil
 	})
