@@ -455,3 +455,50 @@ func TestNoAckBeforeCommit(t *testing.T) {
 		t.Fatalf("head %d after the commit", h)
 	}
 }
+
+// TestRetriesInOneBatch queues identical appends behind a held commit so
+// they share the next batch: the first writes, the others must be seen as
+// retries of it before anything is committed.
+func TestRetriesInOneBatch(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var sizes []int
+	var mu sync.Mutex
+	bolt.SetBeforeCommit(s, func(n int) error {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+		once.Do(func() { close(held); <-release })
+		return nil
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { appendN(t, s, "first", 1) })
+	<-held
+	in := []ledger.Event{storetest.Consent("a", "x", 0), storetest.Consent("a", "y", 0)}
+	const n = 8
+	outs := make([][]ledger.Event, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { outs[i], errs[i] = s.Append(ctx, "retried", ledger.NoStream(), in) })
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if outs[i][0].Position != 2 || outs[i][1].Position != 3 {
+			t.Fatalf("caller %d got positions %d, %d; want 2, 3", i, outs[i][0].Position, outs[i][1].Position)
+		}
+	}
+	if len(sizes) != 2 || sizes[1] != 2 {
+		t.Fatalf("batches wrote %v events; want the retries to share one batch writing 2", sizes)
+	}
+	if h, _ := s.Head(ctx); h != 3 {
+		t.Fatalf("head %d, want 3", h)
+	}
+}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"ReadStream", testReadStream},
 		{"ReadAll", testReadAll},
 		{"LeavesAreCanonical", testCanonical},
+		{"ConcurrentRetries", testConcurrentRetries},
 		{"ConcurrentExact", testConcurrentExact},
 		{"ConcurrentStreams", testConcurrentStreams},
 		{"CancelledContext", testCancelled},
@@ -456,6 +457,31 @@ func testCanonical(t *testing.T, s ledger.Store) {
 	}
 	if back.Subject != odd.Subject || !bytes.Equal(back.PII, odd.PII) || !back.OccurredAt.Equal(odd.OccurredAt) {
 		t.Fatalf("content changed on the way: %s", b)
+	}
+}
+
+// testConcurrentRetries sends the same append from many callers at once,
+// as a client retrying on timeouts would: one copy is stored and every
+// caller gets its positions.
+func testConcurrentRetries(t *testing.T, s ledger.Store) {
+	ctx := context.Background()
+	in := consents(3)
+	const n = 16
+	outs := make([][]ledger.Event, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { outs[i], errs[i] = s.Append(ctx, "retried", ledger.NoStream(), in) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		sameEvents(t, "retried append", outs[i], outs[0])
+	}
+	if h := head(t, s); h != 3 {
+		t.Fatalf("head %d after %d identical appends of 3 events, want 3", h, n)
 	}
 }
 
