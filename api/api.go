@@ -68,6 +68,13 @@ type Checkpoint struct {
 	Note string `json:"note" doc:"the checkpoint as a signed note (C2SP tlog-checkpoint)"`
 }
 
+// Gate orders writes that can turn a decision against reminders in flight:
+// Exclusive runs fn while no reminder to subject is between its dispatch
+// and its submit (notify.Notifier implements it).
+type Gate interface {
+	Exclusive(subject string, fn func() error) error
+}
+
 // Eraser destroys a subject's data key and records SubjectErased in the
 // subject's stream, returning that event; a retry appends nothing new.
 type Eraser interface {
@@ -86,6 +93,7 @@ type Config struct {
 	Texter     Texter
 	Auditor    Auditor
 	Eraser     Eraser
+	Gate       Gate
 	Metrics    *Metrics
 	// Region is the default region for numbers without a country code [CN].
 	Region  string
@@ -120,6 +128,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Version == "" {
 		cfg.Version = "1"
+	}
+	if cfg.Gate == nil {
+		cfg.Gate = noGate{}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex()}
 	hc := huma.DefaultConfig("heed", cfg.Version)
@@ -265,3 +276,7 @@ func (s *Server) storeError(op string, err error) error {
 	s.cfg.Log.Error("store", "op", op, "err", err)
 	return huma.Error500InternalServerError("the ledger failed; the request may be retried with the same id")
 }
+
+type noGate struct{}
+
+func (noGate) Exclusive(_ string, fn func() error) error { return fn() }

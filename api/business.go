@@ -235,7 +235,13 @@ func (s *Server) writeAt(ctx context.Context, loc, number string, c Common, idem
 	if c.OccurredAt == nil {
 		rebuild = build
 	}
-	e, replayed, err := s.append(ctx, ledger.ContactStream(p.key.Tenant, subject), ev, rebuild)
+	var e ledger.Event
+	var replayed bool
+	err = s.cfg.Gate.Exclusive(subject, func() error {
+		var err error
+		e, replayed, err = s.append(ctx, ledger.ContactStream(p.key.Tenant, subject), ev, rebuild)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +515,12 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			}
 			if s.cfg.Eraser != nil {
 				start := time.Now()
-				e, err := s.cfg.Eraser.Erase(ctx, subject, p.key.Tenant, p.key.ID, reason)
+				var e ledger.Event
+				err := s.cfg.Gate.Exclusive(subject, func() error {
+					var err error
+					e, err = s.cfg.Eraser.Erase(ctx, subject, p.key.Tenant, p.key.ID, reason)
+					return err
+				})
 				if err != nil {
 					return nil, s.storeError("erase", err)
 				}
@@ -525,7 +536,13 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			}
 			ev.Actor = p.key.ID
 			ev.ID = s.eventID(p.key.Tenant, "", in.Key, ev.Type)
-			e, replayed, err := s.append(ctx, ledger.SubjectStream(subject), ev, func(time.Time) any { return &ledger.SubjectErased{Reason: reason} })
+			var e ledger.Event
+			var replayed bool
+			err = s.cfg.Gate.Exclusive(subject, func() error {
+				var err error
+				e, replayed, err = s.append(ctx, ledger.SubjectStream(subject), ev, func(time.Time) any { return &ledger.SubjectErased{Reason: reason} })
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}

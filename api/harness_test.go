@@ -129,7 +129,7 @@ func newHarness(t testing.TB) *harness {
 		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
 		Lines:     map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
 	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify,
-		Texter: h.texter, Auditor: fakeAuditor{st}})
+		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = h.api.Run(ctx) }()
 	h.srv = httptest.NewServer(h.api)

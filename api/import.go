@@ -135,7 +135,12 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 						batch[j] = evs[i]
 					}
 					start := time.Now()
-					stored, err := s.cfg.Store.Append(ctx, st, ledger.Any(), batch)
+					var stored []ledger.Event
+					err := s.cfg.Gate.Exclusive(batch[0].Subject, func() error {
+						var err error
+						stored, err = s.cfg.Store.Append(ctx, st, ledger.Any(), batch)
+						return err
+					})
 					if err != nil {
 						mu.Lock()
 						if firstErr == nil {

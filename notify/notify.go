@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -141,6 +142,7 @@ type Config struct {
 
 // Notifier runs reminders and inbound opt-outs.
 type Notifier struct {
+	gate     gate
 	cfg      Config
 	keywords map[string]bool
 	lineOf   map[string]string // tenant → the line its reminders use by default
@@ -295,7 +297,17 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		// From the dispatch until the submit has been made, opt-outs for this
+		// subject wait (see Exclusive): an opt-out acknowledged before the
+		// dispatch makes it fail; one acknowledged after finds it submitted.
+		gate := n.gate.of(r.Subject)
+		if d.Allowed {
+			gate.RLock()
+		}
 		stored, err := n.cfg.Store.Append(ctx, stream, expected, []ledger.Event{req, ev})
+		if err != nil && d.Allowed {
+			gate.RUnlock()
+		}
 		if errors.Is(err, ledger.ErrWrongRevision) {
 			// Something happened to this number since the decision read its
 			// stream (maybe an opt-out): decide again on the new state.
@@ -330,6 +342,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	}
 
 	ids, err := n.cfg.Sender.Submit(ctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
+	n.gate.of(r.Subject).RUnlock()
 	// The outcome is recorded even if the caller went away.
 	rec := context.WithoutCancel(ctx)
 	var ev ledger.Event
@@ -367,6 +380,29 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		n.replayEarly(rec, ids)
 	}
 	return res, nil
+}
+
+// gate orders reminders and opt-outs per subject: a reminder holds its
+// subject's stripe shared from dispatch to submit; Exclusive holds it alone.
+type gate struct{ stripes [256]sync.RWMutex }
+
+func (g *gate) of(subject string) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(subject))
+	return &g.stripes[h.Sum32()%uint32(len(g.stripes))]
+}
+
+// Exclusive runs fn, typically the append of an opt-out or of anything
+// else that can turn a decision, while no reminder to subject is between
+// its dispatch and its submit. Once fn has returned, no reminder to subject
+// that has not already been submitted will be, unless a new decision
+// allows it: the dispatches still pending fail on the new revision.
+// It may wait as long as one submit takes.
+func (n *Notifier) Exclusive(subject string, fn func() error) error {
+	g := n.gate.of(subject)
+	g.Lock()
+	defer g.Unlock()
+	return fn()
 }
 
 func (n *Notifier) event(r Request, at time.Time, payload any) (ledger.Event, error) {

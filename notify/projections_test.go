@@ -54,7 +54,7 @@ func TestNoSubmissionAfterOptOutWithProjections(t *testing.T) {
 	go func() { _ = runner.Run(ctx) }()
 
 	sender := &timedSender{at: map[string][]time.Time{}}
-	n := New(Config{Store: st, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
+	n := New(Config{Store: slowDispatch{st}, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
 		DefaultLine: line, Pseudonym: pseudo, Now: noon})
 
 	const numbers, ops = 50, 1000

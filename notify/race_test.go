@@ -36,6 +36,7 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 	sender := &timedSender{at: map[string][]time.Time{}}
 	cfg := r.n.cfg
 	cfg.Sender = sender
+	cfg.Store = slowDispatch{r.store}
 	n := New(cfg)
 
 	const numbers, ops = 100, 1000
@@ -116,4 +117,19 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 		}
 	}
 	t.Logf("%d submits, %d numbers opted out", sender.count, len(acked))
+}
+
+// slowDispatch returns from a ReminderDispatched append a little late, as
+// a loaded machine would: it widens the window between a dispatch becoming
+// durable and its submit, where an opt-out must not slip through.
+type slowDispatch struct{ ledger.Store }
+
+func (s slowDispatch) Append(ctx context.Context, stream string, exp ledger.Expected, evs []ledger.Event) ([]ledger.Event, error) {
+	out, err := s.Store.Append(ctx, stream, exp, evs)
+	for _, e := range evs {
+		if e.Type == ledger.TypeReminderDispatched {
+			time.Sleep(3 * time.Millisecond)
+		}
+	}
+	return out, err
 }

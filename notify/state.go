@@ -287,7 +287,12 @@ func (n *Notifier) OnInbound(ctx context.Context, in Inbound) (*ledger.Event, er
 		return nil, err
 	}
 	ev.Actor = "sms:" + in.To
-	stored, err := n.cfg.Store.Append(ctx, ledger.ContactStream(tenant, subject), ledger.Any(), []ledger.Event{ev})
+	var stored []ledger.Event
+	err = n.Exclusive(subject, func() error {
+		var err error
+		stored, err = n.cfg.Store.Append(ctx, ledger.ContactStream(tenant, subject), ledger.Any(), []ledger.Event{ev})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: record opt-out: %w", err)
 	}

@@ -273,7 +273,7 @@ func serve(ctx context.Context, args []string) error {
 	notifier.Store(n)
 
 	srv := api.New(api.Config{Store: store, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
-		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Metrics: metrics,
+		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Gate: n, Metrics: metrics,
 		Region: *region, Log: log})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
