@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -77,6 +78,7 @@ type state struct {
 	appends int  // append calls received
 	nodes   []*Server
 	leader  *Server
+	deleted map[string]bool // tombstoned streams
 }
 
 // Server is an in-memory KurrentDB node. A node started with Start is a
@@ -103,7 +105,7 @@ func Start() (*Server, error) {
 // They answer gossip, and a node that is not the leader answers an append
 // with not-leader, naming the leader, as a real follower does.
 func StartCluster(n int) ([]*Server, error) {
-	st := &state{streams: map[string][]int{}, changed: make(chan struct{}), drop: make(chan struct{})}
+	st := &state{streams: map[string][]int{}, deleted: map[string]bool{}, changed: make(chan struct{}), drop: make(chan struct{})}
 	for range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -316,6 +318,10 @@ func (s *Server) Append(stream api.Streams_AppendServer) error {
 		s.mu.Unlock()
 		return notLeader(stream, s.addr)
 	}
+	if s.deleted[name] {
+		s.mu.Unlock()
+		return streamDeleted(stream, name)
+	}
 	resp, err := s.appendLocked(name, opts, msgs)
 	s.mu.Unlock()
 	if err != nil {
@@ -333,6 +339,72 @@ func notLeader(stream grpc.ServerStream, leader string) error {
 	stream.SetTrailer(metadata.Pairs("exception", "not-leader",
 		"leader-endpoint-host", host, "leader-endpoint-port", port))
 	return status.Error(codes.NotFound, "fake: not leader")
+}
+
+// streamDeleted answers as the server does for a tombstoned stream.
+func streamDeleted(stream grpc.ServerStream, name string) error {
+	stream.SetTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+	return status.Error(codes.FailedPrecondition, "fake: stream deleted")
+}
+
+// Tombstone implements the streams service's hard delete. As on a server
+// before a scavenge, the stream's events stay in $all (with a
+// $streamDeleted record after them), but reading or appending to the
+// stream fails with stream-deleted from then on, and so does a second
+// tombstone. Only the expected revision Any is supported.
+func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
+	o := req.GetOptions()
+	if o.GetAny() == nil {
+		return nil, status.Error(codes.Unimplemented, "fake: tombstone supports only the expected revision Any")
+	}
+	name := string(o.GetStreamIdentifier().GetStreamName())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leader != s {
+		host, port, _ := net.SplitHostPort(s.leader.addr)
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "not-leader",
+			"leader-endpoint-host", host, "leader-endpoint-port", port))
+		return nil, status.Error(codes.NotFound, "fake: not leader")
+	}
+	if s.deleted[name] {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+		return nil, status.Error(codes.FailedPrecondition, "fake: stream deleted")
+	}
+	s.deleted[name] = true
+	created := strconv.FormatInt(time.Now().UnixNano()/100, 10)
+	s.log = append(s.log, record{
+		id:       uuid.New(),
+		stream:   name,
+		revision: math.MaxInt64,
+		meta:     map[string]string{"created": created, "type": "$streamDeleted", "content-type": "application/octet-stream"},
+		pos:      s.nextPos(0),
+	})
+	close(s.changed)
+	s.changed = make(chan struct{})
+	pos := s.log[len(s.log)-1].pos
+	return &api.TombstoneResp{PositionOption: &api.TombstoneResp_Position_{Position: &api.TombstoneResp_Position{
+		CommitPosition: pos, PreparePosition: pos,
+	}}}, nil
+}
+
+// Deleted reports whether stream (the name on the server) was tombstoned.
+func (s *Server) Deleted(stream string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleted[stream]
+}
+
+// Data returns the data of every event ever written to stream (the name on
+// the server), tombstoned or not: what a server's disk holds before a
+// scavenge.
+func (s *Server) Data(stream string) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	for _, i := range s.streams[stream] {
+		out = append(out, s.log[i].data)
+	}
+	return out
 }
 
 // appendLocked checks the expected revision the way the server does,
@@ -504,6 +576,10 @@ func (s *Server) Read(req *api.ReadReq, out api.Streams_ReadServer) error {
 func (s *Server) readStream(st *api.ReadReq_Options_StreamOptions, backwards bool, count uint64, out api.Streams_ReadServer) error {
 	name := string(st.GetStreamIdentifier().GetStreamName())
 	s.mu.Lock()
+	if s.deleted[name] {
+		s.mu.Unlock()
+		return streamDeleted(out, name)
+	}
 	idx := s.streams[name]
 	var recs []record
 	if len(idx) > 0 {

@@ -1,0 +1,174 @@
+package kurrent_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/kurrent"
+	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/pii"
+	"github.com/heed/heed/ledger/pii/piitest"
+)
+
+func TestKeyStoreConformance(t *testing.T) {
+	piitest.Run(t, func(t *testing.T) pii.KeyStore {
+		_, s := open(t)
+		return kurrent.NewKeyStore(s)
+	})
+}
+
+var kek = bytes.Repeat([]byte{7}, 32)
+
+// twoInstances returns the pii keys of two heed instances on one fake
+// cluster, each with its own connection.
+func twoInstances(t *testing.T) (*fake.Server, *kurrent.Store, *pii.Keys, *pii.Keys) {
+	t.Helper()
+	srv, a := open(t)
+	b, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ka, err := pii.New(kurrent.NewKeyStore(a), kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := pii.New(kurrent.NewKeyStore(b), kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, a, ka, kb
+}
+
+func TestKeysSharedBetweenInstances(t *testing.T) {
+	srv, a, ka, kb := twoInstances(t)
+	const subject = "5f1c0a"
+	fields := map[string]string{"number": "+8613800138000"}
+	sealed, err := ka.Seal(subject, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*pii.Keys{"sealing instance": ka, "other instance": kb} {
+		got, err := k.Open(subject, sealed)
+		if err != nil || got["number"] != fields["number"] {
+			t.Fatalf("%s: Open = %v, %v", name, got, err)
+		}
+	}
+	// The key streams are outside heed's positioned log.
+	if h, err := a.Head(context.Background()); err != nil || h != 0 {
+		t.Fatalf("head after sealing = %d, %v; want 0: key events entered the log", h, err)
+	}
+
+	// Erasure through B reaches A.
+	at, err := kb.Erase(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*pii.Keys{"erasing instance": kb, "other instance": ka} {
+		if _, err := k.Open(subject, sealed); !errors.Is(err, pii.ErrErased) {
+			t.Fatalf("%s: Open after erasure = %v, want ErrErased", name, err)
+		}
+		if when, ok, err := k.Erased(subject); err != nil || !ok || !when.Equal(at) {
+			t.Fatalf("%s: Erased = %v, %v, %v; want %v", name, when, ok, err, at)
+		}
+	}
+	if !srv.Deleted("key:heed-" + subject + ".0") {
+		t.Fatal("the erased key's stream was not tombstoned")
+	}
+	// A retry through A is the same erasure.
+	if again, err := ka.Erase(subject); err != nil || !again.Equal(at) {
+		t.Fatalf("repeated erasure through the other instance = %v, %v; want %v", again, err, at)
+	}
+	// New data after the erasure gets a new key, shared again; the old
+	// data stays shut.
+	fresh, err := kb.Seal(subject, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ka.Open(subject, fresh); err != nil {
+		t.Fatalf("new data through the other instance: %v", err)
+	}
+	if _, err := ka.Open(subject, sealed); !errors.Is(err, pii.ErrErased) {
+		t.Fatalf("old data after a new key: %v", err)
+	}
+}
+
+func TestRacingFirstSealsShareOneKey(t *testing.T) {
+	srv, _, ka, kb := twoInstances(t)
+	const subject = "9a77e0"
+	const n = 6
+	sealed := make([][]byte, 2*n)
+	errs := make([]error, 2*n)
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		k := []*pii.Keys{ka, kb}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sealed[i], errs[i] = k.Seal(subject, map[string]string{"i": string(rune('a' + i))})
+		}()
+	}
+	wg.Wait()
+	for i := range sealed {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		for _, k := range []*pii.Keys{ka, kb} {
+			if got, err := k.Open(subject, sealed[i]); err != nil || got["i"] != string(rune('a'+i)) {
+				t.Fatalf("seal %d: %v, %v", i, got, err)
+			}
+		}
+	}
+	if keys := srv.Data("key:heed-" + subject + ".0"); len(keys) != 1 {
+		t.Fatalf("%d keys stored for one subject, want 1", len(keys))
+	}
+}
+
+// TestKeyCreatedOnceDespiteLostAck: the server commits the new key but the
+// acknowledgement is lost; the retry must not leave the caller with a key
+// other than the stored one.
+func TestKeyCreatedOnceDespiteLostAck(t *testing.T) {
+	srv, _, ka, kb := twoInstances(t)
+	const subject = "03bb1d"
+	srv.FailAppends(fake.LostAck)
+	sealed, err := ka.Seal(subject, map[string]string{"n": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.PendingFaults() != 0 {
+		t.Fatal("the fault was not injected")
+	}
+	if _, err := kb.Open(subject, sealed); err != nil {
+		t.Fatalf("Open through the other instance: %v", err)
+	}
+	if keys := srv.Data("key:heed-" + subject + ".0"); len(keys) != 1 {
+		t.Fatalf("%d keys stored, want 1", len(keys))
+	}
+}
+
+// TestEraseSubjectAcrossInstances runs pii's whole erasure (key, then
+// SubjectErased in the log) through one instance and checks the other.
+func TestEraseSubjectAcrossInstances(t *testing.T) {
+	_, a, ka, kb := twoInstances(t)
+	ctx := context.Background()
+	const subject = "c0ffee"
+	sealed, err := ka.Seal(subject, map[string]string{"number": "+8613800138000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := pii.EraseSubject(ctx, a, kb, subject, "", "test", "asked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != ledger.TypeSubjectErased || ev.Position != 1 {
+		t.Fatalf("erasure event %s at %d", ev.Type, ev.Position)
+	}
+	if _, err := ka.Open(subject, sealed); !errors.Is(err, pii.ErrErased) {
+		t.Fatalf("Open after EraseSubject through the other instance = %v", err)
+	}
+}
