@@ -37,6 +37,9 @@ func (s *Store) add(p kurrentdb.Position, id uuid.UUID, heed bool) {
 	if heed {
 		s.pos = append(s.pos, p)
 		s.ids[id] = uint64(len(s.pos))
+		if s.idx != nil {
+			s.pending = append(s.pending, entry{p, id})
+		}
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -76,6 +79,14 @@ func (s *Store) catchUp(ctx context.Context) error {
 		})
 		if err != nil {
 			return err
+		}
+		s.imu.RLock()
+		full := len(s.pending) >= flushEvery
+		s.imu.RUnlock()
+		if full {
+			if err := s.flushIndex(); err != nil {
+				return err
+			}
 		}
 		if n < page {
 			return nil

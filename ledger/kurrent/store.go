@@ -46,6 +46,13 @@ type Options struct {
 	// Log receives the client library's messages at debug level; nil
 	// discards them.
 	Log *slog.Logger
+	// IndexPath, if set, is a local bbolt file that keeps the position
+	// index between runs, so a start reads only the part of $all written
+	// since instead of all of it. heed serve puts it in --data.
+	IndexPath string
+	// IndexFlush is how often the index is written to IndexPath.
+	// Default 1 s.
+	IndexFlush time.Duration
 }
 
 func (o *Options) logf(msg string, args ...any) {
@@ -64,6 +71,9 @@ func (o *Options) defaults() {
 	if o.Backoff <= 0 {
 		o.Backoff = 50 * time.Millisecond
 	}
+	if o.IndexFlush <= 0 {
+		o.IndexFlush = time.Second
+	}
 }
 
 // Store is a ledger.Store on KurrentDB. It is safe for concurrent use.
@@ -80,6 +90,9 @@ type Store struct {
 	seen    kurrentdb.Position   // the indexer has passed every event up to here
 	started bool                 // seen is meaningful
 	changed chan struct{}        // closed and replaced when the index grows
+	pending []entry              // indexed, not yet in the index file
+	idx     *indexFile           // nil without Options.IndexPath
+	loaded  int64                // positions loaded from the index file at Open
 
 	lmu      sync.RWMutex // orders enter against Close
 	closed   atomic.Bool
@@ -109,7 +122,19 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("kurrent: client: %w", err)
 	}
 	s := &Store{opts: opts, cfg: cfg, client: c, ids: map[uuid.UUID]uint64{}, changed: make(chan struct{}), closing: make(chan struct{}), done: make(chan struct{})}
-	if err := s.catchUp(ctx); err != nil {
+	if opts.IndexPath != "" {
+		err = s.loadIndex(ctx, opts.IndexPath)
+	}
+	if err == nil {
+		err = s.catchUp(ctx)
+	}
+	if err == nil {
+		err = s.flushIndex()
+	}
+	if err != nil {
+		if s.idx != nil {
+			_ = s.idx.db.Close()
+		}
 		_ = c.Close()
 		return nil, err
 	}
@@ -120,6 +145,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		defer s.wg.Done()
 		s.follow(bg)
 	}()
+	if s.idx != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.flushLoop(bg, opts.IndexFlush)
+		}()
+	}
 	return s, nil
 }
 
@@ -150,9 +182,10 @@ func (s *Store) Close() error {
 	close(s.done)
 	s.stop()
 	s.wg.Wait()
+	ierr := s.closeIndex()
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	return s.client.Close()
+	return errors.Join(s.client.Close(), ierr)
 }
 
 // enter admits a call unless the store is closed; the caller must call
@@ -680,6 +713,9 @@ type Stats struct {
 	// Resubscriptions counts $all subscriptions re-established after a
 	// drop.
 	Resubscriptions int64
+	// Loaded is how many of the indexed events came from the index file
+	// at Open rather than from reading $all.
+	Loaded int64
 }
 
 // Stats returns the store's counters.
@@ -687,7 +723,7 @@ func (s *Store) Stats() Stats {
 	s.imu.RLock()
 	n := len(s.pos)
 	s.imu.RUnlock()
-	return Stats{Indexed: int64(n), Retries: s.retries.Load(), Resubscriptions: s.resubs.Load()}
+	return Stats{Indexed: int64(n), Retries: s.retries.Load(), Resubscriptions: s.resubs.Load(), Loaded: s.loaded}
 }
 
 // Head implements ledger.Store: the last position this instance has

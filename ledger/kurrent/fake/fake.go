@@ -79,6 +79,7 @@ type state struct {
 	nodes   []*Server
 	leader  *Server
 	deleted map[string]bool // tombstoned streams
+	allRead int             // events sent by $all reads (not subscriptions)
 }
 
 // Server is an in-memory KurrentDB node. A node started with Start is a
@@ -387,6 +388,14 @@ func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.Tom
 	}}}, nil
 }
 
+// AllReadEvents returns how many events $all reads (not subscriptions)
+// have sent so far.
+func (s *Server) AllReadEvents() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allRead
+}
+
 // Deleted reports whether stream (the name on the server) was tombstoned.
 func (s *Server) Deleted(stream string) bool {
 	s.mu.Lock()
@@ -663,6 +672,7 @@ func (s *Server) readAll(all *api.ReadReq_Options_AllOptions, backwards bool, co
 			i++
 		}
 	}
+	s.allRead += len(recs)
 	s.mu.Unlock()
 	for _, r := range recs {
 		if err := out.Send(event(r)); err != nil {
