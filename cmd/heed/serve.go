@@ -285,8 +285,15 @@ func serve(ctx context.Context, args []string) error {
 			http.Error(w, "starting\n", http.StatusServiceUnavailable)
 			return
 		}
-		if err := runner.CatchUp(r.Context()); err != nil {
-			http.Error(w, "projections behind\n", http.StatusServiceUnavailable)
+		// Decisions wait for the projections to reach the head; far behind
+		// (a rebuild, a restart on a big log) they would time out.
+		head, err := led.base.Head(r.Context())
+		if err != nil {
+			http.Error(w, "store unavailable\n", http.StatusServiceUnavailable)
+			return
+		}
+		if lag := head - min(head, runner.Position()); lag > 10_000 {
+			http.Error(w, fmt.Sprintf("projections %d events behind\n", lag), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
