@@ -251,6 +251,9 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	if s.admin == "" {
 		t.Fatal("no admin key printed on first start")
 	}
+	if r := s.do(t, "GET", "/readyz", "", nil); r.status != 200 {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
 	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
 	aud := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "auditor"})["token"].(string)
 
