@@ -317,16 +317,17 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if from < 1 {
 		from = 1
 	}
+	head := s.head.Load()
 	var out []ledger.Event
 	err := s.view(func(tx *bbolt.Tx) error {
-		if revision(tx.Bucket(bucketStreams), stream) == 0 {
+		if visibleRevision(tx.Bucket(bucketStreams), stream, head) == 0 {
 			return fmt.Errorf("%w: stream %s", ledger.ErrNotFound, stream)
 		}
 		ev := tx.Bucket(bucketEvents)
 		prefix := streamKey(stream, 0)[:2+len(stream)]
 		c := tx.Bucket(bucketStreams).Cursor()
 		for k, v := c.Seek(streamKey(stream, from)); k != nil && hasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
-			if limit > 0 && len(out) >= limit {
+			if (limit > 0 && len(out) >= limit) || binary.BigEndian.Uint64(v) > head {
 				break
 			}
 			e, err := decode(ev.Get(v))
@@ -338,6 +339,28 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 		return nil
 	})
 	return out, err
+}
+
+// visibleRevision is the stream's revision counting only events at or
+// below head. bbolt lets a reader see a commit as soon as its meta page is
+// written, before that page's fsync returns; readers stop at the head the
+// sequencer publishes after the commit, so nothing reads an event that is
+// not yet durable (a projection could otherwise act on an event a power
+// cut then takes back).
+func visibleRevision(b *bbolt.Bucket, stream string, head uint64) uint64 {
+	c := b.Cursor()
+	end := streamKey(stream, math.MaxUint64)
+	n := len(end) - 8
+	k, v := c.Seek(end)
+	if k == nil || string(k) != string(end) {
+		k, v = c.Prev()
+	}
+	for ; len(k) == len(end) && string(k[:n]) == string(end[:n]); k, v = c.Prev() {
+		if binary.BigEndian.Uint64(v) <= head {
+			return binary.BigEndian.Uint64(k[n:])
+		}
+	}
+	return 0
 }
 
 // revision returns the stream's last revision from the stream index: the
@@ -359,9 +382,10 @@ func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)])
 
 // StreamRevision implements ledger.Store.
 func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, error) {
+	head := s.head.Load()
 	var rev uint64
 	err := s.view(func(tx *bbolt.Tx) error {
-		rev = revision(tx.Bucket(bucketStreams), stream)
+		rev = visibleRevision(tx.Bucket(bucketStreams), stream, head)
 		return nil
 	})
 	return rev, err
@@ -422,7 +446,8 @@ func (s *Store) scan(from uint64, limit int, fn func([]byte) error) error {
 		c := tx.Bucket(bucketEvents).Cursor()
 		n := 0
 		for k, v := c.Seek(key(from)); k != nil; k, v = c.Next() {
-			if limit > 0 && n >= limit {
+			// Stop at the published head: see visibleRevision.
+			if (limit > 0 && n >= limit) || binary.BigEndian.Uint64(k) > head {
 				break
 			}
 			if err := fn(v); err != nil {
@@ -450,6 +475,13 @@ func (s *Store) TreeSize() int64 { return int64(s.head.Load()) }
 // tlog.TreeHash(n, store) and the proof functions work on the store.
 func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
+	// Only the tree of the published head: see visibleRevision.
+	limit := tlog.StoredHashCount(int64(s.head.Load()))
+	for _, x := range indexes {
+		if x >= limit {
+			return nil, fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
+		}
+	}
 	err := s.view(func(tx *bbolt.Tx) error { return readHashes(tx.Bucket(bucketTree), indexes, out) })
 	if err != nil {
 		return nil, err
