@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -171,4 +172,24 @@ func TestEraseSubjectAcrossInstances(t *testing.T) {
 	if _, err := ka.Open(subject, sealed); !errors.Is(err, pii.ErrErased) {
 		t.Fatalf("Open after EraseSubject through the other instance = %v", err)
 	}
+}
+
+// TestKeyStoreServer runs the key store checks against the real KurrentDB
+// named by HEED_KURRENTDB_URL, the only check of the server's own NoStream
+// race and tombstones; each run uses a fresh prefix.
+func TestKeyStoreServer(t *testing.T) {
+	url := os.Getenv("HEED_KURRENTDB_URL")
+	if url == "" {
+		t.Skip("HEED_KURRENTDB_URL is not set: the key store checks did NOT run against a real KurrentDB server (only against the in-process fake); see ledger/kurrent/README.md")
+	}
+	piitest.Run(t, func(t *testing.T) pii.KeyStore {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := kurrent.Open(ctx, url, kurrent.Options{Prefix: "heedtest-" + ledger.NewID() + "-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return kurrent.NewKeyStore(s)
+	})
 }
