@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -38,7 +39,8 @@ func benchAppend(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	run := fmt.Sprintf("%04x", time.Now().Unix()&0xffff)
+	// A random prefix keeps the subjects of two runs on one directory apart.
+	run := fmt.Sprintf("%08x", rand.Uint32())
 
 	var next, done atomic.Int64
 	var failed atomic.Value
@@ -122,7 +124,7 @@ func benchEvent(size int) (ledger.Event, error) {
 			return ledger.Event{}, err
 		}
 		return ledger.Event{
-			Type: ledger.TypeConsentGranted, Tenant: "bench", Subject: "000000000000",
+			Type: ledger.TypeConsentGranted, Tenant: "bench", Subject: "0000000000000000",
 			OccurredAt: time.Now().UTC(), Schema: 1, Data: data,
 		}, nil
 	}

@@ -47,9 +47,14 @@ func TestBenchAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if h, _ := s.Head(context.Background()); h != 60 {
+	h, _ := s.Head(context.Background())
+	s.Close()
+	if h != 60 {
 		t.Fatalf("data dir holds %d events, want 60", h)
+	}
+	// A second run adds to the same directory.
+	if err := benchAppend(context.Background(), []string{"--data", dir, "--appenders", "4", "--events", "20"}); err != nil {
+		t.Fatalf("second run: %v", err)
 	}
 	// The events are sealed, so the directory verifies.
 	if err := verify(context.Background(), []string{"--data", dir}); err != nil {
