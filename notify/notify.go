@@ -132,8 +132,10 @@ type Config struct {
 	DefaultLine string
 	// Pseudonym turns an E.164 number into the subject.
 	Pseudonym func(number string) string
-	// SMSC names the connection in events.
-	SMSC string
+	// SMSC names the connection in events; SMSCOf, if set, names the one
+	// that carries a line instead.
+	SMSC   string
+	SMSCOf func(line string) string
 	// OnState, if set, is told each state a reminder enters (for metrics).
 	OnState func(state string)
 	Log     *slog.Logger
@@ -166,6 +168,10 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.Keywords == nil {
 		cfg.Keywords = DefaultKeywords
+	}
+	if cfg.SMSCOf == nil {
+		name := cfg.SMSC
+		cfg.SMSCOf = func(string) string { return name }
 	}
 	kw := map[string]bool{}
 	for _, k := range cfg.Keywords {
@@ -287,7 +293,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		if d.Allowed {
 			ev, err = n.event(r, now, ledger.ReminderDispatched{
 				ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash,
-				Line: r.Line, SMSC: n.cfg.SMSC, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
+				Line: r.Line, SMSC: n.cfg.SMSCOf(r.Line), Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
 			})
 		} else {
 			// A denial needs no revision check: nothing is sent.
@@ -350,7 +356,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	switch {
 	case err == nil:
 		n.track(ref{r.Tenant, r.Subject, r.ID, r.Line}, ids)
-		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderSubmitted{ReminderID: r.ID, MessageIDs: ids, Parts: len(ids), SMSC: n.cfg.SMSC})
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderSubmitted{ReminderID: r.ID, MessageIDs: ids, Parts: len(ids), SMSC: n.cfg.SMSCOf(r.Line)})
 		res.State, res.MessageIDs = StateSubmitted, ids
 	case errors.Is(err, ErrPermanent):
 		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderFailed{ReminderID: r.ID, Status: "refused", Detail: err.Error()})

@@ -153,7 +153,7 @@ func (n *Notifier) OnReceipt(ctx context.Context, rc Receipt) error {
 	if err != nil {
 		return err
 	}
-	ev.Actor = "smsc:" + n.cfg.SMSC
+	ev.Actor = "smsc:" + n.cfg.SMSCOf(r.line)
 	ev.ID = eventID(r.tenant, r.id, "receipt")
 	if _, err := n.cfg.Store.Append(ctx, ledger.ContactStream(r.tenant, r.subject), ledger.Any(), []ledger.Event{ev}); err != nil {
 		return fmt.Errorf("notify: record receipt: %w", err)

@@ -44,22 +44,32 @@ func init() {
 // apiKeysFile holds the hashed API keys (ledger/pii owns keys.db).
 const apiKeysFile = "apikeys.db"
 
+// smscConfig is one SMPP connection of the config file.
+type smscConfig struct {
+	// Name labels the connection in events and metrics.
+	Name     string  `json:"name,omitempty"`
+	Addr     string  `json:"addr"`
+	SystemID string  `json:"system_id"`
+	Password string  `json:"password"`
+	Window   int     `json:"window"`
+	TPS      float64 `json:"tps"`
+	// Flash marking, per operator: data_coding for UCS2 and GSM7 flash
+	// messages (defaults 0x18 and 0xF0), or dest_addr_subunit instead.
+	FlashUCS2    byte `json:"flash_ucs2_coding,omitempty"`
+	FlashGSM7    byte `json:"flash_gsm7_coding,omitempty"`
+	FlashSubunit bool `json:"flash_subunit,omitempty"`
+	// Lines are the sender lines this connection carries; the first
+	// connection also carries every line no connection names.
+	Lines []string `json:"lines,omitempty"`
+}
+
 // serveConfig is the optional JSON file given with --config. Flags given on
 // the command line win over it.
 type serveConfig struct {
-	// SMSC is the SMPP connection; without one the built-in simulator runs.
-	SMSC *struct {
-		Addr     string  `json:"addr"`
-		SystemID string  `json:"system_id"`
-		Password string  `json:"password"`
-		Window   int     `json:"window"`
-		TPS      float64 `json:"tps"`
-		// Flash marking, per operator: data_coding for UCS2 and GSM7 flash
-		// messages (defaults 0x18 and 0xF0), or dest_addr_subunit instead.
-		FlashUCS2    byte `json:"flash_ucs2_coding,omitempty"`
-		FlashGSM7    byte `json:"flash_gsm7_coding,omitempty"`
-		FlashSubunit bool `json:"flash_subunit,omitempty"`
-	} `json:"smsc,omitempty"`
+	// SMSC is one SMPP connection, SMSCs several; with none the built-in
+	// simulator runs.
+	SMSC  *smscConfig  `json:"smsc,omitempty"`
+	SMSCs []smscConfig `json:"smscs,omitempty"`
 	// Lines maps each sender line to the tenant that owns it.
 	Lines map[string]string `json:"lines,omitempty"`
 	// Templates maps template ids to texts with {param} placeholders.
@@ -206,62 +216,86 @@ func serve(ctx context.Context, args []string) error {
 		return float64(head - min(head, runner.Position()))
 	})
 
-	// SMPP: a configured SMSC, or the simulator in-process.
+	// SMPP: the configured SMSCs, or the simulator in-process.
 	var simSrv *sim.Server
 	var outbox *simOutbox
-	addr, user, pass := *smscAddr, *smscUser, *smscPass
-	if addr == "" && cfg.SMSC != nil {
-		addr, user, pass = cfg.SMSC.Addr, cfg.SMSC.SystemID, cfg.SMSC.Password
+	conns := cfg.SMSCs
+	switch {
+	case *smscAddr != "":
+		conns = []smscConfig{{Name: "smsc", Addr: *smscAddr, SystemID: *smscUser, Password: *smscPass}}
+	case cfg.SMSC != nil:
+		conns = []smscConfig{*cfg.SMSC}
 	}
-	smscName := addr
-	if addr == "" {
+	if len(conns) == 0 {
 		outbox = &simOutbox{}
 		simSrv, err = sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 20 * time.Millisecond, OnSubmit: outbox.add})
 		if err != nil {
 			return err
 		}
 		defer simSrv.Close()
-		addr, smscName = simSrv.Addr(), "simulator"
-		if *window == 0 {
-			*window = 100 // the simulator is local: a wide window costs nothing
-		}
-		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", addr)
+		// The simulator is local: a wide window costs nothing.
+		conns = []smscConfig{{Name: "simulator", Addr: simSrv.Addr(), SystemID: *smscUser, Window: 100}}
+		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", simSrv.Addr())
 	}
 	var notifier atomic.Pointer[notify.Notifier]
 	var binds atomic.Int64
 	smppLog := slog.New(&smppEvents{next: log.Handler(), on: func(msg string) {
 		switch msg {
 		case "smpp bound":
-			if binds.Add(1) > 1 {
+			if binds.Add(1) > int64(len(conns)) {
 				metrics.SMPPReconnects.Inc()
 			}
 		case "smpp throttled":
 			metrics.SMPPThrottles.Inc()
 		}
 	}})
-	smppCfg := smpp.Config{Addr: addr, SystemID: user, Password: pass, Source: *line, Window: *window, Logger: smppLog,
-		Handler: func(in smpp.Inbound) error {
-			n := notifier.Load()
-			if n == nil {
-				return errors.New("heed: not ready")
-			}
-			return inbound(context.Background(), n, metrics, smscName, in)
-		}}
-	if cfg.SMSC != nil {
-		smppCfg.TPS = cfg.SMSC.TPS
-		smppCfg.Flash = smpp.Flash{UCS2: cfg.SMSC.FlashUCS2, GSM7: cfg.SMSC.FlashGSM7, Subunit: cfg.SMSC.FlashSubunit}
-		if cfg.SMSC.Window > 0 && *window == 0 {
-			smppCfg.Window = cfg.SMSC.Window
+	sender := &smppSender{clients: map[string]*smpp.Client{}, byLine: map[string]string{}, m: metrics}
+	for i, c := range conns {
+		if c.Name == "" {
+			c.Name = fmt.Sprintf("smsc%d", i+1)
+		}
+		if _, dup := sender.clients[c.Name]; dup || c.Addr == "" {
+			return fmt.Errorf("%w: SMSC %q: names must be unique and addr is required", errUsage, c.Name)
+		}
+		if *window > 0 {
+			c.Window = *window
+		}
+		if c.SystemID == "" {
+			c.SystemID = *smscUser
+		}
+		name := c.Name
+		sender.clients[name] = smpp.New(smpp.Config{Addr: c.Addr, SystemID: c.SystemID, Password: c.Password, Source: *line,
+			Window: c.Window, TPS: c.TPS, Logger: smppLog,
+			Flash: smpp.Flash{UCS2: c.FlashUCS2, GSM7: c.FlashGSM7, Subunit: c.FlashSubunit},
+			Handler: func(in smpp.Inbound) error {
+				n := notifier.Load()
+				if n == nil {
+					return errors.New("heed: not ready")
+				}
+				return inbound(context.Background(), n, metrics, name, in)
+			}})
+		if i == 0 {
+			sender.def = name
+		}
+		for _, l := range c.Lines {
+			sender.byLine[l] = name
 		}
 	}
-	client := smpp.New(smppCfg)
-	sender := &smppSender{c: client, m: metrics, smsc: smscName}
+	defer func() {
+		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		for name, c := range sender.clients {
+			if err := c.Close(shutdown); err != nil {
+				log.Warn("unbind", "smsc", name, "err", err)
+			}
+		}
+	}()
 	metrics.Gauge("heed_smpp_window_in_flight", "Submits sent and not yet answered.", func() float64 {
 		return float64(sender.inFlight.Load())
 	})
 
 	n := notify.New(notify.Config{Store: store, Decider: decider, Sender: sender, Templates: cfg.Templates,
-		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSC: smscName, Log: log,
+		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSCOf: sender.route, Log: log,
 		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState})
 	marked, err := n.Recover(ctx)
 	if err != nil {
@@ -322,7 +356,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smsc", smscName)
+	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smscs", len(sender.clients))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	ready.Store(true)
@@ -340,9 +374,8 @@ func serve(ctx context.Context, args []string) error {
 	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("drain", "err", err)
 	}
-	if err := client.Close(shutdown); err != nil {
-		log.Warn("unbind", "err", err)
-	}
+	// The SMPP connections unbind as serve returns (deferred above), after
+	// the followers have stopped.
 	cancel()
 	bg.wait()
 	if err := runner.Snapshot(); err != nil {
@@ -409,30 +442,40 @@ func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.D
 	return out, nil
 }
 
-// smppSender submits through the SMPP client and counts what happens.
+// smppSender submits through the SMSC that carries each line, and counts
+// what happens.
 type smppSender struct {
-	c        *smpp.Client
+	clients  map[string]*smpp.Client
+	byLine   map[string]string // line → SMSC name
+	def      string            // the SMSC of every other line
 	m        *api.Metrics
-	smsc     string
 	inFlight atomic.Int64
 }
 
-func (s *smppSender) submit(ctx context.Context, m smpp.Message) (smpp.Result, error) {
+// route names the SMSC a line's messages go through.
+func (s *smppSender) route(line string) string {
+	if name, ok := s.byLine[line]; ok {
+		return name
+	}
+	return s.def
+}
+
+func (s *smppSender) submit(ctx context.Context, smsc string, m smpp.Message) (smpp.Result, error) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
-	s.m.SMPPSubmits.WithLabelValues(s.smsc).Inc()
-	res, err := s.c.Submit(ctx, m)
+	s.m.SMPPSubmits.WithLabelValues(smsc).Inc()
+	res, err := s.clients[smsc].Submit(ctx, m)
 	status := "0x00000000"
 	var se *smpp.Error
 	if errors.As(err, &se) {
 		status = fmt.Sprintf("0x%08x", uint32(se.Status))
 	}
-	s.m.SMPPResponses.WithLabelValues(s.smsc, status).Inc()
+	s.m.SMPPResponses.WithLabelValues(smsc, status).Inc()
 	return res, err
 }
 
 func (s *smppSender) Submit(ctx context.Context, m notify.Message) ([]string, error) {
-	res, err := s.submit(ctx, smpp.Message{To: strings.TrimPrefix(m.Number, "+"), Text: m.Text, Flash: m.Flash,
+	res, err := s.submit(ctx, s.route(m.Line), smpp.Message{To: strings.TrimPrefix(m.Number, "+"), Text: m.Text, Flash: m.Flash,
 		RegisteredDelivery: 1, From: m.Line})
 	switch smpp.KindOf(err) {
 	case 0:
@@ -446,7 +489,7 @@ func (s *smppSender) Submit(ctx context.Context, m notify.Message) ([]string, er
 }
 
 func (s *smppSender) SendText(ctx context.Context, e164, text string) error {
-	_, err := s.submit(ctx, smpp.Message{To: strings.TrimPrefix(e164, "+"), Text: text})
+	_, err := s.submit(ctx, s.def, smpp.Message{To: strings.TrimPrefix(e164, "+"), Text: text})
 	return err
 }
 

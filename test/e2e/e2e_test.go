@@ -692,3 +692,32 @@ func TestKeysCreate(t *testing.T) {
 	}
 	s.stop(t)
 }
+
+// TestTwoSMSCsRouteByLine: each tenant's line goes out through the SMSC
+// configured for it.
+func TestTwoSMSCsRouteByLine(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	cfg := fmt.Sprintf(`{"smscs": [{"name": "a", "addr": "127.0.0.1:%d", "lines": ["10690001"]}, {"name": "b", "addr": "127.0.0.1:%d", "lines": ["10690002"]}],
+		"lines": {"10690002": "beta"}}`, a.port, b.port)
+	path := filepath.Join(t.TempDir(), "heed.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, t.TempDir(), "--config", path)
+	for _, c := range []struct {
+		tenant, num string
+		via         *nodeSMSC
+	}{{"acme", "+8613900000001", a}, {"beta", "+8613900000002", b}} {
+		key := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": c.tenant})["token"].(string)
+		s.must(t, 201, "POST", "/v1/relationships", key, map[string]any{"number": c.num, "contract_ref": "P"})
+		r := s.must(t, 201, "POST", "/v1/reminders", key, map[string]any{"number": c.num, "relationship_ref": "P", "text": "renew"})
+		if r["state"] != "submitted" {
+			t.Fatalf("%s: %v", c.tenant, r)
+		}
+		eventually(t, c.tenant+"'s reminder at its SMSC", func() bool { return c.via.count(c.num) == 1 })
+	}
+	if a.count("+8613900000002") != 0 || b.count("+8613900000001") != 0 {
+		t.Error("a reminder went through the other tenant's SMSC")
+	}
+	s.stop(t)
+}
