@@ -85,7 +85,7 @@ func (k *KeyStore) erasures(ctx context.Context, subject string) (uint64, erasur
 // tombstoned.
 func (k *KeyStore) keyAt(ctx context.Context, subject string, n uint64) ([]byte, error) {
 	r, ok, err := k.s.lastRecord(ctx, k.keyStream(subject, n))
-	if errors.Is(err, ledger.ErrNotFound) {
+	if errors.Is(err, ledger.ErrNotFound) || gone(err) {
 		return nil, nil // tombstoned
 	}
 	if err != nil || !ok {
@@ -98,12 +98,52 @@ func (k *KeyStore) keyAt(ctx context.Context, subject string, n uint64) ([]byte,
 	return w.Wrapped, nil
 }
 
+// errGone means a key stream was tombstoned.
+var errGone = errors.New("kurrent: key stream tombstoned")
+
+// gone reports whether err says the stream was tombstoned (older servers
+// say stream-deleted, newer ones may say tombstoned).
+func gone(err error) bool {
+	c := code(err)
+	return c == kurrentdb.ErrorCodeStreamDeleted || c == kurrentdb.ErrorCodeStreamTombstoned
+}
+
 // tombstone hard-deletes stream; one already tombstoned is fine.
 func (k *KeyStore) tombstone(ctx context.Context, stream string) error {
 	return k.s.do(ctx, "tombstone "+stream, func(c *kurrentdb.Client, _ int) error {
 		_, err := c.TombstoneStream(ctx, stream, kurrentdb.TombstoneStreamOptions{StreamState: kurrentdb.Any{}})
-		if code(err) == kurrentdb.ErrorCodeStreamDeleted {
+		if gone(err) {
 			return nil
+		}
+		return err
+	})
+}
+
+// destroy tombstones a key stream so it can never be read or written
+// again, also one that does not exist yet: the server refuses to tombstone
+// a stream that was never written (wrong expected version, even with Any),
+// so destroy writes a placeholder first, which leaves no name free for a
+// late key.
+func (k *KeyStore) destroy(ctx context.Context, stream string) error {
+	err := k.tombstone(ctx, stream)
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ledger.ErrClosed) || ctx.Err() != nil {
+		return err
+	}
+	err = k.create(ctx, stream, "heed-key-void", uuid.New(), []byte("{}"))
+	if err != nil && !errors.Is(err, ledger.ErrWrongRevision) && !errors.Is(err, errGone) {
+		return err
+	}
+	return k.tombstone(ctx, stream)
+}
+
+// create writes the first event of stream. With a fixed id for every
+// attempt, a retry after a lost acknowledgement is a no-op on the server.
+func (k *KeyStore) create(ctx context.Context, stream, typ string, id uuid.UUID, data []byte) error {
+	ev := kurrentdb.EventData{EventID: id, EventType: typ, ContentType: kurrentdb.ContentTypeJson, Data: data}
+	return k.s.do(ctx, "append to "+stream, func(c *kurrentdb.Client, _ int) error {
+		_, err := c.AppendToStream(ctx, stream, kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.NoStream{}}, ev)
+		if gone(err) {
+			return errGone
 		}
 		return err
 	})
@@ -132,7 +172,7 @@ func (k *KeyStore) PutIfAbsent(ctx context.Context, subject string, wrapped []by
 		if err != nil {
 			return nil, err
 		}
-		err = k.s.appendRecord(ctx, k.keyStream(subject, n), "heed-key", id, 0, data)
+		err = k.create(ctx, k.keyStream(subject, n), "heed-key", id, data)
 		switch {
 		case err == nil:
 			return wrapped, nil
@@ -143,7 +183,7 @@ func (k *KeyStore) PutIfAbsent(ctx context.Context, subject string, wrapped []by
 				return w, err
 			}
 			// Theirs is already erased: start over on the next stream.
-		case errors.Is(err, ledger.ErrNotFound):
+		case errors.Is(err, errGone):
 			// Tombstoned: the subject was erased meanwhile.
 		default:
 			return nil, err
@@ -168,7 +208,7 @@ func (k *KeyStore) Delete(ctx context.Context, subject string) (time.Time, error
 		}
 		if w == nil && n > 0 {
 			// No key since the last erasure: the same erasure again.
-			if err := k.tombstone(ctx, k.keyStream(subject, n-1)); err != nil {
+			if err := k.destroy(ctx, k.keyStream(subject, n-1)); err != nil {
 				return time.Time{}, err
 			}
 			return last.At, nil
@@ -185,7 +225,7 @@ func (k *KeyStore) Delete(ctx context.Context, subject string) (time.Time, error
 		if err != nil {
 			return time.Time{}, err
 		}
-		if err := k.tombstone(ctx, k.keyStream(subject, n)); err != nil {
+		if err := k.destroy(ctx, k.keyStream(subject, n)); err != nil {
 			return time.Time{}, err
 		}
 		return at, nil

@@ -193,3 +193,31 @@ func TestKeyStoreServer(t *testing.T) {
 		return kurrent.NewKeyStore(s)
 	})
 }
+
+// TestEraseWithoutKeyLeavesNoSlot: erasing a subject that never had a key
+// still tombstones its key stream (the server will not tombstone a stream
+// never written, so a placeholder goes first), so a seal that began before
+// the erasure cannot store a key there afterwards.
+func TestEraseWithoutKeyLeavesNoSlot(t *testing.T) {
+	srv, s := open(t)
+	ctx := context.Background()
+	k := kurrent.NewKeyStore(s)
+	if _, err := k.Delete(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if !srv.Deleted("key:heed-late.0") {
+		t.Fatal("key stream 0 of a subject erased without a key was left open")
+	}
+	for _, d := range srv.Data("key:heed-late.0") {
+		if string(d) != "{}" {
+			t.Fatalf("the placeholder holds %q", d)
+		}
+	}
+	// The next key goes to the next stream.
+	if w, err := k.PutIfAbsent(ctx, "late", []byte("k")); err != nil || string(w) != "k" {
+		t.Fatalf("PutIfAbsent after the erasure = %q, %v", w, err)
+	}
+	if got := srv.Data("key:heed-late.1"); len(got) != 1 {
+		t.Fatalf("%d events in key stream 1, want 1", len(got))
+	}
+}

@@ -352,7 +352,9 @@ func streamDeleted(stream grpc.ServerStream, name string) error {
 // before a scavenge, the stream's events stay in $all (with a
 // $streamDeleted record after them), but reading or appending to the
 // stream fails with stream-deleted from then on, and so does a second
-// tombstone. Only the expected revision Any is supported.
+// tombstone. A stream that was never written cannot be tombstoned (wrong
+// expected version, as the server answers even for Any). Only the expected
+// revision Any is supported.
 func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
 	o := req.GetOptions()
 	if o.GetAny() == nil {
@@ -370,6 +372,11 @@ func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.Tom
 	if s.deleted[name] {
 		_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "stream-deleted", "stream-name", name))
 		return nil, status.Error(codes.FailedPrecondition, "fake: stream deleted")
+	}
+	if len(s.streams[name]) == 0 {
+		// As the server does (even with Any): there is nothing to delete.
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "wrong-expected-version"))
+		return nil, status.Error(codes.FailedPrecondition, "fake: delete failed due to WrongExpectedVersion: no stream")
 	}
 	s.deleted[name] = true
 	created := strconv.FormatInt(time.Now().UnixNano()/100, 10)
