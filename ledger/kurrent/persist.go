@@ -73,6 +73,7 @@ func (s *Store) loadIndex(ctx context.Context, path string) error {
 	s.imu.Lock()
 	s.pos, s.ids, s.seen, s.started = nil, map[uuid.UUID]uint64{}, kurrentdb.Position{}, false
 	s.imu.Unlock()
+	s.idx.seen = kurrentdb.Position{}
 	return db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketPositions, bucketIndexMeta} {
 			if tx.Bucket(b) != nil {
