@@ -23,6 +23,7 @@ import (
 
 	"github.com/heed/heed/ledger/kurrent/fake"
 	"github.com/heed/heed/ledger/merkle"
+	"github.com/heed/heed/ledger/secrets"
 	"github.com/heed/heed/projections"
 )
 
@@ -327,7 +328,17 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(heed(t), "verify", res).CombinedOutput(); err != nil {
+	// Verified against the ledger's own public key, not the one the
+	// bundle carries.
+	skey, err := os.ReadFile(filepath.Join(dir, secrets.SigningFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := secrets.VerifierKey(strings.TrimSpace(string(skey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(heed(t), "verify", "--key", vkey, res).CombinedOutput(); err != nil {
 		t.Fatalf("heed verify: %v\n%s", err, out)
 	}
 
