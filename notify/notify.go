@@ -390,7 +390,9 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 
 // gate orders reminders and opt-outs per subject: a reminder holds its
 // subject's stripe shared from dispatch to submit; Exclusive holds it alone.
-type gate struct{ stripes [256]sync.RWMutex }
+// Exclusive holds a stripe across a durable append, so there are enough
+// stripes that concurrent writes about different subjects rarely share one.
+type gate struct{ stripes [4096]sync.RWMutex }
 
 func (g *gate) of(subject string) *sync.RWMutex {
 	h := fnv.New32a()
