@@ -182,7 +182,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		defer tree.Close()
-		ksealer := &kurrent.Sealer{Store: ks, Tree: tree, Checkpoints: d.Checkpoints, Signer: d.Signer, Origin: d.Origin, Log: log}
+		ksealer := &kurrent.Sealer{Store: ks, Tree: tree, Checkpoints: d.Checkpoints, Signer: d.Signer, Origin: d.Origin, Interval: d.SealEvery, Log: log}
 		bg.run(log, "sealer", func() error { return ksealer.Run(ctx) })
 		led.base, led.hashes, led.seal = ks, tree, nil
 		log.Info("event store: KurrentDB")
