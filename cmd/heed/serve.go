@@ -82,7 +82,7 @@ func serve(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
 	data := addDataFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
-	configFile := fs.String("config", "", "JSON config file: smsc, lines, templates, keywords")
+	configFile := fs.String("config", "", "JSON config file: smsc or smscs (each with the lines it carries), lines (line → tenant), templates, keywords")
 	rulesFile := fs.String("rules", "", "JSON rules file (projections config); default rules when empty")
 	region := fs.String("region", "CN", "default region for numbers written without a country code")
 	smscAddr := fs.String("smsc", "", "SMSC host:port (default: start the built-in simulator in-process)")
