@@ -172,11 +172,21 @@ func serve(ctx context.Context, args []string) error {
 		if !kurrent.IsURL(*storeURL) {
 			return fmt.Errorf("%w: --store must be a kurrentdb:// or esdb:// connection string", errUsage)
 		}
-		ks, err := kurrent.Open(ctx, *storeURL, kurrent.Options{Log: log})
+		ks, err := kurrent.Open(ctx, *storeURL, kurrent.Options{Log: log, IndexPath: filepath.Join(d.Dir, "kurrent-index.db")})
 		if err != nil {
 			return err
 		}
 		defer ks.Close()
+		// Subject keys live in the cluster, so every instance opens what
+		// another sealed and an erasure on one reaches all.
+		clusterKeys, err := pii.New(kurrent.NewKeyStore(ks), d.Secrets.KEK)
+		if err != nil {
+			return err
+		}
+		if err := d.Keys.Close(); err != nil {
+			return err
+		}
+		d.Keys = clusterKeys
 		tree, err := merkle.OpenLog(filepath.Join(d.Dir, "tree.db"))
 		if err != nil {
 			return err
