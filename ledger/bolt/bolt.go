@@ -1,14 +1,16 @@
 // Package bolt is heed's embedded ledger.Store: one bbolt file holding the
 // global log, the stream and id indexes and the Merkle tree hashes.
 //
-// Appends go through one sequencer goroutine that does group commit:
-// concurrent appenders share one transaction and one commit (bbolt syncs
-// the data pages, then the meta page), and nobody is acknowledged before it.
-// Each caller validates its events and encodes their canonical leaves in its
-// own goroutine; the sequencer only checks expected revisions and ids
-// against the file and the earlier requests of its batch, splices in
-// revision, position and recorded time, and writes the event, its stream and
-// id index entries and its Merkle tree hashes in the same transaction.
+// Appends go through one sequencer goroutine and one committer goroutine
+// that do group commit: concurrent appenders share one transaction and one
+// commit (bbolt syncs the data pages, then the meta page), and nobody is
+// acknowledged before it. Each caller validates its events and encodes their
+// canonical leaves in its own goroutine. The sequencer checks expected
+// revisions and ids against the file, the batch still committing and the
+// earlier requests of its own batch, splices in revision, position and
+// recorded time and computes the Merkle tree hashes, while the committer
+// commits the previous batch; the committer then writes the event, its
+// stream and id index entries and its tree hashes in one transaction.
 //
 // The file holds five buckets: events (position → canonical leaf, exactly
 // the bytes the tree hashes), tree (leaf index → the tlog stored hashes that
@@ -107,6 +109,7 @@ type Store struct {
 	// waits for.
 	inflight atomic.Int64
 	stats    struct{ commits, events, prepare, commit atomic.Int64 }
+	linger   atomic.Int64 // how long a batch may wait to fill, from the last commit
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -163,6 +166,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.linger.Store(int64(minLinger))
 	if o.readOnly {
 		close(s.done)
 	} else {
@@ -546,8 +550,8 @@ func (s *Store) Follow(ctx context.Context, from uint64, fn func(ledger.Event) e
 type Stats struct {
 	Commits int64         // transactions committed
 	Events  int64         // events they wrote
-	Prepare time.Duration // time spent checking and writing batches
-	Commit  time.Duration // time spent in Commit, mostly fsync
+	Prepare time.Duration // time spent checking and preparing batches
+	Commit  time.Duration // time spent writing and committing them
 }
 
 // Stats returns the sequencer's counters; Events/Commits is the mean batch.

@@ -110,65 +110,114 @@ const (
 	pollEvery = 25 * time.Microsecond
 )
 
-// sequence is the one goroutine that writes: it gathers whatever requests
-// are queued into one transaction, commits (bbolt fsyncs on commit), and
-// only then releases the callers.
+// sequence is the goroutine that orders appends. It gathers whatever
+// requests are queued into a batch and prepares it: checks expected
+// revisions and ids, assigns positions, encodes leaves and computes tree
+// hashes, all against the committed file plus the batch still being
+// committed. The committer goroutine then writes the prepared batch in one
+// transaction, commits (bbolt fsyncs on commit) and only then releases the
+// callers. Preparing one batch while the previous one commits keeps the
+// sequencer's work off the commit's critical path; if the previous commit
+// fails, the batch is prepared again against the file.
 //
 // Callers released by a commit come back a few microseconds later; a
-// sequencer that started the next transaction with whoever had already
-// arrived would alternate small and large batches. So while fewer requests
-// are queued than there are callers inside Append, it waits a little for
-// them.
+// sequencer that started the next batch with whoever had already arrived
+// would alternate small and large batches. So once the batch in flight has
+// committed, while fewer requests are queued than there are callers inside
+// Append, it waits a little for them.
 func (s *Store) sequence() {
 	defer close(s.done)
-	batch := make([]*request, 0, s.maxBatch)
-	linger := minLinger
+	plans := make(chan *plan)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for p := range plans {
+			s.commit(p)
+		}
+	}()
+	var inflight *plan
 	for r := range s.reqs {
-		batch = append(batch[:0], r)
-		if s.drain(&batch) {
-			s.fill(&batch, linger)
+		p := s.newPlan(inflight)
+		open := s.take(p, r)
+		// Prepare whatever arrives while the batch in flight commits.
+		for inflight != nil {
+			reqs := s.reqs
+			if !open || len(p.reqs) >= s.maxBatch {
+				reqs = nil
+			}
+			select {
+			case r, ok := <-reqs:
+				open = ok && s.take(p, r)
+			case <-inflight.done:
+				if inflight.failed {
+					p = s.rebase(p)
+				}
+				inflight = nil
+			}
 		}
-		start := time.Now()
-		s.commit(batch)
-		linger = min(max(time.Since(start)/2, minLinger), maxLinger)
-		for _, r := range batch {
-			close(r.done)
+		if open {
+			s.add(p, s.fill(len(p.reqs), time.Duration(s.linger.Load())))
 		}
-		clear(batch)
+		inflight = p
+		plans <- p
 	}
+	close(plans)
+	<-committed
+}
+
+// rebase prepares p's requests again from the file, after the batch it was
+// prepared on top of failed to commit.
+func (s *Store) rebase(p *plan) *plan {
+	q := s.newPlan(nil)
+	for _, r := range p.reqs {
+		r.out, r.err = nil, nil
+	}
+	s.add(q, p.reqs)
+	return q
+}
+
+// take prepares r and whatever else is queued into p; it reports false
+// once the queue is closed.
+func (s *Store) take(p *plan, r *request) bool {
+	batch := []*request{r}
+	open := s.drain(&batch, s.maxBatch-len(p.reqs))
+	s.add(p, batch)
+	return open
 }
 
 // fill waits up to linger for the callers inside Append to queue their
 // requests. The count is polled: callers released by the last commit are
 // still counted until they return, and either come back with a new request
 // (a closed loop) or leave, which the next poll sees.
-func (s *Store) fill(batch *[]*request, linger time.Duration) {
+func (s *Store) fill(have int, linger time.Duration) []*request {
+	var more []*request
 	deadline := time.Now().Add(linger)
-	for len(*batch) < s.maxBatch && len(*batch) < int(s.inflight.Load()) {
+	for have+len(more) < s.maxBatch && have+len(more) < int(s.inflight.Load()) {
 		wait := min(time.Until(deadline), pollEvery)
 		if wait <= 0 {
-			return
+			break
 		}
 		t := time.NewTimer(wait)
 		select {
 		case r, ok := <-s.reqs:
 			t.Stop()
 			if !ok {
-				return
+				return more
 			}
-			*batch = append(*batch, r)
-			if !s.drain(batch) {
-				return
+			more = append(more, r)
+			if !s.drain(&more, s.maxBatch-have) {
+				return more
 			}
 		case <-t.C:
 		}
 	}
+	return more
 }
 
-// drain adds queued requests to batch without waiting; it reports false
-// once the queue is closed.
-func (s *Store) drain(batch *[]*request) bool {
-	for len(*batch) < s.maxBatch {
+// drain adds queued requests to batch, up to max in all, without waiting;
+// it reports false once the queue is closed.
+func (s *Store) drain(batch *[]*request, max int) bool {
+	for len(*batch) < max {
 		select {
 		case r, ok := <-s.reqs:
 			if !ok {
@@ -182,54 +231,89 @@ func (s *Store) drain(batch *[]*request) bool {
 	return true
 }
 
-// batchState is what one transaction has written so far but not committed.
-type batchState struct {
+// plan is one prepared batch: the requests, their results, and the writes
+// that commit them.
+type plan struct {
+	reqs   []*request
+	prev   *plan                    // batch in flight this one builds on
+	head   uint64                   // last position before this batch
+	pos    uint64                   // last position after it
+	revs   map[string]uint64        // stream revisions this batch changes
+	stored map[string]*ledger.Event // events this batch writes, by id
+	base   int64                    // first stored hash index of the batch
+	hs     []tlog.Hash              // hashes this batch writes, from base
+	puts   []put
+	err    error // a failure that fails the whole batch
+
+	// Set by the committer.
+	failed bool
+	done   chan struct{}
+
+	// The read transaction the batch is prepared in.
 	tx      *bbolt.Tx
 	events  *bbolt.Bucket
 	tree    *bbolt.Bucket
 	streams *bbolt.Bucket
 	ids     *bbolt.Bucket
-	revs    map[string]uint64        // stream revisions changed in this batch
-	stored  map[string]*ledger.Event // events written in this batch, by id
-	base    int64                    // first stored hash index of the batch
-	hs      []tlog.Hash              // hashes written in this batch, from base
 }
 
-// ReadHashes reads the tree as this transaction sees it.
-func (b *batchState) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+// put is one event's writes.
+type put struct {
+	pos, leaf, stream, id, treeKey, treeVal []byte
+}
+
+// ReadHashes reads the tree as the batch sees it: its own hashes, those of
+// the batch in flight, then the file's.
+func (p *plan) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		if x >= b.base {
-			if x-b.base >= int64(len(b.hs)) {
+		switch {
+		case x >= p.base:
+			if x-p.base >= int64(len(p.hs)) {
 				return nil, fmt.Errorf("bolt: hash %d not yet written", x)
 			}
-			out[i] = b.hs[x-b.base]
-			continue
-		}
-		if err := readHashes(b.tree, indexes[i:i+1], out[i:i+1]); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			out[i] = p.hs[x-p.base]
+		case p.prev != nil && x >= p.prev.base:
+			out[i] = p.prev.hs[x-p.prev.base]
+		default:
+			if err := readHashes(p.tree, indexes[i:i+1], out[i:i+1]); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
 		}
 	}
 	return out, nil
 }
 
-func (b *batchState) revision(stream string) uint64 {
-	if r, ok := b.revs[stream]; ok {
+func (p *plan) revision(stream string) uint64 {
+	if r, ok := p.revs[stream]; ok {
 		return r
 	}
-	return revision(b.streams, stream)
+	if p.prev != nil {
+		if r, ok := p.prev.revs[stream]; ok {
+			return r
+		}
+	}
+	// The file may or may not hold the batch in flight yet; either way
+	// that batch's streams were answered above.
+	return revision(p.streams, stream)
 }
 
-// lookup returns the stored event with id, from this batch or the file.
-func (b *batchState) lookup(id string) (*ledger.Event, error) {
-	if e, ok := b.stored[id]; ok {
+// lookup returns the stored event with id, from this batch, the batch in
+// flight or the file.
+func (p *plan) lookup(id string) (*ledger.Event, error) {
+	if e, ok := p.stored[id]; ok {
 		return e, nil
 	}
-	v := b.ids.Get([]byte(id))
+	if p.prev != nil {
+		if e, ok := p.prev.stored[id]; ok {
+			return e, nil
+		}
+	}
+	v := p.ids.Get([]byte(id))
 	if v == nil {
 		return nil, nil
 	}
-	e, err := decode(b.events.Get(v))
+	e, err := decode(p.events.Get(v))
 	if err != nil {
 		return nil, err
 	}
@@ -239,19 +323,19 @@ func (b *batchState) lookup(id string) (*ledger.Event, error) {
 // retried reports whether every event of r is already stored in its stream
 // with the same content, and fails if any id is stored differently or only
 // some are stored.
-func (b *batchState) retried(r *request) ([]ledger.Event, bool, error) {
+func (p *plan) retried(r *request) ([]ledger.Event, bool, error) {
 	var out []ledger.Event
 	for i := range r.props {
-		p := &r.props[i].ev
-		old, err := b.lookup(p.ID)
+		ev := &r.props[i].ev
+		old, err := p.lookup(ev.ID)
 		if err != nil {
 			return nil, false, err
 		}
 		if old == nil {
 			continue
 		}
-		if old.Stream != r.stream || !ledger.SameContent(old, p) {
-			return nil, false, fmt.Errorf("%w: id %s", ledger.ErrIDConflict, p.ID)
+		if old.Stream != r.stream || !ledger.SameContent(old, ev) {
+			return nil, false, fmt.Errorf("%w: id %s", ledger.ErrIDConflict, ev.ID)
 		}
 		out = append(out, *old)
 	}
@@ -264,55 +348,55 @@ func (b *batchState) retried(r *request) ([]ledger.Event, bool, error) {
 	return out, true, nil
 }
 
-// commit writes one batch in one transaction. A request that fails its own
-// checks fails alone; a failed commit fails every request of the batch.
-func (s *Store) commit(batch []*request) {
-	failAll := func(err error) {
-		for _, r := range batch {
-			if r.err == nil {
-				r.out, r.err = nil, err
-			}
-		}
+// newPlan starts a batch on top of prev, the batch in flight (nil if none).
+func (s *Store) newPlan(prev *plan) *plan {
+	p := &plan{prev: prev, revs: map[string]uint64{}, stored: map[string]*ledger.Event{}, done: make(chan struct{})}
+	p.head = s.head.Load()
+	if prev != nil {
+		p.head = prev.pos
+	}
+	p.pos = p.head
+	p.base = tlog.StoredHashCount(int64(p.head))
+	return p
+}
+
+// add checks requests and computes their writes into p, in a read
+// transaction of its own (one held across a commit could stall it). A
+// request that fails its own checks fails alone.
+func (s *Store) add(p *plan, batch []*request) {
+	if len(batch) == 0 {
+		return
+	}
+	start := time.Now()
+	defer func() { s.stats.prepare.Add(int64(time.Since(start))) }()
+	p.reqs = append(p.reqs, batch...)
+	if p.err != nil {
+		return
 	}
 	if s.failed.Load() {
-		failAll(ErrFailed)
+		p.err = ErrFailed
 		return
 	}
-	t0 := time.Now()
-	tx, err := s.db.Begin(true)
+	tx, err := s.db.Begin(false)
 	if err != nil {
-		failAll(fmt.Errorf("bolt: begin: %w", err))
+		p.err = fmt.Errorf("bolt: begin: %w", err)
 		return
 	}
-	head := s.head.Load()
-	b := &batchState{
-		tx:      tx,
-		events:  tx.Bucket(bucketEvents),
-		tree:    tx.Bucket(bucketTree),
-		streams: tx.Bucket(bucketStreams),
-		ids:     tx.Bucket(bucketIDs),
-		revs:    map[string]uint64{},
-		stored:  map[string]*ledger.Event{},
-		base:    tlog.StoredHashCount(int64(head)),
-	}
-	// Keys only grow at the right edge of these buckets, so full pages
-	// are never split again.
-	b.events.FillPercent = 1.0
-	b.tree.FillPercent = 1.0
+	defer tx.Rollback()
+	p.tx, p.events, p.tree, p.streams, p.ids = tx, tx.Bucket(bucketEvents), tx.Bucket(bucketTree), tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
+	defer func() { p.tx, p.events, p.tree, p.streams, p.ids = nil, nil, nil, nil, nil }()
 	recorded := time.Now().UTC()
-	pos := head
-	written := false
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = err
 			continue
 		}
-		out, done, err := b.retried(r)
+		out, done, err := p.retried(r)
 		if err != nil || done {
 			r.out, r.err = out, err
 			continue
 		}
-		rev := b.revision(r.stream)
+		rev := p.revision(r.stream)
 		if err := r.expected.Check(r.stream, rev); err != nil {
 			r.err = err
 			continue
@@ -320,87 +404,130 @@ func (s *Store) commit(batch []*request) {
 		r.out = make([]ledger.Event, len(r.props))
 		for i := range r.props {
 			rev++
-			pos++
-			if err := b.write(&r.props[i], rev, pos, recorded, &r.out[i]); err != nil {
-				tx.Rollback()
-				failAll(err)
+			p.pos++
+			if err := p.write(&r.props[i], rev, p.pos, recorded, &r.out[i]); err != nil {
+				p.err = err
 				return
 			}
 		}
-		b.revs[r.stream] = rev
-		written = true
+		p.revs[r.stream] = rev
 	}
-	if !written {
-		tx.Rollback()
-		return
-	}
-	if hook := s.beforeCommit.Load(); hook != nil {
-		if err := (*hook)(int(pos - head)); err != nil {
-			tx.Rollback()
-			failAll(fmt.Errorf("bolt: commit: %w", err))
-			return
-		}
-	}
-	t1 := time.Now()
-	if err := tx.Commit(); err != nil {
-		s.checkAfterFailure(head)
-		failAll(fmt.Errorf("bolt: commit: %w", err))
-		return
-	}
-	s.stats.prepare.Add(int64(t1.Sub(t0)))
-	s.stats.commit.Add(int64(time.Since(t1)))
-	s.stats.commits.Add(1)
-	s.stats.events.Add(int64(pos - head))
-	s.head.Store(pos)
-	s.notifyMu.Lock()
-	close(s.notify)
-	s.notify = make(chan struct{})
-	s.notifyMu.Unlock()
 }
 
-// write stores one event with its indexes and tree hashes.
-func (b *batchState) write(p *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
+// write prepares one event's writes: the leaf, its stream and id index
+// entries and its tree hashes.
+func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
 	// bbolt keeps references to keys and values until commit, so they
 	// need memory of their own: one allocation per event holds them all.
-	n := len(p.tmpl) + 64
-	buf := make([]byte, 0, 8*4+2+len(p.ev.Stream)+8+len(p.ev.ID)+n)
+	n := len(pr.tmpl) + 64
+	buf := make([]byte, 0, 8*4+2+len(pr.ev.Stream)+8+len(pr.ev.ID)+n)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
 	buf = binary.BigEndian.AppendUint64(buf, pos-1)
-	posKey, treeKey := buf[0:8:8], buf[8:16:16]
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(p.ev.Stream)))
-	buf = append(buf, p.ev.Stream...)
+	w := put{pos: buf[0:8:8], treeKey: buf[8:16:16]}
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(pr.ev.Stream)))
+	buf = append(buf, pr.ev.Stream...)
 	buf = binary.BigEndian.AppendUint64(buf, rev)
-	sk := buf[16:len(buf):len(buf)]
+	w.stream = buf[16:len(buf):len(buf)]
 	id := len(buf)
-	buf = append(buf, p.ev.ID...)
-	idKey := buf[id:len(buf):len(buf)]
+	buf = append(buf, pr.ev.ID...)
+	w.id = buf[id:len(buf):len(buf)]
 	start := len(buf)
-	buf = p.leaf(buf, rev, pos, recorded)
-	leaf := buf[start:len(buf):len(buf)]
-	if err := b.events.Put(posKey, leaf); err != nil {
-		return fmt.Errorf("bolt: write event: %w", err)
-	}
-	if err := b.streams.Put(sk, posKey); err != nil {
-		return fmt.Errorf("bolt: write stream index: %w", err)
-	}
-	if err := b.ids.Put(idKey, posKey); err != nil {
-		return fmt.Errorf("bolt: write id index: %w", err)
-	}
-	hs, err := tlog.StoredHashes(int64(pos-1), leaf, b)
+	buf = pr.leaf(buf, rev, pos, recorded)
+	w.leaf = buf[start:len(buf):len(buf)]
+	hs, err := tlog.StoredHashes(int64(pos-1), w.leaf, p)
 	if err != nil {
 		return fmt.Errorf("bolt: tree: %w", err)
 	}
-	v := make([]byte, 0, len(hs)*tlog.HashSize)
+	w.treeVal = make([]byte, 0, len(hs)*tlog.HashSize)
 	for i := range hs {
-		v = append(v, hs[i][:]...)
+		w.treeVal = append(w.treeVal, hs[i][:]...)
 	}
-	if err := b.tree.Put(treeKey, v); err != nil {
-		return fmt.Errorf("bolt: write tree: %w", err)
-	}
-	b.hs = append(b.hs, hs...)
-	*out = p.ev
+	p.hs = append(p.hs, hs...)
+	p.puts = append(p.puts, w)
+	*out = pr.ev
 	out.Revision, out.Position, out.RecordedAt = rev, pos, recorded
-	b.stored[out.ID] = out
+	p.stored[out.ID] = out
+	return nil
+}
+
+// commit writes a prepared batch in one transaction and releases its
+// callers. A failed commit fails every request of the batch and leaves
+// nothing of it visible.
+func (s *Store) commit(p *plan) {
+	// Prepared: the next batch reads this one, never its predecessor, so
+	// drop the link and let committed batches be collected.
+	p.prev = nil
+	start := time.Now()
+	err := p.err
+	if err == nil && len(p.puts) > 0 {
+		err = s.apply(p)
+	}
+	if err != nil {
+		p.failed = true
+		for _, r := range p.reqs {
+			if r.err == nil {
+				r.out, r.err = nil, err
+			}
+		}
+	} else if len(p.puts) > 0 {
+		d := time.Since(start)
+		s.linger.Store(int64(min(max(d/2, minLinger), maxLinger)))
+		s.stats.commit.Add(int64(d))
+		s.stats.commits.Add(1)
+		s.stats.events.Add(int64(p.pos - p.head))
+		s.head.Store(p.pos)
+		s.notifyMu.Lock()
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.notifyMu.Unlock()
+	}
+	close(p.done)
+	for _, r := range p.reqs {
+		close(r.done)
+	}
+}
+
+func (s *Store) apply(p *plan) error {
+	if s.failed.Load() {
+		return ErrFailed
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("bolt: begin: %w", err)
+	}
+	events, tree, streams, ids := tx.Bucket(bucketEvents), tx.Bucket(bucketTree), tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
+	// Keys only grow at the right edge of these buckets, so full pages
+	// are never split again.
+	events.FillPercent = 1.0
+	tree.FillPercent = 1.0
+	for _, w := range p.puts {
+		if err := events.Put(w.pos, w.leaf); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: write event: %w", err)
+		}
+		if err := streams.Put(w.stream, w.pos); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: write stream index: %w", err)
+		}
+		if err := ids.Put(w.id, w.pos); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: write id index: %w", err)
+		}
+		if err := tree.Put(w.treeKey, w.treeVal); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: write tree: %w", err)
+		}
+	}
+	if hook := s.beforeCommit.Load(); hook != nil {
+		if err := (*hook)(int(p.pos - p.head)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: commit: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		s.checkAfterFailure(p.head)
+		return fmt.Errorf("bolt: commit: %w", err)
+	}
 	return nil
 }
 

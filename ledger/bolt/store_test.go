@@ -502,3 +502,56 @@ func TestRetriesInOneBatch(t *testing.T) {
 		t.Fatalf("head %d, want 3", h)
 	}
 }
+
+// TestBatchAfterFailedCommit fails a commit while the next batch has been
+// prepared on top of it: that batch must be prepared again as if the failed
+// one never happened, at the same positions and revisions.
+func TestBatchAfterFailedCommit(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	started := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	release := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	boom := errors.New("injected write failure")
+	calls := 0
+	bolt.SetBeforeCommit(s, func(int) error {
+		calls++ // commits are serial
+		if calls > 2 {
+			return nil
+		}
+		close(started[calls-1])
+		<-release[calls-1]
+		if calls == 2 {
+			return boom
+		}
+		return nil
+	})
+	two := func() []ledger.Event {
+		return []ledger.Event{storetest.Consent("a", "x", 0), storetest.Consent("a", "y", 0)}
+	}
+	var wg sync.WaitGroup
+	var errA, errB, errC error
+	var outC []ledger.Event
+	wg.Go(func() { _, errA = s.Append(ctx, "a", ledger.NoStream(), two()) })
+	<-started[0]
+	wg.Go(func() { _, errB = s.Append(ctx, "shared", ledger.NoStream(), two()) })
+	time.Sleep(50 * time.Millisecond) // B is prepared on top of A
+	close(release[0])
+	<-started[1]
+	wg.Go(func() { outC, errC = s.Append(ctx, "shared", ledger.NoStream(), two()) })
+	time.Sleep(50 * time.Millisecond) // C is prepared on top of B, which then fails
+	close(release[1])
+	wg.Wait()
+	if errA != nil || !errors.Is(errB, boom) {
+		t.Fatalf("A: %v, B: %v; want A committed and B failed", errA, errB)
+	}
+	if errC != nil {
+		t.Fatalf("C, after B failed: %v", errC)
+	}
+	if outC[0].Position != 3 || outC[0].Revision != 1 {
+		t.Fatalf("C stored at position %d revision %d, want 3 and 1", outC[0].Position, outC[0].Revision)
+	}
+	if _, err := checkLog(s); err != nil {
+		t.Fatal(err)
+	}
+}
