@@ -55,7 +55,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no Chromium installed (Debian package chromium)")
+	t.Fatal("no Chromium installed: run make deps (it installs the Debian package chromium)")
 	return ""
 }
 
