@@ -537,7 +537,7 @@ func startNode(t *testing.T) *nodeSMSC {
 		peers, _ = filepath.Abs("../../testdata/peers")
 	}
 	if _, err := os.Stat(filepath.Join(peers, "node_modules", "smpp")); err != nil {
-		t.Skip("node-smpp is not installed (make deps installs it)")
+		t.Fatal("node-smpp is not installed: run make deps")
 	}
 	cmd := exec.Command("node", "testdata/smsc.js")
 	cmd.Env = append(os.Environ(), "HEED_PEERS="+peers)
