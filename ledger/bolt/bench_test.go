@@ -12,9 +12,13 @@ import (
 	"github.com/heed/heed/ledger/storetest"
 )
 
-// BenchmarkAppend measures durable appends of ~300-byte events, tree
-// included, at 1, 16 and 256 concurrent appenders. Run it with enough
-// events for group commit to settle, e.g. -benchtime 20000x.
+// BenchmarkAppend measures durable appends of ~350-byte events (the
+// smallest a ConsentGranted with its envelope gets), tree included, at 1,
+// 16 and 256 concurrent appenders. Run it with enough events for group
+// commit to settle:
+//
+//	go test -run '^$' -bench 'Append/appenders=1$' -benchtime 3000x ./ledger/bolt
+//	go test -run '^$' -bench 'Append/appenders=(16|256)$' -benchtime 200000x ./ledger/bolt
 func BenchmarkAppend(b *testing.B) {
 	for _, n := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
