@@ -2,8 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // TestBadInputIsRefusedWithProblemAndAppendsNothing covers invalid numbers,
@@ -82,5 +86,44 @@ func TestBadInputIsRefusedWithProblemAndAppendsNothing(t *testing.T) {
 				t.Errorf("a refused request appended: head %d → %d", before, h.head())
 			}
 		})
+	}
+}
+
+// TestChinaMobileMatchesParse: the shortcut for +861… numbers gives exactly
+// what the full parse gives, for every four-digit mobile prefix, valid or
+// not, and declines what it does not cover.
+func TestChinaMobileMatchesParse(t *testing.T) {
+	full := func(raw string) (string, bool) {
+		n, err := phonenumbers.Parse(raw, "CN")
+		if err != nil || !phonenumbers.IsValidNumber(n) {
+			return "", false
+		}
+		return phonenumbers.Format(n, phonenumbers.E164), true
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	covered := 0
+	for p := 1000; p < 2000; p++ {
+		for range 4 {
+			raw := fmt.Sprintf("+86%d%07d", p, rng.IntN(10_000_000))
+			want, wantOK := full(raw)
+			got, ok := chinaMobile(raw)
+			if ok {
+				covered++
+				if !wantOK || got != want {
+					t.Fatalf("%s: shortcut %q, full parse %q %v", raw, got, want, wantOK)
+				}
+			}
+			if n, err := Normalize(raw, "CN"); (err == nil) != wantOK || n != want {
+				t.Fatalf("%s: Normalize %q %v, full parse %q %v", raw, n, err, want, wantOK)
+			}
+		}
+	}
+	if covered < 1000 {
+		t.Errorf("the shortcut answered only %d of 4000 numbers", covered)
+	}
+	for _, raw := range []string{"+8617951234567", "+86 13912345678", "+861391234567", "+86139123456789", "+8613912345x78", "13912345678", "+8612012345678"} {
+		if _, ok := chinaMobile(raw); ok {
+			t.Errorf("shortcut took %q", raw)
+		}
 	}
 }

@@ -112,3 +112,28 @@ func BenchmarkHTTPDecide(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkPerson compares resolving a number the first time (parse,
+// validate, pseudonym) with resolving it again from the cache.
+func BenchmarkPerson(b *testing.B) {
+	h := newHarness(b)
+	b.Run("first", func(b *testing.B) {
+		for i := range b.N {
+			if _, err := Normalize(number(i), "CN"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		raw := number(7)
+		if _, _, err := h.api.person("body.number", raw); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for range b.N {
+			if _, _, err := h.api.person("body.number", raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

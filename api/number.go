@@ -25,11 +25,41 @@ func Normalize(raw, region string) (string, error) {
 	if raw == "" || len(raw) > 32 {
 		return "", errInvalidNumber
 	}
+	if e164, ok := chinaMobile(raw); ok {
+		return e164, nil
+	}
 	n, err := phonenumbers.Parse(raw, region)
 	if err != nil || !phonenumbers.IsValidNumber(n) {
 		return "", errInvalidNumber
 	}
 	return phonenumbers.Format(n, phonenumbers.E164), nil
+}
+
+// chinaMobile answers for the commonest input, a Chinese mobile number
+// already in E.164 form (+861[3-9] and nine digits; +8617 is left to Parse
+// because CN's national prefix for parsing names 179xx carrier codes),
+// without Parse: its
+// regular expressions (extensions, punctuation, national prefixes) cost
+// ~10 µs and cannot change such an input. Validity is still the library's.
+// TestChinaMobileMatchesParse holds this equal to the full path.
+func chinaMobile(raw string) (string, bool) {
+	if len(raw) != 14 || raw[:4] != "+861" || raw[4] < '3' || raw[4] > '9' || raw[4] == '7' {
+		return "", false
+	}
+	var nsn uint64
+	for i := 3; i < len(raw); i++ {
+		c := raw[i]
+		if c < '0' || c > '9' {
+			return "", false
+		}
+		nsn = nsn*10 + uint64(c-'0')
+	}
+	cc := int32(86)
+	n := phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &nsn}
+	if !phonenumbers.IsValidNumber(&n) {
+		return "", false
+	}
+	return raw, true
 }
 
 // person resolves a request's number to its E.164 form and subject.
