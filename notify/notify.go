@@ -140,6 +140,17 @@ type Config struct {
 	OnState func(state string)
 	Log     *slog.Logger
 	Now     func() time.Time
+	// ReceiptTimeout is how long a submitted reminder is kept in memory
+	// waiting for its receipt (zero: a day). A receipt that comes later is
+	// matched from the log by Sweep.
+	ReceiptTimeout time.Duration
+	// MaxOpen caps the reminders kept in memory (zero: 1<<20); past it an
+	// arbitrary one is dropped, and its receipt too is matched from the log.
+	MaxOpen int
+	// EarlyWait is how long a receipt whose message id is unknown is kept
+	// for a submit response that may still come (zero: a minute); after
+	// it, Sweep looks the message id up in the log.
+	EarlyWait time.Duration
 }
 
 // Notifier runs reminders and inbound opt-outs.
@@ -149,14 +160,42 @@ type Notifier struct {
 	keywords map[string]bool
 	lineOf   map[string]string // tenant → the line its reminders use by default
 
+	// Only reminders without a final state are held in memory; the log
+	// answers for the others (see find).
 	mu        sync.Mutex
-	byMessage map[string]ref      // SMSC message id → reminder
-	early     map[string]Receipt  // receipts that beat their submit response
-	reminders map[string]string   // tenant/reminder id → subject
-	resolved  map[string]struct{} // tenant/reminder id of reminders with a final state
+	open      map[string]*open        // tenant/reminder id → reminder not yet final
+	byMessage map[string]string       // SMSC message id (each form) → tenant/reminder id
+	early     map[string]earlyReceipt // receipts whose message id is not (yet) known
+	scan      chan struct{}           // one log scan at a time
 }
 
 type ref struct{ tenant, subject, id, line string }
+
+// open is a reminder that has not reached a final state.
+type open struct {
+	ref
+	ids []string  // SMSC message ids, once submitted
+	at  time.Time // when it was requested or submitted
+}
+
+type earlyReceipt struct {
+	Receipt
+	at time.Time
+}
+
+// Stats counts what the notifier holds in memory.
+type Stats struct {
+	Open     int // reminders not yet in a final state
+	Awaiting int // message ids (in every form) awaiting a receipt
+	Early    int // receipts whose message id is not known yet
+}
+
+// Stats reports what the notifier holds in memory.
+func (n *Notifier) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return Stats{Open: len(n.open), Awaiting: len(n.byMessage), Early: len(n.early)}
+}
 
 // New returns a Notifier. Call Recover before serving requests.
 func New(cfg Config) *Notifier {
@@ -168,6 +207,15 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.Keywords == nil {
 		cfg.Keywords = DefaultKeywords
+	}
+	if cfg.ReceiptTimeout <= 0 {
+		cfg.ReceiptTimeout = 24 * time.Hour
+	}
+	if cfg.MaxOpen <= 0 {
+		cfg.MaxOpen = 1 << 20
+	}
+	if cfg.EarlyWait <= 0 {
+		cfg.EarlyWait = time.Minute
 	}
 	if cfg.SMSCOf == nil {
 		name := cfg.SMSC
@@ -185,8 +233,8 @@ func New(cfg Config) *Notifier {
 	}
 	return &Notifier{
 		cfg: cfg, keywords: kw, lineOf: lineOf,
-		byMessage: map[string]ref{}, early: map[string]Receipt{},
-		reminders: map[string]string{}, resolved: map[string]struct{}{},
+		open: map[string]*open{}, byMessage: map[string]string{}, early: map[string]earlyReceipt{},
+		scan: make(chan struct{}, 1),
 	}
 }
 
@@ -331,14 +379,13 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("notify: record request: %w", err)
 		}
-		n.mu.Lock()
-		n.reminders[r.Tenant+"/"+r.ID] = r.Subject
-		n.mu.Unlock()
+		if d.Allowed {
+			n.hold(&open{ref: ref{r.Tenant, r.Subject, r.ID, r.Line}, at: now})
+		}
 		res.Events = append(res.Events, stored...)
 		res.Reasons = d.Reasons
 		n.state(StateRequested)
 		if !d.Allowed {
-			n.finish(r.Tenant, r.ID)
 			res.State = StateDenied
 			n.state(StateDenied)
 			return res, nil
@@ -355,7 +402,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	var build error
 	switch {
 	case err == nil:
-		n.track(ref{r.Tenant, r.Subject, r.ID, r.Line}, ids)
+		n.track(ref{r.Tenant, r.Subject, r.ID, r.Line}, ids, n.cfg.Now())
 		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderSubmitted{ReminderID: r.ID, MessageIDs: ids, Parts: len(ids), SMSC: n.cfg.SMSCOf(r.Line)})
 		res.State, res.MessageIDs = StateSubmitted, ids
 	case errors.Is(err, ErrPermanent):
@@ -428,10 +475,43 @@ func (n *Notifier) state(s string) {
 	}
 }
 
+// finish forgets a reminder that reached a final state.
 func (n *Notifier) finish(tenant, id string) {
 	n.mu.Lock()
-	n.resolved[tenant+"/"+id] = struct{}{}
+	n.drop(tenant + "/" + id)
 	n.mu.Unlock()
+}
+
+// drop forgets a reminder and its message ids; n.mu must be held.
+func (n *Notifier) drop(key string) {
+	o := n.open[key]
+	if o == nil {
+		return
+	}
+	delete(n.open, key)
+	for _, id := range o.ids {
+		for _, f := range idForms(id) {
+			if n.byMessage[f] == key {
+				delete(n.byMessage, f)
+			}
+		}
+	}
+}
+
+// hold keeps a reminder in memory until it reaches a final state. At the
+// cap, some other reminder is dropped: its receipt will be matched from
+// the log instead, and Get reads the log for it.
+func (n *Notifier) hold(o *open) {
+	key := o.tenant + "/" + o.id
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.open[key]; !ok && len(n.open) >= n.cfg.MaxOpen {
+		for k := range n.open {
+			n.drop(k)
+			break
+		}
+	}
+	n.open[key] = o
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

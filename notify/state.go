@@ -1,12 +1,14 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/heed/heed/ledger"
 )
@@ -77,13 +79,32 @@ func (n *Notifier) existing(ctx context.Context, tenant, subject, id string) (Re
 	return res, found, nil
 }
 
-// Get returns a reminder's state and events.
+// Get returns a reminder's state and events. A reminder that has reached a
+// final state is looked up in the log, newest first: a few pages for a
+// recent one, the whole log for an id that does not exist.
 func (n *Notifier) Get(ctx context.Context, tenant, id string) (Result, error) {
 	n.mu.Lock()
-	subject, ok := n.reminders[tenant+"/"+id]
+	o, ok := n.open[tenant+"/"+id]
+	var subject string
+	if ok {
+		subject = o.subject
+	}
 	n.mu.Unlock()
 	if !ok {
-		return Result{}, ErrNotFound
+		// Finished or forgotten: the log knows its subject.
+		err := n.find(ctx, func(e *ledger.Event) bool {
+			if e.Tenant == tenant && reminderID(e) == id {
+				subject = e.Subject
+				return true
+			}
+			return false
+		}, id)
+		if err != nil {
+			return Result{}, err
+		}
+		if subject == "" {
+			return Result{}, ErrNotFound
+		}
 	}
 	res, ok, err := n.existing(ctx, tenant, subject, id)
 	if err != nil {
@@ -96,13 +117,66 @@ func (n *Notifier) Get(ctx context.Context, tenant, id string) (Result, error) {
 	return res, nil
 }
 
+// find reads the log from its head backwards, one scan at a time, and
+// stops at the first event for which match is true. Only reminder events
+// whose payload contains one of the needles are offered to match.
+func (n *Notifier) find(ctx context.Context, match func(*ledger.Event) bool, needles ...string) error {
+	select {
+	case n.scan <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-n.scan }()
+	to, err := n.cfg.Store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("notify: find: %w", err)
+	}
+	const page = 4096
+	for to > 0 {
+		from := to - min(to, page) + 1
+		evs, err := n.cfg.Store.ReadAll(ctx, from, int(to-from+1))
+		if err != nil {
+			return fmt.Errorf("notify: find: %w", err)
+		}
+		for i := len(evs) - 1; i >= 0; i-- {
+			e := &evs[i]
+			if !strings.HasPrefix(e.Type, "Reminder") || !containsAny(e.Data, needles) {
+				continue
+			}
+			if match(e) {
+				return nil
+			}
+		}
+		to = from - 1
+	}
+	return nil
+}
+
+func containsAny(data []byte, needles []string) bool {
+	for _, s := range needles {
+		if bytes.Contains(data, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 // track remembers which reminder a message id belongs to, for receipts.
-func (n *Notifier) track(r ref, ids []string) {
+func (n *Notifier) track(r ref, ids []string, at time.Time) {
+	key := r.tenant + "/" + r.id
+	o := &open{ref: r, ids: ids, at: at}
+	n.hold(o)
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.open[key] != o {
+		return
+	}
+	// A converted form never takes the place of another message's own id.
 	for _, id := range ids {
-		for _, k := range idForms(id) {
-			n.byMessage[k] = r
+		for i, k := range idForms(id) {
+			if _, taken := n.byMessage[k]; i == 0 || !taken {
+				n.byMessage[k] = key
+			}
 		}
 	}
 }
@@ -120,29 +194,27 @@ func idForms(id string) []string {
 	return forms
 }
 
-// OnReceipt records a delivery receipt. A receipt for a message whose
-// submit response has not been processed yet is kept until it is.
+// OnReceipt records a delivery receipt. A receipt for a message id that is
+// not known is kept a while for its submit response (see Sweep).
 func (n *Notifier) OnReceipt(ctx context.Context, rc Receipt) error {
 	n.mu.Lock()
-	r, ok := n.byMessage[strings.ToLower(rc.MessageID)]
-	if !ok {
+	o := n.open[n.byMessage[strings.ToLower(rc.MessageID)]]
+	if o == nil {
 		if len(n.early) < 100_000 {
-			n.early[strings.ToLower(rc.MessageID)] = rc
+			n.early[strings.ToLower(rc.MessageID)] = earlyReceipt{rc, n.cfg.Now()}
 		}
 		n.mu.Unlock()
 		return nil
 	}
-	key := r.tenant + "/" + r.id
-	if _, done := n.resolved[key]; done {
-		n.mu.Unlock()
-		return nil
-	}
-	n.resolved[key] = struct{}{}
-	for _, f := range idForms(rc.MessageID) {
-		delete(n.byMessage, f)
-	}
+	// The first receipt of any part settles the reminder; the others find
+	// it gone, and Sweep finds it settled in the log.
+	n.drop(o.tenant + "/" + o.id)
 	n.mu.Unlock()
+	return n.receipt(ctx, o.ref, rc)
+}
 
+// receipt appends what a receipt says about reminder r.
+func (n *Notifier) receipt(ctx context.Context, r ref, rc Receipt) error {
 	var payload any = ledger.ReminderDelivered{ReminderID: r.id, MessageID: rc.MessageID}
 	state := StateDelivered
 	if !rc.Delivered {
@@ -169,7 +241,7 @@ func (n *Notifier) replayEarly(ctx context.Context, ids []string) {
 		n.mu.Lock()
 		for _, f := range idForms(id) {
 			if rc, ok := n.early[f]; ok {
-				found = append(found, rc)
+				found = append(found, rc.Receipt)
 				delete(n.early, f)
 			}
 		}
@@ -182,6 +254,108 @@ func (n *Notifier) replayEarly(ctx context.Context, ids []string) {
 	}
 }
 
+// Sweep forgets submitted reminders whose receipt has not come within
+// ReceiptTimeout, and matches the receipts that have waited EarlyWait for
+// a submit response against the log, as after a restart: a receipt for a
+// reminder that is not settled yet is recorded, others are dropped. Call
+// it periodically; it returns how many receipts it recorded.
+func (n *Notifier) Sweep(ctx context.Context) (int, error) {
+	now := n.cfg.Now()
+	var late []Receipt
+	var needles []string
+	n.mu.Lock()
+	for k, o := range n.open {
+		// Also whatever a failed append left behind: no reminder stays
+		// between its request and its submit outcome for a day.
+		if now.Sub(o.at) >= n.cfg.ReceiptTimeout {
+			n.drop(k)
+		}
+	}
+	for k, rc := range n.early {
+		if now.Sub(rc.at) >= n.cfg.EarlyWait {
+			delete(n.early, k)
+			late = append(late, rc.Receipt)
+			needles = append(needles, idForms(rc.MessageID)...)
+		}
+	}
+	n.mu.Unlock()
+	if len(late) == 0 {
+		return 0, nil
+	}
+	want := map[string][]int{} // message id form → indexes in late
+	for i, rc := range late {
+		for _, f := range idForms(rc.MessageID) {
+			want[f] = append(want[f], i)
+		}
+	}
+	// An id in the submit's form wins over one that only matches once
+	// converted between decimal and hex.
+	exact := make([]*ref, len(late))
+	converted := make([]*ref, len(late))
+	left := len(late)
+	quoted := make([]string, 0, 2*len(needles))
+	for _, s := range needles {
+		quoted = append(quoted, `"`+s+`"`)
+		if u := strings.ToUpper(s); u != s {
+			quoted = append(quoted, `"`+u+`"`)
+		}
+	}
+	err := n.find(ctx, func(e *ledger.Event) bool {
+		if e.Type != ledger.TypeReminderSubmitted {
+			return false
+		}
+		var p ledger.ReminderSubmitted
+		if json.Unmarshal(e.Data, &p) != nil {
+			return false
+		}
+		r := &ref{tenant: e.Tenant, subject: e.Subject, id: p.ReminderID}
+		for _, id := range p.MessageIDs {
+			for _, f := range idForms(id) {
+				for _, i := range want[f] {
+					switch {
+					case strings.EqualFold(late[i].MessageID, id):
+						if exact[i] == nil {
+							exact[i] = r
+							left--
+						}
+					case converted[i] == nil:
+						converted[i] = r
+					}
+				}
+			}
+		}
+		return left == 0
+	}, quoted...)
+	refs := exact
+	for i := range refs {
+		if refs[i] == nil {
+			refs[i] = converted[i]
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	recorded := 0
+	for i, r := range refs {
+		if r == nil {
+			continue // not ours, or older than the log
+		}
+		res, ok, err := n.existing(ctx, r.tenant, r.subject, r.id)
+		if err != nil {
+			return recorded, err
+		}
+		if !ok || res.State == StateDelivered || res.State == StateFailed || res.State == StateDenied {
+			continue
+		}
+		n.finish(r.tenant, r.id)
+		if err := n.receipt(ctx, *r, late[i]); err != nil {
+			return recorded, err
+		}
+		recorded++
+	}
+	return recorded, nil
+}
+
 // Recover reads the whole log once at start-up: it indexes reminders and
 // the message ids still awaiting receipts, and marks every reminder that
 // was dispatched but never got a submit outcome as ReminderOutcomeUnknown
@@ -192,6 +366,7 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 		ref
 		dispatched, outcome, final bool
 		ids                        []string
+		at                         time.Time
 	}
 	all := map[string]*track{}
 	var order []string
@@ -221,7 +396,7 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 				t.outcome = true
 				var p ledger.ReminderSubmitted
 				if json.Unmarshal(e.Data, &p) == nil {
-					t.ids = p.MessageIDs
+					t.ids, t.at = p.MessageIDs, e.RecordedAt
 				}
 			case ledger.TypeReminderOutcomeUnknown:
 				t.outcome = true
@@ -237,12 +412,6 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 	marked := 0
 	for _, key := range order {
 		t := all[key]
-		n.mu.Lock()
-		n.reminders[key] = t.subject
-		if t.final {
-			n.resolved[key] = struct{}{}
-		}
-		n.mu.Unlock()
 		switch {
 		case t.dispatched && !t.outcome:
 			ev, err := ledger.NewEvent(t.tenant, t.subject, n.cfg.Now(), ledger.ReminderOutcomeUnknown{
@@ -258,9 +427,10 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 			}
 			n.state(StateUnknown)
 			marked++
-		case len(t.ids) > 0 && !t.final:
-			// Still waiting for a receipt, which may resolve it.
-			n.track(t.ref, t.ids)
+		case len(t.ids) > 0 && !t.final && n.cfg.Now().Sub(t.at) < n.cfg.ReceiptTimeout:
+			// Still waiting for a receipt, which may resolve it (a later
+			// one is matched from the log by Sweep).
+			n.track(t.ref, t.ids, t.at)
 		}
 	}
 	return marked, nil

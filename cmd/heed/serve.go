@@ -325,6 +325,30 @@ func serve(ctx context.Context, args []string) error {
 		log.Warn("reminders dispatched before the last stop had no submit outcome; marked outcome unknown, not resubmitted", "count", marked)
 	}
 	notifier.Store(n)
+	metrics.Gauge("heed_reminders_open", "Reminders held in memory until they reach a final state.",
+		func() float64 { return float64(n.Stats().Open) })
+	metrics.Gauge("heed_receipts_awaited", "SMSC message ids (in each form) held in memory for their receipt.",
+		func() float64 { return float64(n.Stats().Awaiting) })
+	metrics.Gauge("heed_receipts_unmatched_held", "Receipts held for a submit response that may still come.",
+		func() float64 { return float64(n.Stats().Early) })
+	// Forgets reminders whose receipt never came and matches late receipts
+	// from the log.
+	bg.run(log, "receipt sweep", func() error {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			}
+			if late, err := n.Sweep(ctx); err != nil {
+				log.Warn("receipt sweep", "err", err)
+			} else if late > 0 {
+				log.Info("late receipts matched from the log", "count", late)
+			}
+		}
+	})
 
 	srv := api.New(api.Config{Store: store, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
 		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Gate: n, Metrics: metrics,
