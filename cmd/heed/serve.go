@@ -239,6 +239,18 @@ func serve(ctx context.Context, args []string) error {
 	// SMPP: the configured SMSCs, or the simulator in-process.
 	var simSrv *sim.Server
 	var outbox *simOutbox
+	var unbinding atomic.Bool
+	var simOnce, smppOnce sync.Once
+	stopSim := func() {
+		simOnce.Do(func() {
+			if simSrv == nil {
+				return
+			}
+			err := simSrv.Close()
+			st := simSrv.Stats()
+			log.Info("simulator stopped", "binds", st.Binds, "unbinds", st.Unbinds, "submits", st.Submits, "err", err)
+		})
+	}
 	conns := cfg.SMSCs
 	switch {
 	case *smscAddr != "":
@@ -252,14 +264,15 @@ func serve(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer simSrv.Close()
+		// Stopped after the clients have unbound (see closeSMPP).
+		defer stopSim()
 		// The simulator is local: a wide window costs nothing.
 		conns = []smscConfig{{Name: "simulator", Addr: simSrv.Addr(), SystemID: *smscUser, Window: 100}}
 		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", simSrv.Addr())
 	}
 	var notifier atomic.Pointer[notify.Notifier]
 	var binds atomic.Int64
-	smppLog := slog.New(&smppEvents{next: log.Handler(), on: func(msg string) {
+	smppLog := slog.New(&smppEvents{next: log.Handler(), unbinding: &unbinding, on: func(msg string) {
 		switch msg {
 		case "smpp bound":
 			if binds.Add(1) > int64(len(conns)) {
@@ -301,15 +314,24 @@ func serve(ctx context.Context, args []string) error {
 			sender.byLine[l] = name
 		}
 	}
-	defer func() {
-		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
-		defer stop()
-		for name, c := range sender.clients {
-			if err := c.Close(shutdown); err != nil {
-				log.Warn("unbind", "smsc", name, "err", err)
+	// closeSMPP unbinds every client, waiting (up to 5 s) for submits in
+	// flight and for the SMSC's answers; on shutdown it runs before the
+	// simulator stops, so the simulator is there to answer.
+	closeSMPP := func() {
+		smppOnce.Do(func() {
+			unbinding.Store(true)
+			shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+			defer stop()
+			for name, c := range sender.clients {
+				if err := c.Close(shutdown); err != nil {
+					log.Warn("unbind", "smsc", name, "err", err)
+				} else {
+					log.Info("smpp unbound", "smsc", name)
+				}
 			}
-		}
-	}()
+		})
+	}
+	defer closeSMPP()
 	metrics.Gauge("heed_smpp_window_in_flight", "Submits sent and not yet answered.", func() float64 {
 		return float64(sender.inFlight.Load())
 	})
@@ -418,8 +440,10 @@ func serve(ctx context.Context, args []string) error {
 	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("drain", "err", err)
 	}
-	// The SMPP connections unbind as serve returns (deferred above), after
-	// the followers have stopped.
+	// Then unbind (receipts still arriving are recorded: the store is
+	// open), then stop the simulator, then the followers.
+	closeSMPP()
+	stopSim()
 	cancel()
 	bg.wait()
 	if err := runner.Snapshot(); err != nil {
@@ -716,9 +740,14 @@ func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
 
 // smppEvents is the SMPP client's log handler: it counts binds and
 // throttling pauses for the metrics, and passes Info and above to the log.
+// Once heed unbinds, the SMSC closing the connection after its unbind_resp
+// is the expected end, not a dropped link: the link reader may see that
+// EOF before the unbind call returns, so its warning is logged as Info.
+// An unbind that got no answer is still a warning (from closeSMPP).
 type smppEvents struct {
-	next slog.Handler
-	on   func(msg string)
+	next      slog.Handler
+	on        func(msg string)
+	unbinding *atomic.Bool
 }
 
 func (h *smppEvents) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelDebug }
@@ -728,13 +757,18 @@ func (h *smppEvents) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelInfo {
 		return nil
 	}
+	if r.Message == "smpp link closed" && h.unbinding.Load() {
+		quiet := slog.NewRecord(r.Time, slog.LevelInfo, "smpp link closed after unbind", r.PC)
+		r.Attrs(func(a slog.Attr) bool { quiet.AddAttrs(a); return true })
+		r = quiet
+	}
 	return h.next.Handle(ctx, r)
 }
 
 func (h *smppEvents) WithAttrs(as []slog.Attr) slog.Handler {
-	return &smppEvents{next: h.next.WithAttrs(as), on: h.on}
+	return &smppEvents{next: h.next.WithAttrs(as), on: h.on, unbinding: h.unbinding}
 }
 
 func (h *smppEvents) WithGroup(name string) slog.Handler {
-	return &smppEvents{next: h.next.WithGroup(name), on: h.on}
+	return &smppEvents{next: h.next.WithGroup(name), on: h.on, unbinding: h.unbinding}
 }

@@ -732,3 +732,46 @@ func TestTwoSMSCsRouteByLine(t *testing.T) {
 	}
 	s.stop(t)
 }
+
+// TestShutdownUnbindsBeforeSimulatorStops: on SIGTERM, heed unbinds from
+// the built-in simulator while it still runs, so the unbind is answered
+// and counted, and no dropped link is reported.
+func TestShutdownUnbindsBeforeSimulatorStops(t *testing.T) {
+	s := startServe(t, t.TempDir())
+	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-9"})
+	s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": "bye-1", "number": number, "relationship_ref": "POL-9", "text": "renew"})
+	eventually(t, "the receipt", func() bool {
+		return s.must(t, 200, "GET", "/v1/reminders/bye-1", biz, nil)["state"] == "delivered"
+	})
+	s.stop(t)
+	type rec struct {
+		Level, Msg       string
+		Binds, Unbinds   int
+		Reason, SystemID string
+	}
+	var order []string
+	var sim *rec
+	for _, l := range strings.Split(s.stderr.String(), "\n") {
+		var r rec
+		if json.Unmarshal([]byte(l), &r) != nil {
+			continue
+		}
+		if r.Level == "WARN" || r.Level == "ERROR" {
+			t.Errorf("shutdown logged %s %q %s", r.Level, r.Msg, r.Reason)
+		}
+		switch r.Msg {
+		case "smpp unbound", "simulator stopped", "stopped":
+			order = append(order, r.Msg)
+		}
+		if r.Msg == "simulator stopped" {
+			sim = &r
+		}
+	}
+	if got := strings.Join(order, ", "); got != "smpp unbound, simulator stopped, stopped" {
+		t.Fatalf("shutdown order: %s", got)
+	}
+	if sim.Binds != 1 || sim.Unbinds != 1 {
+		t.Fatalf("simulator saw %d binds and %d unbinds, want 1 and 1", sim.Binds, sim.Unbinds)
+	}
+}
