@@ -94,7 +94,11 @@ type Config struct {
 	Auditor    Auditor
 	Eraser     Eraser
 	Gate       Gate
-	Metrics    *Metrics
+	// Leaves, if set, reads Store's leaves undecoded (ledger/bolt does):
+	// the cross-tenant contact index then costs a little per event instead
+	// of a second decode of the whole log.
+	Leaves  LeafReader
+	Metrics *Metrics
 	// Region is the default region for numbers without a country code [CN].
 	Region  string
 	Log     *slog.Logger
@@ -133,6 +137,7 @@ func New(cfg Config) *Server {
 		cfg.Gate = noGate{}
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex()}
+	s.contacts.leaves = cfg.Leaves
 	hc := huma.DefaultConfig("heed", cfg.Version)
 	hc.Info.Description = "Compliance ledger for outbound customer contact, and the flash-SMS notifier that obeys it."
 	hc.CreateHooks = nil // no $schema links in bodies

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +21,19 @@ type index struct {
 	mu      sync.RWMutex
 	tenants map[string]map[string]struct{} // subject → tenants
 	seen    atomic.Uint64                  // last log position applied
+
+	// With leaves, the index reads the stored leaves and picks tenant,
+	// subject and stream out of their canonical prefix instead of having
+	// every event decoded for it (see leafKeys).
+	leaves  LeafReader
+	catchMu sync.Mutex
+	decoded int // leaves leafKeys could not read, decoded instead (under catchMu)
+}
+
+// LeafReader reads the log's stored canonical leaves (ledger.Event.Leaf)
+// without decoding them, as ledger/bolt does.
+type LeafReader interface {
+	ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error)
 }
 
 func newIndex() *index { return &index{tenants: map[string]map[string]struct{}{}} }
@@ -26,28 +42,155 @@ func (x *index) note(e ledger.Event) {
 	if e.Tenant == "" || e.Subject == "" || e.Stream != ledger.ContactStream(e.Tenant, e.Subject) {
 		return
 	}
+	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
+}
+
+func (x *index) noteKeys(tenant, subject []byte) {
 	x.mu.RLock()
-	_, ok := x.tenants[e.Subject][e.Tenant]
+	_, ok := x.tenants[string(subject)][string(tenant)]
 	x.mu.RUnlock()
 	if ok {
 		return
 	}
 	x.mu.Lock()
-	m := x.tenants[e.Subject]
+	m := x.tenants[string(subject)]
 	if m == nil {
 		m = map[string]struct{}{}
-		x.tenants[e.Subject] = m
+		x.tenants[string(subject)] = m
 	}
-	m[e.Tenant] = struct{}{}
+	m[string(tenant)] = struct{}{}
 	x.mu.Unlock()
 }
 
 func (x *index) run(ctx context.Context, st ledger.Store) error {
-	return st.Follow(ctx, x.seen.Load()+1, func(e ledger.Event) error {
-		x.note(e)
-		x.seen.Store(e.Position)
-		return nil
-	})
+	if x.leaves == nil {
+		return st.Follow(ctx, x.seen.Load()+1, func(e ledger.Event) error {
+			x.note(e)
+			x.seen.Store(e.Position)
+			return nil
+		})
+	}
+	// Polled, not followed: a customer's query catches up itself (see of),
+	// so the poll only keeps that catch-up short.
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := x.catchUp(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// catchUp applies the leaves stored since the last one applied.
+func (x *index) catchUp(ctx context.Context) error {
+	x.catchMu.Lock()
+	defer x.catchMu.Unlock()
+	for {
+		ls, err := x.leaves.ReadLeaves(ctx, x.seen.Load()+1, 4096)
+		if err != nil || len(ls) == 0 {
+			return err
+		}
+		for _, l := range ls {
+			k, ok := leafKeys(l)
+			if !ok {
+				x.decoded++
+				e, err := ledger.ParseLeaf(l)
+				if err != nil {
+					return fmt.Errorf("api: contact index: %w", err)
+				}
+				x.note(e)
+				x.seen.Store(e.Position)
+				continue
+			}
+			if k.contact() {
+				x.noteKeys(k.tenant, k.subject)
+			}
+			x.seen.Store(k.position)
+		}
+	}
+}
+
+// keys are the fields of a leaf the index needs, still in the leaf's bytes.
+type keys struct {
+	tenant, subject, stream []byte
+	position                uint64
+}
+
+// contact reports whether the leaf is in its subject's contact stream for
+// its tenant (what note checks on a decoded event).
+func (k keys) contact() bool {
+	const pre = "contact-"
+	s := k.stream
+	return len(k.tenant) > 0 && len(k.subject) > 0 &&
+		len(s) == len(pre)+len(k.tenant)+1+len(k.subject) &&
+		string(s[:len(pre)]) == pre &&
+		bytes.Equal(s[len(pre):len(pre)+len(k.tenant)], k.tenant) &&
+		s[len(pre)+len(k.tenant)] == '-' &&
+		bytes.Equal(s[len(pre)+len(k.tenant)+1:], k.subject)
+}
+
+// leafKeys reads tenant, subject, stream and position from the canonical
+// prefix of a leaf: {"id":…,"type":…,"tenant":…,"subject":…,"stream":…,
+// "revision":…,"position":…. ok is false for anything else, including a
+// string with an escape in it; the caller then decodes the leaf.
+func leafKeys(b []byte) (k keys, ok bool) {
+	if _, b, ok = str(b, `{"id":"`); !ok {
+		return k, false
+	}
+	if _, b, ok = str(b, `,"type":"`); !ok {
+		return k, false
+	}
+	if v, rest, ok := str(b, `,"tenant":"`); ok {
+		k.tenant, b = v, rest
+	}
+	if v, rest, ok := str(b, `,"subject":"`); ok {
+		k.subject, b = v, rest
+	}
+	if k.stream, b, ok = str(b, `,"stream":"`); !ok {
+		return k, false
+	}
+	if _, b, ok = num(b, `,"revision":`); !ok {
+		return k, false
+	}
+	if k.position, _, ok = num(b, `,"position":`); !ok {
+		return k, false
+	}
+	return k, true
+}
+
+// str reads a JSON string after prefix; it refuses escapes.
+func str(b []byte, prefix string) (val, rest []byte, ok bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return nil, b, false
+	}
+	b = b[len(prefix):]
+	i := bytes.IndexByte(b, '"')
+	if i < 0 || bytes.IndexByte(b[:i], '\\') >= 0 {
+		return nil, b, false
+	}
+	return b[:i], b[i+1:], true
+}
+
+// num reads an unsigned integer after prefix.
+func num(b []byte, prefix string) (n uint64, rest []byte, ok bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return 0, b, false
+	}
+	b = b[len(prefix):]
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 19 {
+		return 0, b, false
+	}
+	n, err := strconv.ParseUint(string(b[:i]), 10, 64)
+	return n, b[i:], err == nil
 }
 
 // of returns the tenants of subject once the index has caught up with the
@@ -56,6 +199,11 @@ func (x *index) of(ctx context.Context, st ledger.Store, subject string) ([]stri
 	head, err := st.Head(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if x.leaves != nil {
+		if err := x.catchUp(ctx); err != nil {
+			return nil, err
+		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for x.seen.Load() < head && time.Now().Before(deadline) {

@@ -129,7 +129,7 @@ func newHarness(t testing.TB) *harness {
 		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
 		Lines:     map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
 	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify,
-		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify})
+		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify, Leaves: memLeaves{st}})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = h.api.Run(ctx) }()
 	h.srv = httptest.NewServer(h.api)
@@ -228,4 +228,21 @@ func (a fakeAuditor) Consistency(context.Context, int64, int64) ([][]byte, error
 func (a fakeAuditor) Bundle(_ context.Context, w io.Writer) error {
 	_, err := io.WriteString(w, "bundle\n")
 	return err
+}
+
+// memLeaves gives the in-memory store bolt's undecoded leaf reads, so the
+// API's tests run the contact index the way heed serve does.
+type memLeaves struct{ st ledger.Store }
+
+func (m memLeaves) ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error) {
+	evs, err := m.st.ReadAll(ctx, from, limit)
+	out := make([][]byte, 0, len(evs))
+	for i := range evs {
+		l, err := evs[i].Leaf()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, err
 }

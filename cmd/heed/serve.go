@@ -372,7 +372,9 @@ func serve(ctx context.Context, args []string) error {
 		}
 	})
 
-	srv := api.New(api.Config{Store: store, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
+	// The bolt log lets the contact index read leaves without decoding them.
+	leaves, _ := led.base.(api.LeafReader)
+	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
 		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Gate: n, Metrics: metrics,
 		Region: *region, Log: log})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
