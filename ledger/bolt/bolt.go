@@ -15,7 +15,9 @@
 // The file holds five buckets: events (position → canonical leaf, exactly
 // the bytes the tree hashes), tree (leaf index → the tlog stored hashes that
 // leaf completes), streams (stream, revision → position), ids (id →
-// position) and meta. Open checks the meta pages and the last leaf against
+// position) and meta. Stream index entries reach the streams bucket in
+// folds every 65536 events (see recent); until then they live in memory
+// and Open rebuilds them from the events after the folded position. Open checks the meta pages and the last leaf against
 // the tree before trusting a file, and writes nothing to a file it refuses.
 package bolt
 
@@ -61,7 +63,11 @@ var (
 	bucketIDs     = []byte("ids")     // event id -> position
 	bucketMeta    = []byte("meta")
 	keyFormat     = []byte("format")
-	formatV1      = []byte("heed-ledger-1")
+	// keyFolded holds the last position whose stream index entry is in
+	// the streams bucket; later ones are rebuilt from the events at open
+	// (see recent). A file without it predates folding: all indexed.
+	keyFolded = []byte("folded")
+	formatV1  = []byte("heed-ledger-1")
 )
 
 // Option configures Open.
@@ -72,6 +78,9 @@ type options struct {
 	timeout  time.Duration
 	maxSize  int
 	maxBatch int
+	// foldEvery is how many events' stream index entries wait in memory
+	// before one commit writes them into the bucket.
+	foldEvery int
 }
 
 // ReadOnly opens the store for reading only: the file is never written and
@@ -96,6 +105,15 @@ type Store struct {
 	db       *bbolt.DB
 	readOnly bool
 	maxBatch int
+
+	// rec indexes the streams of events not yet folded into the streams
+	// bucket. The committer adds to it and folds; only the sequencer
+	// prunes it, before it opens a read transaction, so that transaction
+	// sees in the bucket whatever was pruned.
+	rec       *recent
+	foldEvery uint64
+	folded    atomic.Uint64 // last position folded by a committed transaction
+	pruned    uint64        // sequencer only: rec holds nothing at or below it
 
 	mu     sync.RWMutex // guards closed and sends on reqs
 	closed bool
@@ -122,7 +140,7 @@ type Store struct {
 
 // Open opens or creates the store at path.
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{timeout: time.Second, maxBatch: 1024}
+	o := options{timeout: time.Second, maxBatch: 1024, foldEvery: defaultFoldEvery}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -154,13 +172,15 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db:       db,
-		readOnly: o.readOnly,
-		maxBatch: o.maxBatch,
-		reqs:     make(chan *request, 4096),
-		done:     make(chan struct{}),
-		quit:     make(chan struct{}),
-		notify:   make(chan struct{}),
+		db:        db,
+		readOnly:  o.readOnly,
+		maxBatch:  o.maxBatch,
+		rec:       newRecent(),
+		foldEvery: uint64(max(o.foldEvery, 1)),
+		reqs:      make(chan *request, 4096),
+		done:      make(chan struct{}),
+		quit:      make(chan struct{}),
+		notify:    make(chan struct{}),
 	}
 	if err := s.load(path); err != nil {
 		db.Close()
@@ -229,7 +249,16 @@ func (s *Store) load(path string) (err error) {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 		}
 		s.head.Store(head)
-		return nil
+		folded := head
+		if f := m.Get(keyFolded); f != nil {
+			if len(f) != 8 || binary.BigEndian.Uint64(f) > head {
+				return fmt.Errorf("%w: %s: bad folded position", ErrCorrupt, path)
+			}
+			folded = binary.BigEndian.Uint64(f)
+		}
+		s.folded.Store(folded)
+		s.pruned = folded
+		return s.rebuild(tx, folded, head)
 	})
 	if err != nil || !fresh {
 		return err
@@ -243,8 +272,36 @@ func (s *Store) load(path string) (err error) {
 				return fmt.Errorf("bolt: create %s: %w", name, err)
 			}
 		}
+		if err := tx.Bucket(bucketMeta).Put(keyFolded, key(0)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyFormat, formatV1)
 	})
+}
+
+// defaultFoldEvery bounds the memory the unfolded entries take (~100
+// bytes each) and the events Open decodes to rebuild them.
+const defaultFoldEvery = 1 << 16
+
+// rebuild indexes in memory the streams of the events after folded.
+func (s *Store) rebuild(tx *bbolt.Tx, folded, head uint64) error {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	c := tx.Bucket(bucketEvents).Cursor()
+	for k, v := c.Seek(key(folded + 1)); k != nil; k, v = c.Next() {
+		e, err := decode(v)
+		if err != nil {
+			return fmt.Errorf("%w: event %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+		}
+		if e.Position != binary.BigEndian.Uint64(k) || e.Position > head {
+			return fmt.Errorf("%w: event %d is stored under another position", ErrCorrupt, e.Position)
+		}
+		if last, ok := s.rec.lastLocked(e.Stream); ok && e.Revision != last+1 {
+			return fmt.Errorf("%w: stream revisions out of order at position %d", ErrCorrupt, e.Position)
+		}
+		s.rec.add(e.Stream, e.Revision, e.Position)
+	}
+	return nil
 }
 
 // checkTx is the cheap consistency check run on every open: the buckets
@@ -322,23 +379,46 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 		from = 1
 	}
 	head := s.head.Load()
+	// The unfolded tail before the transaction: whatever a fold has
+	// taken from it since is in the bucket the transaction reads.
+	first, tail := s.rec.tail(stream, head)
 	var out []ledger.Event
 	err := s.view(func(tx *bbolt.Tx) error {
-		if visibleRevision(tx.Bucket(bucketStreams), stream, head) == 0 {
+		if len(tail) == 0 && visibleRevision(tx.Bucket(bucketStreams), stream, head) == 0 {
 			return fmt.Errorf("%w: stream %s", ledger.ErrNotFound, stream)
 		}
 		ev := tx.Bucket(bucketEvents)
-		prefix := streamKey(stream, 0)[:2+len(stream)]
-		c := tx.Bucket(bucketStreams).Cursor()
-		for k, v := c.Seek(streamKey(stream, from)); k != nil && hasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
-			if (limit > 0 && len(out) >= limit) || binary.BigEndian.Uint64(v) > head {
-				break
-			}
-			e, err := decode(ev.Get(v))
+		read := func(pos []byte) error {
+			e, err := decode(ev.Get(pos))
 			if err != nil {
 				return err
 			}
 			out = append(out, e)
+			return nil
+		}
+		prefix := streamKey(stream, 0)[:2+len(stream)]
+		c := tx.Bucket(bucketStreams).Cursor()
+		for k, v := c.Seek(streamKey(stream, from)); k != nil && hasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+			if len(tail) > 0 && binary.BigEndian.Uint64(k[len(prefix):]) >= first {
+				break // folded but not yet pruned: read from the tail
+			}
+			if (limit > 0 && len(out) >= limit) || binary.BigEndian.Uint64(v) > head {
+				break
+			}
+			if err := read(v); err != nil {
+				return err
+			}
+		}
+		for i, pos := range tail {
+			if first+uint64(i) < from {
+				continue
+			}
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			if err := read(key(pos)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -387,6 +467,12 @@ func hasPrefix(b, p []byte) bool { return len(b) >= len(p) && string(b[:len(p)])
 // StreamRevision implements ledger.Store.
 func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, error) {
 	head := s.head.Load()
+	if first, tail := s.rec.tail(stream, head); len(tail) > 0 {
+		if s.isClosed() {
+			return 0, ledger.ErrClosed
+		}
+		return first + uint64(len(tail)) - 1, nil
+	}
 	var rev uint64
 	err := s.view(func(tx *bbolt.Tx) error {
 		rev = visibleRevision(tx.Bucket(bucketStreams), stream, head)

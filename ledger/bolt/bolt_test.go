@@ -1,6 +1,7 @@
 package bolt_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -24,4 +25,18 @@ func TestConformance(t *testing.T) {
 		s, _ := openTemp(t)
 		return s
 	})
+}
+
+// TestConformanceFolding runs the suite with the stream index folded into
+// the file after every commit or every few events, so reads and revision
+// checks meet entries in memory, in the file, and in both.
+func TestConformanceFolding(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint("every=", n), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) ledger.Store {
+				s, _ := openTemp(t, bolt.FoldEvery(n))
+				return s
+			})
+		})
+	}
 }

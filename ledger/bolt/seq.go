@@ -247,7 +247,10 @@ type plan struct {
 
 	// Set by the committer.
 	failed bool
+	fold   bool // the commit folded the index entries up to head
 	done   chan struct{}
+
+	rec *recent
 
 	// The read transaction the batch is prepared in.
 	tx      *bbolt.Tx
@@ -259,7 +262,9 @@ type plan struct {
 
 // put is one event's writes.
 type put struct {
-	pos, leaf, stream, id, treeKey, treeVal []byte
+	pos, leaf, id, treeKey, treeVal []byte
+	stream                          string
+	rev, at                         uint64
 }
 
 // ReadHashes reads the tree as the batch sees it: its own hashes, those of
@@ -294,7 +299,12 @@ func (p *plan) revision(stream string) uint64 {
 		}
 	}
 	// The file may or may not hold the batch in flight yet; either way
-	// that batch's streams were answered above.
+	// that batch's streams were answered above. Committed events are in
+	// the unfolded tail or, once pruned, in the bucket this transaction
+	// reads (see Store.rec).
+	if r, ok := p.rec.last(stream); ok {
+		return r
+	}
 	return revision(p.streams, stream)
 }
 
@@ -350,7 +360,7 @@ func (p *plan) retried(r *request) ([]ledger.Event, bool, error) {
 
 // newPlan starts a batch on top of prev, the batch in flight (nil if none).
 func (s *Store) newPlan(prev *plan) *plan {
-	p := &plan{prev: prev, revs: map[string]uint64{}, stored: map[string]*ledger.Event{}, done: make(chan struct{})}
+	p := &plan{rec: s.rec, prev: prev, revs: map[string]uint64{}, stored: map[string]*ledger.Event{}, done: make(chan struct{})}
 	p.head = s.head.Load()
 	if prev != nil {
 		p.head = prev.pos
@@ -376,6 +386,11 @@ func (s *Store) add(p *plan, batch []*request) {
 	if s.failed.Load() {
 		p.err = ErrFailed
 		return
+	}
+	// Prune before the transaction begins, so it sees the fold.
+	if f := s.folded.Load(); f > s.pruned {
+		s.rec.prune(f)
+		s.pruned = f
 	}
 	tx, err := s.db.Begin(false)
 	if err != nil {
@@ -420,14 +435,10 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	// bbolt keeps references to keys and values until commit, so they
 	// need memory of their own: one allocation per event holds them all.
 	n := len(pr.tmpl) + 64
-	buf := make([]byte, 0, 8*4+2+len(pr.ev.Stream)+8+len(pr.ev.ID)+n)
+	buf := make([]byte, 0, 8*2+len(pr.ev.ID)+n)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
 	buf = binary.BigEndian.AppendUint64(buf, pos-1)
-	w := put{pos: buf[0:8:8], treeKey: buf[8:16:16]}
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(pr.ev.Stream)))
-	buf = append(buf, pr.ev.Stream...)
-	buf = binary.BigEndian.AppendUint64(buf, rev)
-	w.stream = buf[16:len(buf):len(buf)]
+	w := put{pos: buf[0:8:8], treeKey: buf[8:16:16], stream: pr.ev.Stream, rev: rev, at: pos}
 	id := len(buf)
 	buf = append(buf, pr.ev.ID...)
 	w.id = buf[id:len(buf):len(buf)]
@@ -470,6 +481,16 @@ func (s *Store) commit(p *plan) {
 			}
 		}
 	} else if len(p.puts) > 0 {
+		// Before the head moves: a reader that sees the new head finds
+		// the new events' index entries.
+		s.rec.mu.Lock()
+		for i := range p.puts {
+			s.rec.add(p.puts[i].stream, p.puts[i].rev, p.puts[i].at)
+		}
+		s.rec.mu.Unlock()
+		if p.fold {
+			s.folded.Store(p.head)
+		}
 		d := time.Since(start)
 		s.linger.Store(int64(min(max(d/2, minLinger), maxLinger)))
 		s.stats.commit.Add(int64(d))
@@ -505,10 +526,6 @@ func (s *Store) apply(p *plan) error {
 			tx.Rollback()
 			return fmt.Errorf("bolt: write event: %w", err)
 		}
-		if err := streams.Put(w.stream, w.pos); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("bolt: write stream index: %w", err)
-		}
 		if err := ids.Put(w.id, w.pos); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("bolt: write id index: %w", err)
@@ -516,6 +533,21 @@ func (s *Store) apply(p *plan) error {
 		if err := tree.Put(w.treeKey, w.treeVal); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("bolt: write tree: %w", err)
+		}
+	}
+	// Every foldEvery events, the index entries of the events committed
+	// so far join the bucket, in key order; this batch's stay in memory.
+	p.fold = p.head-s.folded.Load() >= s.foldEvery
+	if p.fold {
+		for _, e := range s.rec.upTo(p.head) {
+			if err := streams.Put(e.key, key(e.pos)); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("bolt: fold stream index: %w", err)
+			}
+		}
+		if err := tx.Bucket(bucketMeta).Put(keyFolded, key(p.head)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: fold stream index: %w", err)
 		}
 	}
 	if hook := s.beforeCommit.Load(); hook != nil {
