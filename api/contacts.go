@@ -42,23 +42,32 @@ func (x *index) note(e ledger.Event) {
 	if e.Tenant == "" || e.Subject == "" || e.Stream != ledger.ContactStream(e.Tenant, e.Subject) {
 		return
 	}
-	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
+	x.mu.RLock()
+	_, ok := x.tenants[e.Subject][e.Tenant]
+	x.mu.RUnlock()
+	if !ok {
+		x.add(e.Tenant, e.Subject)
+	}
 }
 
 func (x *index) noteKeys(tenant, subject []byte) {
+	// Looked up with the bytes: no string is made for a known pair.
 	x.mu.RLock()
 	_, ok := x.tenants[string(subject)][string(tenant)]
 	x.mu.RUnlock()
-	if ok {
-		return
+	if !ok {
+		x.add(string(tenant), string(subject))
 	}
+}
+
+func (x *index) add(tenant, subject string) {
 	x.mu.Lock()
-	m := x.tenants[string(subject)]
+	m := x.tenants[subject]
 	if m == nil {
 		m = map[string]struct{}{}
-		x.tenants[string(subject)] = m
+		x.tenants[subject] = m
 	}
-	m[string(tenant)] = struct{}{}
+	m[tenant] = struct{}{}
 	x.mu.Unlock()
 }
 

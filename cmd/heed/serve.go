@@ -93,6 +93,7 @@ func serve(ctx context.Context, args []string) error {
 	smscUser := fs.String("smsc-system-id", "heed", "SMPP system_id")
 	smscPass := fs.String("smsc-password", "", "SMPP password")
 	window := fs.Int("smsc-window", 0, "SMPP window (outstanding submits); 0 = client default")
+	receiptTimeout := fs.Duration("receipt-timeout", 24*time.Hour, "how long a submitted reminder is held in memory for its receipt; a later receipt is matched from the log")
 	line := fs.String("line", "10690001", "default sender line of reminders and codes")
 	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
 	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
@@ -338,7 +339,7 @@ func serve(ctx context.Context, args []string) error {
 
 	n := notify.New(notify.Config{Store: store, Decider: decider, Sender: sender, Templates: cfg.Templates,
 		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSCOf: sender.route, Log: log,
-		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState})
+		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout})
 	marked, err := n.Recover(ctx)
 	if err != nil {
 		return err
