@@ -191,3 +191,42 @@ func TestOpenRemindersAreCapped(t *testing.T) {
 		t.Fatalf("after all receipts: %+v", s)
 	}
 }
+
+// twoParts answers every submit with two message ids, as for a long text.
+type twoParts struct{ n atomic.Int64 }
+
+func (s *twoParts) Submit(context.Context, Message) ([]string, error) {
+	i := s.n.Add(2)
+	return []string{fmt.Sprint(7_000_000_000 + i - 1), fmt.Sprint(7_000_000_000 + i)}, nil
+}
+
+func TestEveryPartsReceiptIsAwaitedOnce(t *testing.T) {
+	r := newRig(t)
+	cfg := r.n.cfg
+	cfg.Sender = &twoParts{}
+	r.n = New(cfg)
+	ctx := context.Background()
+	r.relate(t, number)
+	res, err := r.n.Remind(ctx, req("long"))
+	if err != nil || len(res.MessageIDs) != 2 {
+		t.Fatalf("%v, %v", res.MessageIDs, err)
+	}
+	if err := r.n.OnReceipt(ctx, Receipt{MessageID: res.MessageIDs[1], Delivered: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.n.Get(ctx, tenant, "long"); got.State != StateDelivered {
+		t.Fatalf("after the first part's receipt: %s", got.State)
+	}
+	if s := r.n.Stats(); s.Open != 1 {
+		t.Fatalf("the other part's receipt is not awaited: %+v", s)
+	}
+	if err := r.n.OnReceipt(ctx, Receipt{MessageID: res.MessageIDs[0], Delivered: false, Status: "UNDELIV"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.n.Stats(); s != (Stats{}) {
+		t.Fatalf("after both parts' receipts: %+v", s)
+	}
+	if got := r.types(t, number); len(got) != 5 || got[4] != "ReminderDelivered" {
+		t.Fatalf("stream %v: want one receipt event, delivered", got)
+	}
+}

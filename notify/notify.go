@@ -174,8 +174,9 @@ type ref struct{ tenant, subject, id, line string }
 // open is a reminder that has not reached a final state.
 type open struct {
 	ref
-	ids []string  // SMSC message ids, once submitted
-	at  time.Time // when it was requested or submitted
+	ids     []string  // SMSC message ids whose receipt has not come, once submitted
+	at      time.Time // when it was requested or submitted
+	settled bool      // a receipt for one part has been recorded
 }
 
 type earlyReceipt struct {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -197,19 +198,41 @@ func idForms(id string) []string {
 // OnReceipt records a delivery receipt. A receipt for a message id that is
 // not known is kept a while for its submit response (see Sweep).
 func (n *Notifier) OnReceipt(ctx context.Context, rc Receipt) error {
+	id := strings.ToLower(rc.MessageID)
 	n.mu.Lock()
-	o := n.open[n.byMessage[strings.ToLower(rc.MessageID)]]
+	key := n.byMessage[id]
+	o := n.open[key]
 	if o == nil {
 		if len(n.early) < 100_000 {
-			n.early[strings.ToLower(rc.MessageID)] = earlyReceipt{rc, n.cfg.Now()}
+			n.early[id] = earlyReceipt{rc, n.cfg.Now()}
 		}
 		n.mu.Unlock()
 		return nil
 	}
-	// The first receipt of any part settles the reminder; the others find
-	// it gone, and Sweep finds it settled in the log.
-	n.drop(o.tenant + "/" + o.id)
+	// The first receipt of any part settles the reminder; the reminder is
+	// forgotten once every part's receipt has come (or at the timeout).
+	for i, part := range o.ids {
+		forms := idForms(part)
+		if !slices.Contains(forms, id) {
+			continue
+		}
+		for _, f := range forms {
+			if n.byMessage[f] == key {
+				delete(n.byMessage, f)
+			}
+		}
+		o.ids = slices.Delete(slices.Clone(o.ids), i, i+1)
+		break
+	}
+	first := !o.settled
+	o.settled = true
+	if len(o.ids) == 0 {
+		delete(n.open, key)
+	}
 	n.mu.Unlock()
+	if !first {
+		return nil
+	}
 	return n.receipt(ctx, o.ref, rc)
 }
 
