@@ -230,3 +230,48 @@ func TestEveryPartsReceiptIsAwaitedOnce(t *testing.T) {
 		t.Fatalf("stream %v: want one receipt event, delivered", got)
 	}
 }
+
+// ctxSender answers after the caller's context has been cancelled, and
+// fails the way an SMPP client does when its context ends first.
+type ctxSender struct {
+	cancel func()
+	wait   time.Duration
+}
+
+func (s ctxSender) Submit(ctx context.Context, _ Message) ([]string, error) {
+	s.cancel()
+	select {
+	case <-time.After(s.wait):
+		return []string{"4242"}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func TestCallerGoingAwayDoesNotAbandonTheSubmit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		wait    time.Duration
+		timeout time.Duration
+		want    string
+	}{
+		{"answered", 50 * time.Millisecond, 0, StateSubmitted},
+		{"past the submit timeout", time.Second, 50 * time.Millisecond, StateUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			cfg := r.n.cfg
+			cfg.Sender, cfg.SubmitTimeout = ctxSender{cancel: cancel, wait: tc.wait}, tc.timeout
+			r.n = New(cfg)
+			r.relate(t, number)
+			res, err := r.n.Remind(ctx, req("gone"))
+			if err != nil || res.State != tc.want {
+				t.Fatalf("Remind = %s, %v; want %s", res.State, err, tc.want)
+			}
+			if got, _ := r.n.Get(context.Background(), tenant, "gone"); got.State != tc.want {
+				t.Fatalf("recorded %s, want %s", got.State, tc.want)
+			}
+		})
+	}
+}

@@ -151,6 +151,9 @@ type Config struct {
 	// for a submit response that may still come (zero: a minute); after
 	// it, Sweep looks the message id up in the log.
 	EarlyWait time.Duration
+	// SubmitTimeout bounds one submit, whether or not the caller is still
+	// waiting (zero: 30 s).
+	SubmitTimeout time.Duration
 }
 
 // Notifier runs reminders and inbound opt-outs.
@@ -214,6 +217,9 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.MaxOpen <= 0 {
 		cfg.MaxOpen = 1 << 20
+	}
+	if cfg.SubmitTimeout <= 0 {
+		cfg.SubmitTimeout = 30 * time.Second
 	}
 	if cfg.EarlyWait <= 0 {
 		cfg.EarlyWait = time.Minute
@@ -395,10 +401,14 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		break
 	}
 
-	ids, err := n.cfg.Sender.Submit(ctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
-	n.gate.of(r.Subject).RUnlock()
-	// The outcome is recorded even if the caller went away.
+	// The dispatch is recorded: a caller going away must not abandon the
+	// submit half-way, which would leave its outcome unknown. Its own
+	// deadline bounds it instead, as the gate is held until it returns.
 	rec := context.WithoutCancel(ctx)
+	sctx, cancel := context.WithTimeout(rec, n.cfg.SubmitTimeout)
+	ids, err := n.cfg.Sender.Submit(sctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
+	cancel()
+	n.gate.of(r.Subject).RUnlock()
 	var ev ledger.Event
 	var build error
 	switch {
