@@ -229,7 +229,7 @@ func (s *Store) load(path string) (err error) {
 			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
 		}
 	}()
-	fresh := false
+	fresh, unmarked := false, false
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		if m == nil {
@@ -255,11 +255,21 @@ func (s *Store) load(path string) (err error) {
 				return fmt.Errorf("%w: %s: bad folded position", ErrCorrupt, path)
 			}
 			folded = binary.BigEndian.Uint64(f)
+		} else {
+			unmarked = true
 		}
 		s.folded.Store(folded)
 		s.pruned = folded
 		return s.rebuild(tx, folded, head)
 	})
+	if err == nil && unmarked && !s.readOnly {
+		// A file from before folding has every entry in the bucket. Mark
+		// it before appending, or a crash before the first fold would
+		// leave the new entries neither in the bucket nor rebuilt.
+		err = s.db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketMeta).Put(keyFolded, key(s.head.Load()))
+		})
+	}
 	if err != nil || !fresh {
 		return err
 	}

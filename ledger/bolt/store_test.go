@@ -555,3 +555,48 @@ func TestBatchAfterFailedCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFileFromBeforeFolding opens a file whose stream index was written
+// entry by entry, as before folding existed (no folded position in meta),
+// appends without folding, reopens, and finds every stream.
+func TestFileFromBeforeFolding(t *testing.T) {
+	ctx := context.Background()
+	// Folding after every commit puts all but the last commit's entries
+	// in the bucket; the last (old-3) is not read back below.
+	s, path := openTemp(t, bolt.FoldEvery(1))
+	for i := range 4 {
+		if _, err := s.Append(ctx, fmt.Sprintf("old-%d", i), ledger.NoStream(), []ledger.Event{storetest.Consent("t", "s", 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("meta")).Delete([]byte("folded")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for round, stream := range []string{"new-0", "new-1"} {
+		s, err := bolt.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, stream, ledger.NoStream(), []ledger.Event{storetest.Consent("t", "s", 0)}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s, err = bolt.Open(path, bolt.ReadOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range []string{"old-0", "old-2", "new-0", stream} {
+			got, err := s.ReadStream(ctx, st, 1, 0)
+			if err != nil || len(got) != 1 || got[0].Revision != 1 {
+				t.Fatalf("round %d: stream %s: %d events, %v", round, st, len(got), err)
+			}
+		}
+		s.Close()
+	}
+}
