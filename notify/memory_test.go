@@ -23,6 +23,12 @@ func (r *rig) withClock(c *clock, edit func(*Config)) {
 	r.n = New(cfg)
 }
 
+// held is what Stats counts that is not bounded by Config.Recent.
+func held(s Stats) Stats {
+	s.Recent = 0
+	return s
+}
+
 func num(i int) string { return fmt.Sprintf("+86138%08d", i) }
 
 func reqTo(i int, id string) Request {
@@ -68,7 +74,7 @@ func TestSettledRemindersAreForgotten(t *testing.T) {
 	}
 	want["refused"], want["unknown"] = StateFailed, StateUnknown
 
-	if s := r.n.Stats(); s != (Stats{}) {
+	if s := held(r.n.Stats()); s != (Stats{}) {
 		t.Fatalf("after %d settled reminders the notifier still holds %+v", len(want), s)
 	}
 	// Settled reminders are still answered, from the log.
@@ -111,7 +117,7 @@ func TestUnansweredReminderExpiresAndLateReceiptStillCounts(t *testing.T) {
 	if _, err := r.n.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := r.n.Stats(); s != (Stats{}) {
+	if s := held(r.n.Stats()); s != (Stats{}) {
 		t.Fatalf("after the receipt timeout the notifier still holds %+v", s)
 	}
 
@@ -120,7 +126,7 @@ func TestUnansweredReminderExpiresAndLateReceiptStillCounts(t *testing.T) {
 	if _, err := restarted.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := restarted.Stats(); s != (Stats{}) {
+	if s := held(restarted.Stats()); s != (Stats{}) {
 		t.Fatalf("after a restart: %+v", s)
 	}
 
@@ -141,7 +147,7 @@ func TestUnansweredReminderExpiresAndLateReceiptStillCounts(t *testing.T) {
 	if got, _ := r.n.Get(ctx, tenant, "r1"); got.State != StateDelivered {
 		t.Fatalf("late receipt: %s, want delivered", got.State)
 	}
-	if s := r.n.Stats(); s != (Stats{}) {
+	if s := held(r.n.Stats()); s != (Stats{}) {
 		t.Fatalf("after the sweep: %+v", s)
 	}
 	// The same receipt again is not recorded twice.
@@ -187,7 +193,7 @@ func TestOpenRemindersAreCapped(t *testing.T) {
 			t.Fatalf("r%d: %s, %v", i, got.State, err)
 		}
 	}
-	if s := r.n.Stats(); s != (Stats{}) {
+	if s := held(r.n.Stats()); s != (Stats{}) {
 		t.Fatalf("after all receipts: %+v", s)
 	}
 }
@@ -223,7 +229,7 @@ func TestEveryPartsReceiptIsAwaitedOnce(t *testing.T) {
 	if err := r.n.OnReceipt(ctx, Receipt{MessageID: res.MessageIDs[0], Delivered: false, Status: "UNDELIV"}); err != nil {
 		t.Fatal(err)
 	}
-	if s := r.n.Stats(); s != (Stats{}) {
+	if s := held(r.n.Stats()); s != (Stats{}) {
 		t.Fatalf("after both parts' receipts: %+v", s)
 	}
 	if got := r.types(t, number); len(got) != 5 || got[4] != "ReminderDelivered" {
@@ -273,5 +279,36 @@ func TestCallerGoingAwayDoesNotAbandonTheSubmit(t *testing.T) {
 				t.Fatalf("recorded %s, want %s", got.State, tc.want)
 			}
 		})
+	}
+}
+
+func TestRecentlySettledAreBounded(t *testing.T) {
+	r := newRig(t)
+	cfg := r.n.cfg
+	cfg.Recent = 4
+	r.n = New(cfg)
+	ctx := context.Background()
+	for i := range 10 {
+		if i%2 == 0 {
+			r.relate(t, num(i)) // the odd ones are denied
+		}
+		res, err := r.n.Remind(ctx, reqTo(i, fmt.Sprint("r", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.State == StateSubmitted {
+			if err := r.n.OnReceipt(ctx, Receipt{MessageID: res.MessageIDs[0], Delivered: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := r.n.Stats(); s != (Stats{Recent: 4}) {
+		t.Fatalf("after 10 settled reminders, Recent 4: %+v", s)
+	}
+	for i := range 10 {
+		want := map[bool]string{true: StateDelivered, false: StateDenied}[i%2 == 0]
+		if got, err := r.n.Get(ctx, tenant, fmt.Sprint("r", i)); err != nil || got.State != want {
+			t.Fatalf("r%d: %s, %v; want %s", i, got.State, err, want)
+		}
 	}
 }

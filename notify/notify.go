@@ -151,6 +151,9 @@ type Config struct {
 	// for a submit response that may still come (zero: a minute); after
 	// it, Sweep looks the message id up in the log.
 	EarlyWait time.Duration
+	// Recent is how many settled reminders Get finds without reading the
+	// log (zero: 65536).
+	Recent int
 	// SubmitTimeout bounds one submit, whether or not the caller is still
 	// waiting (zero: 30 s).
 	SubmitTimeout time.Duration
@@ -170,6 +173,11 @@ type Notifier struct {
 	byMessage map[string]string       // SMSC message id (each form) → tenant/reminder id
 	early     map[string]earlyReceipt // receipts whose message id is not (yet) known
 	scan      chan struct{}           // one log scan at a time
+	// recent remembers the subjects of the last reminders to leave open,
+	// so a client polling a reminder it just sent is not a log scan.
+	recent     map[string]string // tenant/reminder id → subject
+	recentKeys []string          // ring, oldest at recentNext
+	recentNext int
 }
 
 type ref struct{ tenant, subject, id, line string }
@@ -192,13 +200,14 @@ type Stats struct {
 	Open     int // reminders not yet in a final state
 	Awaiting int // message ids (in every form) awaiting a receipt
 	Early    int // receipts whose message id is not known yet
+	Recent   int // settled reminders remembered for Get (at most Config.Recent)
 }
 
 // Stats reports what the notifier holds in memory.
 func (n *Notifier) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return Stats{Open: len(n.open), Awaiting: len(n.byMessage), Early: len(n.early)}
+	return Stats{Open: len(n.open), Awaiting: len(n.byMessage), Early: len(n.early), Recent: len(n.recent)}
 }
 
 // New returns a Notifier. Call Recover before serving requests.
@@ -217,6 +226,9 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.MaxOpen <= 0 {
 		cfg.MaxOpen = 1 << 20
+	}
+	if cfg.Recent <= 0 {
+		cfg.Recent = 1 << 16
 	}
 	if cfg.SubmitTimeout <= 0 {
 		cfg.SubmitTimeout = 30 * time.Second
@@ -241,7 +253,7 @@ func New(cfg Config) *Notifier {
 	return &Notifier{
 		cfg: cfg, keywords: kw, lineOf: lineOf,
 		open: map[string]*open{}, byMessage: map[string]string{}, early: map[string]earlyReceipt{},
-		scan: make(chan struct{}, 1),
+		scan: make(chan struct{}, 1), recent: map[string]string{},
 	}
 }
 
@@ -393,6 +405,9 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		res.Reasons = d.Reasons
 		n.state(StateRequested)
 		if !d.Allowed {
+			n.mu.Lock()
+			n.forget(r.Tenant+"/"+r.ID, r.Subject)
+			n.mu.Unlock()
 			res.State = StateDenied
 			n.state(StateDenied)
 			return res, nil
@@ -499,7 +514,7 @@ func (n *Notifier) drop(key string) {
 	if o == nil {
 		return
 	}
-	delete(n.open, key)
+	n.forget(key, o.subject)
 	for _, id := range o.ids {
 		for _, f := range idForms(id) {
 			if n.byMessage[f] == key {
@@ -507,6 +522,22 @@ func (n *Notifier) drop(key string) {
 			}
 		}
 	}
+}
+
+// forget moves a reminder from open to recent; n.mu must be held.
+func (n *Notifier) forget(key, subject string) {
+	delete(n.open, key)
+	if _, ok := n.recent[key]; ok {
+		return
+	}
+	if len(n.recentKeys) < n.cfg.Recent {
+		n.recentKeys = append(n.recentKeys, key)
+	} else {
+		delete(n.recent, n.recentKeys[n.recentNext])
+		n.recentKeys[n.recentNext] = key
+		n.recentNext = (n.recentNext + 1) % len(n.recentKeys)
+	}
+	n.recent[key] = subject
 }
 
 // hold keeps a reminder in memory until it reaches a final state. At the

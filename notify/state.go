@@ -89,6 +89,8 @@ func (n *Notifier) Get(ctx context.Context, tenant, id string) (Result, error) {
 	var subject string
 	if ok {
 		subject = o.subject
+	} else {
+		subject, ok = n.recent[tenant+"/"+id]
 	}
 	n.mu.Unlock()
 	if !ok {
@@ -227,7 +229,7 @@ func (n *Notifier) OnReceipt(ctx context.Context, rc Receipt) error {
 	first := !o.settled
 	o.settled = true
 	if len(o.ids) == 0 {
-		delete(n.open, key)
+		n.forget(key, o.subject)
 	}
 	n.mu.Unlock()
 	if !first {

@@ -350,6 +350,8 @@ func serve(ctx context.Context, args []string) error {
 	notifier.Store(n)
 	metrics.Gauge("heed_reminders_open", "Reminders held in memory until they reach a final state.",
 		func() float64 { return float64(n.Stats().Open) })
+	metrics.Gauge("heed_reminders_recent", "Settled reminders remembered so GET /v1/reminders/{id} need not read the log.",
+		func() float64 { return float64(n.Stats().Recent) })
 	metrics.Gauge("heed_receipts_awaited", "SMSC message ids (in each form) held in memory for their receipt.",
 		func() float64 { return float64(n.Stats().Awaiting) })
 	metrics.Gauge("heed_receipts_unmatched_held", "Receipts held for a submit response that may still come.",
