@@ -156,7 +156,7 @@ func (s *Store) sequence() {
 			}
 		}
 		if open {
-			s.add(p, s.fill(len(p.reqs), time.Duration(s.linger.Load())))
+			s.fill(p, time.Duration(s.linger.Load()))
 		}
 		inflight = p
 		plans <- p
@@ -186,32 +186,31 @@ func (s *Store) take(p *plan, r *request) bool {
 }
 
 // fill waits up to linger for the callers inside Append to queue their
-// requests. The count is polled: callers released by the last commit are
+// requests, and prepares them into p as they come, so that the wait for
+// the last ones overlaps the work on the first (the committer idles until
+// p is sent). The count is polled: callers released by the last commit are
 // still counted until they return, and either come back with a new request
 // (a closed loop) or leave, which the next poll sees.
-func (s *Store) fill(have int, linger time.Duration) []*request {
-	var more []*request
+func (s *Store) fill(p *plan, linger time.Duration) {
 	deadline := time.Now().Add(linger)
-	for have+len(more) < s.maxBatch && have+len(more) < int(s.inflight.Load()) {
+	for len(p.reqs) < s.maxBatch && len(p.reqs) < int(s.inflight.Load()) {
 		wait := min(time.Until(deadline), pollEvery)
 		if wait <= 0 {
-			break
+			return
 		}
 		t := time.NewTimer(wait)
 		select {
 		case r, ok := <-s.reqs:
 			t.Stop()
 			if !ok {
-				return more
+				return
 			}
-			more = append(more, r)
-			if !s.drain(&more, s.maxBatch-have) {
-				return more
+			if !s.take(p, r) {
+				return
 			}
 		case <-t.C:
 		}
 	}
-	return more
 }
 
 // drain adds queued requests to batch, up to max in all, without waiting;
