@@ -249,7 +249,10 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			c.mu.Lock()
 			if c.closing {
 				c.mu.Unlock()
-				l.close(ErrClosed)
+				// Close took its list of links before this bind came: end
+				// the session as Close would have (waiting for unbind_resp
+				// no longer than Close waits for this goroutine).
+				_ = l.unbind(ctx)
 				return
 			}
 			c.links[l] = struct{}{}
@@ -260,9 +263,11 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 				c.ready = make(chan struct{})
 			}
 			c.mu.Unlock()
+			clean := false
 			select {
 			case <-l.done:
-				if !errors.Is(l.closed(), ErrClosed) {
+				clean = errors.Is(l.closed(), ErrClosed)
+				if !clean {
 					c.st.drops.Add(1)
 				}
 			case <-ctx.Done():
@@ -272,7 +277,13 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			if c.tx == l {
 				c.tx = nil
 			}
+			closing := c.closing
 			c.mu.Unlock()
+			if clean || closing {
+				// Close unbound this link (or is about to): binding again
+				// would only make a session for Close to tear down.
+				return
+			}
 			if time.Since(began) > c.cfg.MaxBackoff {
 				backoff = c.cfg.MinBackoff
 			}

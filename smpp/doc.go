@@ -64,6 +64,14 @@
 // slot of the window is held that way, the SMSC is answering nothing, and
 // the link is closed and bound again.
 //
+// Once Close has written unbind, the SMSC closing the connection (as it
+// does right after unbind_resp) is the end that was asked for, not a
+// dropped link: it is not logged as one, counted in Stats.Drops or bound
+// again, and the link's close reason wraps [ErrClosed] and [ErrUnbound],
+// never [ErrLinkDropped]. A request still unanswered then is Unknown all
+// the same; an SMSC that closes without unbind_resp makes Close return an
+// error wrapping ErrUnbound.
+//
 // [Client.Stats] counts accepted parts, retries, failures by kind, binds
 // and dropped links, for metrics; nothing in them identifies a number.
 //

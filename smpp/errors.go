@@ -45,6 +45,10 @@ var (
 	ErrTimeout     = errors.New("smpp: response timed out")
 	ErrRefused     = errors.New("smpp: request refused")
 	ErrNotBound    = errors.New("smpp: not bound")
+	// ErrUnbound: the link ended after we unbound it (it also wraps
+	// ErrClosed). A request still unanswered then is of unknown outcome,
+	// but the link was not dropped and is not bound again.
+	ErrUnbound = errors.New("smpp: unbound")
 )
 
 // Error is the error every failed submit returns.

@@ -34,6 +34,11 @@ type link struct {
 	abandoned int   // pending requests whose caller stopped waiting
 	err       error // why the link closed; nil while open
 
+	// unbinding is set just before our unbind is written. From then on
+	// the SMSC closing the connection is the end we asked for (it may do
+	// so right after unbind_resp, before our own close runs), not a drop.
+	unbinding atomic.Bool
+
 	window chan struct{}
 	done   chan struct{}
 
@@ -102,7 +107,7 @@ func (l *link) flusher() {
 		err := l.w.Flush()
 		l.wmu.Unlock()
 		if err != nil {
-			l.close(fmt.Errorf("%w: write: %v", ErrLinkDropped, err))
+			l.close(l.lost("write", err))
 			return
 		}
 	}
@@ -121,7 +126,7 @@ func (l *link) write(p *pdu.PDU) error {
 	_, err = l.w.Write(l.scratch)
 	l.wmu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("%w: write: %v", ErrLinkDropped, err)
+		err = l.lost("write", err)
 		l.close(err)
 		return err
 	}
@@ -130,6 +135,15 @@ func (l *link) write(p *pdu.PDU) error {
 	default:
 	}
 	return nil
+}
+
+// lost is why the link closed when the connection failed in op: a drop,
+// unless we had asked to unbind.
+func (l *link) lost(op string, err error) error {
+	if l.unbinding.Load() {
+		return fmt.Errorf("%w: %w: connection closed on %s: %v", ErrClosed, ErrUnbound, op, err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrLinkDropped, op, err)
 }
 
 // closed returns why the link closed, or nil.
@@ -308,7 +322,7 @@ func (l *link) read() {
 				l.nack(seq, pdu.RInvCmdLen)
 				continue
 			}
-			l.close(fmt.Errorf("%w: read: %v", ErrLinkDropped, err))
+			l.close(l.lost("read", err))
 			return
 		}
 		l.dispatch(p)
@@ -359,7 +373,12 @@ func (l *link) dispatch(p *pdu.PDU) {
 		l.wmu.Lock()
 		l.w.Flush()
 		l.wmu.Unlock()
-		l.close(fmt.Errorf("%w: the SMSC unbound", ErrLinkDropped))
+		if l.unbinding.Load() {
+			// Both sides unbinding at once: the end we asked for too.
+			l.close(fmt.Errorf("%w: %w: the SMSC unbound too", ErrClosed, ErrUnbound))
+		} else {
+			l.close(fmt.Errorf("%w: the SMSC unbound", ErrLinkDropped))
+		}
 	case pdu.DeliverSM, pdu.DataSM:
 		if l.onInbound == nil {
 			l.reply(p, pdu.RInvBndSts)
@@ -389,6 +408,9 @@ func (l *link) keepAlive() {
 		r, err := l.call(ctx, &pdu.PDU{Command: pdu.EnquireLink}, false)
 		cancel()
 		if err != nil || r.Command != pdu.EnquireLinkResp {
+			if l.unbinding.Load() {
+				return // the link is ending anyway; unbind closes it
+			}
 			l.close(fmt.Errorf("%w: enquire_link unanswered", ErrLinkDropped))
 			return
 		}
@@ -396,9 +418,14 @@ func (l *link) keepAlive() {
 }
 
 // unbind asks the SMSC to end the session and waits for unbind_resp, so
-// that nothing it still holds for us is delivered twice.
+// that nothing it still holds for us is delivered twice. Whatever happens
+// to the connection after the unbind is written, the link closes with a
+// reason wrapping ErrClosed and ErrUnbound, never ErrLinkDropped: the
+// SMSC closing its end after unbind_resp is the expected end. An error
+// means no unbind_resp came (the SMSC hung, or closed without one).
 func (l *link) unbind(ctx context.Context) error {
+	l.unbinding.Store(true)
 	_, err := l.call(ctx, &pdu.PDU{Command: pdu.Unbind}, false)
-	l.close(ErrClosed)
+	l.close(fmt.Errorf("%w: %w", ErrClosed, ErrUnbound))
 	return err
 }
