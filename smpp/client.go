@@ -250,9 +250,12 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			if c.closing {
 				c.mu.Unlock()
 				// Close took its list of links before this bind came: end
-				// the session as Close would have (waiting for unbind_resp
-				// no longer than Close waits for this goroutine).
-				_ = l.unbind(ctx)
+				// the session as Close would have. Not with ctx, which Close
+				// may already have ended: the unbind would not even be
+				// flushed before the connection closed.
+				uctx, cancel := context.WithTimeout(context.Background(), min(c.cfg.ResponseTimeout, time.Second))
+				_ = l.unbind(uctx)
+				cancel()
 				return
 			}
 			c.links[l] = struct{}{}
