@@ -240,7 +240,6 @@ func serve(ctx context.Context, args []string) error {
 	// SMPP: the configured SMSCs, or the simulator in-process.
 	var simSrv *sim.Server
 	var outbox *simOutbox
-	var unbinding atomic.Bool
 	var simOnce, smppOnce sync.Once
 	stopSim := func() {
 		simOnce.Do(func() {
@@ -273,7 +272,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	var notifier atomic.Pointer[notify.Notifier]
 	var binds atomic.Int64
-	smppLog := slog.New(&smppEvents{next: log.Handler(), unbinding: &unbinding, on: func(msg string) {
+	smppLog := slog.New(&smppEvents{next: log.Handler(), on: func(msg string) {
 		switch msg {
 		case "smpp bound":
 			if binds.Add(1) > int64(len(conns)) {
@@ -320,7 +319,6 @@ func serve(ctx context.Context, args []string) error {
 	// simulator stops, so the simulator is there to answer.
 	closeSMPP := func() {
 		smppOnce.Do(func() {
-			unbinding.Store(true)
 			shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
 			defer stop()
 			for name, c := range sender.clients {
@@ -745,14 +743,9 @@ func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
 
 // smppEvents is the SMPP client's log handler: it counts binds and
 // throttling pauses for the metrics, and passes Info and above to the log.
-// Once heed unbinds, the SMSC closing the connection after its unbind_resp
-// is the expected end, not a dropped link: the link reader may see that
-// EOF before the unbind call returns, so its warning is logged as Info.
-// An unbind that got no answer is still a warning (from closeSMPP).
 type smppEvents struct {
-	next      slog.Handler
-	on        func(msg string)
-	unbinding *atomic.Bool
+	next slog.Handler
+	on   func(msg string)
 }
 
 func (h *smppEvents) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelDebug }
@@ -762,18 +755,13 @@ func (h *smppEvents) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelInfo {
 		return nil
 	}
-	if r.Message == "smpp link closed" && h.unbinding.Load() {
-		quiet := slog.NewRecord(r.Time, slog.LevelInfo, "smpp link closed after unbind", r.PC)
-		r.Attrs(func(a slog.Attr) bool { quiet.AddAttrs(a); return true })
-		r = quiet
-	}
 	return h.next.Handle(ctx, r)
 }
 
 func (h *smppEvents) WithAttrs(as []slog.Attr) slog.Handler {
-	return &smppEvents{next: h.next.WithAttrs(as), on: h.on, unbinding: h.unbinding}
+	return &smppEvents{next: h.next.WithAttrs(as), on: h.on}
 }
 
 func (h *smppEvents) WithGroup(name string) slog.Handler {
-	return &smppEvents{next: h.next.WithGroup(name), on: h.on, unbinding: h.unbinding}
+	return &smppEvents{next: h.next.WithGroup(name), on: h.on}
 }
