@@ -14,6 +14,7 @@ import (
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections"
 )
 
 // Written is what every write answers: where the event landed.
@@ -175,9 +176,17 @@ func (s *Server) registerBusiness() {
 	huma.Register(s.api, post("record-contact", "/v1/contacts", "Record a call or message placed by an outside system"),
 		func(ctx context.Context, in *contactIn) (*writeOutput, error) {
 			b := in.Body
+			e164, _, err := s.person("body.number", b.Number)
+			if err != nil {
+				return nil, err
+			}
+			// The projection never sees the number, so the callee's region
+			// is recorded with the contact for the region-burst rule; it is
+			// the same name Decide computes for the number it is asked about.
+			region, _ := projections.Region(e164)
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ContactMade{
 				Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
-				DurationS: b.DurationS, DecisionID: b.DecisionID})
+				DurationS: b.DurationS, DecisionID: b.DecisionID, Region: region})
 		})
 	huma.Register(s.api, post("record-complaint", "/v1/complaints", "Record a complaint"),
 		func(ctx context.Context, in *complaintIn) (*writeOutput, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/projections"
 )
 
 // importable are the event types a business may bulk-import: facts from
@@ -70,7 +71,7 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 				if !slices.Contains(importable, l.Type) {
 					return nil, huma.Error422UnprocessableEntity("event type not importable", &huma.ErrorDetail{Location: loc + " type", Message: "expected one of " + fmt.Sprint(importable)})
 				}
-				_, subject, err := s.person(loc+" number", l.Number)
+				e164, subject, err := s.person(loc+" number", l.Number)
 				if err != nil {
 					return nil, err
 				}
@@ -88,6 +89,17 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 				}
 				if pl, _ := ledger.Decode(&e); pl != nil {
 					switch pl := pl.(type) {
+					case *ledger.ContactMade:
+						// The region is the callee's, as Decide computes it,
+						// whatever the line says: a business cannot steer
+						// contacts out of the region-burst rule.
+						region, _ := projections.Region(e164)
+						if pl.Region != region {
+							pl.Region = region
+							if e.Data, err = json.Marshal(pl); err != nil {
+								return nil, err
+							}
+						}
 					case *ledger.SuppressionListed:
 						if pl.Scope != "tenant" {
 							return nil, huma.Error422UnprocessableEntity("a business may only use its own lists", &huma.ErrorDetail{Location: loc + " data.scope", Message: "must be tenant"})
