@@ -2,9 +2,7 @@ package kurrent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -62,20 +60,10 @@ func (s *Store) catchUp(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			defer rs.Close()
-			for {
-				ev, err := rs.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if r := ev.Event; r != nil {
-					n++
-					s.add(r.Position, r.EventID, strings.HasPrefix(r.StreamID, s.opts.Prefix))
-				}
-			}
+			return drain(rs, func(r *kurrentdb.RecordedEvent) {
+				n++
+				s.add(r.Position, r.EventID, strings.HasPrefix(r.StreamID, s.opts.Prefix))
+			})
 		})
 		if err != nil {
 			return err

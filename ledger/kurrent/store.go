@@ -490,19 +490,7 @@ func (s *Store) readStream(ctx context.Context, stream string, first uint64, lim
 		if err != nil {
 			return err
 		}
-		defer rs.Close()
-		for {
-			ev, err := rs.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if ev.Event != nil {
-				recs = append(recs, ev.Event)
-			}
-		}
+		return drain(rs, func(r *kurrentdb.RecordedEvent) { recs = append(recs, r) })
 	})
 	if err != nil {
 		return nil, err
@@ -601,19 +589,7 @@ func (s *Store) ReadAll(ctx context.Context, from uint64, limit int) ([]ledger.E
 			if err != nil {
 				return err
 			}
-			defer rs.Close()
-			for {
-				ev, err := rs.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if ev.Event != nil {
-					recs = append(recs, ev.Event)
-				}
-			}
+			return drain(rs, func(r *kurrentdb.RecordedEvent) { recs = append(recs, r) })
 		})
 		if err != nil {
 			return nil, err
@@ -735,4 +711,21 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 	s.imu.RLock()
 	defer s.imu.RUnlock()
 	return uint64(len(s.pos)), nil
+}
+
+// drain reads rs to its end, handing on every recorded event, and closes it.
+func drain(rs *kurrentdb.ReadStream, fn func(*kurrentdb.RecordedEvent)) error {
+	defer rs.Close()
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ev.Event != nil {
+			fn(ev.Event)
+		}
+	}
 }
