@@ -4,7 +4,9 @@
 // A reminder goes: ReminderRequested → decide → ReminderDenied, or
 // ReminderDispatched appended at the contact-stream revision the decision
 // read (so a concurrent opt-out makes it fail and the decision is made
-// again) → submit → ReminderSubmitted, ReminderFailed or
+// again) → if the subject's or the line's stream gained a fact since the
+// decision, decide again as of the dispatch and, on a denial, ReminderDenied
+// instead of a submit → submit → ReminderSubmitted, ReminderFailed or
 // ReminderOutcomeUnknown → receipt → ReminderDelivered or ReminderFailed.
 package notify
 
@@ -339,6 +341,9 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	// decision read.
 	q := Query{Tenant: r.Tenant, Subject: r.Subject, Number: r.Number, Channel: ledger.ChannelFlash,
 		Purpose: ledger.PurposeService, Line: r.Line}
+	// asOf is the log position the allowing decision read, pos that of the
+	// dispatch.
+	var asOf, pos uint64
 	for attempt := 0; ; attempt++ {
 		if attempt == 200 {
 			return res, ErrContended
@@ -413,6 +418,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 			return res, nil
 		}
 		n.state(StateDispatched)
+		asOf, pos = d.AsOf, stored[len(stored)-1].Position
 		break
 	}
 
@@ -421,12 +427,27 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	// deadline bounds it instead, as the gate is held until it returns.
 	rec := context.WithoutCancel(ctx)
 	sctx, cancel := context.WithTimeout(rec, n.cfg.SubmitTimeout)
-	ids, err := n.cfg.Sender.Submit(sctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
+	var ids []string
+	denied, err := n.recheck(sctx, q, asOf, pos)
+	if err != nil {
+		// Unsure whether the reminder is still allowed: do not send it.
+		err = fmt.Errorf("%w: check before submit: %w", ErrNotSent, err)
+	} else if denied == nil {
+		ids, err = n.cfg.Sender.Submit(sctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
+	}
 	cancel()
 	n.gate.of(r.Subject).RUnlock()
 	var ev ledger.Event
 	var build error
 	switch {
+	case denied != nil:
+		// Dispatched but never submitted: the denial is its final state, with
+		// the reasons of the decision as of the dispatch.
+		n.cfg.Log.Info("reminder cancelled before submit: denied as of its dispatch",
+			"reminder", r.ID, "tenant", r.Tenant, "rules", denyRules(denied.Reasons), "as_of", denied.AsOf)
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderDenied{ReminderID: r.ID, Reasons: denied.Reasons,
+			RulesVersion: denied.RulesVersion, AsOf: denied.AsOf})
+		res.State, res.Reasons = StateDenied, denied.Reasons
 	case err == nil:
 		n.track(ref{r.Tenant, r.Subject, r.ID, r.Line}, ids, n.cfg.Now())
 		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderSubmitted{ReminderID: r.ID, MessageIDs: ids, Parts: len(ids), SMSC: n.cfg.SMSCOf(r.Line)})
@@ -459,6 +480,65 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		n.replayEarly(rec, ids)
 	}
 	return res, nil
+}
+
+// ownCounted are the rules that count contacts: the reminder's own
+// dispatch feeds them, so a decision made after it may deny by them without
+// anything having changed.
+var ownCounted = map[string]bool{"frequency": true, "region-burst": true}
+
+// recheck closes the gap the dispatch's revision check leaves: facts in the
+// subject's stream (global suppression, erasure) and the line's stream
+// (suspension) also deny, and may have been appended after the decision
+// read the log at asOf. If either stream's last event lies after asOf, the
+// reminder is decided again as of its dispatch at pos; recheck returns that
+// decision if it denies by a rule other than ownCounted, else nil.
+func (n *Notifier) recheck(ctx context.Context, q Query, asOf, pos uint64) (*Decision, error) {
+	streams := []string{ledger.SubjectStream(q.Subject)}
+	if q.Line != "" {
+		streams = append(streams, ledger.LineStream(q.Tenant, q.Line))
+	}
+	moved := false
+	for _, s := range streams {
+		rev, err := n.cfg.Store.StreamRevision(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			continue
+		}
+		last, err := n.cfg.Store.ReadStream(ctx, s, rev, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(last) > 0 && last[len(last)-1].Position > asOf {
+			moved = true
+			break
+		}
+	}
+	if !moved {
+		return nil, nil
+	}
+	q.After = pos
+	d, err := n.cfg.Decider.Decide(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("decide again: %w", err)
+	}
+	if d.Allowed || denyRules(d.Reasons) == "" {
+		return nil, nil
+	}
+	return &d, nil
+}
+
+// denyRules lists the rules that deny in reasons, except ownCounted.
+func denyRules(reasons []ledger.Reason) string {
+	var rules []string
+	for _, r := range reasons {
+		if r.Effect == "deny" && !ownCounted[r.Rule] {
+			rules = append(rules, r.Rule)
+		}
+	}
+	return strings.Join(rules, ",")
 }
 
 // gate orders reminders and opt-outs per subject: a reminder holds its
