@@ -2,13 +2,9 @@ package notify
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/mem"
 	"github.com/heed/heed/projections"
 )
@@ -57,72 +53,6 @@ func TestNoSubmissionAfterOptOutWithProjections(t *testing.T) {
 	n := New(Config{Store: slowDispatch{st}, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
 		DefaultLine: line, Pseudonym: pseudo, Now: noon})
 
-	const numbers, ops = 50, 1000
-	nums := make([]string, numbers)
-	for i := range nums {
-		nums[i] = fmt.Sprintf("+86139%08d", i)
-		e, _ := ledger.NewEvent(tenant, pseudo(nums[i]), noon().Add(-time.Hour), ledger.RelationshipStarted{ContractRef: "P-1", StartsAt: noon().Add(-time.Hour)})
-		if _, err := st.Append(ctx, ledger.ContactStream(tenant, pseudo(nums[i])), ledger.Any(), []ledger.Event{e}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var mu sync.Mutex
-	acked := map[string]time.Time{}
-	var wg sync.WaitGroup
-	for i := range ops {
-		num := nums[rand.IntN(numbers)]
-		optOut := i%10 == 0
-		delay := time.Duration(rand.IntN(100)) * time.Millisecond
-		if optOut {
-			num = nums[rand.IntN(numbers/2)]
-			delay = 50*time.Millisecond + delay/2
-		}
-		wg.Go(func() {
-			time.Sleep(delay)
-			if optOut {
-				if _, err := n.OnInbound(ctx, Inbound{From: num, To: line, Text: "退订"}); err != nil {
-					t.Error(err)
-					return
-				}
-				now := time.Now()
-				mu.Lock()
-				if _, ok := acked[num]; !ok {
-					acked[num] = now
-				}
-				mu.Unlock()
-				return
-			}
-			q := req(fmt.Sprint("p", i))
-			q.Number, q.Subject, q.TemplateID, q.Text = num, pseudo(num), "", "您的保单即将到期"
-			if _, err := n.Remind(ctx, q); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if sender.count == 0 || len(acked) == 0 {
-		t.Fatalf("degenerate run: %d submits, %d opted-out numbers", sender.count, len(acked))
-	}
-	for num, ack := range acked {
-		for _, at := range sender.at[num] {
-			if at.After(ack) {
-				t.Errorf("a submit started %v after the acknowledged opt-out of its number", at.Sub(ack))
-			}
-		}
-	}
-	for _, num := range nums {
-		evs, _ := st.ReadStream(ctx, ledger.ContactStream(tenant, pseudo(num)), 1, 0)
-		withdrawn := false
-		for _, e := range evs {
-			switch e.Type {
-			case ledger.TypeConsentWithdrawn:
-				withdrawn = true
-			case ledger.TypeReminderDispatched:
-				if withdrawn {
-					t.Errorf("dispatch at revision %d after a withdrawal", e.Revision)
-				}
-			}
-		}
-	}
-	t.Logf("%d submits, %d numbers opted out", sender.count, len(acked))
+	nums := customers(t, st, "+86139", 50, noon().Add(-time.Hour))
+	optOutRace(t, n, st, sender, nums, 1000, "退订")
 }

@@ -38,13 +38,35 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 	cfg.Sender = sender
 	cfg.Store = slowDispatch{r.store}
 	n := New(cfg)
+	nums := customers(t, r.store, "+86138", 100, time.Now())
+	optOutRace(t, n, r.store, sender, nums, 1000, "TD")
+}
 
-	const numbers, ops = 100, 1000
-	nums := make([]string, numbers)
+// customers gives count numbers starting with prefix a relationship with
+// tenant that started at at.
+func customers(t *testing.T, st ledger.Store, prefix string, count int, at time.Time) []string {
+	t.Helper()
+	nums := make([]string, count)
 	for i := range nums {
-		nums[i] = fmt.Sprintf("+86138%08d", i)
-		r.relate(t, nums[i])
+		nums[i] = fmt.Sprintf("%s%08d", prefix, i)
+		e, err := ledger.NewEvent(tenant, pseudo(nums[i]), at, ledger.RelationshipStarted{ContractRef: "P-1", StartsAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(context.Background(), ledger.ContactStream(tenant, pseudo(nums[i])), ledger.Any(), []ledger.Event{e}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	return nums
+}
+
+// optOutRace runs ops reminders and opt-outs (every tenth, replying
+// keyword, on the first half of nums) at once through n, and checks that no
+// submit started after the acknowledged opt-out of its number and that no
+// contact stream holds a dispatch after a withdrawal.
+func optOutRace(t *testing.T, n *Notifier, st ledger.Store, sender *timedSender, nums []string, ops int, keyword string) {
+	t.Helper()
+	ctx := context.Background()
 	var (
 		mu    sync.Mutex
 		acked = map[string]time.Time{} // first acknowledged opt-out per number
@@ -52,10 +74,10 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range ops {
-		num := nums[rand.IntN(numbers)]
+		num := nums[rand.IntN(len(nums))]
 		optOut := i%10 == 0
 		if optOut {
-			num = nums[rand.IntN(numbers/2)]
+			num = nums[rand.IntN(len(nums)/2)]
 		}
 		// Spread the operations over ~100 ms so reminders land before, during
 		// and after the opt-outs, which come in the second half.
@@ -67,7 +89,7 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 			<-start
 			time.Sleep(delay)
 			if optOut {
-				if _, err := n.OnInbound(context.Background(), Inbound{From: num, To: line, Text: "TD"}); err != nil {
+				if _, err := n.OnInbound(ctx, Inbound{From: num, To: line, Text: keyword}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -80,8 +102,8 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 				return
 			}
 			q := req(fmt.Sprint("r", i))
-			q.Number, q.Subject = num, pseudo(num)
-			if _, err := n.Remind(context.Background(), q); err != nil {
+			q.Number, q.Subject, q.TemplateID, q.Text = num, pseudo(num), "", "您的保单即将到期"
+			if _, err := n.Remind(ctx, q); err != nil {
 				t.Error(err)
 			}
 		})
@@ -100,7 +122,7 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 		}
 	}
 	for _, num := range nums {
-		evs, err := r.store.ReadStream(context.Background(), ledger.ContactStream(tenant, pseudo(num)), 1, 0)
+		evs, err := st.ReadStream(ctx, ledger.ContactStream(tenant, pseudo(num)), 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +133,7 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 				withdrawn = true
 			case ledger.TypeReminderDispatched:
 				if withdrawn {
-					t.Errorf("stream of number %d: dispatch at revision %d after a withdrawal", len(num), e.Revision)
+					t.Errorf("dispatch at revision %d after a withdrawal", e.Revision)
 				}
 			}
 		}

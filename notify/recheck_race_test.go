@@ -48,14 +48,7 @@ func TestNoSubmissionAfterLineSuspendedWithProjections(t *testing.T) {
 	n := New(Config{Store: st, Decider: slowDecider{runnerDecider{runner}}, Sender: &timedSender{at: map[string][]time.Time{}},
 		Lines: map[string]string{line: tenant}, DefaultLine: line, Pseudonym: pseudo, Now: noon})
 	const numbers, ops = 50, 300
-	nums := make([]string, numbers)
-	for i := range nums {
-		nums[i] = fmt.Sprintf("+86137%08d", i)
-		e, _ := ledger.NewEvent(tenant, pseudo(nums[i]), noon().Add(-time.Hour), ledger.RelationshipStarted{ContractRef: "P-1", StartsAt: noon().Add(-time.Hour)})
-		if _, err := st.Append(ctx, ledger.ContactStream(tenant, pseudo(nums[i])), ledger.Any(), []ledger.Event{e}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nums := customers(t, st, "+86137", numbers, noon().Add(-time.Hour))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		time.Sleep(40 * time.Millisecond)
