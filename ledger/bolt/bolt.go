@@ -16,9 +16,11 @@
 // the bytes the tree hashes), tree (leaf index → the tlog stored hashes that
 // leaf completes), streams (stream, revision → position), ids (id →
 // position) and meta. Stream index entries reach the streams bucket in
-// folds every 65536 events (see recent); until then they live in memory
-// and Open rebuilds them from the events after the folded position. Open checks the meta pages and the last leaf against
-// the tree before trusting a file, and writes nothing to a file it refuses.
+// folds every 65536 events, a sorted slice per commit (see recent and
+// folding); until a fold completes they live in memory and Open rebuilds
+// them from the events after the folded position. Open checks the meta
+// pages and the last leaf against the tree before trusting a file, and
+// writes nothing to a file it refuses.
 package bolt
 
 import (
@@ -79,8 +81,11 @@ type options struct {
 	maxSize  int
 	maxBatch int
 	// foldEvery is how many events' stream index entries wait in memory
-	// before one commit writes them into the bucket.
+	// before commits start writing them into the bucket.
 	foldEvery int
+	// foldAsyncFrom is the generation size from which the entries are
+	// gathered and sorted off the committer.
+	foldAsyncFrom int
 }
 
 // ReadOnly opens the store for reading only: the file is never written and
@@ -112,8 +117,10 @@ type Store struct {
 	// sees in the bucket whatever was pruned.
 	rec       *recent
 	foldEvery uint64
+	foldAsync uint64        // generations this big are sorted off the committer
 	folded    atomic.Uint64 // last position folded by a committed transaction
 	pruned    uint64        // sequencer only: rec holds nothing at or below it
+	fold      *folding      // committer only: the fold in progress, or nil
 
 	mu     sync.RWMutex // guards closed and sends on reqs
 	closed bool
@@ -126,7 +133,7 @@ type Store struct {
 	// inflight counts callers inside Append: the batch the sequencer
 	// waits for.
 	inflight atomic.Int64
-	stats    struct{ commits, events, prepare, commit atomic.Int64 }
+	stats    struct{ commits, events, prepare, commit, folded, foldMax atomic.Int64 }
 	linger   atomic.Int64 // how long a batch may wait to fill, from the last commit
 
 	notifyMu sync.Mutex
@@ -140,7 +147,7 @@ type Store struct {
 
 // Open opens or creates the store at path.
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{timeout: time.Second, maxBatch: 1024, foldEvery: defaultFoldEvery}
+	o := options{timeout: time.Second, maxBatch: 1024, foldEvery: defaultFoldEvery, foldAsyncFrom: 4096}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -177,6 +184,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		maxBatch:  o.maxBatch,
 		rec:       newRecent(),
 		foldEvery: uint64(max(o.foldEvery, 1)),
+		foldAsync: uint64(max(o.foldAsyncFrom, 1)),
 		reqs:      make(chan *request, 4096),
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
@@ -648,6 +656,9 @@ type Stats struct {
 	Events  int64         // events they wrote
 	Prepare time.Duration // time spent checking and preparing batches
 	Commit  time.Duration // time spent writing and committing them
+	// Folded counts stream index entries written into the bucket by
+	// folds; FoldMax is the most one commit wrote.
+	Folded, FoldMax int64
 }
 
 // Stats returns the sequencer's counters; Events/Commits is the mean batch.
@@ -657,6 +668,8 @@ func (s *Store) Stats() Stats {
 		Events:  s.stats.events.Load(),
 		Prepare: time.Duration(s.stats.prepare.Load()),
 		Commit:  time.Duration(s.stats.commit.Load()),
+		Folded:  s.stats.folded.Load(),
+		FoldMax: s.stats.foldMax.Load(),
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 // bucket (stream names carry keyed pseudonyms), so writing each event's
 // index entry at commit made every commit write about one random page per
 // event. Instead commits leave those entries here, and every foldEvery
-// events one commit writes them all into the bucket, sorted, so entries
-// that share a page share its write. The events themselves are the
+// events they are sorted and written into the bucket in key order, a slice
+// per commit (see folding), so entries that share a page share its write. The events themselves are the
 // journal: Open rebuilds this index from the events after the folded
 // position recorded in the meta bucket, so a crash loses nothing.
 type recent struct {

@@ -245,9 +245,11 @@ type plan struct {
 	err    error // a failure that fails the whole batch
 
 	// Set by the committer.
-	failed bool
-	fold   bool // the commit folded the index entries up to head
-	done   chan struct{}
+	failed    bool
+	foldNext  int    // the fold's entries committed once this batch is
+	foldWrote int    // how many of them this batch writes
+	foldTo    uint64 // the folded position this batch completes, or 0
+	done      chan struct{}
 
 	rec *recent
 
@@ -487,9 +489,7 @@ func (s *Store) commit(p *plan) {
 			s.rec.add(p.puts[i].stream, p.puts[i].rev, p.puts[i].at)
 		}
 		s.rec.mu.Unlock()
-		if p.fold {
-			s.folded.Store(p.head)
-		}
+		s.foldCommitted(p)
 		d := time.Since(start)
 		s.linger.Store(int64(min(max(d/2, minLinger), maxLinger)))
 		s.stats.commit.Add(int64(d))
@@ -535,19 +535,12 @@ func (s *Store) apply(p *plan) error {
 		}
 	}
 	// Every foldEvery events, the index entries of the events committed
-	// so far join the bucket, in key order; this batch's stay in memory.
-	p.fold = p.head-s.folded.Load() >= s.foldEvery
-	if p.fold {
-		for _, e := range s.rec.upTo(p.head) {
-			if err := streams.Put(e.key, key(e.pos)); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("bolt: fold stream index: %w", err)
-			}
-		}
-		if err := tx.Bucket(bucketMeta).Put(keyFolded, key(p.head)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("bolt: fold stream index: %w", err)
-		}
+	// so far start joining the bucket, in key order, a slice per commit
+	// (see folding); this batch's stay in memory.
+	p.foldNext, p.foldWrote, p.foldTo = 0, 0, 0
+	if err := s.foldStep(p, streams, tx.Bucket(bucketMeta)); err != nil {
+		tx.Rollback()
+		return err
 	}
 	if hook := s.beforeCommit.Load(); hook != nil {
 		if err := (*hook)(int(p.pos - p.head)); err != nil {

@@ -1,0 +1,109 @@
+package bolt
+
+import (
+	"fmt"
+
+	"go.etcd.io/bbolt"
+)
+
+// folding is a fold in progress: the stream index entries of the events at
+// or below upto, written into the streams bucket a sorted slice per commit.
+//
+// Writing a whole generation in one commit stalled every appender for as
+// long as it took to rewrite most of the bucket's pages (100–200 ms at
+// 65536 entries, and growing with the bucket). Spread over the commits of
+// the next quarter of a fold interval, each commit writes the next few
+// keys in order, so a page of the bucket is still written about once per
+// generation, but no commit carries more than a sliver of the work.
+//
+// Only the committer goroutine touches it. The entries stay in recent
+// until the last slice has committed, with the folded position, in the
+// same transaction: until then readers answer from recent, and a crash
+// part-way leaves keys in the bucket that Open's rebuild covers again with
+// the same values.
+type folding struct {
+	upto    uint64
+	ready   chan []entry // the sorted entries, when gathered off the committer
+	entries []entry
+	sorted  bool
+	next    int    // entries[:next] are committed in the bucket
+	start   uint64 // head when the entries were ready: pacing counts from it
+}
+
+// foldStep writes this batch's share of the fold into tx, starting a fold
+// when a generation is due. It records in p what the commit, if it
+// succeeds, has made true.
+func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
+	f := s.fold
+	if f == nil {
+		folded := s.folded.Load()
+		if p.head-folded < s.foldEvery {
+			return nil
+		}
+		f = &folding{upto: p.head}
+		// A small generation is gathered and sorted here, in the commit
+		// that starts the fold; a large one by a goroutine, so that the
+		// sort does not stall a commit.
+		if p.head-folded < s.foldAsync {
+			f.entries, f.sorted, f.start = s.rec.upTo(p.head), true, p.head
+		} else {
+			f.ready = make(chan []entry, 1)
+			go func(upto uint64) { f.ready <- s.rec.upTo(upto) }(p.head)
+		}
+		s.fold = f
+	}
+	if !f.sorted {
+		select {
+		case f.entries = <-f.ready:
+			f.sorted, f.start = true, p.head
+		default:
+			return nil
+		}
+	}
+	end := f.chunkEnd(p.pos, s.foldEvery)
+	for _, e := range f.entries[f.next:end] {
+		if err := streams.Put(e.key, key(e.pos)); err != nil {
+			return fmt.Errorf("bolt: fold stream index: %w", err)
+		}
+	}
+	p.foldNext = end
+	p.foldWrote = end - f.next
+	if end == len(f.entries) {
+		if err := meta.Put(keyFolded, key(f.upto)); err != nil {
+			return fmt.Errorf("bolt: fold stream index: %w", err)
+		}
+		p.foldTo = f.upto
+	}
+	return nil
+}
+
+// chunkEnd is where this commit's slice ends: the share of the entries
+// proportional to the events committed since the fold began, over a
+// quarter of the fold interval, and at least one entry.
+func (f *folding) chunkEnd(pos, every uint64) int {
+	span := max(every/4, 1)
+	done := pos - f.start
+	n := uint64(len(f.entries))
+	target := n
+	if done < span {
+		target = (n*done + span - 1) / span
+	}
+	return int(min(n, max(target, uint64(f.next)+1)))
+}
+
+// foldCommitted moves the fold on after p's commit succeeded.
+func (s *Store) foldCommitted(p *plan) {
+	if s.fold == nil || !s.fold.sorted {
+		return
+	}
+	s.fold.next = p.foldNext
+	n := int64(p.foldWrote)
+	s.stats.folded.Add(n)
+	if n > s.stats.foldMax.Load() {
+		s.stats.foldMax.Store(n)
+	}
+	if p.foldTo > 0 {
+		s.folded.Store(p.foldTo)
+		s.fold = nil
+	}
+}
