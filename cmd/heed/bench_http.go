@@ -38,6 +38,7 @@ func benchHTTP(ctx context.Context, args []string) error {
 	numbers := fs.Int("numbers", 100_000, "distinct numbers to spread the load over (reminders: one per reminder)")
 	tenant := fs.String("tenant", fmt.Sprintf("bench%d", time.Now().Unix()), "tenant of the business key")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	rate := fs.Float64("rate", 0, "offered load in requests/s, spread evenly over time (open loop); 0 sends each connection's next request as soon as its last one is answered (closed loop)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +47,9 @@ func benchHTTP(ctx context.Context, args []string) error {
 	}
 	if *numbers < 1 || *conns < 1 {
 		return fmt.Errorf("%w: --numbers and --conns must be positive", errUsage)
+	}
+	if *rate < 0 {
+		return fmt.Errorf("%w: --rate must not be negative", errUsage)
 	}
 	tr := &http.Transport{MaxIdleConns: *conns, MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns, IdleConnTimeout: time.Minute}
 	cl := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -170,32 +174,32 @@ func benchHTTP(ctx context.Context, args []string) error {
 		wg.Go(func() {
 			mine := make([]time.Duration, 0, 1<<14)
 			var seen tally
-			var rd bytes.Reader
 			var resp bytes.Buffer
-			req, err := http.NewRequestWithContext(ctx, "POST", *base+path, nil)
+			lc, err := newLoadConn(*base, path, map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + key})
 			if err != nil {
 				seen.add("error")
 				return
 			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+key)
+			defer lc.close()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if !cycle && i >= len(bodies) {
 					break
 				}
 				body := bodies[i%len(bodies)]
-				rd.Reset(body)
-				// The request is reused only after its response body has
-				// been read and closed, as net/http allows.
-				req.Body, req.ContentLength = io.NopCloser(&rd), int64(len(body))
 				t0 := time.Now()
-				res, err := cl.Do(req)
-				if err == nil {
-					resp.Reset()
-					_, err = resp.ReadFrom(res.Body)
-					res.Body.Close()
+				if *rate > 0 {
+					// Request i is due at start + i/rate. Latency counts
+					// from then, not from when a free connection got to
+					// it, so a server that falls behind is charged for
+					// the queue it causes (no coordinated omission).
+					due := start.Add(time.Duration(float64(i) * float64(time.Second) / *rate))
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					}
+					t0 = due
 				}
+				code, err := lc.post(body, &resp)
 				if ctx.Err() != nil {
 					break
 				}
@@ -203,18 +207,18 @@ func benchHTTP(ctx context.Context, args []string) error {
 				switch {
 				case err != nil:
 					seen.add("error")
-				case *op == "reminders" && res.StatusCode == http.StatusCreated:
+				case *op == "reminders" && code == http.StatusCreated:
 					var r struct{ State string }
 					_ = json.Unmarshal(resp.Bytes(), &r)
 					seen.add(r.State)
-				case *op == "decisions" && res.StatusCode == http.StatusOK:
+				case *op == "decisions" && code == http.StatusOK:
 					if bytes.Contains(resp.Bytes(), []byte(`"allowed":true`)) {
 						seen.add("allowed")
 					} else {
 						seen.add("denied")
 					}
 				default:
-					seen.status(res.StatusCode)
+					seen.status(code)
 				}
 			}
 			mu.Lock()
@@ -232,8 +236,12 @@ func benchHTTP(ctx context.Context, args []string) error {
 		}
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 	}
-	fmt.Printf("op=%s conns=%d requests=%d seconds=%.1f rate=%.0f/s p50=%s p99=%s max=%s outcomes: %s\n",
-		*op, *conns, len(lat), elapsed.Seconds(), float64(len(lat))/elapsed.Seconds(),
+	offered := "closed"
+	if *rate > 0 {
+		offered = strconv.FormatFloat(*rate, 'f', 0, 64) + "/s"
+	}
+	fmt.Printf("op=%s conns=%d offered=%s requests=%d seconds=%.1f rate=%.0f/s p50=%s p99=%s max=%s outcomes: %s\n",
+		*op, *conns, offered, len(lat), elapsed.Seconds(), float64(len(lat))/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), pct(1).Round(10*time.Microsecond), total.String())
 	return nil
 }
