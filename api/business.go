@@ -237,9 +237,8 @@ func (s *Server) writeAt(ctx context.Context, loc, number string, c Common, idem
 	}
 	ev.Actor = p.key.ID
 	ev.ID = s.eventID(p.key.Tenant, c.ID, idemKey, ev.Type)
-	if err := ledger.Validate(&ev); err != nil {
-		return nil, s.storeError("validate", err)
-	}
+	// The store validates the event and refuses it whole (ErrInvalid, a
+	// 422 from storeError) before anything is written.
 	var rebuild func(time.Time) any
 	if c.OccurredAt == nil {
 		rebuild = build

@@ -133,6 +133,8 @@ type Store struct {
 	// inflight counts callers inside Append: the batch the sequencer
 	// waits for.
 	inflight atomic.Int64
+	filling  atomic.Bool   // the sequencer waits for callers inside Append to queue
+	left     chan struct{} // a caller left Append while filling
 	stats    struct{ commits, events, prepare, commit, folded, foldMax atomic.Int64 }
 	linger   atomic.Int64 // how long a batch may wait to fill, from the last commit
 
@@ -189,6 +191,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		done:      make(chan struct{}),
 		quit:      make(chan struct{}),
 		notify:    make(chan struct{}),
+		left:      make(chan struct{}, 1),
 	}
 	if err := s.load(path); err != nil {
 		db.Close()

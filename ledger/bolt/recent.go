@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"sync"
 )
@@ -18,6 +19,17 @@ import (
 type recent struct {
 	mu      sync.RWMutex
 	streams map[string]*span
+	// log holds the same entries in position order, so a fold can take
+	// its generation as a prefix instead of walking the map under the
+	// lock that commits wait on. A prefix is never written again: add
+	// only appends, and prune re-slices into a fresh array.
+	log []logged
+}
+
+// logged is one entry of recent.log.
+type logged struct {
+	stream   string
+	rev, pos uint64
 }
 
 // span is a stream's unfolded tail: revisions first, first+1, … at the
@@ -38,6 +50,7 @@ func (r *recent) add(stream string, rev, pos uint64) {
 		r.streams[stream] = sp
 	}
 	sp.pos = append(sp.pos, pos)
+	r.log = append(r.log, logged{stream, rev, pos})
 }
 
 // last returns the stream's last unfolded revision.
@@ -75,18 +88,17 @@ type entry struct {
 }
 
 // upTo returns the index entries of the events at or below position upto,
-// in key order.
+// in key order. It holds the lock only to take a prefix of the log: the
+// sort of a whole generation takes tens of milliseconds, and commits wait
+// on the lock.
 func (r *recent) upTo(upto uint64) []entry {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []entry
-	for stream, sp := range r.streams {
-		for i, p := range sp.pos {
-			if p > upto {
-				break
-			}
-			out = append(out, entry{streamKey(stream, sp.first+uint64(i)), p})
-		}
+	n, _ := slices.BinarySearchFunc(r.log, upto+1, func(l logged, pos uint64) int { return cmp.Compare(l.pos, pos) })
+	gen := r.log[:n:n]
+	r.mu.RUnlock()
+	out := make([]entry, len(gen))
+	for i, l := range gen {
+		out[i] = entry{streamKey(l.stream, l.rev), l.pos}
 	}
 	slices.SortFunc(out, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
 	return out
@@ -97,6 +109,8 @@ func (r *recent) upTo(upto uint64) []entry {
 func (r *recent) prune(folded uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n, _ := slices.BinarySearchFunc(r.log, folded+1, func(l logged, pos uint64) int { return cmp.Compare(l.pos, pos) })
+	r.log = slices.Clone(r.log[n:])
 	for stream, sp := range r.streams {
 		n, _ := slices.BinarySearch(sp.pos, folded+1)
 		switch {

@@ -43,7 +43,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		return nil, ErrFailed
 	}
 	s.inflight.Add(1)
-	defer s.inflight.Add(-1)
+	defer s.leave()
 	r := &request{ctx: ctx, stream: stream, expected: expected, props: make([]proposal, len(events)), done: make(chan struct{})}
 	for i := range events {
 		p, err := propose(stream, events[i])
@@ -73,6 +73,18 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	case <-ctx.Done():
 		// The append may still commit; a retry with the same ids is safe.
 		return nil, ctx.Err()
+	}
+}
+
+// leave counts a caller out of Append and, if the sequencer is waiting for
+// the callers inside to queue, wakes it to count again.
+func (s *Store) leave() {
+	s.inflight.Add(-1)
+	if s.filling.Load() {
+		select {
+		case s.left <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -107,7 +119,6 @@ func uniqueIDs(props []proposal) error {
 const (
 	minLinger = 100 * time.Microsecond
 	maxLinger = 2 * time.Millisecond
-	pollEvery = 25 * time.Microsecond
 )
 
 // sequence is the goroutine that orders appends. It gathers whatever
@@ -188,27 +199,26 @@ func (s *Store) take(p *plan, r *request) bool {
 // fill waits up to linger for the callers inside Append to queue their
 // requests, and prepares them into p as they come, so that the wait for
 // the last ones overlaps the work on the first (the committer idles until
-// p is sent). The count is polled: callers released by the last commit are
-// still counted until they return, and either come back with a new request
-// (a closed loop) or leave, which the next poll sees.
+// p is sent). Callers released by the last commit are still counted until
+// they return, and either come back with a new request (a closed loop) or
+// leave, which wakes the wait to count again.
 func (s *Store) fill(p *plan, linger time.Duration) {
-	deadline := time.Now().Add(linger)
+	s.filling.Store(true)
+	defer s.filling.Store(false)
+	var t *time.Timer
 	for len(p.reqs) < s.maxBatch && len(p.reqs) < int(s.inflight.Load()) {
-		wait := min(time.Until(deadline), pollEvery)
-		if wait <= 0 {
-			return
+		if t == nil {
+			t = time.NewTimer(linger)
+			defer t.Stop()
 		}
-		t := time.NewTimer(wait)
 		select {
 		case r, ok := <-s.reqs:
-			t.Stop()
-			if !ok {
+			if !ok || !s.take(p, r) {
 				return
 			}
-			if !s.take(p, r) {
-				return
-			}
+		case <-s.left:
 		case <-t.C:
+			return
 		}
 	}
 }
