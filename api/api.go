@@ -114,6 +114,8 @@ type Server struct {
 	contacts *index
 	people   sync.Map // raw number → personID
 	peopleN  atomic.Int64
+	regions  sync.Map // E.164 number → region name
+	regionsN atomic.Int64
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.

@@ -14,7 +14,6 @@ import (
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/notify"
-	"github.com/heed/heed/projections"
 )
 
 // Written is what every write answers: where the event landed.
@@ -183,7 +182,7 @@ func (s *Server) registerBusiness() {
 			// The projection never sees the number, so the callee's region
 			// is recorded with the contact for the region-burst rule; it is
 			// the same name Decide computes for the number it is asked about.
-			region, _ := projections.Region(e164)
+			region := s.region(e164)
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ContactMade{
 				Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
 				DurationS: b.DurationS, DecisionID: b.DecisionID, Region: region})

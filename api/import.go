@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/projections"
 )
 
 // importable are the event types a business may bulk-import: facts from
@@ -93,7 +92,7 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 						// The region is the callee's, as Decide computes it,
 						// whatever the line says: a business cannot steer
 						// contacts out of the region-burst rule.
-						region, _ := projections.Region(e164)
+						region := s.region(e164)
 						if pl.Region != region {
 							pl.Region = region
 							if e.Data, err = json.Marshal(pl); err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/heed/heed/projections"
 )
 
 // errNumber is the problem for an unusable number. It never repeats the
@@ -84,5 +86,21 @@ func (s *Server) person(location, raw string) (e164, subject string, err error) 
 }
 
 type personID struct{ e164, subject string }
+
+// region returns the callee's region as the projections name it. Naming it
+// parses the number again and walks the geocoding tables (~15 µs), so
+// answers are cached like person's, keyed by the E.164 form.
+func (s *Server) region(e164 string) string {
+	if r, ok := s.regions.Load(e164); ok {
+		return r.(string)
+	}
+	r, _ := projections.Region(e164)
+	if s.regionsN.Add(1) > 200_000 {
+		s.regions.Clear()
+		s.regionsN.Store(0)
+	}
+	s.regions.Store(e164, r)
+	return r
+}
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

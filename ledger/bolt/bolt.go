@@ -136,7 +136,6 @@ type Store struct {
 	filling  atomic.Bool   // the sequencer waits for callers inside Append to queue
 	left     chan struct{} // a caller left Append while filling
 	stats    struct{ commits, events, prepare, commit, folded, foldMax atomic.Int64 }
-	linger   atomic.Int64 // how long a batch may wait to fill, from the last commit
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -197,7 +196,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.linger.Store(int64(minLinger))
 	if o.readOnly {
 		close(s.done)
 	} else {

@@ -113,13 +113,14 @@ func uniqueIDs(props []proposal) error {
 	return nil
 }
 
-// The longest the sequencer waits for a batch to fill is half the last
-// commit's duration (a straggler left out waits a whole commit), within
-// these bounds.
-const (
-	minLinger = 100 * time.Microsecond
-	maxLinger = 2 * time.Millisecond
-)
+// maxFill bounds how long the sequencer waits for the callers inside
+// Append to queue before it sends a batch. The wait ends as soon as they
+// have all queued or left, so it is reached only when the machine is too
+// busy to run them promptly; then a fuller batch saves commits (each with
+// two fsyncs and a rewrite of the buckets' right edges). Under 64-way HTTP
+// load, a bound of 2 ms cut p99 by about a tenth against half the last
+// commit's duration, the bound before, at the same throughput.
+const maxFill = 2 * time.Millisecond
 
 // sequence is the goroutine that orders appends. It gathers whatever
 // requests are queued into a batch and prepares it: checks expected
@@ -167,7 +168,7 @@ func (s *Store) sequence() {
 			}
 		}
 		if open {
-			s.fill(p, time.Duration(s.linger.Load()))
+			s.fill(p, maxFill)
 		}
 		inflight = p
 		plans <- p
@@ -196,19 +197,19 @@ func (s *Store) take(p *plan, r *request) bool {
 	return open
 }
 
-// fill waits up to linger for the callers inside Append to queue their
+// fill waits up to limit for the callers inside Append to queue their
 // requests, and prepares them into p as they come, so that the wait for
 // the last ones overlaps the work on the first (the committer idles until
 // p is sent). Callers released by the last commit are still counted until
 // they return, and either come back with a new request (a closed loop) or
 // leave, which wakes the wait to count again.
-func (s *Store) fill(p *plan, linger time.Duration) {
+func (s *Store) fill(p *plan, limit time.Duration) {
 	s.filling.Store(true)
 	defer s.filling.Store(false)
 	var t *time.Timer
 	for len(p.reqs) < s.maxBatch && len(p.reqs) < int(s.inflight.Load()) {
 		if t == nil {
-			t = time.NewTimer(linger)
+			t = time.NewTimer(limit)
 			defer t.Stop()
 		}
 		select {
@@ -501,7 +502,6 @@ func (s *Store) commit(p *plan) {
 		s.rec.mu.Unlock()
 		s.foldCommitted(p)
 		d := time.Since(start)
-		s.linger.Store(int64(min(max(d/2, minLinger), maxLinger)))
 		s.stats.commit.Add(int64(d))
 		s.stats.commits.Add(1)
 		s.stats.events.Add(int64(p.pos - p.head))

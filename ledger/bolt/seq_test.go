@@ -13,7 +13,7 @@ import (
 
 // TestInflightReleased checks the count the sequencer waits for drops back
 // to zero, including after refused and cancelled appends; a leaked count
-// would make every later batch wait out its linger.
+// would make every later batch wait out maxFill.
 func TestInflightReleased(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "heed.db"))
 	if err != nil {
