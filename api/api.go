@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -112,10 +110,7 @@ type Server struct {
 	api      huma.API
 	mux      *http.ServeMux
 	contacts *index
-	people   sync.Map // raw number → personID
-	peopleN  atomic.Int64
-	regions  sync.Map // E.164 number → region name
-	regionsN atomic.Int64
+	people   *people
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.
@@ -138,7 +133,7 @@ func New(cfg Config) *Server {
 	if cfg.Gate == nil {
 		cfg.Gate = noGate{}
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex(), people: newPeople(200_000)}
 	s.contacts.leaves = cfg.Leaves
 	hc := huma.DefaultConfig("heed", cfg.Version)
 	hc.Info.Description = "Compliance ledger for outbound customer contact, and the flash-SMS notifier that obeys it."

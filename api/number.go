@@ -64,42 +64,29 @@ func chinaMobile(raw string) (string, bool) {
 	return raw, true
 }
 
-// person resolves a request's number to its E.164 form and subject.
-// Parsing a number is regexp-heavy and the pseudonym is an HMAC, so recent
-// answers are cached; the cache is dropped whole when it fills.
+// person resolves a request's number to its E.164 form and subject,
+// through the people cache.
 func (s *Server) person(location, raw string) (e164, subject string, err error) {
-	if p, ok := s.people.Load(raw); ok {
-		pp := p.(personID)
-		return pp.e164, pp.subject, nil
+	if e164, subject, ok := s.people.get(raw); ok {
+		return e164, subject, nil
 	}
 	e164, err = Normalize(raw, s.cfg.Region)
 	if err != nil {
 		return "", "", errNumber(location)
 	}
 	subject = s.cfg.Pseudonyms.Pseudonym(e164)
-	if s.peopleN.Add(1) > 200_000 {
-		s.people.Clear()
-		s.peopleN.Store(0)
-	}
-	s.people.Store(raw, personID{e164, subject})
+	s.people.put(raw, e164, subject)
 	return e164, subject, nil
 }
 
-type personID struct{ e164, subject string }
-
-// region returns the callee's region as the projections name it. Naming it
-// parses the number again and walks the geocoding tables (~15 µs), so
-// answers are cached like person's, keyed by the E.164 form.
+// region returns the callee's region as the projections name it, through
+// the people cache.
 func (s *Server) region(e164 string) string {
-	if r, ok := s.regions.Load(e164); ok {
-		return r.(string)
+	if r, ok := s.people.region(e164); ok {
+		return r
 	}
 	r, _ := projections.Region(e164)
-	if s.regionsN.Add(1) > 200_000 {
-		s.regions.Clear()
-		s.regionsN.Store(0)
-	}
-	s.regions.Store(e164, r)
+	s.people.putRegion(e164, r)
 	return r
 }
 
