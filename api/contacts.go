@@ -19,8 +19,8 @@ import (
 // customer's view reads a handful of streams instead of scanning the log.
 type index struct {
 	mu      sync.RWMutex
-	tenants map[string]map[string]struct{} // subject → tenants
-	seen    atomic.Uint64                  // last log position applied
+	tenants tenantSets    // subject → tenants
+	seen    atomic.Uint64 // last log position applied
 
 	// With leaves, the index reads the stored leaves and picks tenant,
 	// subject and stream out of their canonical prefix instead of having
@@ -36,24 +36,19 @@ type LeafReader interface {
 	ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error)
 }
 
-func newIndex() *index { return &index{tenants: map[string]map[string]struct{}{}} }
+func newIndex() *index { return &index{tenants: newTenantSets()} }
 
 func (x *index) note(e ledger.Event) {
 	if e.Tenant == "" || e.Subject == "" || e.Stream != ledger.ContactStream(e.Tenant, e.Subject) {
 		return
 	}
-	x.mu.RLock()
-	_, ok := x.tenants[e.Subject][e.Tenant]
-	x.mu.RUnlock()
-	if !ok {
-		x.add(e.Tenant, e.Subject)
-	}
+	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
 }
 
 func (x *index) noteKeys(tenant, subject []byte) {
 	// Looked up with the bytes: no string is made for a known pair.
 	x.mu.RLock()
-	_, ok := x.tenants[string(subject)][string(tenant)]
+	ok := x.tenants.has(tenant, subject)
 	x.mu.RUnlock()
 	if !ok {
 		x.add(string(tenant), string(subject))
@@ -62,12 +57,7 @@ func (x *index) noteKeys(tenant, subject []byte) {
 
 func (x *index) add(tenant, subject string) {
 	x.mu.Lock()
-	m := x.tenants[subject]
-	if m == nil {
-		m = map[string]struct{}{}
-		x.tenants[subject] = m
-	}
-	m[tenant] = struct{}{}
+	x.tenants.add(tenant, subject)
 	x.mu.Unlock()
 }
 
@@ -220,12 +210,7 @@ func (x *index) of(ctx context.Context, st ledger.Store, subject string) ([]stri
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	out := make([]string, 0, len(x.tenants[subject]))
-	for t := range x.tenants[subject] {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out, nil
+	return x.tenants.of(subject), nil
 }
 
 // Basis is the recorded fact a contact relied on.
