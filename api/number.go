@@ -3,7 +3,10 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/nyaruka/phonenumbers"
@@ -56,12 +59,68 @@ func chinaMobile(raw string) (string, bool) {
 		}
 		nsn = nsn*10 + uint64(c-'0')
 	}
+	if d := cnMobile(); d != nil && d.fits(raw[3:]) {
+		return raw, true
+	}
 	cc := int32(86)
 	n := phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &nsn}
 	if !phonenumbers.IsValidNumber(&n) {
 		return "", false
 	}
 	return raw, true
+}
+
+// cnMobile returns CN's general and mobile number descriptions, taken from
+// the library's own metadata and compiled once. IsValidNumber builds and
+// looks up each type's pattern on every call (~10 µs and 2 KB for a mobile
+// number, the commonest input); a national number that fits both the
+// general and the mobile description is one it would call valid, as a
+// mobile number or a type it tests first. Anything else still goes to it.
+var cnMobile = sync.OnceValue(func() *cnDescs {
+	coll, err := phonenumbers.MetadataCollection()
+	if err != nil {
+		return nil
+	}
+	for _, m := range coll.GetMetadata() {
+		if m.GetId() != "CN" {
+			continue
+		}
+		general, mobile := newDesc(m.GetGeneralDesc()), newDesc(m.GetMobile())
+		if general == nil || mobile == nil {
+			return nil
+		}
+		return &cnDescs{general: general, mobile: mobile}
+	}
+	return nil
+})
+
+type cnDescs struct{ general, mobile *desc }
+
+func (d *cnDescs) fits(nsn string) bool { return d.general.fits(nsn) && d.mobile.fits(nsn) }
+
+// desc is a number description as the library tests it: a possible length
+// (when any are listed) and a full match of the national number pattern.
+type desc struct {
+	lengths []int32
+	re      *regexp.Regexp
+}
+
+func newDesc(d *phonenumbers.PhoneNumberDesc) *desc {
+	if d == nil || d.GetNationalNumberPattern() == "" {
+		return nil
+	}
+	re, err := regexp.Compile("^(?:" + d.GetNationalNumberPattern() + ")$")
+	if err != nil {
+		return nil
+	}
+	return &desc{lengths: d.GetPossibleLength(), re: re}
+}
+
+func (d *desc) fits(nsn string) bool {
+	if len(d.lengths) > 0 && !slices.Contains(d.lengths, int32(len(nsn))) {
+		return false
+	}
+	return d.re.MatchString(nsn)
 }
 
 // person resolves a request's number to its E.164 form and subject,
