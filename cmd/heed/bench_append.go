@@ -30,6 +30,7 @@ func benchAppend(ctx context.Context, args []string) error {
 	if *appenders <= 0 || *events <= 0 || *size <= 0 {
 		return fmt.Errorf("%w: --appenders, --events and --size must be positive", errUsage)
 	}
+	tuneGC()
 	d, err := openData(*dir, "", "", false)
 	if err != nil {
 		return err
