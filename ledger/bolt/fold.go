@@ -23,8 +23,8 @@ import (
 // the same values.
 type folding struct {
 	upto    uint64
-	ready   chan []entry // the sorted entries, when gathered off the committer
-	entries []entry
+	ready   chan []logged // the sorted entries, when gathered off the committer
+	entries []logged
 	sorted  bool
 	next    int    // entries[:next] are committed in the bucket
 	start   uint64 // head when the entries were ready: pacing counts from it
@@ -47,7 +47,7 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 		if p.head-folded < s.foldAsync {
 			f.entries, f.sorted, f.start = s.rec.upTo(p.head), true, p.head
 		} else {
-			f.ready = make(chan []entry, 1)
+			f.ready = make(chan []logged, 1)
 			go func(upto uint64) { f.ready <- s.rec.upTo(upto) }(p.head)
 		}
 		s.fold = f
@@ -62,7 +62,7 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 	}
 	end := f.chunkEnd(p.pos, s.foldEvery)
 	for _, e := range f.entries[f.next:end] {
-		if err := streams.Put(e.key, key(e.pos)); err != nil {
+		if err := streams.Put(streamKey(e.stream, e.rev), key(e.pos)); err != nil {
 			return fmt.Errorf("bolt: fold stream index: %w", err)
 		}
 	}

@@ -1,9 +1,9 @@
 package bolt
 
 import (
-	"bytes"
 	"cmp"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -81,27 +81,25 @@ func (r *recent) tail(stream string, head uint64) (uint64, []uint64) {
 	return sp.first, slices.Clone(sp.pos[:n])
 }
 
-// entry is one stream index entry.
-type entry struct {
-	key []byte
-	pos uint64
-}
-
-// upTo returns the index entries of the events at or below position upto,
-// in key order. It holds the lock only to take a prefix of the log: the
-// sort of a whole generation takes tens of milliseconds, and commits wait
-// on the lock.
-func (r *recent) upTo(upto uint64) []entry {
+// upTo returns the log's entries at or below position upto in the order
+// of their keys in the streams bucket (length, name, revision: see
+// streamKey). It holds the lock only to take a prefix of the log: sorting a
+// whole generation takes milliseconds, and commits wait on the lock.
+func (r *recent) upTo(upto uint64) []logged {
 	r.mu.RLock()
 	n, _ := slices.BinarySearchFunc(r.log, upto+1, func(l logged, pos uint64) int { return cmp.Compare(l.pos, pos) })
-	gen := r.log[:n:n]
+	gen := slices.Clone(r.log[:n])
 	r.mu.RUnlock()
-	out := make([]entry, len(gen))
-	for i, l := range gen {
-		out[i] = entry{streamKey(l.stream, l.rev), l.pos}
-	}
-	slices.SortFunc(out, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
-	return out
+	slices.SortFunc(gen, func(a, b logged) int {
+		if c := cmp.Compare(len(a.stream), len(b.stream)); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.stream, b.stream); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.rev, b.rev)
+	})
+	return gen
 }
 
 // prune forgets the entries of events at or below position folded, once
