@@ -45,10 +45,10 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 		// that starts the fold; a large one by a goroutine, so that the
 		// sort does not stall a commit.
 		if p.head-folded < s.foldAsync {
-			f.entries, f.sorted, f.start = s.rec.upTo(p.head), true, p.head
+			f.entries, f.sorted, f.start = s.rec.between(folded, p.head), true, p.head
 		} else {
 			f.ready = make(chan []logged, 1)
-			go func(upto uint64) { f.ready <- s.rec.upTo(upto) }(p.head)
+			go func(from, upto uint64) { f.ready <- s.rec.between(from, upto) }(folded, p.head)
 		}
 		s.fold = f
 	}

@@ -20,9 +20,8 @@ type recent struct {
 	mu      sync.RWMutex
 	streams map[string]*span
 	// log holds the same entries in position order, so a fold can take
-	// its generation as a prefix instead of walking the map under the
-	// lock that commits wait on. A prefix is never written again: add
-	// only appends, and prune re-slices into a fresh array.
+	// its generation as a prefix (a copy) and prune can take the oldest,
+	// instead of walking the map under the lock that commits wait on.
 	log []logged
 }
 
@@ -81,14 +80,17 @@ func (r *recent) tail(stream string, head uint64) (uint64, []uint64) {
 	return sp.first, slices.Clone(sp.pos[:n])
 }
 
-// upTo returns the log's entries at or below position upto in the order
-// of their keys in the streams bucket (length, name, revision: see
-// streamKey). It holds the lock only to take a prefix of the log: sorting a
+// between returns the log's entries after position from and at or below
+// upto, in the order of their keys in the streams bucket (length, name,
+// revision: see streamKey). It holds the lock only to copy them: sorting a
 // whole generation takes milliseconds, and commits wait on the lock.
-func (r *recent) upTo(upto uint64) []logged {
+func (r *recent) between(from, upto uint64) []logged {
+	at := func(p uint64) int {
+		n, _ := slices.BinarySearchFunc(r.log, p, func(l logged, pos uint64) int { return cmp.Compare(l.pos, pos) })
+		return n
+	}
 	r.mu.RLock()
-	n, _ := slices.BinarySearchFunc(r.log, upto+1, func(l logged, pos uint64) int { return cmp.Compare(l.pos, pos) })
-	gen := slices.Clone(r.log[:n])
+	gen := slices.Clone(r.log[at(from+1):at(upto+1)])
 	r.mu.RUnlock()
 	slices.SortFunc(gen, func(a, b logged) int {
 		if c := cmp.Compare(len(a.stream), len(b.stream)); c != 0 {
@@ -102,21 +104,35 @@ func (r *recent) upTo(upto uint64) []logged {
 	return gen
 }
 
-// prune forgets the entries of events at or below position folded, once
-// they are in the bucket.
-func (r *recent) prune(folded uint64) {
+// prune forgets up to max of the oldest entries at or below position
+// folded, once they are in the bucket, and reports whether none is left.
+// It works from the log, oldest first, so it costs what it removes rather
+// than a walk of every stream (which held the lock commits wait on for
+// 15–50 ms after each fold); the sequencer spreads a generation's prune
+// over several batches.
+func (r *recent) prune(folded uint64, max int) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n, _ := slices.BinarySearchFunc(r.log, folded+1, func(l logged, pos uint64) int { return cmp.Compare(l.pos, pos) })
-	r.log = slices.Clone(r.log[n:])
-	for stream, sp := range r.streams {
-		n, _ := slices.BinarySearch(sp.pos, folded+1)
-		switch {
-		case n == len(sp.pos):
-			delete(r.streams, stream)
-		case n > 0:
-			sp.first += uint64(n)
-			sp.pos = slices.Clone(sp.pos[n:])
+	n := 0
+	for ; n < len(r.log) && n < max && r.log[n].pos <= folded; n++ {
+		l := r.log[n]
+		sp := r.streams[l.stream]
+		if sp == nil || len(sp.pos) == 0 || sp.pos[0] != l.pos {
+			continue
+		}
+		sp.first++
+		sp.pos = sp.pos[1:]
+		if len(sp.pos) == 0 {
+			delete(r.streams, l.stream)
 		}
 	}
+	r.log = r.log[n:]
+	if len(r.log) > 0 && r.log[0].pos <= folded {
+		return false
+	}
+	// Let the pruned front of the log's array go.
+	if cap(r.log) > 2*len(r.log)+4096 {
+		r.log = slices.Clone(r.log)
+	}
+	return true
 }

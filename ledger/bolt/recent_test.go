@@ -1,0 +1,72 @@
+package bolt
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// TestRecentPruneInSteps prunes a folded generation a few entries at a
+// time, as the sequencer does, and checks after every step that each
+// stream's unfolded tail is still a run of consecutive revisions ending at
+// its last one, and at the end that exactly the entries after the fold are
+// left, in key order.
+func TestRecentPruneInSteps(t *testing.T) {
+	r := newRecent()
+	positions := map[string][]uint64{}
+	for pos := uint64(1); pos <= 100; pos++ {
+		// Ten streams; stream i gets its events at positions ≡ i (mod 10),
+		// except s-9, which stops at 59 and so is fully folded below.
+		st := fmt.Sprintf("s-%d", pos%10)
+		if st == "s-9" && pos > 59 {
+			st = "s-0"
+		}
+		r.add(st, uint64(len(positions[st])+1), pos)
+		positions[st] = append(positions[st], pos)
+	}
+	const folded = 60
+	steps := 0
+	for done := false; !done; steps++ {
+		done = r.prune(folded, 7)
+		for st, all := range positions {
+			first, tail := r.tail(st, 100)
+			if len(tail) == 0 {
+				continue
+			}
+			i := int(first) - 1
+			if !slices.Equal(tail, all[i:]) {
+				t.Fatalf("step %d: %s: tail from revision %d is %v, want %v", steps, st, first, tail, all[i:])
+			}
+		}
+	}
+	if steps != 9 {
+		t.Errorf("pruned 60 entries 7 at a time in %d steps, want 9", steps)
+	}
+	for st, all := range positions {
+		var want []uint64
+		for _, p := range all {
+			if p > folded {
+				want = append(want, p)
+			}
+		}
+		if _, tail := r.tail(st, 100); !slices.Equal(tail, want) {
+			t.Errorf("%s: tail %v, want %v", st, tail, want)
+		}
+		if _, ok := r.last(st); ok != (len(want) > 0) {
+			t.Errorf("%s: in memory %v, want %v", st, ok, len(want) > 0)
+		}
+	}
+	gen := r.between(0, 100)
+	if len(gen) != 40 {
+		t.Fatalf("%d entries left after the fold, want 40", len(gen))
+	}
+	for i := 1; i < len(gen); i++ {
+		if gen[i-1].pos <= folded || bytes.Compare(streamKey(gen[i-1].stream, gen[i-1].rev), streamKey(gen[i].stream, gen[i].rev)) >= 0 {
+			t.Fatalf("entry %d: %+v then %+v: folded, or not in key order", i, gen[i-1], gen[i])
+		}
+	}
+	if got := r.between(80, 90); len(got) != 10 {
+		t.Errorf("between(80, 90) has %d entries, want 10", len(got))
+	}
+}
