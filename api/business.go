@@ -281,7 +281,9 @@ func (s *Server) append(ctx context.Context, stream string, ev ledger.Event, reb
 	start := time.Now()
 	out, err := s.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{ev})
 	if err == nil {
-		s.contacts.note(out[0])
+		// The contact index learns of the event from the log (a customer's
+		// query catches it up first), not here: noting it in every writer
+		// made the writers queue on the index's lock.
 		// A retry with identical content comes back as originally stored.
 		return out[0], out[0].RecordedAt.Before(start), nil
 	}

@@ -161,7 +161,6 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 						return
 					}
 					for j, e := range stored {
-						s.contacts.note(e)
 						results[idx[j]] = written(e, e.RecordedAt.Before(start))
 					}
 				})

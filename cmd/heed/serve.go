@@ -227,6 +227,7 @@ func serve(ctx context.Context, args []string) error {
 	store := metrics.Store(led.base)
 
 	// Projections follow the log.
+	projections.Warm()
 	runner, err := projections.NewRunner(led.base, rules, projections.Options{Dir: filepath.Join(d.Dir, "projections")})
 	if err != nil {
 		return err
@@ -422,6 +423,7 @@ func serve(ctx context.Context, args []string) error {
 		pm := http.NewServeMux()
 		pm.HandleFunc("/debug/pprof/", pprof.Index)
 		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		ps := &http.Server{Handler: pm, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = ps.Serve(pl) }()
 		defer ps.Close()
