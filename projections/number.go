@@ -3,6 +3,7 @@ package projections
 import (
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -63,10 +64,82 @@ func Region(number string) (string, error) {
 }
 
 func region(n *phonenumbers.PhoneNumber) string {
+	key, cacheable := cnRegionKey(n)
+	if cacheable {
+		if name, ok := cnRegions.get(key); ok {
+			return name
+		}
+	}
+	name := libRegion(n)
+	if cacheable {
+		cnRegions.put(key, name)
+	}
+	return name
+}
+
+func libRegion(n *phonenumbers.PhoneNumber) string {
 	if g, err := phonenumbers.GetGeocodingForNumber(n, "zh"); err == nil && g != "" {
 		return g
 	}
 	return phonenumbers.GetRegionCodeForNumber(n)
+}
+
+// cnRegions caches the regions of +86 numbers by the part of the number
+// the library's answer depends on. The library takes a global mutex on
+// every geocoding call and formats and parses the number again, so under
+// load every decision and every first contact with a number queued on it.
+// Its answer reads only the first ten characters of the E.164 form ("+"
+// and nine digits), then falls back on the region of the country code,
+// which for 86 is always CN; TestCNRegionCacheMatchesLibrary holds the two
+// equal. No pointers: keys are numbers and names are interned.
+var cnRegions = regionCache{ids: map[uint64]uint16{}, nameIDs: map[string]uint16{}}
+
+type regionCache struct {
+	mu      sync.RWMutex
+	ids     map[uint64]uint16
+	names   []string
+	nameIDs map[string]uint16
+}
+
+// cnRegionKey returns the first nine digits of a +86 number, with their
+// count, as a cache key; ok is false for any other number.
+func cnRegionKey(n *phonenumbers.PhoneNumber) (uint64, bool) {
+	if n.GetCountryCode() != 86 || n.GetItalianLeadingZero() || n.GetNationalNumber() == 0 {
+		return 0, false
+	}
+	var buf [24]byte
+	d := strconv.AppendUint(append(buf[:0], "86"...), n.GetNationalNumber(), 10)
+	d = d[:min(len(d), 9)]
+	key, _ := strconv.ParseUint(string(d), 10, 64)
+	return key*16 + uint64(len(d)), true
+}
+
+func (c *regionCache) get(key uint64) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	i, ok := c.ids[key]
+	if !ok {
+		return "", false
+	}
+	return c.names[i], true
+}
+
+func (c *regionCache) put(key uint64, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.nameIDs[name]
+	if !ok {
+		if len(c.names) > 0xffff {
+			return
+		}
+		i = uint16(len(c.names))
+		c.names = append(c.names, name)
+		c.nameIDs[name] = i
+	}
+	if len(c.ids) >= 1<<20 {
+		clear(c.ids) // bounded: about 20 MB
+	}
+	c.ids[key] = i
 }
 
 // zones returns the number's IANA time zones, none when unknown.

@@ -1,0 +1,37 @@
+package projections
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestCNRegionCacheMatchesLibrary: the cached region of a +86 number is
+// the library's own answer, for numbers across every three-digit prefix of
+// mobile and fixed-line ranges, looked up twice (the second from the
+// cache) and in an order that puts numbers sharing a key apart.
+func TestCNRegionCacheMatchesLibrary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var nums []string
+	for p := 100; p < 1000; p++ {
+		for range 3 {
+			nums = append(nums, fmt.Sprintf("+86%d%08d", p, rng.IntN(100_000_000)))
+			nums = append(nums, fmt.Sprintf("+86%d%07d", p, rng.IntN(10_000_000)))
+		}
+	}
+	for round := range 2 {
+		rng.Shuffle(len(nums), func(i, j int) { nums[i], nums[j] = nums[j], nums[i] })
+		for _, num := range nums {
+			n, err := parse(num)
+			if err != nil {
+				continue
+			}
+			if got, want := region(n), libRegion(n); got != want {
+				t.Fatalf("round %d: %s: cached %q, library %q", round, num, got, want)
+			}
+		}
+	}
+	if len(cnRegions.ids) < 1000 {
+		t.Errorf("only %d keys cached", len(cnRegions.ids))
+	}
+}
