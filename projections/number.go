@@ -41,12 +41,14 @@ func parse(number string) (*phonenumbers.PhoneNumber, error) {
 }
 
 // Warm loads the tables Region and the quiet-hours rule read, which the
-// phone-number library loads on first use under a global lock (~50 ms):
-// a server calls it before taking traffic so that its first requests do
-// not all queue behind that load.
+// phone-number library loads on first use under a global lock (~50 ms
+// each): a server calls it before taking traffic so that its requests do
+// not all queue behind a load. Region falls back to the English table for
+// numbers the Chinese one lacks, so both are loaded.
 func Warm() {
 	if n, err := parse("+8613800138000"); err == nil {
-		region(n)
+		libRegion(n)
+		_, _ = phonenumbers.GetGeocodingForNumber(n, "en")
 		zones(n)
 	}
 }
