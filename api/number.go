@@ -138,14 +138,10 @@ func (s *Server) person(location, raw string) (e164, subject string, err error) 
 	return e164, subject, nil
 }
 
-// region returns the callee's region as the projections name it, through
-// the people cache.
+// region returns the callee's region as the projections name it (which
+// caches it for +86 numbers).
 func (s *Server) region(e164 string) string {
-	if r, ok := s.people.region(e164); ok {
-		return r
-	}
 	r, _ := projections.Region(e164)
-	s.people.putRegion(e164, r)
 	return r
 }
 

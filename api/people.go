@@ -2,22 +2,18 @@ package api
 
 import "sync"
 
-// people caches what a number resolves to: its E.164 form, its subject and
-// the callee's region. Parsing a number is regexp-heavy, the pseudonym is an
-// HMAC and the region a walk of the geocoding tables, so recent answers are
-// kept; the cache is dropped whole when it fills.
+// people caches what a number resolves to: its E.164 form and its subject.
+// Parsing a number is regexp-heavy and the pseudonym is an HMAC, so recent
+// answers are kept; the cache is dropped whole when it fills.
 //
-// Nothing in it is a pointer: keys and values are fixed-size arrays and
-// region names are interned to small numbers. A map of strings was the
-// largest thing the garbage collector scanned under load (half the live
-// objects at 100,000 numbers), and its marking showed in the p99.
+// Nothing in it is a pointer: keys and values are fixed-size arrays. A map
+// of strings was the largest thing the garbage collector scanned under load
+// (half the live objects at 100,000 numbers), and its marking showed in the
+// p99.
 type people struct {
-	mu      sync.RWMutex
-	max     int
-	byRaw   map[shortStr]person
-	regions map[shortStr]uint16 // E.164 → index in names
-	names   []string            // interned region names, never dropped
-	nameIDs map[string]uint16
+	mu    sync.RWMutex
+	max   int
+	byRaw map[shortStr]person
 }
 
 // shortStr holds a string of up to 32 bytes by value.
@@ -45,7 +41,7 @@ type person struct {
 }
 
 func newPeople(max int) *people {
-	return &people{max: max, byRaw: map[shortStr]person{}, regions: map[shortStr]uint16{}, nameIDs: map[string]uint16{}}
+	return &people{max: max, byRaw: map[shortStr]person{}}
 }
 
 // get returns the cached E.164 form and subject of a number as written.
@@ -78,42 +74,4 @@ func (p *people) put(raw, e164, subject string) {
 	}
 	p.byRaw[k] = v
 	p.mu.Unlock()
-}
-
-// region returns the cached region of an E.164 number.
-func (p *people) region(e164 string) (string, bool) {
-	k, ok := short(e164)
-	if !ok {
-		return "", false
-	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	i, ok := p.regions[k]
-	if !ok {
-		return "", false
-	}
-	return p.names[i], true
-}
-
-// putRegion caches a number's region.
-func (p *people) putRegion(e164, name string) {
-	k, ok := short(e164)
-	if !ok {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	i, ok := p.nameIDs[name]
-	if !ok {
-		if len(p.names) > 0xffff {
-			return
-		}
-		i = uint16(len(p.names))
-		p.names = append(p.names, name)
-		p.nameIDs[name] = i
-	}
-	if len(p.regions) >= p.max {
-		clear(p.regions)
-	}
-	p.regions[k] = i
 }

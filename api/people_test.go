@@ -35,19 +35,4 @@ func TestPeopleCache(t *testing.T) {
 	if e, s, ok := p.get("3"); !ok || e != "+3" || s != "z" {
 		t.Errorf("newest entry: %q %q %v", e, s, ok)
 	}
-	// Regions are interned: one name kept once, read back for each number.
-	p.putRegion("+8613800138000", "广东省深圳市")
-	p.putRegion("+8613800138001", "广东省深圳市")
-	p.putRegion("+8613900000000", "北京市")
-	for num, want := range map[string]string{"+8613800138000": "广东省深圳市", "+8613800138001": "广东省深圳市", "+8613900000000": "北京市"} {
-		if got, ok := p.region(num); !ok || got != want {
-			t.Errorf("region(%s) = %q %v, want %q", num, got, ok, want)
-		}
-	}
-	if len(p.names) != 2 {
-		t.Errorf("%d region names interned, want 2", len(p.names))
-	}
-	if _, ok := p.region("+8613700000000"); ok {
-		t.Error("an unknown number has a region")
-	}
 }
