@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -97,6 +98,9 @@ type Config struct {
 	// of a second decode of the whole log.
 	Leaves  LeafReader
 	Metrics *Metrics
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
+	// customer rate limits believe (see clientIP); none by default.
+	TrustedProxies []netip.Prefix
 	// Region is the default region for numbers without a country code [CN].
 	Region  string
 	Log     *slog.Logger

@@ -3,8 +3,8 @@ package api
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -47,20 +47,24 @@ type contactsOut struct {
 	}
 }
 
-// clientAddr is the caller's IP, for rate limits.
-func clientAddr(ctx huma.Context) string {
-	host, _, err := net.SplitHostPort(ctx.RemoteAddr())
-	if err != nil {
-		return ctx.RemoteAddr()
+// clientAddr is the caller's IP, for rate limits (see clientIP).
+func (s *Server) clientAddr(ctx huma.Context) string {
+	var xff []string
+	if len(s.cfg.TrustedProxies) > 0 {
+		ctx.EachHeader(func(name, value string) {
+			if strings.EqualFold(name, "X-Forwarded-For") {
+				xff = append(xff, value)
+			}
+		})
 	}
-	return host
+	return clientIP(ctx.RemoteAddr(), xff, s.cfg.TrustedProxies)
 }
 
 type addrKey struct{}
 
 func (s *Server) registerCustomer() {
 	withAddr := huma.Middlewares{func(ctx huma.Context, next func(huma.Context)) {
-		next(huma.WithValue(ctx, addrKey{}, clientAddr(ctx)))
+		next(huma.WithValue(ctx, addrKey{}, s.clientAddr(ctx)))
 	}}
 	huma.Register(s.api, huma.Operation{OperationID: "customer-challenge", Method: http.MethodPost, Path: "/v1/me/challenge",
 		Summary: "Send a one-time code to a number by SMS", Tags: []string{"customer"}, Middlewares: withAddr,

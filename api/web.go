@@ -4,7 +4,6 @@ import (
 	"embed"
 	"errors"
 	"html/template"
-	"net"
 	"net/http"
 	"time"
 
@@ -60,12 +59,8 @@ func problemText(err error) (int, string) {
 	return http.StatusInternalServerError, "something went wrong"
 }
 
-func remoteHost(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return h
+func (s *Server) remoteHost(r *http.Request) string {
+	return clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
 }
 
 func (s *Server) mePage(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +85,7 @@ func (s *Server) mePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) meChallenge(w http.ResponseWriter, r *http.Request) {
 	number := r.PostFormValue("number")
-	if err := s.challenge(r.Context(), number, remoteHost(r)); err != nil {
+	if err := s.challenge(r.Context(), number, s.remoteHost(r)); err != nil {
 		st, msg := problemText(err)
 		s.render(w, st, "me.html", mePage{Title: "My contacts", Step: "number", Error: msg})
 		return
@@ -100,7 +95,7 @@ func (s *Server) meChallenge(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) meSession(w http.ResponseWriter, r *http.Request) {
 	number := r.PostFormValue("number")
-	tok, exp, err := s.session(number, r.PostFormValue("code"), remoteHost(r))
+	tok, exp, err := s.session(number, r.PostFormValue("code"), s.remoteHost(r))
 	if err != nil {
 		st, msg := problemText(err)
 		s.render(w, st, "me.html", mePage{Title: "My contacts", Step: "code", Number: number, Error: msg})

@@ -108,6 +108,7 @@ func serve(ctx context.Context, args []string) error {
 	line := fs.String("line", "10690001", "default sender line of reminders and codes")
 	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
 	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
+	proxies := fs.String("trusted-proxies", "", "reverse proxies whose X-Forwarded-For the customer rate limits believe: addresses and CIDR prefixes, comma-separated (default none)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	storeURL := fs.String("store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
@@ -116,6 +117,10 @@ func serve(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	tuneGC()
+	trusted, err := api.ParseProxies(*proxies)
+	if err != nil {
+		return fmt.Errorf("%w: --trusted-proxies: %v", errUsage, err)
+	}
 
 	var cfg serveConfig
 	if *configFile != "" {
@@ -384,7 +389,7 @@ func serve(ctx context.Context, args []string) error {
 	leaves, _ := led.base.(api.LeafReader)
 	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
 		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Gate: n, Metrics: metrics,
-		Region: *region, Log: log})
+		Region: *region, TrustedProxies: trusted, Log: log})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
 	var ready atomic.Bool
