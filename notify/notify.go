@@ -120,6 +120,10 @@ type Config struct {
 	Store   ledger.Store
 	Decider Decider
 	Sender  Sender
+	// Lookup, when set, finds a stored event by its id (ledger/bolt's
+	// store does). Get then finds a settled or unknown reminder with one
+	// index read instead of a scan of the log from its head.
+	Lookup Looker
 	// Templates maps a template id to its text; {name} is replaced by the
 	// parameter of that name.
 	Templates map[string]string
@@ -652,6 +656,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // eventID derives a stable event id so a retried request cannot append the
 // same step twice.
+// Looker finds a stored event by its id.
+type Looker interface {
+	Lookup(ctx context.Context, id string) (ledger.Event, bool, error)
+}
+
 func eventID(tenant, reminder, typ string) string {
 	return uuid.NewSHA1(idSpace, []byte(tenant+"/"+reminder+"/"+typ)).String()
 }

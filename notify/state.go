@@ -81,8 +81,9 @@ func (n *Notifier) existing(ctx context.Context, tenant, subject, id string) (Re
 }
 
 // Get returns a reminder's state and events. A reminder that has reached a
-// final state is looked up in the log, newest first: a few pages for a
-// recent one, the whole log for an id that does not exist.
+// final state is found through Config.Lookup by the id of its
+// ReminderRequested event; without one, in the log, newest first: a few
+// pages for a recent one, the whole log for an id that does not exist.
 func (n *Notifier) Get(ctx context.Context, tenant, id string) (Result, error) {
 	n.mu.Lock()
 	o, ok := n.open[tenant+"/"+id]
@@ -93,6 +94,16 @@ func (n *Notifier) Get(ctx context.Context, tenant, id string) (Result, error) {
 		subject, ok = n.recent[tenant+"/"+id]
 	}
 	n.mu.Unlock()
+	if !ok && n.cfg.Lookup != nil {
+		e, found, err := n.cfg.Lookup.Lookup(ctx, eventID(tenant, id, ledger.TypeReminderRequested))
+		if err != nil {
+			return Result{}, fmt.Errorf("notify: get: %w", err)
+		}
+		if !found || e.Tenant != tenant {
+			return Result{}, ErrNotFound
+		}
+		subject, ok = e.Subject, true
+	}
 	if !ok {
 		// Finished or forgotten: the log knows its subject.
 		err := n.find(ctx, func(e *ledger.Event) bool {

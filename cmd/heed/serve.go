@@ -347,7 +347,8 @@ func serve(ctx context.Context, args []string) error {
 		return float64(sender.inFlight.Load())
 	})
 
-	n := notify.New(notify.Config{Store: store, Decider: decider, Sender: sender, Templates: cfg.Templates,
+	lookup, _ := led.base.(notify.Looker) // the embedded store has an id index
+	n := notify.New(notify.Config{Store: store, Lookup: lookup, Decider: decider, Sender: sender, Templates: cfg.Templates,
 		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSCOf: sender.route, Log: log,
 		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout})
 	marked, err := n.Recover(ctx)

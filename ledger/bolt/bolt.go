@@ -392,6 +392,33 @@ func (s *Store) view(fn func(*bbolt.Tx) error) error {
 	return err
 }
 
+// Lookup returns the stored event with the given id, through the id index,
+// and whether there is one: a question answered in one index read, where a
+// ledger.Store can only scan.
+func (s *Store) Lookup(ctx context.Context, id string) (ledger.Event, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return ledger.Event{}, false, err
+	}
+	head := s.head.Load()
+	var e ledger.Event
+	var found bool
+	err := s.view(func(tx *bbolt.Tx) error {
+		pos := tx.Bucket(bucketIDs).Get([]byte(id))
+		// A commit is visible before its fsync returns; its events are
+		// not acknowledged, or in the log as readers see it, until then.
+		if len(pos) != 8 || binary.BigEndian.Uint64(pos) > head {
+			return nil
+		}
+		var err error
+		if e, err = decode(tx.Bucket(bucketEvents).Get(pos)); err != nil {
+			return err
+		}
+		found = true
+		return nil
+	})
+	return e, found, err
+}
+
 // ReadStream implements ledger.Store.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]ledger.Event, error) {
 	if from < 1 {

@@ -132,6 +132,21 @@ func (s *Store) retried(stream string, events []ledger.Event) ([]ledger.Event, b
 	return out, true, nil
 }
 
+// Lookup returns the stored event with the given id and whether there is
+// one (see bolt.Store.Lookup).
+func (s *Store) Lookup(ctx context.Context, id string) (ledger.Event, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ledger.Event{}, false, ledger.ErrClosed
+	}
+	pos, ok := s.ids[id]
+	if !ok {
+		return ledger.Event{}, false, nil
+	}
+	return s.events[pos-1], true, nil
+}
+
 // ReadStream implements ledger.Store.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]ledger.Event, error) {
 	s.mu.RLock()

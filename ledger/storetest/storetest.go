@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"FollowResume", testFollowResume},
 		{"FollowStops", testFollowStops},
 		{"Closed", testClosed},
+		{"Lookup", testLookup},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,6 +263,36 @@ func testRetry(t *testing.T, s ledger.Store) {
 	}
 	if head(t, s) != h {
 		t.Fatalf("retries changed the head from %d to %d", h, head(t, s))
+	}
+}
+
+// Looker is a store that finds an event by its id (ledger/bolt and
+// ledger/mem do; a KurrentDB store does not).
+type Looker interface {
+	Lookup(ctx context.Context, id string) (ledger.Event, bool, error)
+}
+
+func testLookup(t *testing.T, s ledger.Store) {
+	l, ok := s.(Looker)
+	if !ok {
+		t.Skip("the store does not look events up by id")
+	}
+	ctx := context.Background()
+	out := mustAppend(t, s, "st", ledger.NoStream(), consents(3))
+	mustAppend(t, s, "other", ledger.NoStream(), consents(2))
+	for _, want := range out {
+		got, found, err := l.Lookup(ctx, want.ID)
+		if err != nil || !found {
+			t.Fatalf("Lookup(%s): found %v, %v", want.ID, found, err)
+		}
+		sameEvents(t, "lookup", []ledger.Event{got}, []ledger.Event{want})
+	}
+	if _, found, err := l.Lookup(ctx, ledger.NewID()); err != nil || found {
+		t.Fatalf("Lookup of an unknown id: found %v, %v", found, err)
+	}
+	s.Close()
+	if _, _, err := l.Lookup(ctx, out[0].ID); !errors.Is(err, ledger.ErrClosed) {
+		t.Fatalf("Lookup on a closed store: %v, want ErrClosed", err)
 	}
 }
 
