@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -400,12 +401,14 @@ func (n *Notifier) Sweep(ctx context.Context) (int, error) {
 func (n *Notifier) Recover(ctx context.Context) (int, error) {
 	type track struct {
 		ref
-		dispatched, outcome, final bool
-		ids                        []string
-		at                         time.Time
+		dispatched, outcome bool
+		ids                 []string
+		at                  time.Time
+		first               uint64 // position of its first event
 	}
+	// A settled reminder is dropped as soon as its final event is read, so
+	// the map holds the unsettled ones, not every reminder in the log.
 	all := map[string]*track{}
-	var order []string
 	from := uint64(1)
 	for {
 		evs, err := n.cfg.Store.ReadAll(ctx, from, 4096)
@@ -421,9 +424,8 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 			key := e.Tenant + "/" + id
 			t := all[key]
 			if t == nil {
-				t = &track{ref: ref{tenant: e.Tenant, subject: e.Subject, id: id}}
+				t = &track{ref: ref{tenant: e.Tenant, subject: e.Subject, id: id}, first: e.Position}
 				all[key] = t
-				order = append(order, key)
 			}
 			switch e.Type {
 			case ledger.TypeReminderDispatched:
@@ -437,7 +439,10 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 			case ledger.TypeReminderOutcomeUnknown:
 				t.outcome = true
 			case ledger.TypeReminderDenied, ledger.TypeReminderDelivered, ledger.TypeReminderFailed:
-				t.outcome, t.final = true, true
+				// Settled: nothing to mark or track. A stray later event
+				// of it starts a track that is neither dispatched nor
+				// holding ids, which the end ignores.
+				delete(all, key)
 			}
 		}
 		if len(evs) < 4096 {
@@ -445,9 +450,13 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 		}
 		from = evs[len(evs)-1].Position + 1
 	}
+	pending := make([]*track, 0, len(all))
+	for _, t := range all {
+		pending = append(pending, t)
+	}
+	slices.SortFunc(pending, func(a, b *track) int { return cmp.Compare(a.first, b.first) })
 	marked := 0
-	for _, key := range order {
-		t := all[key]
+	for _, t := range pending {
 		switch {
 		case t.dispatched && !t.outcome:
 			ev, err := ledger.NewEvent(t.tenant, t.subject, n.cfg.Now(), ledger.ReminderOutcomeUnknown{
@@ -463,7 +472,7 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 			}
 			n.state(StateUnknown)
 			marked++
-		case len(t.ids) > 0 && !t.final && n.cfg.Now().Sub(t.at) < n.cfg.ReceiptTimeout:
+		case len(t.ids) > 0 && n.cfg.Now().Sub(t.at) < n.cfg.ReceiptTimeout:
 			// Still waiting for a receipt, which may resolve it (a later
 			// one is matched from the log by Sweep).
 			n.track(t.ref, t.ids, t.at)
