@@ -22,12 +22,10 @@ type Metrics struct {
 	decisionRules *prometheus.CounterVec
 	reminders     *prometheus.CounterVec
 	// SMPP is exported so the SMPP client's hooks can be wired to it.
-	SMPPSubmits    *prometheus.CounterVec
-	SMPPResponses  *prometheus.CounterVec
-	SMPPReceipts   *prometheus.CounterVec
-	SMPPReconnects prometheus.Counter
-	SMPPThrottles  prometheus.Counter
-	reg            prometheus.Registerer
+	SMPPSubmits   *prometheus.CounterVec
+	SMPPResponses *prometheus.CounterVec
+	SMPPReceipts  *prometheus.CounterVec
+	reg           prometheus.Registerer
 }
 
 // NewMetrics registers heed's collectors with reg.
@@ -55,10 +53,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "submit_sm responses by command status (hex)."}, []string{"smsc", "status"}),
 		SMPPReceipts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_smpp_receipts_total",
 			Help: "Delivery receipts by final state."}, []string{"smsc", "state"}),
-		SMPPReconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "heed_smpp_reconnects_total",
-			Help: "SMPP re-binds after a lost link."}),
-		SMPPThrottles: prometheus.NewCounter(prometheus.CounterOpts{Name: "heed_smpp_throttles_total",
-			Help: "ESME_RTHROTTLED answers and the pauses they caused."}),
 	}
 	// Known label values start at zero so rates exist from the first scrape.
 	for _, r := range []string{"ok", "error"} {
@@ -68,8 +62,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.decisions.WithLabelValues(o)
 	}
 	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.decisions, m.decisionRules,
-		m.reminders, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.SMPPReconnects, m.SMPPThrottles)
+		m.reminders, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts)
 	return m
+}
+
+// SMPPLinks registers the SMPP re-bind and throttle counters, read at
+// scrape time from the clients' own counts.
+func (m *Metrics) SMPPLinks(rebinds, throttles func() float64) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heed_smpp_reconnects_total",
+			Help: "SMPP re-binds after a lost link."}, rebinds),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heed_smpp_throttles_total",
+			Help: "Temporary refusals (ESME_RTHROTTLED, queue full) answered with a pause and a resend."}, throttles))
 }
 
 // Gauge registers a gauge read from fn at scrape time, e.g. projection lag

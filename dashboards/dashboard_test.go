@@ -52,6 +52,7 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 	for _, g := range []string{"heed_projection_lag_events", "heed_store_commit_seconds_total", "heed_store_commits_total", "heed_smpp_window_in_flight"} {
 		m.Gauge(g, "test", func() float64 { return 0 })
 	}
+	m.SMPPLinks(func() float64 { return 0 }, func() float64 { return 0 })
 	m.SMPPSubmits.WithLabelValues("x")
 	m.SMPPResponses.WithLabelValues("x", "0")
 	m.SMPPReceipts.WithLabelValues("x", "DELIVRD")

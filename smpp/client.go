@@ -158,18 +158,20 @@ type Client struct {
 	handlers chan struct{} // bounds concurrent Handler calls
 
 	st struct {
-		accepted, retried, notSent, permanent, unknown, binds, bindFailures, drops, inbound, late atomic.Int64
+		accepted, retried, notSent, permanent, unknown, binds, rebinds, bindFailures, drops, inbound, late atomic.Int64
+		outbound                                                                                           atomic.Bool // an outbind has bound once
 	}
 }
 
 // Stats counts what a client did since it started.
 type Stats struct {
 	Accepted     int64 // parts the SMSC accepted
-	Retried      int64 // parts sent again after a temporary status
+	Retried      int64 // parts sent again after a temporary status (throttled, queue full)
 	NotSent      int64 // Submit calls that failed with each Kind
 	Permanent    int64
 	Unknown      int64
 	Binds        int64 // successful binds, first one included
+	Rebinds      int64 // binds that restored a link after it was lost
 	BindFailures int64
 	Drops        int64 // links lost while the client was open
 	Inbound      int64 // deliver_sm and data_sm received
@@ -183,7 +185,7 @@ type Stats struct {
 func (c *Client) Stats() Stats {
 	return Stats{
 		Accepted: c.st.accepted.Load(), Retried: c.st.retried.Load(), NotSent: c.st.notSent.Load(),
-		Permanent: c.st.permanent.Load(), Unknown: c.st.unknown.Load(), Binds: c.st.binds.Load(),
+		Permanent: c.st.permanent.Load(), Unknown: c.st.unknown.Load(), Binds: c.st.binds.Load(), Rebinds: c.st.rebinds.Load(),
 		BindFailures: c.st.bindFailures.Load(), Drops: c.st.drops.Load(), Inbound: c.st.inbound.Load(),
 		Late: c.st.late.Load(),
 	}
@@ -228,6 +230,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 	go func() {
 		defer c.stopped.Done()
 		backoff := c.cfg.MinBackoff
+		bound := false
 		for ctx.Err() == nil {
 			l, err := c.bind(ctx, cmd, role)
 			if err != nil {
@@ -244,6 +247,10 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 				continue
 			}
 			c.st.binds.Add(1)
+			if bound {
+				c.st.rebinds.Add(1)
+			}
+			bound = true
 			c.cfg.Logger.Info("smpp bound", "system_id", c.cfg.SystemID, "bind", role, "addr", c.cfg.Addr)
 			began := time.Now()
 			c.mu.Lock()

@@ -319,7 +319,7 @@ func TestKilledMidWindow(t *testing.T) {
 	if st := s2.Stats(); st.Binds != 1 || st.Submits != 1 {
 		t.Errorf("restarted SMSC stats %+v", st)
 	}
-	if st := c.Stats(); st.Unknown != 10 || st.NotSent != 1 || st.Binds != 2 || st.Drops != 1 || st.Accepted != 1 {
+	if st := c.Stats(); st.Unknown != 10 || st.NotSent != 1 || st.Binds != 2 || st.Rebinds != 1 || st.Drops != 1 || st.Accepted != 1 {
 		t.Errorf("client stats %+v", st)
 	}
 }

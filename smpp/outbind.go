@@ -73,6 +73,9 @@ func (c *Client) outbound(conn net.Conn) {
 	c.links[l] = struct{}{} // from here on, Close unbinds it
 	c.mu.Unlock()
 	c.st.binds.Add(1)
+	if c.st.outbound.Swap(true) {
+		c.st.rebinds.Add(1)
+	}
 	c.cfg.Logger.Info("smpp bound", "system_id", c.cfg.SystemID, "bind", role)
 	select {
 	case <-l.done:

@@ -61,6 +61,9 @@ func TestOutbind(t *testing.T) {
 		t.Fatal("no receipt through the outbind")
 	}
 	waitFor(t, func() bool { return c.Stats().Binds == 1 && s.Stats().ReceiptsAcked == 1 })
+	if st := c.Stats(); st.Rebinds != 0 {
+		t.Errorf("one outbind counted as a re-bind: %+v", st)
+	}
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Close(cctx); err != nil {

@@ -27,7 +27,7 @@ func TestTimeoutKeepsWindowSlot(t *testing.T) {
 	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "fast"}); err != nil {
 		t.Fatal(err)
 	}
-	if st := c.Stats(); st.Binds != 1 || st.Drops != 0 || st.Unknown != 2 || st.Accepted != 1 {
+	if st := c.Stats(); st.Binds != 1 || st.Rebinds != 0 || st.Drops != 0 || st.Unknown != 2 || st.Accepted != 1 {
 		t.Errorf("client stats %+v", st)
 	}
 }
@@ -55,7 +55,7 @@ func TestTimeoutsFillWindow(t *testing.T) {
 	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "after"}); err != nil {
 		t.Fatal(err)
 	}
-	if st := c.Stats(); st.Drops != 1 || st.Late != 0 || st.Unknown != 3 {
+	if st := c.Stats(); st.Drops != 1 || st.Rebinds != 1 || st.Late != 0 || st.Unknown != 3 {
 		t.Errorf("client stats %+v", st)
 	}
 }

@@ -283,18 +283,10 @@ func serve(ctx context.Context, args []string) error {
 		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", simSrv.Addr())
 	}
 	var notifier atomic.Pointer[notify.Notifier]
-	var binds atomic.Int64
-	smppLog := slog.New(&smppEvents{next: log.Handler(), on: func(msg string) {
-		switch msg {
-		case "smpp bound":
-			if binds.Add(1) > int64(len(conns)) {
-				metrics.SMPPReconnects.Inc()
-			}
-		case "smpp throttled":
-			metrics.SMPPThrottles.Inc()
-		}
-	}})
 	sender := &smppSender{clients: map[string]*smpp.Client{}, byLine: map[string]string{}, m: metrics}
+	metrics.SMPPLinks(
+		func() float64 { return sender.sum(func(s smpp.Stats) int64 { return s.Rebinds }) },
+		func() float64 { return sender.sum(func(s smpp.Stats) int64 { return s.Retried }) })
 	for i, c := range conns {
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("smsc%d", i+1)
@@ -310,7 +302,7 @@ func serve(ctx context.Context, args []string) error {
 		}
 		name := c.Name
 		sender.clients[name] = smpp.New(smpp.Config{Addr: c.Addr, SystemID: c.SystemID, Password: c.Password, Source: *line,
-			Window: c.Window, TPS: c.TPS, Logger: smppLog,
+			Window: c.Window, TPS: c.TPS, Logger: log,
 			Flash: smpp.Flash{UCS2: c.FlashUCS2, GSM7: c.FlashGSM7, Subunit: c.FlashSubunit},
 			Handler: func(in smpp.Inbound) error {
 				n := notifier.Load()
@@ -537,6 +529,15 @@ type smppSender struct {
 	inFlight atomic.Int64
 }
 
+// sum adds one count over the SMPP clients, for the metrics.
+func (s *smppSender) sum(count func(smpp.Stats) int64) float64 {
+	var n int64
+	for _, c := range s.clients {
+		n += count(c.Stats())
+	}
+	return float64(n)
+}
+
 // route names the SMSC a line's messages go through.
 func (s *smppSender) route(line string) string {
 	if name, ok := s.byLine[line]; ok {
@@ -753,29 +754,4 @@ func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}))
-}
-
-// smppEvents is the SMPP client's log handler: it counts binds and
-// throttling pauses for the metrics, and passes Info and above to the log.
-type smppEvents struct {
-	next slog.Handler
-	on   func(msg string)
-}
-
-func (h *smppEvents) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelDebug }
-
-func (h *smppEvents) Handle(ctx context.Context, r slog.Record) error {
-	h.on(r.Message)
-	if r.Level < slog.LevelInfo {
-		return nil
-	}
-	return h.next.Handle(ctx, r)
-}
-
-func (h *smppEvents) WithAttrs(as []slog.Attr) slog.Handler {
-	return &smppEvents{next: h.next.WithAttrs(as), on: h.on}
-}
-
-func (h *smppEvents) WithGroup(name string) slog.Handler {
-	return &smppEvents{next: h.next.WithGroup(name), on: h.on}
 }
