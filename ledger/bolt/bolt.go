@@ -13,8 +13,9 @@
 // stream and id index entries and its tree hashes in one transaction.
 //
 // The file holds five buckets: events (position → canonical leaf, exactly
-// the bytes the tree hashes), tree (leaf index → the tlog stored hashes that
-// leaf completes), streams (stream, revision → position), ids (id →
+// the bytes the tree hashes), tree (a batch's first leaf index → the tlog
+// stored hashes its leaves complete, one value per commit), streams
+// (stream, revision → position), ids (id →
 // position) and meta. Stream index entries reach the streams bucket in
 // folds every 65536 events, a sorted slice per commit (see recent and
 // folding); until a fold completes they live in memory and Open rebuilds
@@ -60,7 +61,7 @@ var (
 // buckets only ever grow at their right edge.
 var (
 	bucketEvents  = []byte("events")  // position -> canonical leaf bytes
-	bucketTree    = []byte("tree")    // leaf index -> its tlog stored hashes
+	bucketTree    = []byte("tree")    // a batch's first leaf index -> the stored hashes its leaves complete
 	bucketStreams = []byte("streams") // len16|stream|revision -> position
 	bucketIDs     = []byte("ids")     // event id -> position
 	bucketMeta    = []byte("meta")
@@ -344,14 +345,23 @@ func checkTx(tx *bbolt.Tx) (uint64, error) {
 			return 0, fmt.Errorf("log does not start at position 1")
 		}
 	}
+	// The last tree value holds the hashes of leaves first..head-1.
 	tk, tv := tx.Bucket(bucketTree).Cursor().Last()
-	switch {
-	case head == 0 && tk != nil:
-		return 0, fmt.Errorf("tree has leaves but the log is empty")
-	case head == 0:
-	case len(tk) != 8 || binary.BigEndian.Uint64(tk) != head-1:
+	if head == 0 {
+		if tk != nil {
+			return 0, fmt.Errorf("tree has leaves but the log is empty")
+		}
+		return 0, nil
+	}
+	if len(tk) != 8 || binary.BigEndian.Uint64(tk) > head-1 {
 		return 0, fmt.Errorf("tree and log end at different leaves")
-	case len(tv) < tlog.HashSize || tlog.RecordHash(v) != tlog.Hash(tv[:tlog.HashSize]):
+	}
+	first := int64(binary.BigEndian.Uint64(tk))
+	if int64(len(tv)) != (tlog.StoredHashCount(int64(head))-tlog.StoredHashCount(first))*tlog.HashSize {
+		return 0, fmt.Errorf("tree and log end at different leaves")
+	}
+	last := (tlog.StoredHashCount(int64(head-1)) - tlog.StoredHashCount(first)) * tlog.HashSize
+	if tlog.RecordHash(v) != tlog.Hash(tv[last:last+tlog.HashSize]) {
 		return 0, fmt.Errorf("last event does not match its tree leaf")
 	}
 	return head, nil
@@ -625,21 +635,30 @@ func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// readHashes fills out with the stored hashes at indexes. The hashes of
-// one leaf are stored together: StoredHashes(n) yields the hash at level 0
-// and of every subtree that leaf n completes, level by level, so the hash
-// at (level, i) lives with leaf (i+1)<<level - 1, at offset level.
+// readHashes fills out with the stored hashes at indexes. A batch stores
+// the hashes its leaves complete, which are consecutive stored-hash
+// indexes, as one value under its first leaf's index; a file from before
+// that has one leaf per key, which reads the same way.
 func readHashes(b *bbolt.Bucket, indexes []int64, out []tlog.Hash) error {
+	c := b.Cursor()
 	for i, x := range indexes {
 		if x < 0 {
 			return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
 		}
 		level, n := tlog.SplitStoredHashIndex(x)
-		v := b.Get(key(uint64((n+1)<<level - 1)))
-		if len(v) < (level+1)*tlog.HashSize {
+		leaf := uint64((n+1)<<level - 1)
+		k, v := c.Seek(key(leaf))
+		if k == nil || binary.BigEndian.Uint64(k) > leaf {
+			k, v = c.Prev()
+		}
+		if len(k) != 8 {
 			return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
 		}
-		copy(out[i][:], v[level*tlog.HashSize:])
+		off := (x - tlog.StoredHashCount(int64(binary.BigEndian.Uint64(k)))) * tlog.HashSize
+		if off < 0 || off+tlog.HashSize > int64(len(v)) {
+			return fmt.Errorf("%w: hash index %d", ledger.ErrNotFound, x)
+		}
+		copy(out[i][:], v[off:])
 	}
 	return nil
 }

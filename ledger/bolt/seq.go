@@ -279,9 +279,9 @@ type plan struct {
 
 // put is one event's writes.
 type put struct {
-	pos, leaf, id, treeKey, treeVal []byte
-	stream                          string
-	rev, at                         uint64
+	pos, leaf, id []byte
+	stream        string
+	rev, at       uint64
 }
 
 // ReadHashes reads the tree as the batch sees it: its own hashes, those of
@@ -451,10 +451,9 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	// bbolt keeps references to keys and values until commit, so they
 	// need memory of their own: one allocation per event holds them all.
 	n := len(pr.tmpl) + 64
-	buf := make([]byte, 0, 8*2+len(pr.ev.ID)+n)
+	buf := make([]byte, 0, 8+len(pr.ev.ID)+n)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
-	buf = binary.BigEndian.AppendUint64(buf, pos-1)
-	w := put{pos: buf[0:8:8], treeKey: buf[8:16:16], stream: pr.ev.Stream, rev: rev, at: pos}
+	w := put{pos: buf[0:8:8], stream: pr.ev.Stream, rev: rev, at: pos}
 	id := len(buf)
 	buf = append(buf, pr.ev.ID...)
 	w.id = buf[id:len(buf):len(buf)]
@@ -464,10 +463,6 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	hs, err := tlog.StoredHashes(int64(pos-1), w.leaf, p)
 	if err != nil {
 		return fmt.Errorf("bolt: tree: %w", err)
-	}
-	w.treeVal = make([]byte, 0, len(hs)*tlog.HashSize)
-	for i := range hs {
-		w.treeVal = append(w.treeVal, hs[i][:]...)
 	}
 	p.hs = append(p.hs, hs...)
 	p.puts = append(p.puts, w)
@@ -543,10 +538,16 @@ func (s *Store) apply(p *plan) error {
 			tx.Rollback()
 			return fmt.Errorf("bolt: write id index: %w", err)
 		}
-		if err := tree.Put(w.treeKey, w.treeVal); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("bolt: write tree: %w", err)
-		}
+	}
+	// The batch's tree hashes are consecutive stored-hash indexes: one
+	// value under the batch's first leaf (see readHashes).
+	hashes := make([]byte, 0, len(p.hs)*tlog.HashSize)
+	for i := range p.hs {
+		hashes = append(hashes, p.hs[i][:]...)
+	}
+	if err := tree.Put(key(p.head), hashes); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("bolt: write tree: %w", err)
 	}
 	// Every foldEvery events, the index entries of the events committed
 	// so far start joining the bucket, in key order, a slice per commit
