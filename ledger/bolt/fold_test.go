@@ -2,6 +2,7 @@ package bolt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -110,5 +111,62 @@ func TestReopenMidFold(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+	}
+}
+
+// TestRetryAfterReopen: a retried append is recognised by its ids after a
+// restart, with the stream index folded into the file or rebuilt in
+// memory from the events, Lookup finds the ids, and a reused id with other
+// content is refused.
+func TestRetryAfterReopen(t *testing.T) {
+	ctx := context.Background()
+	for _, every := range []int{4, 1 << 16} {
+		t.Run(fmt.Sprint("fold every ", every), func(t *testing.T) {
+			opts := []bolt.Option{bolt.FoldEvery(every)}
+			s, path := openTemp(t, opts...)
+			var batches [][]ledger.Event
+			var first [][]ledger.Event
+			for b := range 5 {
+				evs := make([]ledger.Event, 4)
+				for i := range evs {
+					evs[i] = storetest.Consent("t", "s", 0)
+				}
+				out, err := s.Append(ctx, fmt.Sprint("r-", b), ledger.NoStream(), evs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batches, first = append(batches, evs), append(first, out)
+			}
+			s.Close()
+			s, err := bolt.Open(path, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			head, _ := s.Head(ctx)
+			for b, evs := range batches {
+				again, err := s.Append(ctx, fmt.Sprint("r-", b), ledger.Any(), evs)
+				if err != nil {
+					t.Fatalf("retry of batch %d: %v", b, err)
+				}
+				for i := range again {
+					if again[i].Position != first[b][i].Position || again[i].ID != first[b][i].ID {
+						t.Fatalf("retry of batch %d: event %d at %d, first at %d", b, i, again[i].Position, first[b][i].Position)
+					}
+				}
+				got, found, err := s.Lookup(ctx, evs[0].ID)
+				if err != nil || !found || got.Position != first[b][0].Position {
+					t.Fatalf("Lookup of batch %d's first id: %v %v %v", b, got.Position, found, err)
+				}
+			}
+			if h, _ := s.Head(ctx); h != head {
+				t.Fatalf("retries moved the head from %d to %d", head, h)
+			}
+			other := storetest.Consent("t", "s", 0)
+			other.ID = batches[2][1].ID
+			if _, err := s.Append(ctx, "elsewhere", ledger.Any(), []ledger.Event{other}); !errors.Is(err, ledger.ErrIDConflict) {
+				t.Fatalf("a reused id with other content: %v, want ErrIDConflict", err)
+			}
+		})
 	}
 }
