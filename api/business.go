@@ -155,7 +155,7 @@ func (s *Server) registerBusiness() {
 	huma.Register(s.api, post("start-relationship", "/v1/relationships", "Record the start of a customer relationship (a contract)"),
 		func(ctx context.Context, in *relationshipIn) (*writeOutput, error) {
 			b := in.Body
-			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time) any {
+			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, _ string) any {
 				if b.StartsAt != nil {
 					at = b.StartsAt.UTC()
 				}
@@ -165,7 +165,7 @@ func (s *Server) registerBusiness() {
 	huma.Register(s.api, post("end-relationship", "/v1/relationships/{ref}/end", "Record the end of a customer relationship"),
 		func(ctx context.Context, in *relationshipEndIn) (*writeOutput, error) {
 			b := in.Body
-			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time) any {
+			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, _ string) any {
 				if b.EndedAt != nil {
 					at = b.EndedAt.UTC()
 				}
@@ -175,17 +175,15 @@ func (s *Server) registerBusiness() {
 	huma.Register(s.api, post("record-contact", "/v1/contacts", "Record a call or message placed by an outside system"),
 		func(ctx context.Context, in *contactIn) (*writeOutput, error) {
 			b := in.Body
-			e164, _, err := s.person("body.number", b.Number)
-			if err != nil {
-				return nil, err
-			}
-			// The projection never sees the number, so the callee's region
-			// is recorded with the contact for the region-burst rule; it is
-			// the same name Decide computes for the number it is asked about.
-			region := s.region(e164)
-			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ContactMade{
-				Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
-				DurationS: b.DurationS, DecisionID: b.DecisionID, Region: region})
+			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(_ time.Time, e164 string) any {
+				// The projection never sees the number, so the callee's
+				// region is recorded with the contact for the region-burst
+				// rule; it is the same name Decide computes for the number
+				// it is asked about.
+				return &ledger.ContactMade{
+					Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
+					DurationS: b.DurationS, DecisionID: b.DecisionID, Region: s.region(e164)}
+			})
 		})
 	huma.Register(s.api, post("record-complaint", "/v1/complaints", "Record a complaint"),
 		func(ctx context.Context, in *complaintIn) (*writeOutput, error) {
@@ -218,17 +216,19 @@ func (s *Server) occurred(c Common) time.Time {
 
 // writeContact appends one event to the caller's contact stream for number.
 func (s *Server) writeContact(ctx context.Context, loc, number string, c Common, idemKey string, payload any) (*writeOutput, error) {
-	return s.writeAt(ctx, loc, number, c, idemKey, func(time.Time) any { return payload })
+	return s.writeAt(ctx, loc, number, c, idemKey, func(time.Time, string) any { return payload })
 }
 
-// writeAt is writeContact for payloads that hold the occurred time: a
-// retry is compared with the payload rebuilt at the original time.
-func (s *Server) writeAt(ctx context.Context, loc, number string, c Common, idemKey string, build func(time.Time) any) (*writeOutput, error) {
+// writeAt is writeContact for payloads that hold the occurred time or
+// depend on the number (payload gets both): a retry is compared with the
+// payload rebuilt at the original time.
+func (s *Server) writeAt(ctx context.Context, loc, number string, c Common, idemKey string, payload func(at time.Time, e164 string) any) (*writeOutput, error) {
 	p := who(ctx)
-	_, subject, err := s.person(loc, number)
+	e164, subject, err := s.person(loc, number)
 	if err != nil {
 		return nil, err
 	}
+	build := func(at time.Time) any { return payload(at, e164) }
 	at := s.occurred(c)
 	ev, err := ledger.NewEvent(p.key.Tenant, subject, at, build(at))
 	if err != nil {
