@@ -175,6 +175,20 @@ func TestCorruptFileRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// edit writes from (when given) to path, then changes it through bbolt.
+	edit := func(path string, from []byte, change func(*bbolt.Tx) error) {
+		if from != nil {
+			os.WriteFile(path, from, 0o600)
+		}
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(change); err != nil {
+			t.Fatal(err)
+		}
+	}
 	garbage := func(n int) []byte {
 		b := make([]byte, n)
 		for i := range b {
@@ -195,38 +209,21 @@ func TestCorruptFileRefused(t *testing.T) {
 		}},
 		{"truncated", func(path string) { os.WriteFile(path, orig[:32<<10], 0o600) }},
 		{"other bolt database", func(path string) {
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err })
-			db.Close()
+			edit(path, nil, func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err })
 		}},
 		{"last event altered", func(path string) {
-			os.WriteFile(path, orig, 0o600)
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.Update(func(tx *bbolt.Tx) error {
+			edit(path, orig, func(tx *bbolt.Tx) error {
 				b := tx.Bucket([]byte("events"))
 				k, v := b.Cursor().Last()
 				return b.Put(k, bytes.Replace(v, []byte("service"), []byte("marketi"), 1))
 			})
-			db.Close()
 		}},
 		{"event dropped", func(path string) {
-			os.WriteFile(path, orig, 0o600)
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db.Update(func(tx *bbolt.Tx) error {
+			edit(path, orig, func(tx *bbolt.Tx) error {
 				b := tx.Bucket([]byte("events"))
 				k, _ := b.Cursor().Last()
 				return b.Delete(k)
 			})
-			db.Close()
 		}},
 	}
 	for _, tc := range tests {

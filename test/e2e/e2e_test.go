@@ -380,35 +380,33 @@ func checkInclusion(t *testing.T, cp, incl map[string]any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var proof tlog.RecordProof
-	for _, h := range incl["proof"].([]any) {
+	proof := tlog.RecordProof(proofHashes(t, incl["proof"]))
+	if err := merkle.CheckInclusion(proof, c, 1, []byte(incl["leaf"].(string))); err != nil {
+		t.Fatalf("inclusion proof does not verify: %v", err)
+	}
+}
+
+// proofHashes reads a proof's hashes from its JSON form.
+func proofHashes(t *testing.T, list any) []tlog.Hash {
+	t.Helper()
+	var out []tlog.Hash
+	for _, h := range list.([]any) {
 		var hash tlog.Hash
 		b, err := jsonBytes(h)
 		if err != nil || len(b) != len(hash) {
 			t.Fatalf("bad proof hash %v", h)
 		}
 		copy(hash[:], b)
-		proof = append(proof, hash)
+		out = append(out, hash)
 	}
-	if err := merkle.CheckInclusion(proof, c, 1, []byte(incl["leaf"].(string))); err != nil {
-		t.Fatalf("inclusion proof does not verify: %v", err)
-	}
+	return out
 }
 
 // checkConsistency checks that the tree of the checkpoint extends the tree
 // of the first event alone (whose root is that event's record hash).
 func checkConsistency(t *testing.T, cp, incl, cons map[string]any) {
 	t.Helper()
-	var proof tlog.TreeProof
-	for _, h := range cons["proof"].([]any) {
-		var hash tlog.Hash
-		b, err := jsonBytes(h)
-		if err != nil || len(b) != len(hash) {
-			t.Fatalf("bad proof hash %v", h)
-		}
-		copy(hash[:], b)
-		proof = append(proof, hash)
-	}
+	proof := tlog.TreeProof(proofHashes(t, cons["proof"]))
 	var root tlog.Hash
 	rb, err := jsonBytes(cp["root"])
 	if err != nil || len(rb) != len(root) {
