@@ -35,24 +35,34 @@ func (d runnerDecider) Decide(ctx context.Context, q Query) (Decision, error) {
 // TestNoSubmissionAfterOptOutWithProjections is the race test against the
 // real eligibility projections following the log, not a test double.
 func TestNoSubmissionAfterOptOutWithProjections(t *testing.T) {
-	st := mem.New()
-	defer st.Close()
-	noon := func() time.Time { return time.Date(2026, 6, 1, 4, 0, 0, 0, time.UTC) } // 12:00 in Shanghai
-	cfg := projections.Default()
-	cfg.Frequency.Service.Max = 1000 // let every allowed reminder through; the opt-out is what is tested
-	cfg.Frequency.SubjectPerDay = 1000
-	runner, err := projections.NewRunner(st, cfg, projections.Options{Now: noon})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = runner.Run(ctx) }()
-
+	st, runner := followedStore(t)
 	sender := &timedSender{at: map[string][]time.Time{}}
 	n := New(Config{Store: slowDispatch{st}, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
 		DefaultLine: line, Pseudonym: pseudo, Now: noon})
 
 	nums := customers(t, st, "+86139", 50, noon().Add(-time.Hour))
 	optOutRace(t, n, st, sender, nums, 1000, "退订")
+}
+
+// noon is 12:00 in Shanghai, inside the hours reminders may be sent.
+func noon() time.Time { return time.Date(2026, 6, 1, 4, 0, 0, 0, time.UTC) }
+
+// followedStore returns a store and the real projections following it, at
+// noon, with the frequency caps lifted so that only the fact a test races
+// against can deny a reminder.
+func followedStore(t *testing.T) (*mem.Store, *projections.Runner) {
+	t.Helper()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	cfg := projections.Default()
+	cfg.Frequency.Service.Max = 1000
+	cfg.Frequency.SubjectPerDay = 1000
+	runner, err := projections.NewRunner(st, cfg, projections.Options{Now: noon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = runner.Run(ctx) }()
+	return st, runner
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/mem"
-	"github.com/heed/heed/projections"
 )
 
 // slowDecider returns a first decision a little late, as a loaded machine
@@ -31,19 +29,8 @@ func (s slowDecider) Decide(ctx context.Context, q Query) (Decision, error) {
 // the real projections. No reminder dispatched after the suspension may be
 // submitted.
 func TestNoSubmissionAfterLineSuspendedWithProjections(t *testing.T) {
-	st := mem.New()
-	defer st.Close()
-	noon := func() time.Time { return time.Date(2026, 6, 1, 4, 0, 0, 0, time.UTC) } // 12:00 in Shanghai
-	cfg := projections.Default()
-	cfg.Frequency.Service.Max = 1000 // only the suspension should deny
-	cfg.Frequency.SubjectPerDay = 1000
-	runner, err := projections.NewRunner(st, cfg, projections.Options{Now: noon})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = runner.Run(ctx) }()
+	st, runner := followedStore(t)
+	ctx := context.Background()
 
 	n := New(Config{Store: st, Decider: slowDecider{runnerDecider{runner}}, Sender: &timedSender{at: map[string][]time.Time{}},
 		Lines: map[string]string{line: tenant}, DefaultLine: line, Pseudonym: pseudo, Now: noon})
