@@ -242,7 +242,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 				c.mu.Unlock()
 				close(old) // wake waiters so they can see lastErr
 				c.cfg.Logger.Warn("smpp bind failed", "system_id", c.cfg.SystemID, "bind", role, "error", err.Error())
-				sleep(ctx, backoff/2+rand.N(backoff/2+1))
+				_ = sleep(ctx, backoff/2+rand.N(backoff/2+1))
 				backoff = min(2*backoff, c.cfg.MaxBackoff)
 				continue
 			}
@@ -298,19 +298,24 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 				backoff = c.cfg.MinBackoff
 			}
 			if ctx.Err() == nil {
-				sleep(ctx, backoff/2+rand.N(backoff/2+1))
+				_ = sleep(ctx, backoff/2+rand.N(backoff/2+1))
 				backoff = min(2*backoff, c.cfg.MaxBackoff)
 			}
 		}
 	}()
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -570,16 +575,5 @@ func (r *rate) wait(ctx context.Context) error {
 	}
 	r.next = at.Add(r.every)
 	r.mu.Unlock()
-	d := at.Sub(now)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sleep(ctx, at.Sub(now))
 }
