@@ -24,6 +24,7 @@ func benchAppend(ctx context.Context, args []string) error {
 	appenders := fs.Int("appenders", 16, "concurrent appenders")
 	events := fs.Int("events", 100000, "events to append")
 	size := fs.Int("size", 300, "approximate size of each event's canonical encoding, in bytes")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,11 @@ func benchAppend(ctx context.Context, args []string) error {
 			}
 		}
 	}()
+	stop, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range *appenders {
@@ -106,7 +112,9 @@ func benchAppend(ctx context.Context, args []string) error {
 	slices.Sort(all)
 	st := d.Store.Stats()
 	if st.Commits > 0 {
-		fmt.Printf("commits=%d events_per_commit=%.1f\n", st.Commits, float64(st.Events)/float64(st.Commits))
+		fmt.Printf("commits=%d events_per_commit=%.1f prepare_ms_per_commit=%.2f commit_ms_per_commit=%.2f\n",
+			st.Commits, float64(st.Events)/float64(st.Commits),
+			float64(st.Prepare.Microseconds())/1000/float64(st.Commits), float64(st.Commit.Microseconds())/1000/float64(st.Commits))
 	}
 	fmt.Printf("appends_per_s=%.0f appenders=%d events=%d p99_ms=%.2f\n",
 		float64(len(all))/elapsed.Seconds(), *appenders, len(all), float64(all[len(all)*99/100].Microseconds())/1000)

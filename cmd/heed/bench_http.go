@@ -148,17 +148,11 @@ func benchHTTP(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("%w: --op must be appends, decisions or reminders", errUsage)
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 
 	ctx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()
@@ -291,4 +285,21 @@ func (t *tally) String() string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
+}
+
+// startCPUProfile starts a CPU profile into path, or does nothing when path
+// is empty; the returned stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
