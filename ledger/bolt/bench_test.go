@@ -1,11 +1,17 @@
 package bolt_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
@@ -85,6 +91,87 @@ func BenchmarkRead(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(total)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkFloor measures bbolt alone under the same load as
+// BenchmarkAppend: 300-byte values appended at the right edge of one
+// bucket, group-committed by one goroutine that drains whatever is queued
+// into a transaction, commits (two fsyncs) and releases the callers. No
+// validation, no indexes, no tree: it bounds what any store that keeps
+// bbolt's commit protocol can reach on the machine, to read
+// BenchmarkAppend against.
+//
+//	go test -run '^$' -bench 'Floor/appenders=256$' -benchtime 200000x ./ledger/bolt
+func BenchmarkFloor(b *testing.B) {
+	for _, n := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
+			db, err := bbolt.Open(filepath.Join(b.TempDir(), "floor.db"), 0o600, &bbolt.Options{FreelistType: bbolt.FreelistMapType})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			type req struct {
+				val  []byte
+				done chan error
+			}
+			reqs := make(chan req, 4096)
+			go func() {
+				var pos uint64
+				for r := range reqs {
+					batch := []req{r}
+				drain:
+					for {
+						select {
+						case r, ok := <-reqs:
+							if !ok {
+								break drain
+							}
+							batch = append(batch, r)
+						default:
+							break drain
+						}
+					}
+					err := db.Update(func(tx *bbolt.Tx) error {
+						bk, err := tx.CreateBucketIfNotExists([]byte("events"))
+						if err != nil {
+							return err
+						}
+						bk.FillPercent = 1.0
+						for _, r := range batch {
+							pos++
+							if err := bk.Put(binary.BigEndian.AppendUint64(nil, pos), r.val); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					for _, r := range batch {
+						r.done <- err
+					}
+				}
+			}()
+			defer close(reqs)
+			val := bytes.Repeat([]byte("x"), 300)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range n {
+				wg.Go(func() {
+					done := make(chan error, 1)
+					for next.Add(1) <= int64(b.N) {
+						reqs <- req{val, done}
+						if err := <-done; err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
 		})
 	}
 }
