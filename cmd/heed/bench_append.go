@@ -81,7 +81,7 @@ func benchAppend(ctx context.Context, args []string) error {
 				// new contact stream, like a bulk consent import. It
 				// looks random like a real one (an HMAC), so new streams
 				// land all over the stream index, not at one edge.
-				e.Subject = benchSubject(run + uint64(i))
+				e.Subject = ledger.SyntheticSubject(run + uint64(i))
 				t := time.Now()
 				if _, err := d.Store.Append(ctx, ledger.ContactStream(e.Tenant, e.Subject), ledger.NoStream(), []ledger.Event{e}); err != nil {
 					failed.CompareAndSwap(nil, err)
@@ -154,15 +154,4 @@ func benchEvent(size int) (ledger.Event, error) {
 		return mk("I agree" + strings.Repeat(".", max(pad-7, 0)))
 	}
 	return e, nil
-}
-
-// benchSubject returns a distinct 16-hex-digit subject for each n that
-// looks random: the splitmix64 finalizer, a bijection on 64 bits.
-func benchSubject(n uint64) string {
-	n ^= n >> 30
-	n *= 0xbf58476d1ce4e5b9
-	n ^= n >> 27
-	n *= 0x94d049bb133111eb
-	n ^= n >> 31
-	return fmt.Sprintf("%016x", n)
 }
