@@ -22,6 +22,16 @@ func TestDecodeRefuses(t *testing.T) {
 			Data: json.RawMessage(`{"purposes":["service"],"channels":["sms"],"source":"paper"}`)}, "schema version 7"},
 		{"unknown field", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
 			Data: json.RawMessage(`{"purposes":["service"],"channels":["sms"],"source":"paper","colour":1}`)}, "colour"},
+		// Two readers of the leaf could disagree on these: encoding/json
+		// takes the last duplicate and matches names in any case.
+		{"duplicate member", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
+			Data: json.RawMessage(`{"purposes":["service"],"channels":["sms"],"source":"paper","purposes":["marketing"]}`)}, "purposes"},
+		{"member in other case", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
+			Data: json.RawMessage(`{"Purposes":["service"],"channels":["sms"],"source":"paper"}`)}, "Purposes"},
+		{"invalid UTF-8", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
+			Data: json.RawMessage("{\"purposes\":[\"service\"],\"channels\":[\"sms\"],\"source\":\"pa\xffper\"}")}, "UTF-8"},
+		{"not JSON", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
+			Data: json.RawMessage(`{"purposes":["service"],`)}, "ConsentGranted"},
 		{"bad enum", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
 			Data: json.RawMessage(`{"purposes":["spam"],"channels":["sms"],"source":"paper"}`)}, `"spam"`},
 		{"missing occurred_at", ledger.Event{Type: ledger.TypeSubjectErased, Schema: 1, Data: json.RawMessage(`{}`)}, "occurred_at"},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -67,6 +68,7 @@ func benchAppend(ctx context.Context, args []string) error {
 	}
 	defer stop()
 	var wg sync.WaitGroup
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := range *appenders {
 		wg.Go(func() {
@@ -94,6 +96,7 @@ func benchAppend(ctx context.Context, args []string) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	close(stopBar)
 	bar.set(done.Load())
 	bar.finish()
@@ -112,9 +115,10 @@ func benchAppend(ctx context.Context, args []string) error {
 	slices.Sort(all)
 	st := d.Store.Stats()
 	if st.Commits > 0 {
-		fmt.Printf("commits=%d events_per_commit=%.1f prepare_ms_per_commit=%.2f commit_ms_per_commit=%.2f\n",
+		fmt.Printf("commits=%d events_per_commit=%.1f prepare_ms_per_commit=%.2f commit_ms_per_commit=%.2f cpu_us_per_event=%.2f cpu_busy=%.2f\n",
 			st.Commits, float64(st.Events)/float64(st.Commits),
-			float64(st.Prepare.Microseconds())/1000/float64(st.Commits), float64(st.Commit.Microseconds())/1000/float64(st.Commits))
+			float64(st.Prepare.Microseconds())/1000/float64(st.Commits), float64(st.Commit.Microseconds())/1000/float64(st.Commits),
+			float64(cpu.Nanoseconds())/1000/float64(len(all)), cpu.Seconds()/elapsed.Seconds()/float64(runtime.NumCPU()))
 	}
 	fmt.Printf("appends_per_s=%.0f appenders=%d events=%d p99_ms=%.2f\n",
 		float64(len(all))/elapsed.Seconds(), *appenders, len(all), float64(all[len(all)*99/100].Microseconds())/1000)
