@@ -138,6 +138,12 @@ type Store struct {
 	left     chan struct{} // a caller left Append while filling
 	stats    struct{ commits, events, prepare, commit, folded, foldMax atomic.Int64 }
 
+	// fileMu is held by every commit and while keepAhead writes zeros past
+	// the last page, so that those never meet.
+	fileMu    sync.Mutex
+	committed chan struct{} // a commit succeeded: wakes keepAhead
+	aheadDone chan struct{} // closed when keepAhead has exited
+
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
 
@@ -192,6 +198,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		quit:      make(chan struct{}),
 		notify:    make(chan struct{}),
 		left:      make(chan struct{}, 1),
+		committed: make(chan struct{}, 1),
+		aheadDone: make(chan struct{}),
 	}
 	if err := s.load(path); err != nil {
 		db.Close()
@@ -199,8 +207,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	if o.readOnly {
 		close(s.done)
+		close(s.aheadDone)
 	} else {
 		go s.sequence()
+		go s.keepAhead(path, int64(o.maxSize))
 	}
 	return s, nil
 }
@@ -734,5 +744,6 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.quit)
 	<-s.done
+	<-s.aheadDone
 	return s.db.Close()
 }

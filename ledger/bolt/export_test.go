@@ -1,5 +1,7 @@
 package bolt
 
+import "go.etcd.io/bbolt"
+
 // SetBeforeCommit installs a hook that runs inside each write transaction
 // just before it commits; nil removes it.
 func SetBeforeCommit(s *Store, f func(events int) error) {
@@ -17,3 +19,13 @@ func FoldEvery(n int) Option { return func(o *options) { o.foldEvery = n } }
 // FoldAsyncFrom sets the generation size from which a fold's entries are
 // sorted off the committer (default 4096).
 func FoldAsyncFrom(n int) Option { return func(o *options) { o.foldAsyncFrom = n } }
+
+// HighWater is the end of the last page the store's last commit uses.
+func HighWater(s *Store) (n int64) {
+	s.db.View(func(tx *bbolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// AheadTarget is how much zeroed space the store keeps past a file of
+// size hw.
+func AheadTarget(hw int64) int64 { return aheadTarget(hw) }

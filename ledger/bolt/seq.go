@@ -563,9 +563,16 @@ func (s *Store) apply(p *plan) error {
 			return fmt.Errorf("bolt: commit: %w", err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	s.fileMu.Lock()
+	err = tx.Commit()
+	s.fileMu.Unlock()
+	if err != nil {
 		s.checkAfterFailure(p.head)
 		return fmt.Errorf("bolt: commit: %w", err)
+	}
+	select {
+	case s.committed <- struct{}{}:
+	default:
 	}
 	return nil
 }
