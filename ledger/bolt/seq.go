@@ -173,7 +173,16 @@ func (s *Store) sequence() {
 			}
 		}
 		if open {
+			// No commit runs while the sequencer fills, so one read
+			// transaction serves every request that arrives: opening one
+			// per wake-up (and its four buckets) cost about 0.6 µs an
+			// event at 256 appenders. It must be closed before the batch
+			// goes to the committer, whose commit may need to remap the
+			// file and so wait for every read transaction to end.
+			p.hold = true
 			s.fill(p, maxFill)
+			p.hold = false
+			p.end()
 		}
 		inflight = p
 		plans <- p
@@ -269,7 +278,9 @@ type plan struct {
 
 	rec *recent
 
-	// The read transaction the batch is prepared in.
+	// The read transaction the batch is prepared in, and whether add
+	// leaves it open for the next requests (see sequence).
+	hold    bool
 	tx      *bbolt.Tx
 	events  *bbolt.Bucket
 	tree    *bbolt.Bucket
@@ -404,18 +415,15 @@ func (s *Store) add(p *plan, batch []*request) {
 		p.err = ErrFailed
 		return
 	}
-	// Prune before the transaction begins, so it sees the fold.
-	if f := s.folded.Load(); f > s.pruned && s.rec.prune(f, pruneStep) {
-		s.pruned = f
+	if p.tx == nil {
+		if err := s.begin(p); err != nil {
+			p.err = err
+			return
+		}
+		if !p.hold {
+			defer p.end()
+		}
 	}
-	tx, err := s.db.Begin(false)
-	if err != nil {
-		p.err = fmt.Errorf("bolt: begin: %w", err)
-		return
-	}
-	defer tx.Rollback()
-	p.tx, p.events, p.tree, p.streams, p.ids = tx, tx.Bucket(bucketEvents), tx.Bucket(bucketTree), tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
-	defer func() { p.tx, p.events, p.tree, p.streams, p.ids = nil, nil, nil, nil, nil }()
 	recorded := time.Now().UTC()
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -443,6 +451,28 @@ func (s *Store) add(p *plan, batch []*request) {
 		}
 		p.revs[r.stream] = rev
 	}
+}
+
+// begin opens the read transaction p is prepared in.
+func (s *Store) begin(p *plan) error {
+	// Prune before the transaction begins, so it sees the fold.
+	if f := s.folded.Load(); f > s.pruned && s.rec.prune(f, pruneStep) {
+		s.pruned = f
+	}
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return fmt.Errorf("bolt: begin: %w", err)
+	}
+	p.tx, p.events, p.tree, p.streams, p.ids = tx, tx.Bucket(bucketEvents), tx.Bucket(bucketTree), tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
+	return nil
+}
+
+// end closes p's read transaction, if one is open.
+func (p *plan) end() {
+	if p.tx != nil {
+		p.tx.Rollback()
+	}
+	p.tx, p.events, p.tree, p.streams, p.ids = nil, nil, nil, nil, nil
 }
 
 // write prepares one event's writes: the leaf, its stream and id index
