@@ -143,6 +143,7 @@ type Store struct {
 	fileMu    sync.Mutex
 	committed chan struct{} // a commit succeeded: wakes keepAhead
 	aheadDone chan struct{} // closed when keepAhead has exited
+	learned   chan struct{} // closed when learnStreams has exited
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -200,6 +201,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		left:      make(chan struct{}, 1),
 		committed: make(chan struct{}, 1),
 		aheadDone: make(chan struct{}),
+		learned:   make(chan struct{}),
 	}
 	if err := s.load(path); err != nil {
 		db.Close()
@@ -208,7 +210,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if o.readOnly {
 		close(s.done)
 		close(s.aheadDone)
+		close(s.learned)
 	} else {
+		go s.learnStreams()
 		go s.sequence()
 		go s.keepAhead(path, int64(o.maxSize))
 	}
@@ -745,5 +749,6 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
 	<-s.aheadDone
+	<-s.learned
 	return s.db.Close()
 }

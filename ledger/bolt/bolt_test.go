@@ -1,6 +1,8 @@
 package bolt_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -37,6 +39,49 @@ func TestConformanceFolding(t *testing.T) {
 				s, _ := openTemp(t, bolt.FoldEvery(n))
 				return s
 			})
+		})
+	}
+}
+
+// TestStreamsKnownAfterReopen checks that a stream stored before a reopen is
+// never taken for a new one once the store trusts its filter of stream
+// names, whether its index entries were folded into the file or are rebuilt
+// from the events at open.
+func TestStreamsKnownAfterReopen(t *testing.T) {
+	for _, fold := range []int{1, 1 << 16} {
+		t.Run(fmt.Sprintf("fold every %d", fold), func(t *testing.T) {
+			ctx := context.Background()
+			s, path := openTemp(t, bolt.FoldEvery(fold))
+			const streams = 300
+			for i := range streams {
+				if _, err := s.Append(ctx, fmt.Sprintf("contact-%d", i), ledger.NoStream(), []ledger.Event{storetest.Consent("acme", "s", 300)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := bolt.Open(path, bolt.FoldEvery(fold))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			bolt.WaitLearned(s)
+			if !bolt.Learned(s) {
+				t.Fatal("the store did not finish reading its stream names")
+			}
+			for i := range streams {
+				_, err := s.Append(ctx, fmt.Sprintf("contact-%d", i), ledger.NoStream(), []ledger.Event{storetest.Consent("acme", "s", 300)})
+				if !errors.Is(err, ledger.ErrWrongRevision) {
+					t.Fatalf("append to stored stream %d as new: %v, want ErrWrongRevision", i, err)
+				}
+			}
+			if _, err := s.Append(ctx, "contact-new", ledger.NoStream(), []ledger.Event{storetest.Consent("acme", "s", 300)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Append(ctx, "contact-7", ledger.Exact(1), []ledger.Event{storetest.Consent("acme", "s", 300)}); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }

@@ -29,3 +29,14 @@ func HighWater(s *Store) (n int64) {
 // AheadTarget is how much zeroed space the store keeps past a file of
 // size hw.
 func AheadTarget(hw int64) int64 { return aheadTarget(hw) }
+
+// WaitLearned waits until the store has read the streams bucket into its
+// filter of stream names (or given up).
+func WaitLearned(s *Store) { <-s.learned }
+
+// Learned reports whether the store trusts its filter of stream names.
+func Learned(s *Store) bool {
+	s.rec.mu.RLock()
+	defer s.rec.mu.RUnlock()
+	return s.rec.complete
+}

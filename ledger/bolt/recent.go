@@ -23,6 +23,11 @@ type recent struct {
 	// its generation as a prefix (a copy) and prune can take the oldest,
 	// instead of walking the map under the lock that commits wait on.
 	log []logged
+	// names holds every stream added here, and once complete is set
+	// every stream in the bucket too (see learnStreams): then a stream it
+	// lacks has never been stored.
+	names    *names
+	complete bool
 }
 
 // logged is one entry of recent.log.
@@ -38,7 +43,7 @@ type span struct {
 	pos   []uint64
 }
 
-func newRecent() *recent { return &recent{streams: map[string]*span{}} }
+func newRecent() *recent { return &recent{streams: map[string]*span{}, names: newNames()} }
 
 // add records the event at revision rev and position pos of stream;
 // revisions of one stream arrive in order. The caller holds mu.
@@ -47,16 +52,24 @@ func (r *recent) add(stream string, rev, pos uint64) {
 	if sp == nil {
 		sp = &span{first: rev}
 		r.streams[stream] = sp
+		r.names.add(stream)
 	}
 	sp.pos = append(sp.pos, pos)
 	r.log = append(r.log, logged{stream, rev, pos})
 }
 
-// last returns the stream's last unfolded revision.
+// last returns the stream's last revision if it can tell without the
+// bucket: its last unfolded revision, or 0 for a stream never stored.
 func (r *recent) last(stream string) (uint64, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.lastLocked(stream)
+	if rev, ok := r.lastLocked(stream); ok {
+		return rev, true
+	}
+	if r.complete && !r.names.has(stream) {
+		return 0, true
+	}
+	return 0, false
 }
 
 // lastLocked is last for a caller holding mu.
