@@ -32,7 +32,8 @@ type folding struct {
 
 // foldStep writes this batch's share of the fold into tx, starting a fold
 // when a generation is due. It records in p what the commit, if it
-// succeeds, has made true.
+// succeeds, has made true. It runs before the batch is complete (see
+// stream), so it paces the fold by the events committed before the batch.
 func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 	f := s.fold
 	if f == nil {
@@ -60,7 +61,7 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 			return nil
 		}
 	}
-	end := f.chunkEnd(p.pos, s.foldEvery)
+	end := f.chunkEnd(p.head, s.foldEvery)
 	for _, e := range f.entries[f.next:end] {
 		if err := streams.Put(streamKey(e.stream, e.rev), key(e.pos)); err != nil {
 			return fmt.Errorf("bolt: fold stream index: %w", err)
@@ -78,8 +79,8 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 }
 
 // chunkEnd is where this commit's slice ends: the share of the entries
-// proportional to the events committed since the fold began, over a
-// quarter of the fold interval, and at least one entry.
+// proportional to the events committed since the fold began (up to pos),
+// over a quarter of the fold interval, and at least one entry.
 func (f *folding) chunkEnd(pos, every uint64) int {
 	span := max(every/4, 1)
 	done := pos - f.start

@@ -584,8 +584,9 @@ func (s *Store) commit(p *plan) {
 	}
 }
 
-// stream begins p's write transaction and writes each event and its id
-// index entry as the sequencer publishes them, until p is sealed. The
+// stream begins p's write transaction, writes the batch's share of the
+// stream index fold and then each event and its id index entry as the
+// sequencer publishes them, until p is sealed. The
 // sequencer hands a batch over as soon as the committer is free, so these
 // writes use the other core while the batch's last requests arrive instead
 // of adding to the commit the callers wait for (at 256 appenders they are
@@ -604,6 +605,11 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 		// Keys only grow at the right edge, so full pages are never
 		// split again.
 		events.FillPercent = 1.0
+		// Every foldEvery events, the index entries of the events
+		// committed so far start joining the bucket, in key order, a
+		// slice per commit (see folding); this batch's stay in memory.
+		p.foldNext, p.foldWrote, p.foldTo = 0, 0, 0
+		err = s.foldStep(p, tx.Bucket(bucketStreams), tx.Bucket(bucketMeta))
 	}
 	done := 0
 	for sealed := false; !sealed; {
@@ -634,10 +640,10 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 	return tx, err
 }
 
-// apply writes the rest of p into tx, where stream has written its events,
+// apply writes p's tree hashes into tx, where stream has written the rest,
 // and commits it.
 func (s *Store) apply(p *plan, tx *bbolt.Tx) error {
-	tree, streams := tx.Bucket(bucketTree), tx.Bucket(bucketStreams)
+	tree := tx.Bucket(bucketTree)
 	tree.FillPercent = 1.0
 	// The batch's tree hashes are consecutive stored-hash indexes: one
 	// value under the batch's first leaf (see readHashes).
@@ -648,14 +654,6 @@ func (s *Store) apply(p *plan, tx *bbolt.Tx) error {
 	if err := tree.Put(key(p.head), hashes); err != nil {
 		tx.Rollback()
 		return fmt.Errorf("bolt: write tree: %w", err)
-	}
-	// Every foldEvery events, the index entries of the events committed
-	// so far start joining the bucket, in key order, a slice per commit
-	// (see folding); this batch's stay in memory.
-	p.foldNext, p.foldWrote, p.foldTo = 0, 0, 0
-	if err := s.foldStep(p, streams, tx.Bucket(bucketMeta)); err != nil {
-		tx.Rollback()
-		return err
 	}
 	if hook := s.beforeCommit.Load(); hook != nil {
 		if err := (*hook)(int(p.pos - p.head)); err != nil {
