@@ -58,6 +58,23 @@ func (r *recent) add(stream string, rev, pos uint64) {
 	r.log = append(r.log, logged{stream, rev, pos})
 }
 
+// drop forgets the entries after position head, those of a batch whose
+// commit failed (see Store.stream), newest first.
+func (r *recent) drop(head uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.log) > 0 && r.log[len(r.log)-1].pos > head {
+		l := r.log[len(r.log)-1]
+		r.log = r.log[:len(r.log)-1]
+		if sp := r.streams[l.stream]; sp != nil && len(sp.pos) > 0 && sp.pos[len(sp.pos)-1] == l.pos {
+			sp.pos = sp.pos[:len(sp.pos)-1]
+			if len(sp.pos) == 0 {
+				delete(r.streams, l.stream)
+			}
+		}
+	}
+}
+
 // last returns the stream's last revision if it can tell without the
 // bucket: its last unfolded revision, or 0 for a stream never stored.
 func (r *recent) last(stream string) (uint64, bool) {

@@ -70,3 +70,47 @@ func TestRecentPruneInSteps(t *testing.T) {
 		t.Errorf("between(80, 90) has %d entries, want 10", len(got))
 	}
 }
+
+// TestRecentDrop checks that dropping a failed batch's entries leaves
+// recent as it was before the batch: streams the batch started are gone,
+// streams it extended end where they did.
+func TestRecentDrop(t *testing.T) {
+	r := newRecent()
+	r.add("old", 1, 1)
+	r.add("old", 2, 2)
+	r.add("other", 1, 3)
+	// The failed batch, positions 4–6.
+	r.add("old", 3, 4)
+	r.add("new", 1, 5)
+	r.add("new", 2, 6)
+	if _, tail := r.tail("new", 6); len(tail) != 2 {
+		t.Fatalf("before the drop, new holds %v", tail)
+	}
+	r.drop(3)
+	tests := []struct {
+		stream string
+		last   uint64
+		known  bool
+		tail   []uint64
+	}{
+		{"old", 2, true, []uint64{1, 2}},
+		{"other", 1, true, []uint64{3}},
+		{"new", 0, false, nil},
+	}
+	for _, tt := range tests {
+		last, known := r.last(tt.stream)
+		if last != tt.last || known != tt.known {
+			t.Errorf("%s: last %d, %v; want %d, %v", tt.stream, last, known, tt.last, tt.known)
+		}
+		if _, tail := r.tail(tt.stream, 100); !slices.Equal(tail, tt.tail) {
+			t.Errorf("%s: tail %v, want %v", tt.stream, tail, tt.tail)
+		}
+	}
+	if got := r.between(0, 100); len(got) != 3 {
+		t.Errorf("%d entries after the drop, want 3", len(got))
+	}
+	r.add("new", 1, 4)
+	if last, _ := r.last("new"); last != 1 {
+		t.Errorf("new started again at position 4: last %d, want 1", last)
+	}
+}

@@ -554,19 +554,13 @@ func (s *Store) commit(p *plan) {
 	}
 	if err != nil {
 		p.failed = true
+		s.rec.drop(p.head)
 		for _, r := range p.reqs {
 			if r.err == nil {
 				r.out, r.err = nil, err
 			}
 		}
 	} else if len(p.puts) > 0 {
-		// Before the head moves: a reader that sees the new head finds
-		// the new events' index entries.
-		s.rec.mu.Lock()
-		for i := range p.puts {
-			s.rec.add(p.puts[i].stream, p.puts[i].rev, p.puts[i].at)
-		}
-		s.rec.mu.Unlock()
 		s.foldCommitted(p)
 		d := time.Since(start)
 		s.stats.commit.Add(int64(d))
@@ -630,6 +624,16 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 			} else if err = ids.Put(w.id, w.pos); err != nil {
 				err = fmt.Errorf("bolt: write id index: %w", err)
 			}
+		}
+		// The stream index entries go into recent now, before the
+		// commit; readers see only those at or below the head (see
+		// recent.tail), and commit drops them if the batch fails.
+		if err == nil && len(ready) > done {
+			s.rec.mu.Lock()
+			for _, w := range ready[done:] {
+				s.rec.add(w.stream, w.rev, w.at)
+			}
+			s.rec.mu.Unlock()
 		}
 		done = len(ready)
 	}
