@@ -122,6 +122,7 @@ type Store struct {
 	folded    atomic.Uint64 // last position folded by a committed transaction
 	pruned    uint64        // sequencer only: rec holds nothing at or below it
 	fold      *folding      // committer only: the fold in progress, or nil
+	lastBatch int           // sequencer only: events in the last batch it sealed
 
 	mu     sync.RWMutex // guards closed and sends on reqs
 	closed bool

@@ -97,7 +97,10 @@ func template(e *ledger.Event) (tmpl []byte, rp, rec, data, end int, err error) 
 		json.HTMLEscape(&esc, d)
 		d = esc.Bytes()
 	}
-	b := make([]byte, 0, 256+len(d)+len(e.PII)*4/3)
+	// The fixed parts (names, markers, times) take under 200 bytes; the
+	// strings may grow by escaping, rarely.
+	n := 200 + len(e.ID) + len(e.Type) + len(e.Tenant) + len(e.Subject) + len(e.Stream) + len(e.Actor)
+	b := make([]byte, 0, n+len(d)+(len(e.PII)+2)/3*4+4)
 	b = append(b, `{"id":`...)
 	b = appendString(b, e.ID)
 	b = append(b, `,"type":`...)

@@ -80,13 +80,12 @@ func (r *recent) drop(head uint64) {
 func (r *recent) last(stream string) (uint64, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if rev, ok := r.lastLocked(stream); ok {
-		return rev, true
-	}
+	// names holds every stream in streams, and the filter is cheaper
+	// than a miss in that map.
 	if r.complete && !r.names.has(stream) {
 		return 0, true
 	}
-	return 0, false
+	return r.lastLocked(stream)
 }
 
 // lastLocked is last for a caller holding mu.

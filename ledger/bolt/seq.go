@@ -190,6 +190,7 @@ func (s *Store) sequence() {
 			p.end()
 		}
 		p.seal()
+		s.lastBatch = int(p.pos - p.head)
 		inflight = p
 	}
 	close(plans)
@@ -400,7 +401,11 @@ func (p *plan) retried(r *request) ([]ledger.Event, bool, error) {
 
 // newPlan starts a batch on top of prev, the batch in flight (nil if none).
 func (s *Store) newPlan(prev *plan) *plan {
-	p := &plan{rec: s.rec, prev: prev, revs: map[string]uint64{}, stored: map[string]*ledger.Event{},
+	// Sized like the last batch, rather than grown from empty (rehashed
+	// and copied several times) in every batch.
+	n := s.lastBatch
+	p := &plan{rec: s.rec, prev: prev, revs: make(map[string]uint64, n), stored: make(map[string]*ledger.Event, n),
+		puts: make([]put, 0, n), hs: make([]tlog.Hash, 0, 2*n+8),
 		done: make(chan struct{}), more: make(chan struct{}, 1), sealed: make(chan struct{})}
 	p.head = s.head.Load()
 	if prev != nil {
