@@ -273,7 +273,8 @@ type plan struct {
 	base   int64                    // first stored hash index of the batch
 	hs     []tlog.Hash              // hashes this batch writes, from base
 	puts   []put
-	err    error // a failure that fails the whole batch
+	arena  []byte // the rest of the block puts' bytes are cut from
+	err    error  // a failure that fails the whole batch
 
 	// Shared with the committer, which writes the batch's events while
 	// the sequencer still adds to it (see stream).
@@ -313,21 +314,50 @@ type put struct {
 func (p *plan) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
-		switch {
-		case x >= p.base:
-			if x-p.base >= int64(len(p.hs)) {
-				return nil, fmt.Errorf("bolt: hash %d not yet written", x)
-			}
-			out[i] = p.hs[x-p.base]
-		case p.prev != nil && x >= p.prev.base:
-			out[i] = p.prev.hs[x-p.prev.base]
-		default:
-			if err := readHashes(p.tree, indexes[i:i+1], out[i:i+1]); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-			}
+		h, err := p.hash(x)
+		if err != nil {
+			return nil, err
 		}
+		out[i] = h
 	}
 	return out, nil
+}
+
+// hash reads one stored hash as the batch sees it (see ReadHashes).
+func (p *plan) hash(x int64) (tlog.Hash, error) {
+	switch {
+	case x >= p.base:
+		if x-p.base >= int64(len(p.hs)) {
+			return tlog.Hash{}, fmt.Errorf("bolt: hash %d not yet written", x)
+		}
+		return p.hs[x-p.base], nil
+	case p.prev != nil && x >= p.prev.base:
+		return p.prev.hs[x-p.prev.base], nil
+	}
+	var h [1]tlog.Hash
+	if err := readHashes(p.tree, []int64{x}, h[:]); err != nil {
+		return tlog.Hash{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return h[0], nil
+}
+
+// addLeaf appends to the batch's hashes those that leaf n (counting from
+// 0) completes, as tlog.StoredHashes would return them, without its
+// allocations: the leaf's record hash, then one interior node for each
+// trailing one bit of n, each the parent of the one before and of its
+// left sibling.
+func (p *plan) addLeaf(n int64, leaf []byte) error {
+	h := tlog.RecordHash(leaf)
+	p.hs = append(p.hs, h)
+	for level := 0; n>>level&1 == 1; level++ {
+		left, err := p.hash(tlog.StoredHashIndex(level, n>>level-1))
+		if err != nil {
+			return err
+		}
+		h = tlog.NodeHash(left, h)
+		p.hs = append(p.hs, h)
+	}
+	return nil
 }
 
 func (p *plan) revision(stream string) uint64 {
@@ -515,13 +545,27 @@ func (p *plan) end() {
 	p.tx, p.events, p.tree, p.streams, p.ids = nil, nil, nil, nil, nil
 }
 
+// arenaChunk is the size of the blocks a batch's keys and values are cut
+// from: a few allocations a batch instead of one an event.
+const arenaChunk = 64 << 10
+
+// alloc returns an empty slice with room for n bytes from p's arena. The
+// arena lives as long as the plan, which outlives the commit.
+func (p *plan) alloc(n int) []byte {
+	if cap(p.arena)-len(p.arena) < n {
+		p.arena = make([]byte, 0, max(arenaChunk, n))
+	}
+	b := p.arena[len(p.arena) : len(p.arena) : len(p.arena)+n]
+	p.arena = p.arena[:len(p.arena)+n]
+	return b
+}
+
 // write prepares one event's writes: the leaf, its stream and id index
 // entries and its tree hashes.
 func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
 	// bbolt keeps references to keys and values until commit, so they
-	// need memory of their own: one allocation per event holds them all.
-	n := len(pr.tmpl) + 64
-	buf := make([]byte, 0, 8+len(pr.ev.ID)+n)
+	// need memory of their own, carved from the batch's arena.
+	buf := p.alloc(8 + len(pr.ev.ID) + len(pr.tmpl) + 64)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
 	w := put{pos: buf[0:8:8], stream: pr.ev.Stream, rev: rev, at: pos}
 	id := len(buf)
@@ -530,11 +574,9 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	start := len(buf)
 	buf = pr.leaf(buf, rev, pos, recorded)
 	w.leaf = buf[start:len(buf):len(buf)]
-	hs, err := tlog.StoredHashes(int64(pos-1), w.leaf, p)
-	if err != nil {
+	if err := p.addLeaf(int64(pos-1), w.leaf); err != nil {
 		return fmt.Errorf("bolt: tree: %w", err)
 	}
-	p.hs = append(p.hs, hs...)
 	p.puts = append(p.puts, w)
 	*out = pr.ev
 	out.Revision, out.Position, out.RecordedAt = rev, pos, recorded
