@@ -39,6 +39,12 @@ func newNames() *names { return &names{seed: maphash.MakeSeed()} }
 
 // add records name.
 func (f *names) add(name string) {
+	h1, h2 := f.hash(name)
+	f.addHash(h1, h2)
+}
+
+// addHash records the name with hashes h1, h2 (see hash).
+func (f *names) addHash(h1, h2 uint64) {
 	var l *layer
 	if len(f.layers) > 0 {
 		l = &f.layers[len(f.layers)-1]
@@ -52,7 +58,6 @@ func (f *names) add(name string) {
 		f.layers = append(f.layers, layer{bits: make([]uint64, m/64), mask: m - 1, at: at})
 		l = &f.layers[len(f.layers)-1]
 	}
-	h1, h2 := f.hash(name)
 	for i := range uint64(namesProbes) {
 		b := (h1 + i*h2) & l.mask
 		l.bits[b/64] |= 1 << (b % 64)
@@ -63,6 +68,11 @@ func (f *names) add(name string) {
 // has reports whether name may have been added.
 func (f *names) has(name string) bool {
 	h1, h2 := f.hash(name)
+	return f.hasHash(h1, h2)
+}
+
+// hasHash is has for the name with hashes h1, h2.
+func (f *names) hasHash(h1, h2 uint64) bool {
 	for j := range f.layers {
 		l := &f.layers[j]
 		in := true

@@ -48,11 +48,17 @@ func newRecent() *recent { return &recent{streams: map[string]*span{}, names: ne
 // add records the event at revision rev and position pos of stream;
 // revisions of one stream arrive in order. The caller holds mu.
 func (r *recent) add(stream string, rev, pos uint64) {
-	sp := r.streams[stream]
+	// Every stream in streams is in names, and asking names is cheaper
+	// than a miss in streams, the usual case at volume.
+	h1, h2 := r.names.hash(stream)
+	var sp *span
+	if r.names.hasHash(h1, h2) {
+		sp = r.streams[stream]
+	}
 	if sp == nil {
 		sp = &span{first: rev}
 		r.streams[stream] = sp
-		r.names.add(stream)
+		r.names.addHash(h1, h2)
 	}
 	sp.pos = append(sp.pos, pos)
 	r.log = append(r.log, logged{stream, rev, pos})
