@@ -435,7 +435,7 @@ func (s *Store) newPlan(prev *plan) *plan {
 	// and copied several times) in every batch.
 	n := s.lastBatch
 	p := &plan{rec: s.rec, prev: prev, revs: make(map[string]uint64, n), stored: make(map[string]*ledger.Event, n),
-		puts: make([]put, 0, n), hs: make([]tlog.Hash, 0, 2*n+8),
+		puts: make([]put, 0, n), hs: make([]tlog.Hash, 0, 2*n+8), arena: make([]byte, 0, min(arenaChunk, 512*max(n, 1))),
 		done: make(chan struct{}), more: make(chan struct{}, 1), sealed: make(chan struct{})}
 	p.head = s.head.Load()
 	if prev != nil {
@@ -545,15 +545,17 @@ func (p *plan) end() {
 	p.tx, p.events, p.tree, p.streams, p.ids = nil, nil, nil, nil, nil
 }
 
-// arenaChunk is the size of the blocks a batch's keys and values are cut
-// from: a few allocations a batch instead of one an event.
+// arenaChunk is the largest block a batch's keys and values are cut from:
+// a few allocations a batch instead of one an event. Blocks start at the
+// size the last batch suggests and double, so that a batch of one event
+// (a lone appender) does not hold a whole chunk.
 const arenaChunk = 64 << 10
 
 // alloc returns an empty slice with room for n bytes from p's arena. The
 // arena lives as long as the plan, which outlives the commit.
 func (p *plan) alloc(n int) []byte {
 	if cap(p.arena)-len(p.arena) < n {
-		p.arena = make([]byte, 0, max(arenaChunk, n))
+		p.arena = make([]byte, 0, max(n, min(arenaChunk, 2*cap(p.arena))))
 	}
 	b := p.arena[len(p.arena) : len(p.arena) : len(p.arena)+n]
 	p.arena = p.arena[:len(p.arena)+n]
