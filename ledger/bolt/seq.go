@@ -62,10 +62,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 		return nil, ledger.ErrClosed
 	}
 	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return nil, ctx.Err()
+	case s.reqs <- r: // the queue is rarely full; this skips a select
+	default:
+		select {
+		case s.reqs <- r:
+		case <-ctx.Done():
+			s.mu.RUnlock()
+			return nil, ctx.Err()
+		}
 	}
 	s.mu.RUnlock()
 	select {
