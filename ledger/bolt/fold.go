@@ -42,6 +42,9 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 			return nil
 		}
 		f = &folding{upto: p.head}
+		// The batch's own entries join recent after this (see stream),
+		// so the generation cut here holds exactly the fold's.
+		s.rec.cut(int(min(s.foldEvery, 1<<16)))
 		// A small generation is gathered and sorted here, in the commit
 		// that starts the fold; a large one by a goroutine, so that the
 		// sort does not stall a commit.

@@ -114,3 +114,50 @@ func TestRecentDrop(t *testing.T) {
 		t.Errorf("new started again at position 4: last %d, want 1", last)
 	}
 }
+
+// TestRecentGenerations checks that a stream's entries read the same across
+// a cut, and that pruning a fold that ends at the cut forgets the whole
+// generation at once, however small the step.
+func TestRecentGenerations(t *testing.T) {
+	r := newRecent()
+	revs := map[string]uint64{}
+	add := func(from, to uint64) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for pos := from; pos <= to; pos++ {
+			st := []string{"a", "b"}[pos%2]
+			revs[st]++
+			r.add(st, revs[st], pos)
+		}
+	}
+	add(1, 10)
+	r.cut(16)
+	add(11, 20)
+	if got := r.between(0, 10); len(got) != 10 {
+		t.Fatalf("first generation holds %d entries, want 10", len(got))
+	}
+	if got := r.between(5, 15); len(got) != 10 {
+		t.Fatalf("between(5, 15) has %d entries across the cut, want 10", len(got))
+	}
+	first, tail := r.tail("a", 20)
+	if first != 1 || !slices.Equal(tail, []uint64{2, 4, 6, 8, 10, 12, 14, 16, 18, 20}) {
+		t.Fatalf("tail of a across the cut: %d %v", first, tail)
+	}
+	if last, ok := r.last("a"); !ok || last != 10 {
+		t.Fatalf("last of a: %d %v, want 10", last, ok)
+	}
+	if !r.prune(10, 1) {
+		t.Fatal("the folded generation was not forgotten in one step")
+	}
+	first, tail = r.tail("a", 20)
+	if first != 6 || !slices.Equal(tail, []uint64{12, 14, 16, 18, 20}) {
+		t.Fatalf("tail of a after the prune: %d %v, want 6 [12 … 20]", first, tail)
+	}
+	if got := r.between(0, 20); len(got) != 10 {
+		t.Fatalf("%d entries after the prune, want 10", len(got))
+	}
+	r.drop(15)
+	if last, _ := r.last("b"); last != 8 {
+		t.Fatalf("last of b after dropping 16–20: %d, want 8", last)
+	}
+}
