@@ -123,6 +123,11 @@ type Store struct {
 	pruned    uint64        // sequencer only: rec holds nothing at or below it
 	fold      *folding      // committer only: the fold in progress, or nil
 	lastBatch int           // sequencer only: events in the last batch it sealed
+	// topID is no less than any id stored or prepared (sequencer only).
+	// Time-ordered ids, the kind NewID makes, mostly sort above it, and
+	// such an id cannot have been appended before: the sequencer then
+	// skips looking it up.
+	topID string
 
 	mu     sync.RWMutex // guards closed and sends on reqs
 	closed bool
@@ -285,6 +290,9 @@ func (s *Store) load(path string) (err error) {
 		}
 		s.folded.Store(folded)
 		s.pruned = folded
+		if k, _ := tx.Bucket(bucketIDs).Cursor().Last(); k != nil {
+			s.topID = string(k)
+		}
 		return s.rebuild(tx, folded, head)
 	})
 	if err == nil && unmarked && !s.readOnly {

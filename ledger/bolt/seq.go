@@ -294,7 +294,8 @@ type plan struct {
 	foldTo    uint64 // the folded position this batch completes, or 0
 	done      chan struct{}
 
-	rec *recent
+	rec   *recent
+	topID *string // Store.topID
 
 	// The read transaction the batch is prepared in, and whether add
 	// leaves it open for the next requests (see sequence).
@@ -386,6 +387,9 @@ func (p *plan) revision(stream string) uint64 {
 // lookup returns the stored event with id, from this batch, the batch in
 // flight or the file.
 func (p *plan) lookup(id string) (*ledger.Event, error) {
+	if id > *p.topID {
+		return nil, nil
+	}
 	if e, ok := p.stored[id]; ok {
 		return e, nil
 	}
@@ -438,7 +442,7 @@ func (s *Store) newPlan(prev *plan) *plan {
 	// Sized like the last batch, rather than grown from empty (rehashed
 	// and copied several times) in every batch.
 	n := s.lastBatch
-	p := &plan{rec: s.rec, prev: prev, revs: make(map[string]uint64, n), stored: make(map[string]*ledger.Event, n),
+	p := &plan{rec: s.rec, topID: &s.topID, prev: prev, revs: make(map[string]uint64, n), stored: make(map[string]*ledger.Event, n),
 		puts: make([]put, 0, n), hs: make([]tlog.Hash, 0, 2*n+8), arena: make([]byte, 0, min(arenaChunk, 512*max(n, 1))),
 		done: make(chan struct{}), more: make(chan struct{}, 1), sealed: make(chan struct{})}
 	p.head = s.head.Load()
@@ -587,6 +591,9 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	*out = pr.ev
 	out.Revision, out.Position, out.RecordedAt = rev, pos, recorded
 	p.stored[out.ID] = out
+	if out.ID > *p.topID {
+		*p.topID = out.ID
+	}
 	return nil
 }
 
