@@ -85,3 +85,25 @@ func TestStreamsKnownAfterReopen(t *testing.T) {
 		})
 	}
 }
+
+// TestIDIndexPacked checks that ids that keep sorting above the index's
+// last key, as NewID's do, fill its pages, where bbolt's default would
+// leave each split page about half empty.
+func TestIDIndexPacked(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	defer s.Close()
+	for b := range 40 {
+		evs := make([]ledger.Event, 100)
+		for i := range evs {
+			evs[i] = storetest.Consent("acme", "s", 300)
+			evs[i].ID = ledger.NewID()
+		}
+		if _, err := s.Append(ctx, fmt.Sprintf("contact-%d", b), ledger.NoStream(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fill := bolt.IDsFill(s); fill < 0.85 {
+		t.Fatalf("id index pages %.0f%% full, want at least 85%%", 100*fill)
+	}
+}

@@ -40,3 +40,13 @@ func Learned(s *Store) bool {
 	defer s.rec.mu.RUnlock()
 	return s.rec.complete
 }
+
+// IDsFill is the share of the id index's leaf pages its entries fill.
+func IDsFill(s *Store) (fill float64) {
+	s.db.View(func(tx *bbolt.Tx) error {
+		st := tx.Bucket(bucketIDs).Stats()
+		fill = float64(st.LeafInuse) / float64(st.LeafPageN*s.db.Info().PageSize)
+		return nil
+	})
+	return fill
+}

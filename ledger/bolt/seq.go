@@ -294,8 +294,10 @@ type plan struct {
 	foldTo    uint64 // the folded position this batch completes, or 0
 	done      chan struct{}
 
-	rec   *recent
-	topID *string // Store.topID
+	rec     *recent
+	topID   *string // Store.topID
+	edge    string  // Store.topID when the batch began
+	ordered int     // events whose id sorts above edge
 
 	// The read transaction the batch is prepared in, and whether add
 	// leaves it open for the next requests (see sequence).
@@ -445,6 +447,7 @@ func (s *Store) newPlan(prev *plan) *plan {
 	p := &plan{rec: s.rec, topID: &s.topID, prev: prev, revs: make(map[string]uint64, n), stored: make(map[string]*ledger.Event, n),
 		puts: make([]put, 0, n), hs: make([]tlog.Hash, 0, 2*n+8), arena: make([]byte, 0, min(arenaChunk, 512*max(n, 1))),
 		done: make(chan struct{}), more: make(chan struct{}, 1), sealed: make(chan struct{})}
+	p.edge = s.topID
 	p.head = s.head.Load()
 	if prev != nil {
 		p.head = prev.pos
@@ -594,6 +597,9 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	if out.ID > *p.topID {
 		*p.topID = out.ID
 	}
+	if out.ID > p.edge {
+		p.ordered++
+	}
 	return nil
 }
 
@@ -709,6 +715,13 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 func (s *Store) apply(p *plan, tx *bbolt.Tx) error {
 	tree := tx.Bucket(bucketTree)
 	tree.FillPercent = 1.0
+	if p.ordered == len(p.puts) {
+		// Every id sorts above the index's last key, as ids from NewID
+		// do: they all go to its right edge, so pack its pages full, as
+		// for events. bbolt's default, half-full pages, suits ids that
+		// land anywhere.
+		tx.Bucket(bucketIDs).FillPercent = 1.0
+	}
 	// The batch's tree hashes are consecutive stored-hash indexes: one
 	// value under the batch's first leaf (see readHashes).
 	hashes := make([]byte, 0, len(p.hs)*tlog.HashSize)
