@@ -646,12 +646,12 @@ func (s *Store) commit(p *plan) {
 
 // stream begins p's write transaction, writes the batch's share of the
 // stream index fold and then each event and its id index entry as the
-// sequencer publishes them, until p is sealed. The
-// sequencer hands a batch over as soon as the committer is free, so these
-// writes use the other core while the batch's last requests arrive instead
-// of adding to the commit the callers wait for (at 256 appenders they are
-// a quarter of that commit). It returns the open transaction, or an error
-// and no transaction to roll back.
+// sequencer publishes them, until p is sealed. The sequencer hands a batch
+// over as soon as the committer is free, so these writes use the other
+// core while the batch's last requests arrive instead of adding to the
+// commit the callers wait for (at 256 appenders they were a quarter of
+// it). It returns the open transaction, or an error and no transaction to
+// roll back.
 func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 	var tx *bbolt.Tx
 	var events, ids *bbolt.Bucket
