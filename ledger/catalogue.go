@@ -311,10 +311,18 @@ func payload(e *Event) (any, error) {
 // encoding/json's strict Decoder, and Validate runs on every append.
 var strict = jsonv2.RejectUnknownMembers(true)
 
+// MaxIDLen bounds an event id. Stores index events by id, and a key too
+// long for the index (bbolt refuses keys over 32 KiB) would fail every
+// append committed with it, not only its own.
+const MaxIDLen = 256
+
 // Validate checks e's envelope and payload against the catalogue.
 func Validate(e *Event) error {
 	if e.Type == "" {
 		return fmt.Errorf("%w: missing type", ErrInvalid)
+	}
+	if len(e.ID) > MaxIDLen {
+		return fmt.Errorf("%w: %s: id longer than %d bytes", ErrInvalid, e.Type, MaxIDLen)
 	}
 	if e.OccurredAt.IsZero() {
 		return fmt.Errorf("%w: %s: missing occurred_at", ErrInvalid, e.Type)

@@ -34,6 +34,8 @@ func TestDecodeRefuses(t *testing.T) {
 			Data: json.RawMessage(`{"purposes":["service"],`)}, "ConsentGranted"},
 		{"bad enum", ledger.Event{Type: ledger.TypeConsentGranted, Schema: 1, OccurredAt: at,
 			Data: json.RawMessage(`{"purposes":["spam"],"channels":["sms"],"source":"paper"}`)}, `"spam"`},
+		{"id too long", ledger.Event{ID: strings.Repeat("x", ledger.MaxIDLen+1), Type: ledger.TypeSubjectErased, Schema: 1, OccurredAt: at,
+			Data: json.RawMessage(`{}`)}, "id longer than 256 bytes"},
 		{"missing occurred_at", ledger.Event{Type: ledger.TypeSubjectErased, Schema: 1, Data: json.RawMessage(`{}`)}, "occurred_at"},
 		{"missing line", ledger.Event{Type: ledger.TypeContactMade, Schema: 1, OccurredAt: at,
 			Data: json.RawMessage(`{"channel":"call","purpose":"service"}`)}, "line"},

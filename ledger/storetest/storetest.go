@@ -349,6 +349,8 @@ func testInvalid(t *testing.T, s ledger.Store) {
 	badSchema.Schema = 99
 	badUTF8 := consents(1)[0]
 	badUTF8.Subject = "subj-\xff"
+	longID := consents(1)[0]
+	longID.ID = strings.Repeat("i", 40<<10) // past bbolt's largest key
 	tests := []struct {
 		name   string
 		stream string
@@ -362,6 +364,7 @@ func testInvalid(t *testing.T, s ledger.Store) {
 		{"payload not JSON", "st", []ledger.Event{notJSON}, "ConsentGranted"},
 		{"one bad in a batch", "st", []ledger.Event{good, unknown}, "ConsentGrunted"},
 		{"subject not UTF-8", "st", []ledger.Event{badUTF8}, ""},
+		{"id too long", "st", []ledger.Event{longID}, "id longer than"},
 		{"no events", "st", nil, ""},
 		{"no stream", "", []ledger.Event{good}, ""},
 	}
