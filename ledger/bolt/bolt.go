@@ -9,19 +9,23 @@
 // revisions and ids against the file, the batch still committing and the
 // earlier requests of its own batch, splices in revision, position and
 // recorded time and computes the Merkle tree hashes, while the committer
-// commits the previous batch; the committer then writes the event, its
-// stream and id index entries and its tree hashes in one transaction.
+// commits the previous batch. As soon as that commit is done, the
+// committer opens the next batch's transaction and writes each event and
+// its index entries as the sequencer prepares them (see stream); once the
+// batch is complete it adds the tree hashes and commits.
 //
 // The file holds five buckets: events (position → canonical leaf, exactly
 // the bytes the tree hashes), tree (a batch's first leaf index → the tlog
 // stored hashes its leaves complete, one value per commit), streams
-// (stream, revision → position), ids (id →
-// position) and meta. Stream index entries reach the streams bucket in
-// folds every 65536 events, a sorted slice per commit (see recent and
-// folding); until a fold completes they live in memory and Open rebuilds
-// them from the events after the folded position. Open checks the meta
-// pages and the last leaf against the tree before trusting a file, and
-// writes nothing to a file it refuses.
+// (stream, revision → position), ids (id → position) and meta. Stream
+// index entries reach the streams bucket in folds every 65536 events, a
+// sorted slice per commit (see recent and folding); until a fold completes
+// they live in memory and Open rebuilds them from the events after the
+// folded position. A filter of stream names (see names) tells a new stream
+// from a stored one without reading the bucket, and zeros written past the
+// file's last page (see keepAhead) spare each commit's fsync the work of
+// allocating blocks. Open checks the meta pages and the last leaf against
+// the tree before trusting a file, and writes nothing to a file it refuses.
 package bolt
 
 import (
