@@ -327,7 +327,8 @@ func (s *Store) load(path string) (err error) {
 }
 
 // defaultFoldEvery bounds the memory the unfolded entries take (~100
-// bytes each) and the events Open decodes to rebuild them.
+// bytes each) and the events Open decodes to rebuild them: up to twice
+// this many, one generation being folded while the next gathers.
 const defaultFoldEvery = 1 << 16
 
 // rebuild indexes in memory the streams of the events after folded.

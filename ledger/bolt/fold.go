@@ -12,9 +12,11 @@ import (
 // Writing a whole generation in one commit stalled every appender for as
 // long as it took to rewrite most of the bucket's pages (100–200 ms at
 // 65536 entries, and growing with the bucket). Spread over the commits of
-// the next quarter of a fold interval, each commit writes the next few
-// keys in order, so a page of the bucket is still written about once per
-// generation, but no commit carries more than a sliver of the work.
+// the next fold interval, each commit writes the next few keys in order,
+// so a page of the bucket is still written about once per generation, but
+// no commit carries more than a sliver of the work. Spread over a quarter
+// of the interval instead, as it first was, the slices of a 2M-event store
+// made its p99 at 256 appenders 10.9–12.2 ms instead of 6.3–7.1 ms.
 //
 // Only the committer goroutine touches it. The entries stay in recent
 // until the last slice has committed, with the folded position, in the
@@ -83,9 +85,9 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 
 // chunkEnd is where this commit's slice ends: the share of the entries
 // proportional to the events committed since the fold began (up to pos),
-// over a quarter of the fold interval, and at least one entry.
+// over one fold interval, and at least one entry.
 func (f *folding) chunkEnd(pos, every uint64) int {
-	span := max(every/4, 1)
+	span := max(every, 1)
 	done := pos - f.start
 	n := uint64(len(f.entries))
 	target := n

@@ -74,9 +74,9 @@ func TestFoldSpreadsOverCommits(t *testing.T) {
 			if st.Folded < every {
 				t.Fatalf("folded %d entries after %d events, want at least %d", st.Folded, 3*every, every)
 			}
-			// A generation of `every` entries spread over every/4 events,
-			// per events a commit: about 32 entries a commit.
-			if limit := int64(2 * every * per / (every / 4)); st.FoldMax > limit {
+			// A generation of `every` entries spread over every events,
+			// per events a commit: about 8 entries a commit.
+			if limit := int64(2 * every * per / every); st.FoldMax > limit {
 				t.Fatalf("one commit folded %d entries, want at most %d", st.FoldMax, limit)
 			}
 		})
@@ -92,8 +92,9 @@ func TestReopenMidFold(t *testing.T) {
 	opts := []bolt.Option{bolt.FoldEvery(every), bolt.FoldAsyncFrom(1 << 20)}
 	s, path := openTemp(t, opts...)
 	revs := map[string]uint64{}
-	// The second fold starts when the head reaches 2*every and takes
-	// every/4 events to finish; stop half-way through it.
+	// The first fold starts when the head reaches every and takes every
+	// events to finish; the second starts there: stop an eighth of the
+	// way through it.
 	appendStreams(t, s, 2*every+every/8, per, revs)
 	st := s.Stats()
 	if st.Folded <= every || st.Folded >= 2*every {
