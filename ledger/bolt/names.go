@@ -15,9 +15,12 @@ import (
 // eighth of all the CPU an append takes at 256 appenders. The filter says
 // so in about 0.1 µs, and the bucket is read only when it says "maybe".
 //
-// It grows in layers, each twice the one before, so that it needs no sizing
-// up front and never has to be rebuilt: a name is added to the newest layer
-// and looked for in all of them. At about 10 bits and 7 probes a name, a
+// It grows in layers, each four times the one before, so that it needs no
+// sizing up front and never has to be rebuilt: a name is added to the
+// newest layer and looked for in all of them. A layer keeps a name's probes
+// in one 512-bit block, a cache line, so that looking in a layer costs one
+// miss, not up to seven: over a store of 2M streams that took the filter
+// from 0.44 to 0.25 µs an append. At about 10 bits and 7 probes a name, a
 // layer answers "maybe" for a name it lacks about 1% of the time.
 type names struct {
 	seed   maphash.Seed
@@ -25,26 +28,24 @@ type names struct {
 }
 
 type layer struct {
-	bits  []uint64
-	mask  uint64 // bit count - 1; the count is a power of two
-	n, at int    // names added, and how many it takes
+	blocks []uint64 // 8 words a block
+	mask   uint64   // block count - 1; the count is a power of two
+	n, at  int      // names added, and how many it takes
 }
 
 const (
 	namesFirst  = 1 << 16 // names the first layer takes
+	namesGrowth = 4
 	namesProbes = 7
 )
 
 func newNames() *names { return &names{seed: maphash.MakeSeed()} }
 
 // add records name.
-func (f *names) add(name string) {
-	h1, h2 := f.hash(name)
-	f.addHash(h1, h2)
-}
+func (f *names) add(name string) { f.addHash(f.hash(name)) }
 
-// addHash records the name with hashes h1, h2 (see hash).
-func (f *names) addHash(h1, h2 uint64) {
+// addHash records the name with hash h (see hash).
+func (f *names) addHash(h uint64) {
 	var l *layer
 	if len(f.layers) > 0 {
 		l = &f.layers[len(f.layers)-1]
@@ -52,36 +53,35 @@ func (f *names) addHash(h1, h2 uint64) {
 	if l == nil || l.n >= l.at {
 		at := namesFirst
 		if l != nil {
-			at = 2 * l.at
+			at = namesGrowth * l.at
 		}
-		m := uint64(1) << bits.Len(uint(at*10-1)) // at least 10 bits a name
-		f.layers = append(f.layers, layer{bits: make([]uint64, m/64), mask: m - 1, at: at})
+		// At least 10 bits a name, in blocks of 512.
+		nb := uint64(1) << bits.Len(uint((at*10+511)/512-1))
+		f.layers = append(f.layers, layer{blocks: make([]uint64, nb*8), mask: nb - 1, at: at})
 		l = &f.layers[len(f.layers)-1]
 	}
-	for i := range uint64(namesProbes) {
-		b := (h1 + i*h2) & l.mask
-		l.bits[b/64] |= 1 << (b % 64)
+	b, p := l.block(h), probes(h)
+	for range namesProbes {
+		b[p>>6&7] |= 1 << (p & 63)
+		p >>= 9
 	}
 	l.n++
 }
 
 // has reports whether name may have been added.
-func (f *names) has(name string) bool {
-	h1, h2 := f.hash(name)
-	return f.hasHash(h1, h2)
-}
+func (f *names) has(name string) bool { return f.hasHash(f.hash(name)) }
 
-// hasHash is has for the name with hashes h1, h2.
-func (f *names) hasHash(h1, h2 uint64) bool {
+// hasHash is has for the name with hash h.
+func (f *names) hasHash(h uint64) bool {
 	for j := range f.layers {
-		l := &f.layers[j]
+		b, p := f.layers[j].block(h), probes(h)
 		in := true
-		for i := range uint64(namesProbes) {
-			b := (h1 + i*h2) & l.mask
-			if l.bits[b/64]&(1<<(b%64)) == 0 {
+		for range namesProbes {
+			if b[p>>6&7]&(1<<(p&63)) == 0 {
 				in = false
 				break
 			}
+			p >>= 9
 		}
 		if in {
 			return true
@@ -90,12 +90,18 @@ func (f *names) hasHash(h1, h2 uint64) bool {
 	return false
 }
 
-// hash gives the two hashes the probes are made of (Kirsch–Mitzenmacher);
-// the second is odd, so the probes of a layer are distinct.
-func (f *names) hash(name string) (uint64, uint64) {
-	h := maphash.String(f.seed, name)
-	return h, bits.RotateLeft64(h, 32) | 1
+// hash is a name's hash; a layer picks the block from its low bits.
+func (f *names) hash(name string) uint64 { return maphash.String(f.seed, name) }
+
+// block is the block of l that the name with hash h falls in.
+func (l *layer) block(h uint64) []uint64 {
+	i := (h & l.mask) * 8
+	return l.blocks[i : i+8 : i+8]
 }
+
+// probes gives a name's bit positions within its block, nine bits each,
+// from a second mix of its hash, so that they do not follow the block.
+func probes(h uint64) uint64 { return bits.RotateLeft64(h*0x9e3779b97f4a7c15, 29) }
 
 // learnChunk is how many keys of the streams bucket one read transaction of
 // learnStreams reads: a transaction held for the whole bucket would hold up

@@ -75,15 +75,15 @@ func (r *recent) add(stream string, rev, pos uint64) {
 	g := r.gens[len(r.gens)-1]
 	// Every stream in a generation is in names, and asking names is
 	// cheaper than a miss in streams, the usual case at volume.
-	h1, h2 := r.names.hash(stream)
+	h := r.names.hash(stream)
 	var sp *span
-	if r.names.hasHash(h1, h2) {
+	if r.names.hasHash(h) {
 		sp = g.streams[stream]
 	}
 	if sp == nil {
 		sp = &span{first: rev}
 		g.streams[stream] = sp
-		r.names.addHash(h1, h2)
+		r.names.addHash(h)
 	}
 	sp.pos = append(sp.pos, pos)
 	g.log = append(g.log, logged{stream, rev, pos})
