@@ -284,6 +284,7 @@ type plan struct {
 	// the sequencer still adds to it (see stream).
 	mu     sync.Mutex
 	ready  []put         // puts published so far: a prefix of puts
+	shown  int           // sequencer only: len(ready) as it last set it
 	more   chan struct{} // ready grew
 	sealed chan struct{} // closed once the batch is complete
 
@@ -516,21 +517,36 @@ func (s *Store) add(p *plan, batch []*request) {
 // publish shows the committer the puts prepared so far. The sequencer only
 // appends to puts, so the prefix the committer holds never changes.
 func (p *plan) publish() {
+	if len(p.puts)-p.shown < publishEvery {
+		return
+	}
+	p.show()
+}
+
+// show publishes the puts prepared so far and wakes the committer.
+func (p *plan) show() {
 	p.mu.Lock()
 	p.ready = p.puts
 	p.mu.Unlock()
+	p.shown = len(p.puts)
 	select {
 	case p.more <- struct{}{}:
 	default:
 	}
 }
 
+// publishEvery is how many new puts wake the committer while a batch
+// fills. Waking it for each request that arrived (about 140 wake-ups a
+// batch at 256 appenders) cost 0.4 µs of CPU an append more than waking it
+// every 16 puts; 8 and 32 did about as well as 16.
+const publishEvery = 16
+
 // seal tells the committer that p is complete.
 func (p *plan) seal() {
 	// The next batch reads this one, never its predecessor, so drop the
 	// link and let committed batches be collected.
 	p.prev = nil
-	p.publish()
+	p.show()
 	close(p.sealed)
 }
 
