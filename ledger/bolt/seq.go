@@ -523,7 +523,8 @@ func (s *Store) add(p *plan, batch []*request) {
 	}
 }
 
-// publish shows the committer the puts prepared so far. The sequencer only
+// publish shows the committer the puts prepared so far once there are
+// publishEvery it has not seen (seal shows the rest). The sequencer only
 // appends to puts, so the prefix the committer holds never changes.
 func (p *plan) publish() {
 	if len(p.puts)-p.shown < publishEvery {
