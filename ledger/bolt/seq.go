@@ -293,7 +293,6 @@ type plan struct {
 	// the sequencer still adds to it (see stream).
 	mu     sync.Mutex
 	ready  []put         // puts published so far: a prefix of puts
-	shown  int           // sequencer only: len(ready) as it last set it
 	more   chan struct{} // ready grew
 	sealed chan struct{} // closed once the batch is complete
 
@@ -527,7 +526,8 @@ func (s *Store) add(p *plan, batch []*request) {
 // publishEvery it has not seen (seal shows the rest). The sequencer only
 // appends to puts, so the prefix the committer holds never changes.
 func (p *plan) publish() {
-	if len(p.puts)-p.shown < publishEvery {
+	// Only the sequencer sets ready, so it may read it unlocked.
+	if len(p.puts)-len(p.ready) < publishEvery {
 		return
 	}
 	p.show()
@@ -538,7 +538,6 @@ func (p *plan) show() {
 	p.mu.Lock()
 	p.ready = p.puts
 	p.mu.Unlock()
-	p.shown = len(p.puts)
 	select {
 	case p.more <- struct{}{}:
 	default:
