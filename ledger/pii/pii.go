@@ -31,3 +31,8 @@ func Pseudonym(key []byte, e164 string) string {
 	m.Write([]byte(e164))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// Owner names the data key that seals a tenant's personal fields about one
+// subject. Keys are per (tenant, subject) so that one business's erasure
+// destroys only what it holds; a customer's erasure destroys every tenant's.
+func Owner(tenant, subject string) string { return tenant + "/" + subject }
