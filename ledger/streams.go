@@ -16,3 +16,8 @@ func LineStream(tenant, line string) string { return "line-" + tenant + "-" + li
 // SubjectStream is the stream of facts about a subject that hold across
 // tenants: global suppression lists and erasure.
 func SubjectStream(subject string) string { return "subject-" + subject }
+
+// TemplateStream is the stream of one tenant's flash template: its
+// proposed versions and the reviewers' decisions on them. A reminder reads
+// it to learn whether the version it names is approved.
+func TemplateStream(tenant, id string) string { return "template-" + tenant + "-" + id }
