@@ -21,6 +21,7 @@ import (
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 )
 
@@ -74,25 +75,24 @@ type Gate interface {
 	Exclusive(subject string, fn func() error) error
 }
 
-// Eraser destroys a subject's data key and records SubjectErased in the
-// subject's stream, returning that event; a retry appends nothing new.
-type Eraser interface {
-	Erase(ctx context.Context, subject, tenant, actor, reason string) (ledger.Event, error)
-}
-
-// Config wires the API. Store, Keys, Pseudonyms and Decider are required;
-// a nil Reminders, Texter, Auditor or Eraser turns its operations into 503s.
+// Config wires the API. Store, Keys, Pseudonyms, PII and Decider are
+// required; a nil Reminders, Texter or Auditor turns its operations into
+// 503s.
 type Config struct {
 	Store      ledger.Store
 	Keys       Keys
 	Sessions   *auth.Sessions
 	Pseudonyms Pseudonymizer
-	Decider    notify.Decider
-	Reminders  Reminders
-	Texter     Texter
-	Auditor    Auditor
-	Eraser     Eraser
-	Gate       Gate
+	// PII holds the per-(tenant, subject) data keys: every write goes
+	// through a pii.Sealing store on them, erasures destroy them, and staff
+	// reads of personal fields open with them. Without it, a write carrying
+	// personal fields is refused.
+	PII       *pii.Keys
+	Decider   notify.Decider
+	Reminders Reminders
+	Texter    Texter
+	Auditor   Auditor
+	Gate      Gate
 	// Leaves, if set, reads Store's leaves undecoded (ledger/bolt does):
 	// the cross-tenant contact index then costs a little per event instead
 	// of a second decode of the whole log.
@@ -137,6 +137,9 @@ func New(cfg Config) *Server {
 	if cfg.Gate == nil {
 		cfg.Gate = noGate{}
 	}
+	// The one place writes pass: personal fields are sealed here, whichever
+	// operation wrote them.
+	cfg.Store = pii.Seal(cfg.Store, cfg.PII)
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex(), people: newPeople(200_000)}
 	s.contacts.leaves = cfg.Leaves
 	hc := huma.DefaultConfig("heed", cfg.Version)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 )
 
@@ -294,15 +296,37 @@ func (s *Server) append(ctx context.Context, stream string, ev ledger.Event, reb
 	if rerr != nil {
 		return ledger.Event{}, false, s.storeError("append", err)
 	}
-	for _, old := range evs {
+	for i := range evs {
+		old := &evs[i]
 		if old.ID != ev.ID || old.Type != ev.Type || old.Actor != ev.Actor {
 			continue
 		}
-		if data, err := json.Marshal(rebuild(old.OccurredAt)); err == nil && sameJSON(old.Data, data) {
-			return old, true, nil
+		if s.sameWrite(ctx, old, rebuild(old.OccurredAt)) {
+			return *old, true, nil
 		}
 	}
 	return ledger.Event{}, false, s.storeError("append", err)
+}
+
+// sameWrite reports whether payload, written now, is what old recorded:
+// the same Data once personal fields are split off, and the same personal
+// fields once old's are opened. Sealed bytes cannot be compared: a retry
+// after an erasure seals under a new key, and then it is not the same.
+func (s *Server) sameWrite(ctx context.Context, old *ledger.Event, payload any) bool {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return false
+	}
+	again := ledger.Event{Type: old.Type, Schema: old.Schema, Data: data}
+	fields, err := ledger.SplitPersonal(&again)
+	if err != nil || !sameJSON(old.Data, again.Data) {
+		return false
+	}
+	if len(old.PII) == 0 || s.cfg.PII == nil {
+		return len(old.PII) == 0 && fields == nil
+	}
+	opened, err := s.cfg.PII.OpenEvent(ctx, old)
+	return err == nil && maps.Equal(opened, fields)
 }
 
 func sameJSON(a, b json.RawMessage) bool {
@@ -481,11 +505,15 @@ type historyOut struct {
 	}
 }
 
+// ErasureReasons are the reasons a business may give for an erasure. The
+// reason stays readable in the log after the key is gone, so it is a code,
+// not free text that could say something about the person.
+var ErasureReasons = []string{"customer_request", "retention_expired", "legal_obligation", "consent_withdrawn", "other"}
+
 type erasureIn struct {
-	Key    string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
 	Number string `path:"number" maxLength:"32"`
 	Body   *struct {
-		Reason string `json:"reason,omitempty" maxLength:"500"`
+		Reason string `json:"reason,omitempty" enum:"customer_request,retention_expired,legal_obligation,consent_withdrawn,other" doc:"defaults to customer_request"`
 	} `required:"false"`
 }
 
@@ -510,55 +538,57 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			return out, nil
 		})
 	huma.Register(s.api, huma.Operation{OperationID: "erase-subject", Method: http.MethodPost, Path: "/v1/subjects/{number}/erasure",
-		Summary: "Erase a number's personal data (its key is destroyed; opt-outs and suppressions keep working)",
-		Tags:    []string{"business"}, Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{401, 403, 422, 503}},
+		Summary:     "Erase what this business holds of a number's personal data (its key is destroyed; opt-outs and suppressions keep working)",
+		Description: "Destroys this tenant's data key for the number and records SubjectErased in this tenant's contact stream; other businesses' data and decisions are untouched.",
+		Tags:        []string{"business"}, Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{401, 403, 422, 503}},
 		func(ctx context.Context, in *erasureIn) (*writeOutput, error) {
+			start := time.Now()
 			p := who(ctx)
 			_, subject, err := s.person("path.number", in.Number)
 			if err != nil {
 				return nil, err
 			}
-			reason := ""
-			if in.Body != nil {
+			reason := "customer_request"
+			if in.Body != nil && in.Body.Reason != "" {
 				reason = in.Body.Reason
 			}
-			if s.cfg.Eraser != nil {
-				start := time.Now()
-				var e ledger.Event
-				err := s.cfg.Gate.Exclusive(subject, func() error {
-					var err error
-					e, err = s.cfg.Eraser.Erase(ctx, subject, p.key.Tenant, p.key.ID, reason)
-					return err
-				})
-				if err != nil {
-					return nil, s.storeError("erase", err)
-				}
-				st := http.StatusCreated
-				if e.RecordedAt.Before(start) {
-					st = http.StatusOK
-				}
-				return &writeOutput{Status: st, Body: written(e, st == http.StatusOK)}, nil
-			}
-			ev, err := ledger.NewEvent(p.key.Tenant, subject, s.cfg.Now(), &ledger.SubjectErased{Reason: reason})
-			if err != nil {
-				return nil, s.storeError("erase", err)
-			}
-			ev.Actor = p.key.ID
-			ev.ID = s.eventID(p.key.Tenant, "", in.Key, ev.Type)
-			var e ledger.Event
-			var replayed bool
-			err = s.cfg.Gate.Exclusive(subject, func() error {
-				var err error
-				e, replayed, err = s.append(ctx, ledger.SubjectStream(subject), ev, func(time.Time) any { return &ledger.SubjectErased{Reason: reason} })
-				return err
-			})
+			evs, err := s.erase(ctx, subject, []string{p.key.Tenant}, p.key.ID, reason)
 			if err != nil {
 				return nil, err
 			}
-			out := &writeOutput{Status: http.StatusCreated, Body: written(e, replayed)}
-			if replayed {
-				out.Status = http.StatusOK
-			}
-			return out, nil
+			return erasedOutput(evs[0], evs[0].RecordedAt.Before(start)), nil
 		})
+}
+
+// erase destroys each tenant's data key for subject (with the key for no
+// tenant too when there are several, as a customer's erasure everywhere
+// asks) and records SubjectErased in each tenant's contact stream.
+func (s *Server) erase(ctx context.Context, subject string, tenants []string, actor, reason string) ([]ledger.Event, error) {
+	if s.cfg.PII == nil {
+		return nil, huma.Error503ServiceUnavailable("no key store is configured")
+	}
+	var evs []ledger.Event
+	err := s.cfg.Gate.Exclusive(subject, func() error {
+		var err error
+		if len(tenants) == 1 {
+			var e ledger.Event
+			e, err = pii.EraseSubject(ctx, s.cfg.Store, s.cfg.PII, subject, tenants[0], actor, reason)
+			evs = []ledger.Event{e}
+		} else {
+			evs, err = pii.EraseEverywhere(ctx, s.cfg.Store, s.cfg.PII, subject, tenants, actor, reason)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.storeError("erase", err)
+	}
+	return evs, nil
+}
+
+func erasedOutput(e ledger.Event, replayed bool) *writeOutput {
+	out := &writeOutput{Status: http.StatusCreated, Body: written(e, replayed)}
+	if replayed {
+		out.Status = http.StatusOK
+	}
+	return out
 }

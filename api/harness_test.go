@@ -20,6 +20,7 @@ import (
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 )
 
@@ -111,6 +112,7 @@ type harness struct {
 	sender  *fakeSender
 	notify  *notify.Notifier
 	api     *Server
+	pii     *pii.Keys
 	admin   string
 	auditor string
 	a, b    string // business keys of tenants "tenanta" and "tenantb"
@@ -124,11 +126,17 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, store: st, keys: keys, texter: &fakeTexter{texts: map[string]string{}}, sender: &fakeSender{}}
+	dataKeys, err := pii.OpenKeys(filepath.Join(t.TempDir(), "keys.db"), bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dataKeys.Close() })
+	h.pii = dataKeys
 	dec := streamDecider{st}
-	h.notify = notify.New(notify.Config{Store: st, Decider: dec, Sender: h.sender, DefaultLine: "10690001",
+	h.notify = notify.New(notify.Config{Store: pii.Seal(st, dataKeys), Decider: dec, Sender: h.sender, DefaultLine: "10690001",
 		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
 		Lines:     map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
-	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify,
+	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify, PII: dataKeys,
 		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify, Leaves: memLeaves{st}})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = h.api.Run(ctx) }()

@@ -340,7 +340,9 @@ func serve(ctx context.Context, args []string) error {
 	})
 
 	lookup, _ := led.base.(notify.Looker) // the embedded store has an id index
-	n := notify.New(notify.Config{Store: store, Lookup: lookup, Decider: decider, Sender: sender, Templates: cfg.Templates,
+	// The notifier's writes (keyword opt-outs carry the message text) are
+	// sealed like the API's.
+	n := notify.New(notify.Config{Store: pii.Seal(store, d.Keys), Lookup: lookup, Decider: decider, Sender: sender, Templates: cfg.Templates,
 		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSCOf: sender.route, Log: log,
 		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout})
 	marked, err := n.Recover(ctx)
@@ -381,7 +383,7 @@ func serve(ctx context.Context, args []string) error {
 	// The bolt log lets the contact index read leaves without decoding them.
 	leaves, _ := led.base.(api.LeafReader)
 	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
-		Reminders: n, Texter: sender, Auditor: auditor{led}, Eraser: eraser{led}, Gate: n, Metrics: metrics,
+		Reminders: n, Texter: sender, Auditor: auditor{led}, PII: d.Keys, Gate: n, Metrics: metrics,
 		Region: *region, TrustedProxies: trusted, Log: log})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
@@ -677,13 +679,6 @@ func (a auditor) Bundle(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	return bundle.Export(ctx, w, a.l.base, a.l.d.Origin, a.l.d.Secrets.VerifierKey, cps, bundle.ExportOptions{Size: cp.Size})
-}
-
-// eraser destroys subject keys.
-type eraser struct{ l ledgerParts }
-
-func (e eraser) Erase(ctx context.Context, subject, tenant, actor, reason string) (ledger.Event, error) {
-	return pii.EraseSubject(ctx, e.l.base, e.l.d.Keys, subject, tenant, actor, reason)
 }
 
 // simOutbox keeps what the in-process simulator accepted, for /dev/sim/outbox.

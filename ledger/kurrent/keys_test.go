@@ -153,24 +153,79 @@ func TestKeyCreatedOnceDespiteLostAck(t *testing.T) {
 }
 
 // TestEraseSubjectAcrossInstances runs pii's whole erasure (key, then
-// SubjectErased in the log) through one instance and checks the other.
+// SubjectErased in the log) through one instance and checks the other:
+// events written through a's sealing store under two tenants' keys, one
+// tenant erased through b, then every tenant.
 func TestEraseSubjectAcrossInstances(t *testing.T) {
 	_, a, ka, kb := twoInstances(t)
 	ctx := context.Background()
 	const subject = "c0ffee"
-	sealed, err := ka.Seal(subject, map[string]string{"number": "+8613800138000"})
+	sealing := pii.Seal(a, ka)
+	stored := map[string]ledger.Event{}
+	for _, tenant := range []string{"acme", "globex"} {
+		e, err := ledger.NewEvent(tenant, subject, time.Now(), ledger.ComplaintReceived{Source: "customer", Reason: "called at 23:00 by " + tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := sealing.Append(ctx, ledger.ContactStream(tenant, subject), ledger.Any(), []ledger.Event{e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out[0].PII) == 0 || bytes.Contains(out[0].Data, []byte("23:00")) {
+			t.Fatalf("%s's complaint was not sealed: %s", tenant, out[0].Data)
+		}
+		stored[tenant] = out[0]
+	}
+	opens := func(k *pii.Keys, tenant string) error {
+		e := stored[tenant]
+		_, err := k.OpenEvent(ctx, &e)
+		return err
+	}
+	ev, err := pii.EraseSubject(ctx, a, kb, subject, "acme", "test", "customer_request")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := pii.EraseSubject(ctx, a, kb, subject, "", "test", "asked")
+	if ev.Type != ledger.TypeSubjectErased || ev.Stream != ledger.ContactStream("acme", subject) {
+		t.Fatalf("erasure event %s in %s", ev.Type, ev.Stream)
+	}
+	for name, k := range map[string]*pii.Keys{"erasing instance": kb, "other instance": ka} {
+		if err := opens(k, "acme"); !errors.Is(err, pii.ErrErased) {
+			t.Fatalf("%s: acme's data after acme's erasure = %v, want ErrErased", name, err)
+		}
+		if err := opens(k, "globex"); err != nil {
+			t.Fatalf("%s: globex's data after acme's erasure = %v", name, err)
+		}
+	}
+	if _, err := pii.EraseEverywhere(ctx, a, ka, subject, []string{"acme", "globex"}, "customer", "customer_request"); err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range map[string]*pii.Keys{"erasing instance": ka, "other instance": kb} {
+		if err := opens(k, "globex"); !errors.Is(err, pii.ErrErased) {
+			t.Fatalf("%s: globex's data after erasing everywhere = %v, want ErrErased", name, err)
+		}
+	}
+}
+
+// TestSealedRetryIsANoOp: the same sealed write sent twice to the cluster
+// stores one event, because SealEvent is deterministic per id and content.
+func TestSealedRetryIsANoOp(t *testing.T) {
+	_, a, ka, _ := twoInstances(t)
+	ctx := context.Background()
+	sealing := pii.Seal(a, ka)
+	e, err := ledger.NewEvent("acme", "beef", time.Now(), ledger.ConsentWithdrawn{All: true, Via: "sms_keyword", RawText: "TD 张伟"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != ledger.TypeSubjectErased || ev.Position != 1 {
-		t.Fatalf("erasure event %s at %d", ev.Type, ev.Position)
+	first, err := sealing.Append(ctx, ledger.ContactStream("acme", "beef"), ledger.Any(), []ledger.Event{e})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ka.Open(subject, sealed); !errors.Is(err, pii.ErrErased) {
-		t.Fatalf("Open after EraseSubject through the other instance = %v", err)
+	again, err := sealing.Append(ctx, ledger.ContactStream("acme", "beef"), ledger.Any(), []ledger.Event{e})
+	if err != nil || again[0].Position != first[0].Position {
+		t.Fatalf("retry = %v, %v; want position %d", again, err, first[0].Position)
+	}
+	if h, _ := a.Head(ctx); h != 1 {
+		t.Fatalf("head %d after a retried append, want 1", h)
 	}
 }
 

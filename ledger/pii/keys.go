@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,15 +106,19 @@ func aad(kind, subject string, keyID []byte) []byte {
 }
 
 func seal(a cipher.AEAD, keyID, plain, ad []byte) ([]byte, error) {
-	out := make([]byte, headerLen, headerLen+a.NonceSize()+len(plain)+a.Overhead())
-	out[0] = version
-	copy(out[1:], keyID)
 	nonce := make([]byte, a.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
+	return sealWith(a, keyID, nonce, plain, ad), nil
+}
+
+func sealWith(a cipher.AEAD, keyID, nonce, plain, ad []byte) []byte {
+	out := make([]byte, headerLen, headerLen+len(nonce)+len(plain)+a.Overhead())
+	out[0] = version
+	copy(out[1:], keyID)
 	out = append(out, nonce...)
-	return a.Seal(out, nonce, plain, ad), nil
+	return a.Seal(out, nonce, plain, ad)
 }
 
 func open(a cipher.AEAD, sealed []byte, ad func(keyID []byte) []byte) ([]byte, error) {
@@ -148,25 +154,53 @@ func (k *Keys) newWrapped(subject string) ([]byte, error) {
 	return seal(k.kek, keyID, key, aad("key", subject, keyID))
 }
 
-// unwrap returns the data key in wrapped and its id.
-func (k *Keys) unwrap(subject string, wrapped []byte) (cipher.AEAD, []byte, error) {
+// dataKey is an unwrapped data key.
+type dataKey struct {
+	aead cipher.AEAD
+	id   []byte
+	// nonces derives SealEvent's nonces: a key of its own, made from the
+	// data key, so the nonce function and the cipher stay independent.
+	nonces []byte
+}
+
+// unwrap returns the data key in wrapped.
+func (k *Keys) unwrap(subject string, wrapped []byte) (dataKey, error) {
 	keyID, ok := keyIDOf(wrapped)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: the stored key is malformed", ErrCorrupt)
+		return dataKey{}, fmt.Errorf("%w: the stored key is malformed", ErrCorrupt)
 	}
 	key, err := open(k.kek, wrapped, func(id []byte) []byte { return aad("key", subject, id) })
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: the stored key does not unwrap (wrong key-encryption key?)", ErrCorrupt)
+		return dataKey{}, fmt.Errorf("%w: the stored key does not unwrap (wrong key-encryption key?)", ErrCorrupt)
 	}
 	a, err := newAEAD(key)
 	if err != nil {
-		return nil, nil, err
+		return dataKey{}, err
 	}
-	return a, append([]byte(nil), keyID...), nil
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("heed-pii/1 nonce key"))
+	return dataKey{aead: a, id: append([]byte(nil), keyID...), nonces: m.Sum(nil)}, nil
+}
+
+// current returns the subject's data key, creating it on first use.
+func (k *Keys) current(ctx context.Context, subject string) (dataKey, error) {
+	wrapped, err := k.store.Get(ctx, subject)
+	if err == nil && wrapped == nil {
+		var fresh []byte
+		if fresh, err = k.newWrapped(subject); err == nil {
+			wrapped, err = k.store.PutIfAbsent(ctx, subject, fresh)
+		}
+	}
+	if err != nil {
+		return dataKey{}, err
+	}
+	return k.unwrap(subject, wrapped)
 }
 
 // Seal encrypts a subject's personal fields with the subject's data key,
-// creating the key on first use.
+// creating the key on first use. subject names the key: for an event's
+// fields, Owner(tenant, subject). Each call draws a fresh nonce; SealEvent
+// is the deterministic form that retried appends need.
 func (k *Keys) Seal(subject string, fields map[string]string) ([]byte, error) {
 	return k.SealContext(context.Background(), subject, fields)
 }
@@ -177,21 +211,39 @@ func (k *Keys) SealContext(ctx context.Context, subject string, fields map[strin
 	if err != nil {
 		return nil, err
 	}
-	wrapped, err := k.store.Get(ctx, subject)
-	if err == nil && wrapped == nil {
-		var fresh []byte
-		if fresh, err = k.newWrapped(subject); err == nil {
-			wrapped, err = k.store.PutIfAbsent(ctx, subject, fresh)
-		}
-	}
+	dk, err := k.current(ctx, subject)
 	if err != nil {
 		return nil, fmt.Errorf("pii: seal: %w", err)
 	}
-	a, keyID, err := k.unwrap(subject, wrapped)
+	return seal(dk.aead, dk.id, plain, aad("data", subject, dk.id))
+}
+
+// SealEvent seals the personal fields of the event with id, like Seal, but
+// deterministically: the nonce is an HMAC, under a key derived from the
+// data key, of the event id and the sealed bytes. A retried append of the
+// same event therefore carries the same ciphertext, which the stores'
+// content comparison recognises as the same write, while two different
+// events never share a nonce (ids are unique in the log, and equal
+// plaintexts under different ids get different nonces). After an erasure
+// the subject has a new key, so a retry then no longer matches.
+func (k *Keys) SealEvent(ctx context.Context, subject, id string, fields map[string]string) ([]byte, error) {
+	plain, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := k.current(ctx, subject)
 	if err != nil {
 		return nil, fmt.Errorf("pii: seal: %w", err)
 	}
-	return seal(a, keyID, plain, aad("data", subject, keyID))
+	ad := aad("data", subject, dk.id)
+	m := hmac.New(sha256.New, dk.nonces)
+	m.Write(ad)
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	m.Write([]byte{0})
+	m.Write(plain)
+	nonce := m.Sum(nil)[:dk.aead.NonceSize()]
+	return sealWith(dk.aead, dk.id, nonce, plain, ad), nil
 }
 
 // Open decrypts fields sealed for subject. It fails with ErrErased once
@@ -213,9 +265,11 @@ func (k *Keys) OpenContext(ctx context.Context, subject string, sealed []byte) (
 	var a cipher.AEAD
 	var keyID []byte
 	if wrapped != nil {
-		if a, keyID, err = k.unwrap(subject, wrapped); err != nil {
+		dk, err := k.unwrap(subject, wrapped)
+		if err != nil {
 			return nil, fmt.Errorf("pii: open: %w", err)
 		}
+		a, keyID = dk.aead, dk.id
 	}
 	if a == nil || string(keyID) != string(id) {
 		_, erased, err := k.store.Erased(ctx, subject)

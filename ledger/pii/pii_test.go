@@ -167,7 +167,7 @@ func TestEraseSubjectKeepsSuppressionAndTree(t *testing.T) {
 	const number = "+8613800138000"
 	subject := Pseudonym(pkey, number)
 
-	sealed, err := keys.Seal(subject, map[string]string{"number": number})
+	sealed, err := keys.Seal(Owner("acme", subject), map[string]string{"number": number})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,31 +202,31 @@ func TestEraseSubjectKeepsSuppressionAndTree(t *testing.T) {
 	// A crash after the key is destroyed but before the event is written;
 	// the retry writes exactly one SubjectErased.
 	flaky := &failingOnce{Store: store}
-	if _, err := EraseSubject(ctx, flaky, keys, subject, "", "api:key-1", "customer request"); err == nil {
+	if _, err := EraseSubject(ctx, flaky, keys, subject, "acme", "api:key-1", "customer request"); err == nil {
 		t.Fatal("EraseSubject hid the failed append")
 	}
-	if _, err := keys.Open(subject, sealed); !errors.Is(err, ErrErased) {
+	if _, err := keys.Open(Owner("acme", subject), sealed); !errors.Is(err, ErrErased) {
 		t.Fatalf("key survived the interrupted erasure: %v", err)
 	}
-	ev, err := EraseSubject(ctx, flaky, keys, subject, "", "api:key-1", "customer request")
+	ev, err := EraseSubject(ctx, flaky, keys, subject, "acme", "api:key-1", "customer request")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EraseSubject(ctx, store, keys, subject, "", "api:key-1", "customer request"); err != nil {
+	if _, err := EraseSubject(ctx, store, keys, subject, "acme", "api:key-1", "customer request"); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := store.ReadStream(ctx, ledger.SubjectStream(subject), 1, 0)
+	evs, err := store.ReadStream(ctx, ledger.ContactStream("acme", subject), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(evs) != 2 || evs[1].Type != ledger.TypeSubjectErased || evs[1].ID != ev.ID {
-		t.Fatalf("subject stream after erasure: %d events", len(evs))
+		t.Fatalf("the tenant's contact stream after erasure: %d events", len(evs))
 	}
 
 	// The PII is gone; the pseudonym of the number still finds the
 	// suppression entry.
 	all, _ := store.ReadAll(ctx, 1, 0)
-	if _, err := keys.Open(subject, all[0].PII); !errors.Is(err, ErrErased) {
+	if _, err := keys.OpenEvent(ctx, &all[0]); !errors.Is(err, ErrErased) {
 		t.Fatalf("sealed PII still opens: %v", err)
 	}
 	again := Pseudonym(pkey, number)

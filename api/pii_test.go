@@ -1,0 +1,166 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
+)
+
+// personalWrites writes marker into every personal field the business API
+// takes, once each, for number; the tag makes each write's text unique.
+func personalWrites(marker, number string) []struct {
+	path string
+	body map[string]any
+} {
+	return []struct {
+		path string
+		body map[string]any
+	}{
+		{"/v1/consents", map[string]any{"number": number, "purposes": []string{"service"}, "channels": []string{"sms"}, "source": "web_form",
+			"evidence": map[string]any{"text": "本人张伟（身份证110101199003071234）" + marker, "url": "https://forms.example/" + marker,
+				"recording_id": "rec-" + marker, "content_hash": "sha256:0f"}}},
+		{"/v1/withdrawals", map[string]any{"number": number, "via": "call", "channels": []string{"call"}, "raw_text": "别再打了 " + marker}},
+		{"/v1/relationships", map[string]any{"number": number, "contract_ref": "POL-9"}},
+		{"/v1/relationships/POL-9/end", map[string]any{"number": number, "reason": "moved abroad " + marker}},
+		{"/v1/contacts", map[string]any{"number": number, "line": "L1", "channel": "call", "purpose": "service",
+			"campaign": "c-" + marker, "outcome": "said " + marker}},
+		{"/v1/complaints", map[string]any{"number": number, "source": "customer", "reason": "called at night " + marker}},
+		{"/v1/suppressions", map[string]any{"number": number, "list": "dnc", "source": "asked by phone " + marker}},
+		{"/v1/suppressions", map[string]any{"number": number, "list": "dnc", "action": "lift", "reason": "agreed again " + marker}},
+	}
+}
+
+func TestPersonalFieldsAreSealedOnEveryWrite(t *testing.T) {
+	h := newHarness(t)
+	const marker = "MK-5e1d0b77"
+	for _, w := range personalWrites(marker, numA) {
+		if r := h.do("POST", w.path, h.a, w.body); r.status != http.StatusCreated {
+			t.Fatalf("%s: %d %s", w.path, r.status, r.body)
+		}
+	}
+	imp := `{"type":"ComplaintReceived","number":"` + numA + `","occurred_at":"2026-01-02T03:04:05Z","data":{"source":"customer","reason":"import ` + marker + `"}}`
+	if r := h.do("POST", "/v1/events:import", h.a, imp, "Content-Type", "application/x-ndjson"); r.status != http.StatusCreated {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+
+	audit := h.do("GET", "/v1/audit/events?limit=1000", h.auditor, nil)
+	if audit.status != 200 || bytes.Count(audit.body, []byte("\n")) != 9 {
+		t.Fatalf("audit events: %d %s", audit.status, audit.body)
+	}
+	history := h.do("GET", "/v1/subjects/"+numA+"/history", h.a, nil)
+	for name, b := range map[string][]byte{"/v1/audit/events": audit.body, "history": history.body} {
+		for _, clear := range []string{marker, "张伟", "110101199003071234"} {
+			if bytes.Contains(b, []byte(clear)) {
+				t.Fatalf("%s holds %q in clear", name, clear)
+			}
+		}
+	}
+	// Every leaf with personal fields carries them sealed, and they open.
+	evs, err := h.store.ReadAll(context.Background(), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := 0
+	for i := range evs {
+		fields, err := h.pii.OpenEvent(context.Background(), &evs[i])
+		if err != nil {
+			t.Fatalf("%s: %v", evs[i].Type, err)
+		}
+		for _, v := range fields {
+			if !strings.Contains(v, marker) {
+				t.Fatalf("%s: sealed field %q lacks the marker", evs[i].Type, v)
+			}
+		}
+		if len(fields) > 0 {
+			sealed++
+		}
+	}
+	if sealed != 8 { // all but the relationship's start
+		t.Fatalf("%d events carry sealed fields, want 8", sealed)
+	}
+}
+
+// A retried write with the same client id is a no-op although sealing is
+// involved, whether the client gave occurred_at or let it default.
+func TestSealedWritesRetryAsNoOps(t *testing.T) {
+	h := newHarness(t)
+	for i, w := range personalWrites("retry", numA) {
+		for _, at := range []string{"", "2026-03-04T05:06:07Z"} {
+			body := map[string]any{}
+			for k, v := range w.body {
+				body[k] = v
+			}
+			body["id"] = ledger.NewID()
+			if at != "" {
+				body["occurred_at"] = at
+			}
+			first := h.do("POST", w.path, h.a, body)
+			if first.status != http.StatusCreated {
+				t.Fatalf("write %d: %d %s", i, first.status, first.body)
+			}
+			before := h.head()
+			again := h.do("POST", w.path, h.a, body)
+			if again.status != http.StatusOK || again.json(t)["position"] != first.json(t)["position"] || h.head() != before {
+				t.Fatalf("write %d (occurred_at %q) retried: %d %s", i, at, again.status, again.body)
+			}
+		}
+	}
+	// The same id with other personal text is a conflict.
+	body := map[string]any{"id": ledger.NewID(), "number": numA, "source": "customer", "reason": "one"}
+	if r := h.do("POST", "/v1/complaints", h.a, body); r.status != 201 {
+		t.Fatal(r.status)
+	}
+	body["reason"] = "another"
+	if r := h.do("POST", "/v1/complaints", h.a, body); r.status != http.StatusConflict {
+		t.Fatalf("same id, other reason: %d %s", r.status, r.body)
+	}
+}
+
+// A business's erasure destroys its own key for the number: its sealed
+// fields no longer open, another business's still do, and the erasure is
+// recorded in its own contact stream, not in one every tenant reads.
+func TestBusinessErasureIsItsOwn(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, tok := range []string{h.a, h.b} {
+		body := map[string]any{"number": numA, "source": "customer", "reason": "complaint text"}
+		if r := h.do("POST", "/v1/complaints", tok, body); r.status != 201 {
+			t.Fatal(r.status)
+		}
+	}
+	r := h.do("POST", "/v1/subjects/"+numA+"/erasure", h.a, map[string]any{"reason": "customer_request"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("erasure: %d %s", r.status, r.body)
+	}
+	subject := hmacPseudonyms{}.Pseudonym(numA)
+	if m := r.json(t); m["stream"] != ledger.ContactStream("tenanta", subject) {
+		t.Fatalf("erasure recorded in %v", m["stream"])
+	}
+	if again := h.do("POST", "/v1/subjects/"+numA+"/erasure", h.a, nil); again.status != http.StatusOK || again.json(t)["id"] != r.json(t)["id"] {
+		t.Fatalf("retried erasure: %d %s", again.status, again.body)
+	}
+	evs, _ := h.store.ReadAll(ctx, 1, 0)
+	for i := range evs {
+		_, err := h.pii.OpenEvent(ctx, &evs[i])
+		switch evs[i].Tenant {
+		case "tenanta":
+			if len(evs[i].PII) > 0 && !errors.Is(err, pii.ErrErased) {
+				t.Fatalf("tenant A's complaint after A's erasure: %v", err)
+			}
+		case "tenantb":
+			if err != nil {
+				t.Fatalf("tenant B's complaint after A's erasure: %v", err)
+			}
+		}
+	}
+	// Free text is not accepted as the reason: it stays readable after the key is gone.
+	if r := h.do("POST", "/v1/subjects/"+numA+"/erasure", h.b, map[string]any{"reason": "张伟 asked"}); r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("free-text erasure reason: %d", r.status)
+	}
+}
