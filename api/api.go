@@ -242,8 +242,15 @@ func (s *Server) requireKey(roles ...string) func(huma.Context, func(huma.Contex
 		}
 		key, err := s.cfg.Keys.Lookup(tok)
 		if err != nil {
+			detail := "unknown API key"
+			switch {
+			case errors.Is(err, auth.ErrRevoked):
+				detail = "API key revoked"
+			case errors.Is(err, auth.ErrExpired):
+				detail = "API key expired at " + key.Expires.UTC().Format(time.RFC3339)
+			}
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="heed", error="invalid_token"`)
-			_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "unknown API key")
+			_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, detail)
 			return
 		}
 		ok := false

@@ -75,6 +75,10 @@ var attacks = map[string]attack{
 	"create-key": func(*harness) (string, string, any) {
 		return "POST", "/v1/keys", map[string]any{"role": "business", "tenant": "tenantb"}
 	},
+	"list-keys": func(*harness) (string, string, any) { return "GET", "/v1/keys", nil },
+	"revoke-key": func(h *harness) (string, string, any) {
+		return "DELETE", "/v1/keys/" + h.keyID(h.b), nil
+	},
 }
 
 // TestTenantIsolation: for every operation, tenant A's key neither reads
@@ -137,7 +141,7 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s: tenant A's answer shows tenant B's data (%s): %s", op.OperationID, id, r.body)
 				}
 			}
-			if strings.HasPrefix(op.OperationID, "audit-") || op.OperationID == "create-key" || op.OperationID == "reinstate-line" {
+			if strings.HasPrefix(op.OperationID, "audit-") || strings.HasSuffix(op.OperationID, "-key") || op.OperationID == "list-keys" || op.OperationID == "reinstate-line" {
 				if r.status != http.StatusForbidden {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}

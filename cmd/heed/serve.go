@@ -168,6 +168,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer keys.Close()
+	firstAdmin := ""
 	if keys.Len() == 0 {
 		tok, key, err := keys.Create(auth.RoleAdmin, "")
 		if err != nil {
@@ -176,6 +177,7 @@ func serve(ctx context.Context, args []string) error {
 		// Printed once, on stdout rather than in the log: it is a secret.
 		fmt.Printf("admin key (shown once): %s\n", tok)
 		log.Info("first start: created an admin key", "key", key.ID)
+		firstAdmin = key.ID
 	}
 
 	reg := prometheus.NewRegistry()
@@ -230,6 +232,31 @@ func serve(ctx context.Context, args []string) error {
 		})
 	}
 	store := metrics.Store(led.base)
+
+	// Key lifecycle: the first admin key is an event like any other, and
+	// revocations recorded in the log (by another instance, or by `heed
+	// keys revoke --store`) are honoured before the first request.
+	if firstAdmin != "" {
+		k, err := keys.Get(firstAdmin)
+		if err == nil {
+			var ev ledger.Event
+			if ev, err = auth.CreatedEvent(k, "heed serve", "first start"); err == nil {
+				_, err = auth.Record(ctx, led.base, ev)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	keysFollower := &auth.Follower{Keys: keys, Log: led.base}
+	if n, err := keysFollower.CatchUp(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("revocations recorded in the log applied to the key file", "keys", n)
+	}
+	bg.run(log, "key follower", func() error {
+		return keysFollower.Run(ctx, time.Second, 30*time.Second, func(err error) { log.Warn("api keys", "err", err) })
+	})
 
 	// Projections follow the log.
 	projections.Warm()
