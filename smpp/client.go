@@ -51,6 +51,11 @@ type Config struct {
 	MaxBackoff         time.Duration // default 30s
 	ThrottlePause      time.Duration // pause after a temporary status; default 1s, doubling per retry
 	MaxRetries         int           // retries of a temporarily refused part; default 8
+	// BindWait bounds how long a submit waits for a bind while the client
+	// has no sending link and no bind attempt has failed since it lost it
+	// (it is binding for the first time, or again after a drop); default
+	// 2s. Once an attempt has failed, submits fail at once with NotSent.
+	BindWait time.Duration
 
 	Flash  Flash
 	Concat Concat
@@ -108,6 +113,9 @@ func (cfg *Config) defaults() {
 	if cfg.MaxRetries <= 0 {
 		cfg.MaxRetries = 8
 	}
+	if cfg.BindWait <= 0 {
+		cfg.BindWait = 2 * time.Second
+	}
 	if cfg.Flash.UCS2 == 0 {
 		cfg.Flash.UCS2 = 0x18
 	}
@@ -140,12 +148,13 @@ type Client struct {
 	ref  atomic.Uint32
 	rate rate
 
-	mu      sync.Mutex
-	tx      *link         // the link submits go to
-	ready   chan struct{} // closed when tx becomes usable
-	lastErr error         // the last bind or dial failure
-	closing bool
-	links   map[*link]struct{}
+	mu        sync.Mutex
+	tx        *link         // the link submits go to
+	ready     chan struct{} // closed when tx becomes usable
+	lastErr   error         // the last bind or dial failure since tx was lost
+	downSince time.Time     // when tx was lost (or the client made); zero while bound
+	closing   bool
+	links     map[*link]struct{}
 
 	inflight sync.WaitGroup
 	life     context.Context // ends when the client closes
@@ -158,8 +167,8 @@ type Client struct {
 	handlers chan struct{} // bounds concurrent Handler calls
 
 	st struct {
-		accepted, retried, notSent, permanent, unknown, binds, rebinds, bindFailures, drops, inbound, late atomic.Int64
-		outbound                                                                                           atomic.Bool // an outbind has bound once
+		accepted, retried, notSent, permanent, unknown, binds, rebinds, bindFailures, reconnects, drops, inbound, late atomic.Int64
+		outbound                                                                                                       atomic.Bool // an outbind has bound once
 	}
 }
 
@@ -172,30 +181,57 @@ type Stats struct {
 	Unknown      int64
 	Binds        int64 // successful binds, first one included
 	Rebinds      int64 // binds that restored a link after it was lost
-	BindFailures int64
-	Drops        int64 // links lost while the client was open
-	Inbound      int64 // deliver_sm and data_sm received
+	BindFailures int64 // bind attempts that failed (dial, refusal, timeout)
+	// Reconnects counts bind attempts after the first of each link role:
+	// after a lost link or a failed attempt, successful or not.
+	Reconnects int64
+	Drops      int64 // links lost while the client was open
+	Inbound    int64 // deliver_sm and data_sm received
 	// Late counts answers that came after their request had timed out
 	// (its caller was told the outcome is unknown). They are dropped,
 	// and only free the window slot the request kept.
 	Late int64
+
+	// Bound is whether the link submits go to is bound now; DownSince is
+	// when it was lost (or the client started), zero while bound, and
+	// BindError the last failed attempt since then.
+	Bound     bool
+	DownSince time.Time
+	BindError error
+	// InFlight is how many requests were written and await their answer
+	// (abandoned ones included, which still hold their window slot).
+	InFlight int
 }
 
 // Stats returns the client's counters, for metrics.
 func (c *Client) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Accepted: c.st.accepted.Load(), Retried: c.st.retried.Load(), NotSent: c.st.notSent.Load(),
 		Permanent: c.st.permanent.Load(), Unknown: c.st.unknown.Load(), Binds: c.st.binds.Load(), Rebinds: c.st.rebinds.Load(),
-		BindFailures: c.st.bindFailures.Load(), Drops: c.st.drops.Load(), Inbound: c.st.inbound.Load(),
-		Late: c.st.late.Load(),
+		BindFailures: c.st.bindFailures.Load(), Reconnects: c.st.reconnects.Load(), Drops: c.st.drops.Load(),
+		Inbound: c.st.inbound.Load(), Late: c.st.late.Load(),
 	}
+	c.mu.Lock()
+	links := make([]*link, 0, len(c.links))
+	for l := range c.links {
+		links = append(links, l)
+	}
+	st.Bound = c.tx != nil && c.tx.closed() == nil
+	if !st.Bound {
+		st.DownSince, st.BindError = c.downSince, c.lastErr
+	}
+	c.mu.Unlock()
+	for _, l := range links {
+		st.InFlight += l.inFlight()
+	}
+	return st
 }
 
 // New returns a client that starts binding in the background. Submit waits
 // for the bind (up to its context) and fails with [NotSent] if none came.
 func New(cfg Config) *Client {
 	cfg.defaults()
-	c := &Client{cfg: cfg, ready: make(chan struct{}), links: map[*link]struct{}{}, ids: newIDTracker(cfg.TrackIDs), handlers: make(chan struct{}, max(64, 4*cfg.Window))}
+	c := &Client{cfg: cfg, ready: make(chan struct{}), downSince: time.Now(), links: map[*link]struct{}{}, ids: newIDTracker(cfg.TrackIDs), handlers: make(chan struct{}, max(64, 4*cfg.Window))}
 	if cfg.TPS > 0 {
 		c.rate.every = time.Duration(float64(time.Second) / cfg.TPS)
 	}
@@ -216,7 +252,7 @@ func New(cfg Config) *Client {
 // closed.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := New(cfg)
-	if _, err := c.waitLink(ctx, "bind", true); err != nil {
+	if _, err := c.waitLink(ctx, "bind", true, 0); err != nil {
 		c.stop()
 		c.stopped.Wait()
 		return nil, err
@@ -231,7 +267,10 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 		defer c.stopped.Done()
 		backoff := c.cfg.MinBackoff
 		bound := false
-		for ctx.Err() == nil {
+		for attempt := 0; ctx.Err() == nil; attempt++ {
+			if attempt > 0 {
+				c.st.reconnects.Add(1)
+			}
 			l, err := c.bind(ctx, cmd, role)
 			if err != nil {
 				c.st.bindFailures.Add(1)
@@ -269,6 +308,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			if sends {
 				c.tx = l
 				c.lastErr = nil
+				c.downSince = time.Time{}
 				close(c.ready)
 				c.ready = make(chan struct{})
 			}
@@ -286,6 +326,7 @@ func (c *Client) supervise(ctx context.Context, cmd pdu.Command, role string, se
 			delete(c.links, l)
 			if c.tx == l {
 				c.tx = nil
+				c.downSince = time.Now()
 			}
 			closing := c.closing
 			c.mu.Unlock()
@@ -354,8 +395,15 @@ func (c *Client) bindOn(dctx context.Context, conn net.Conn, cmd pdu.Command, ro
 }
 
 // waitLink returns the link to send on, waiting for a bind. With
-// failFast, a bind failure is returned as soon as it happens.
-func (c *Client) waitLink(ctx context.Context, op string, failFast bool) (*link, error) {
+// failFast, a bind failure is returned as soon as it happens. A positive
+// bound limits the wait, as the context does.
+func (c *Client) waitLink(ctx context.Context, op string, failFast bool, bound time.Duration) (*link, error) {
+	var timeout <-chan time.Time
+	if bound > 0 {
+		t := time.NewTimer(bound)
+		defer t.Stop()
+		timeout = t.C
+	}
 	for {
 		c.mu.Lock()
 		l, ready, last, closing := c.tx, c.ready, c.lastErr, c.closing
@@ -371,6 +419,8 @@ func (c *Client) waitLink(ctx context.Context, op string, failFast bool) (*link,
 		}
 		select {
 		case <-ready:
+		case <-timeout:
+			return nil, &Error{Kind: NotSent, Op: op, Err: fmt.Errorf("%w after waiting %v for a bind", ErrNotBound, bound)}
 		case <-ctx.Done():
 			cause := error(fmt.Errorf("%w: %w", ErrNotBound, ctx.Err()))
 			if last != nil {
@@ -453,8 +503,13 @@ func (c *Client) submitPart(ctx context.Context, p *pdu.PDU) (string, error) {
 func (c *Client) request(ctx context.Context, p *pdu.PDU) (*pdu.PDU, error) {
 	op := p.Command.String()
 	for attempt := 0; ; attempt++ {
-		l, err := c.waitLink(ctx, op, false)
+		// Unbound after a failed bind attempt, the SMSC is known to be
+		// away: fail at once rather than hold the caller until it returns.
+		l, err := c.waitLink(ctx, op, true, c.cfg.BindWait)
 		if err != nil {
+			if !errors.Is(err, ErrNotBound) && !errors.Is(err, ErrClosed) {
+				err = &Error{Kind: NotSent, Op: op, Err: fmt.Errorf("%w: last bind attempt: %w", ErrNotBound, err)}
+			}
 			return nil, err
 		}
 		if err := c.rate.wait(ctx); err != nil {

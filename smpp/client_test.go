@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -302,24 +303,33 @@ func TestKilledMidWindow(t *testing.T) {
 			t.Errorf("submit %d: %v, want outcome unknown", i, err)
 		}
 	}
-	// While it is down, a submit is not sent, and says so.
-	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := c.Submit(short, smpp.Message{To: testNumber, Text: "down"}); smpp.KindOf(err) != smpp.NotSent {
-		t.Errorf("submit while down: %v, want not sent", err)
+	// While it is down, a submit is not sent, says so, and says so at
+	// once once a bind attempt has failed.
+	waitFor(t, func() bool { return c.Stats().BindFailures > 0 })
+	if st := c.Stats(); st.Bound || st.DownSince.IsZero() || st.BindError == nil || st.InFlight != 0 {
+		t.Errorf("stats while down: %+v", st)
+	}
+	start := time.Now()
+	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "down"}); smpp.KindOf(err) != smpp.NotSent || !errors.Is(err, smpp.ErrNotBound) {
+		t.Errorf("submit while down: %v, want not sent: not bound", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("submit while down took %v, want at once", d)
 	}
 	s2, err := sim.Start(addr, sim.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
+	waitFor(t, func() bool { return c.Stats().Bound })
 	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "after"}); err != nil {
 		t.Fatalf("after reconnect: %v", err)
 	}
 	if st := s2.Stats(); st.Binds != 1 || st.Submits != 1 {
 		t.Errorf("restarted SMSC stats %+v", st)
 	}
-	if st := c.Stats(); st.Unknown != 10 || st.NotSent != 1 || st.Binds != 2 || st.Rebinds != 1 || st.Drops != 1 || st.Accepted != 1 {
+	if st := c.Stats(); st.Unknown != 10 || st.NotSent != 1 || st.Binds != 2 || st.Rebinds != 1 || st.Drops != 1 || st.Accepted != 1 ||
+		st.Reconnects != st.BindFailures+1 || !st.DownSince.IsZero() || st.BindError != nil {
 		t.Errorf("client stats %+v", st)
 	}
 }
@@ -527,7 +537,9 @@ func TestHungSMSC(t *testing.T) {
 	s.SetHang(true)
 	time.Sleep(300 * time.Millisecond)
 	s.SetHang(false)
-	waitFor(t, func() bool { return s.Stats().Binds >= 2 })
+	// Bind attempts failed while it hung: submits fail at once until the
+	// client is bound again.
+	waitFor(t, func() bool { return s.Stats().Binds >= 2 && c.Stats().Bound })
 	if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "back"}); err != nil {
 		t.Fatal(err)
 	}
@@ -598,10 +610,11 @@ func TestCloseDrainsThenUnbinds(t *testing.T) {
 	}
 }
 
-// TestCloseWakesWaiters: a submit waiting for a bind that never comes
+// TestCloseWakesWaiters: a submit waiting for a first bind that hangs
 // returns not sent as soon as the client closes.
 func TestCloseWakesWaiters(t *testing.T) {
-	c := smpp.New(smpp.Config{Addr: "127.0.0.1:1", SystemID: "heed", MinBackoff: time.Second})
+	hang := func(ctx context.Context, _ string) (net.Conn, error) { <-ctx.Done(); return nil, ctx.Err() }
+	c := smpp.New(smpp.Config{Addr: "127.0.0.1:1", SystemID: "heed", Dial: hang, BindWait: time.Minute})
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: "x"})
@@ -686,5 +699,34 @@ func TestReceiptAfterRestart(t *testing.T) {
 	}
 	if st := s.Stats(); st.ReceiptsLost != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestStatsInFlight: InFlight counts the submits written and not yet
+// answered, not the callers waiting, and Bound follows the link.
+func TestStatsInFlight(t *testing.T) {
+	s, rec := startSim(t, sim.Config{ResponseDelay: 300 * time.Millisecond})
+	c := dial(t, smpp.Config{Addr: s.Addr(), Window: 4})
+	if st := c.Stats(); !st.Bound || !st.DownSince.IsZero() || st.InFlight != 0 {
+		t.Fatalf("stats when bound and idle: %+v", st)
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Submit(ctx(t), smpp.Message{To: testNumber, Text: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	waitFor(t, func() bool { return len(rec.all()) == 4 })
+	// Six callers, a window of four: four are on the wire.
+	if st := c.Stats(); st.InFlight != 4 {
+		t.Errorf("in flight %d, want 4", st.InFlight)
+	}
+	wg.Wait()
+	if st := c.Stats(); st.InFlight != 0 || st.Accepted != 6 {
+		t.Errorf("after the answers: %+v", st)
 	}
 }

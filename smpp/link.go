@@ -59,6 +59,7 @@ type link struct {
 type waiter struct {
 	ch      chan *pdu.PDU
 	receipt bool // a submit that asked for a receipt
+	window  bool // holds a window slot (a submit, not an enquire_link)
 	// abandoned: the caller gave up (timeout or context) while the SMSC
 	// may still hold the request; it keeps its window slot until the
 	// answer comes, and the answer goes nowhere.
@@ -227,7 +228,7 @@ func (l *link) call(ctx context.Context, p *pdu.PDU, useWindow bool) (*pdu.PDU, 
 		// its answer can never be taken for another request's.
 		p.Sequence = l.nextSeq()
 	}
-	l.pending[p.Sequence] = waiter{ch: ch, receipt: p.Command == pdu.SubmitSM && p.RegisteredDelivery != 0}
+	l.pending[p.Sequence] = waiter{ch: ch, receipt: p.Command == pdu.SubmitSM && p.RegisteredDelivery != 0, window: useWindow}
 	l.mu.Unlock()
 	if err := l.write(p); err != nil {
 		l.forget(p.Sequence)
@@ -289,6 +290,19 @@ func (l *link) abandon(seq uint32) bool {
 		l.close(fmt.Errorf("%w: no answer to a whole window of %d requests", ErrLinkDropped, cap(l.window)))
 	}
 	return ok
+}
+
+// inFlight counts the windowed requests written and not yet answered.
+func (l *link) inFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, w := range l.pending {
+		if w.window {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *link) forget(seq uint32) {
