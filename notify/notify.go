@@ -33,6 +33,10 @@ var (
 	// ErrNotSent is what a Sender wraps when the message certainly did not
 	// reach the SMSC (no bind, throttled past its retries).
 	ErrNotSent = errors.New("notify: not sent")
+	// ErrUnavailable is what a Sender wraps when no SMSC is bound to take
+	// the message: nothing was sent, and the reminder fails at once with
+	// status smsc_unavailable.
+	ErrUnavailable = fmt.Errorf("%w: smsc unavailable", ErrNotSent)
 	// ErrUnknownTemplate means a reminder named a template that is not configured.
 	ErrUnknownTemplate = errors.New("notify: unknown template")
 	// ErrNoText means a reminder had neither text nor template.
@@ -458,6 +462,9 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		res.State, res.MessageIDs = StateSubmitted, ids
 	case errors.Is(err, ErrPermanent):
 		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderFailed{ReminderID: r.ID, Status: "refused", Detail: err.Error()})
+		res.State = StateFailed
+	case errors.Is(err, ErrUnavailable):
+		ev, build = n.event(r, n.cfg.Now(), ledger.ReminderFailed{ReminderID: r.ID, Status: "smsc_unavailable", Detail: err.Error()})
 		res.State = StateFailed
 	case errors.Is(err, ErrNotSent):
 		// Never reached the SMSC: failed, and a new reminder may be requested.

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -243,13 +244,15 @@ func TestRetriedReminderIsNotResent(t *testing.T) {
 
 func TestSubmitOutcomes(t *testing.T) {
 	for _, c := range []struct {
-		err   error
-		state string
-		last  string
+		err    error
+		state  string
+		last   string
+		status string // of the ReminderFailed
 	}{
-		{fmt.Errorf("smpp: %w: invalid destination", ErrPermanent), StateFailed, ledger.TypeReminderFailed},
-		{errors.New("smpp: response timeout"), StateUnknown, ledger.TypeReminderOutcomeUnknown},
-		{fmt.Errorf("smpp: %w: no bind", ErrNotSent), StateFailed, ledger.TypeReminderFailed},
+		{fmt.Errorf("smpp: %w: invalid destination", ErrPermanent), StateFailed, ledger.TypeReminderFailed, "refused"},
+		{errors.New("smpp: response timeout"), StateUnknown, ledger.TypeReminderOutcomeUnknown, ""},
+		{fmt.Errorf("smpp: %w: throttled", ErrNotSent), StateFailed, ledger.TypeReminderFailed, "not_sent"},
+		{fmt.Errorf("smpp: %w: no bind", ErrUnavailable), StateFailed, ledger.TypeReminderFailed, "smsc_unavailable"},
 	} {
 		r := newRig(t)
 		r.relate(t, number)
@@ -261,6 +264,15 @@ func TestSubmitOutcomes(t *testing.T) {
 		ts := r.types(t, number)
 		if res.State != c.state || ts[len(ts)-1] != c.last {
 			t.Errorf("%v: state %s, last %s", c.err, res.State, ts[len(ts)-1])
+		}
+		if c.status != "" {
+			var f ledger.ReminderFailed
+			if err := json.Unmarshal(res.Events[len(res.Events)-1].Data, &f); err != nil || f.Status != c.status {
+				t.Errorf("%v: failed with status %q (%v), want %q", c.err, f.Status, err, c.status)
+			}
+		}
+		if n := r.sender.count(); n != 1 {
+			t.Errorf("%v: submitted %d times, want 1", c.err, n)
 		}
 	}
 }
