@@ -66,14 +66,57 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// SMPPLinks registers the SMPP re-bind and throttle counters, read at
-// scrape time from the clients' own counts.
-func (m *Metrics) SMPPLinks(rebinds, throttles func() float64) {
-	m.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heed_smpp_reconnects_total",
-			Help: "SMPP re-binds after a lost link."}, rebinds),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "heed_smpp_throttles_total",
-			Help: "Temporary refusals (ESME_RTHROTTLED, queue full) answered with a pause and a resend."}, throttles))
+// SMPPLink is what one SMSC connection reports at scrape time.
+type SMPPLink struct {
+	SMSC  string // the connection's name
+	Bound bool   // the link submits go to is bound
+	// InFlight counts submits written and awaiting their answer.
+	InFlight int
+	// BindFailures counts failed bind attempts, Reconnects every bind
+	// attempt after the first (after a lost link or a failed attempt),
+	// Throttles the temporary refusals answered with a pause and a resend.
+	BindFailures, Reconnects, Throttles int64
+}
+
+// SMPPLinks registers the per-SMSC bind state, in-flight, bind-failure,
+// reconnect and throttle series, read at scrape time from links.
+func (m *Metrics) SMPPLinks(links func() []SMPPLink) {
+	m.reg.MustRegister(smppCollector(links))
+}
+
+var (
+	smppBound = prometheus.NewDesc("heed_smpp_bound",
+		"1 while the SMSC connection's sending link is bound, else 0.", []string{"smsc"}, nil)
+	smppInFlight = prometheus.NewDesc("heed_smpp_window_in_flight",
+		"Submits written to the SMSC and not yet answered.", []string{"smsc"}, nil)
+	smppBindFailures = prometheus.NewDesc("heed_smpp_bind_failures_total",
+		"Bind attempts that failed (unreachable, refused, timed out).", []string{"smsc"}, nil)
+	smppReconnects = prometheus.NewDesc("heed_smpp_reconnects_total",
+		"Bind attempts after the first: after a lost link or a failed attempt.", []string{"smsc"}, nil)
+	smppThrottles = prometheus.NewDesc("heed_smpp_throttles_total",
+		"Temporary refusals (ESME_RTHROTTLED, queue full) answered with a pause and a resend.", []string{"smsc"}, nil)
+)
+
+type smppCollector func() []SMPPLink
+
+func (c smppCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{smppBound, smppInFlight, smppBindFailures, smppReconnects, smppThrottles} {
+		ch <- d
+	}
+}
+
+func (c smppCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, l := range c() {
+		bound := 0.0
+		if l.Bound {
+			bound = 1
+		}
+		ch <- prometheus.MustNewConstMetric(smppBound, prometheus.GaugeValue, bound, l.SMSC)
+		ch <- prometheus.MustNewConstMetric(smppInFlight, prometheus.GaugeValue, float64(l.InFlight), l.SMSC)
+		ch <- prometheus.MustNewConstMetric(smppBindFailures, prometheus.CounterValue, float64(l.BindFailures), l.SMSC)
+		ch <- prometheus.MustNewConstMetric(smppReconnects, prometheus.CounterValue, float64(l.Reconnects), l.SMSC)
+		ch <- prometheus.MustNewConstMetric(smppThrottles, prometheus.CounterValue, float64(l.Throttles), l.SMSC)
+	}
 }
 
 // Gauge registers a gauge read from fn at scrape time, e.g. projection lag

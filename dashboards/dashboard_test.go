@@ -49,10 +49,10 @@ func TestDashboardQueriesKnownMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := api.NewMetrics(reg)
 	// The gauges heed serve registers beside the collectors.
-	for _, g := range []string{"heed_projection_lag_events", "heed_store_commit_seconds_total", "heed_store_commits_total", "heed_smpp_window_in_flight"} {
+	for _, g := range []string{"heed_projection_lag_events", "heed_store_commit_seconds_total", "heed_store_commits_total"} {
 		m.Gauge(g, "test", func() float64 { return 0 })
 	}
-	m.SMPPLinks(func() float64 { return 0 }, func() float64 { return 0 })
+	m.SMPPLinks(func() []api.SMPPLink { return []api.SMPPLink{{SMSC: "x"}} })
 	m.SMPPSubmits.WithLabelValues("x")
 	m.SMPPResponses.WithLabelValues("x", "0")
 	m.SMPPReceipts.WithLabelValues("x", "DELIVRD")

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,8 @@ func serve(ctx context.Context, args []string) error {
 	proxies := fs.String("trusted-proxies", "", "reverse proxies whose X-Forwarded-For the customer rate limits believe: addresses and CIDR prefixes, comma-separated (default none)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	storeURL := fs.String("store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
+	smscGrace := fs.Duration("smsc-grace", 30*time.Second, "how long an SMSC may stay unbound before /readyz fails")
+	sealGrace := fs.Duration("seal-grace", time.Minute, "how long an acknowledged event may stay uncovered by a checkpoint before /readyz fails")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -183,11 +186,18 @@ func serve(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := api.NewMetrics(reg)
-	ctx, cancel := context.WithCancel(ctx)
+	// A signal ends sig. The essential tasks run on ctx, which ends only
+	// after the HTTP drain (a signal during startup ends it at once).
+	sig := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(sig))
 	defer cancel()
+	startup := context.AfterFunc(sig, cancel)
+	defer startup()
 	var bg background
 	defer bg.wait()
-	defer cancel()
+	defer func() { bg.stop(); cancel() }()
+	var ready readiness
+	ready.add("task", bg.check)
 
 	// The log: the embedded store, or KurrentDB with a local copy of the
 	// Merkle tree that its sealer grows by following the log.
@@ -265,6 +275,32 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	bg.run(log, "projections", func() error { return runner.Run(ctx) })
+	ready.add("projections", func(ctx context.Context) error {
+		// Decisions wait for the projections to reach the head; far behind
+		// (a rebuild, a restart on a big log) they would time out.
+		head, err := led.base.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("store unavailable: %w", err)
+		}
+		if lag := head - min(head, runner.Position()); lag > 10_000 {
+			return fmt.Errorf("%d events behind", lag)
+		}
+		return nil
+	})
+	seals := &sealWatch{grace: max(*sealGrace, 2*d.SealEvery)}
+	ready.add("checkpoints", func(ctx context.Context) error {
+		head, err := led.base.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("store unavailable: %w", err)
+		}
+		sealed := int64(0)
+		if cp, err := d.Checkpoints.Latest(); err == nil {
+			sealed = cp.Size
+		} else if !errors.Is(err, merkle.ErrNotFound) {
+			return err
+		}
+		return seals.check(head, sealed, time.Now())
+	})
 	suspender := projections.NewSuspender(runner, store, "heed:line-suspender")
 	bg.run(log, "line suspender", func() error { return suspender.Run(ctx, time.Minute) })
 	decider := metrics.Decider(projectionDecider{runner})
@@ -311,9 +347,14 @@ func serve(ctx context.Context, args []string) error {
 	}
 	var notifier atomic.Pointer[notify.Notifier]
 	sender := &smppSender{clients: map[string]*smpp.Client{}, byLine: map[string]string{}, m: metrics}
-	metrics.SMPPLinks(
-		func() float64 { return sender.sum(func(s smpp.Stats) int64 { return s.Rebinds }) },
-		func() float64 { return sender.sum(func(s smpp.Stats) int64 { return s.Retried }) })
+	metrics.SMPPLinks(func() []api.SMPPLink {
+		var out []api.SMPPLink
+		for _, l := range sender.links() {
+			out = append(out, api.SMPPLink{SMSC: l.name, Bound: l.st.Bound, InFlight: l.st.InFlight,
+				BindFailures: l.st.BindFailures, Reconnects: l.st.Reconnects, Throttles: l.st.Retried})
+		}
+		return out
+	})
 	for i, c := range conns {
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("smsc%d", i+1)
@@ -362,8 +403,21 @@ func serve(ctx context.Context, args []string) error {
 		})
 	}
 	defer closeSMPP()
-	metrics.Gauge("heed_smpp_window_in_flight", "Submits sent and not yet answered.", func() float64 {
-		return float64(sender.inFlight.Load())
+	ready.add("smsc", func(context.Context) error {
+		var errs []error
+		for _, l := range sender.links() {
+			if l.st.Bound {
+				continue
+			}
+			if d := time.Since(l.st.DownSince); d > *smscGrace {
+				err := fmt.Errorf("%s unbound for %s", l.name, d.Round(time.Second))
+				if l.st.BindError != nil {
+					err = fmt.Errorf("%w (last bind attempt: %v)", err, l.st.BindError)
+				}
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
 	})
 
 	lookup, _ := led.base.(notify.Looker) // the embedded store has an id index
@@ -414,27 +468,11 @@ func serve(ctx context.Context, args []string) error {
 		Region: *region, TrustedProxies: trusted, Log: log})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
-	var ready atomic.Bool
 	mux := http.NewServeMux()
+	// Liveness: the process answers. Readiness says whether it should get
+	// traffic.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "starting\n", http.StatusServiceUnavailable)
-			return
-		}
-		// Decisions wait for the projections to reach the head; far behind
-		// (a rebuild, a restart on a big log) they would time out.
-		head, err := led.base.Head(r.Context())
-		if err != nil {
-			http.Error(w, "store unavailable\n", http.StatusServiceUnavailable)
-			return
-		}
-		if lag := head - min(head, runner.Position()); lag > 10_000 {
-			http.Error(w, fmt.Sprintf("projections %d events behind\n", lag), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	mux.Handle("GET /readyz", &ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if *simDev && outbox != nil {
 		outbox.routes(mux, keys, simSrv)
@@ -463,16 +501,22 @@ func serve(ctx context.Context, args []string) error {
 	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smscs", len(sender.clients))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	ready.Store(true)
+	if !startup() {
+		return sig.Err() // a signal came during startup
+	}
+	ready.serving.Store(true)
+	var served error
 	select {
 	case err := <-errc:
 		return err
-	case <-ctx.Done():
+	case <-sig.Done():
+	case <-bg.diedC():
+		served = bg.Err()
 	}
 	// Drain: stop taking requests and let those in flight finish, then
-	// unbind from the SMSC, then stop the followers.
-	ready.Store(false)
-	log.Info("stopping: draining requests")
+	// unbind from the SMSC, then stop the essential tasks.
+	ready.serving.Store(false)
+	log.Info("stopping: draining requests", "err", served)
 	shutdown, stop := context.WithTimeout(context.Background(), 15*time.Second)
 	defer stop()
 	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -482,36 +526,18 @@ func serve(ctx context.Context, args []string) error {
 	// open), then stop the simulator, then the followers.
 	closeSMPP()
 	stopSim()
+	bg.stop()
 	cancel()
 	bg.wait()
 	if err := runner.Snapshot(); err != nil {
 		log.Warn("snapshot", "err", err)
 	}
+	if served != nil {
+		log.Error("stopped", "err", served)
+		return served
+	}
 	log.Info("stopped")
 	return nil
-}
-
-// background runs goroutines that end with the serve context.
-type background struct {
-	done []chan struct{}
-}
-
-func (b *background) run(log *slog.Logger, name string, fn func() error) {
-	ch := make(chan struct{})
-	b.done = append(b.done, ch)
-	go func() {
-		defer close(ch)
-		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("background task stopped", "task", name, "err", err)
-		}
-	}()
-}
-
-func (b *background) wait() {
-	for _, ch := range b.done {
-		<-ch
-	}
-	b.done = nil
 }
 
 // The adapters below connect the parts to the small interfaces api and
@@ -551,20 +577,25 @@ func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.D
 // smppSender submits through the SMSC that carries each line, and counts
 // what happens.
 type smppSender struct {
-	clients  map[string]*smpp.Client
-	byLine   map[string]string // line → SMSC name
-	def      string            // the SMSC of every other line
-	m        *api.Metrics
-	inFlight atomic.Int64
+	clients map[string]*smpp.Client
+	byLine  map[string]string // line → SMSC name
+	def     string            // the SMSC of every other line
+	m       *api.Metrics
 }
 
-// sum adds one count over the SMPP clients, for the metrics.
-func (s *smppSender) sum(count func(smpp.Stats) int64) float64 {
-	var n int64
-	for _, c := range s.clients {
-		n += count(c.Stats())
+// smscLink is one SMSC connection's state, for readiness and metrics.
+type smscLink struct {
+	name string
+	st   smpp.Stats
+}
+
+func (s *smppSender) links() []smscLink {
+	out := make([]smscLink, 0, len(s.clients))
+	for name, c := range s.clients {
+		out = append(out, smscLink{name, c.Stats()})
 	}
-	return float64(n)
+	slices.SortFunc(out, func(a, b smscLink) int { return strings.Compare(a.name, b.name) })
+	return out
 }
 
 // route names the SMSC a line's messages go through.
@@ -576,8 +607,6 @@ func (s *smppSender) route(line string) string {
 }
 
 func (s *smppSender) submit(ctx context.Context, smsc string, m smpp.Message) (smpp.Result, error) {
-	s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
 	s.m.SMPPSubmits.WithLabelValues(smsc).Inc()
 	res, err := s.clients[smsc].Submit(ctx, m)
 	status := "0x00000000"
@@ -598,6 +627,9 @@ func (s *smppSender) Submit(ctx context.Context, m notify.Message) ([]string, er
 	case smpp.Permanent:
 		return nil, fmt.Errorf("%w: %v", notify.ErrPermanent, err)
 	case smpp.NotSent:
+		if errors.Is(err, smpp.ErrNotBound) {
+			return nil, fmt.Errorf("%w: %v", notify.ErrUnavailable, err)
+		}
 		return nil, fmt.Errorf("%w: %v", notify.ErrNotSent, err)
 	}
 	return res.IDs, err
