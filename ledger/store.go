@@ -20,6 +20,12 @@ var (
 	// ErrInvalid means an event failed validation (unknown type or schema,
 	// malformed payload, missing field).
 	ErrInvalid = errors.New("ledger: invalid event")
+	// ErrBehind means the store holds fewer events than a checkpoint it
+	// signed: its data was rolled back, truncated or replaced.
+	ErrBehind = errors.New("ledger: store is behind its own signed checkpoint")
+	// ErrDiverged means the store's tree at a signed size hashes to
+	// another root than the one signed: its history was rewritten.
+	ErrDiverged = errors.New("ledger: store's history differs from its signed checkpoint")
 )
 
 // Expected is the revision a stream must be at for an append to succeed.

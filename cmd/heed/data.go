@@ -4,11 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger/bolt"
 	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/merkle"
@@ -21,13 +21,17 @@ const (
 	storeFile       = "ledger.db"
 	keysFile        = "keys.db"
 	checkpointsFile = "checkpoints.db"
+	// anchorFile holds a copy of the newest signed checkpoint, apart from
+	// ledger.db and checkpoints.db (see merkle.ReadAnchor).
+	anchorFile = "anchor"
 )
 
 // dataDir is an opened heed data directory: its keys, the embedded store,
 // the per-subject key store and the checkpoint log. Close releases all.
 //
 // Layout: ledger.db (events, indexes, tree hashes), checkpoints.db (signed
-// checkpoints), keys.db (wrapped per-subject data keys), ledger.id, the
+// checkpoints), anchor (the newest of them), keys.db (wrapped
+// per-subject data keys), apikeys.db (hashed API keys), ledger.id, the
 // secrets signing.key, pseudonym.key and kek.key (0600; see ledger/secrets,
 // possibly kept elsewhere with --secrets or the environment), and
 // verifier.key, the public key to give auditors.
@@ -76,26 +80,47 @@ func (f dataFlags) open(readOnly bool) (*dataDir, error) {
 // openData opens the data directory dir, creating it and its keys on first
 // start unless readOnly. A read-only open writes nothing and needs the
 // store to exist; it leaves Keys and Signer nil. secretsDir defaults to dir.
+//
+// A directory that holds any of its files is established: it must hold
+// all of them (see checkPresent), and is opened against the newest
+// checkpoint it signed (see promise) and the identity of its secrets
+// (see identity). Every check that can refuse it runs before anything in
+// it is written.
 func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err error) {
 	if secretsDir == "" {
 		secretsDir = dir
 	}
+	o := secrets.FromEnv()
 	d := &dataDir{Dir: dir}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
-	if readOnly {
+	switch {
+	case readOnly:
 		if _, err := os.Stat(filepath.Join(dir, storeFile)); err != nil {
 			return nil, fmt.Errorf("no ledger in %s: %w", dir, err)
 		}
-		d.Secrets, err = secrets.Open(secretsDir, secrets.FromEnv())
-	} else {
+		if err := checkPresent(dir, secretsDir, []string{checkpointsFile}); err != nil {
+			return nil, err
+		}
+		d.Secrets, err = secrets.Open(secretsDir, o)
+	case established(dir, secretsDir):
+		need := append([]string{storeFile, checkpointsFile, keysFile, apiKeysFile}, secrets.Files(o)...)
+		if err := checkPresent(dir, secretsDir, need); err != nil {
+			return nil, err
+		}
+		if err := secrets.CheckExposed(secretsDir, o); err != nil {
+			return nil, err
+		}
+		// Open, not Load: it creates nothing.
+		d.Secrets, err = secrets.Open(secretsDir, o)
+	default:
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
-		d.Secrets, err = secrets.Load(secretsDir, secrets.FromEnv())
+		d.Secrets, err = secrets.Load(secretsDir, o)
 	}
 	if err != nil {
 		return nil, err
@@ -104,22 +129,32 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 	if d.Origin == "" {
 		d.Origin = secrets.Origin(d.Secrets.LedgerID)
 	}
-	var opts []bolt.Option
+	if d.Checkpoints, err = merkle.OpenCheckpoints(filepath.Join(dir, checkpointsFile), readOnly); err != nil {
+		return nil, err
+	}
+	promised, err := d.promise()
+	if err != nil {
+		return nil, err
+	}
+	opts := []bolt.Option{bolt.Promise(promised.Size, promised.Root), bolt.Identity(identity(d.Secrets))}
 	if readOnly {
 		opts = append(opts, bolt.ReadOnly())
 	}
 	if d.Store, err = bolt.Open(filepath.Join(dir, storeFile), opts...); err != nil {
-		return nil, err
-	}
-	cpPath := filepath.Join(dir, checkpointsFile)
-	if _, statErr := os.Stat(cpPath); !readOnly || !errors.Is(statErr, fs.ErrNotExist) {
-		if d.Checkpoints, err = merkle.OpenCheckpoints(cpPath, readOnly); err != nil {
-			return nil, err
-		}
+		return nil, explain(dir, err)
 	}
 	if readOnly {
 		return d, nil
 	}
+	anchor := filepath.Join(dir, anchorFile)
+	if a, err := merkle.ReadAnchor(anchor); promised.Size > 0 && (err != nil || a.Size < promised.Size) {
+		// A directory from before anchors, or a crash between the two
+		// writes of a seal.
+		if err := merkle.WriteAnchor(anchor, promised); err != nil {
+			return nil, err
+		}
+	}
+	d.Checkpoints.Anchor(anchor)
 	if d.Keys, err = pii.OpenKeys(filepath.Join(dir, keysFile), d.Secrets.KEK); err != nil {
 		return nil, err
 	}
@@ -129,6 +164,17 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 	}
 	if d.Signer, err = merkle.NewSigner(d.Secrets.SigningKey, d.Secrets.VerifierKey); err != nil {
 		return nil, err
+	}
+	if !exists(filepath.Join(dir, apiKeysFile)) {
+		// First start: the API key store is one of the files an
+		// established directory must hold; serve adds the admin key.
+		keys, err := auth.Open(filepath.Join(dir, apiKeysFile))
+		if err != nil {
+			return nil, err
+		}
+		if err := keys.Close(); err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }

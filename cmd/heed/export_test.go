@@ -66,7 +66,7 @@ func TestExportVerifyRoundTrip(t *testing.T) {
 
 	// The live store verifies only once sealed: nothing covers it yet.
 	err := verify(ctx, []string{"--data", dir})
-	if !errors.Is(err, bundle.ErrUncovered) || !strings.Contains(err.Error(), "positions 1..40") {
+	if !errors.Is(err, bundle.ErrUncovered) || !strings.Contains(err.Error(), "events 1..40 are not yet sealed") {
 		t.Fatalf("verify --data before any checkpoint: %v", err)
 	}
 	if code := run([]string{"export", "--data", dir, "--out", out}); code != 0 {

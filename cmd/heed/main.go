@@ -82,11 +82,19 @@ func run(args []string) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(os.Stderr, "heed %s: %v\n", name, err)
 		return 2
+	case errors.As(err, new(exitCoder)):
+		fmt.Fprintf(os.Stderr, "heed %s: %v\n", name, err)
+		var ec exitCoder
+		errors.As(err, &ec)
+		return ec.ExitCode()
 	default:
 		fmt.Fprintf(os.Stderr, "heed %s: %v\n", name, err)
 		return 1
 	}
 }
+
+// exitCoder is an error that chooses its command's exit code.
+type exitCoder interface{ ExitCode() int }
 
 // newFlags returns a flag set for a subcommand that reports errors instead
 // of exiting, so commands are testable in-process.

@@ -211,6 +211,9 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		defer ks.Close()
+		if err := d.checkHead(ctx, "the KurrentDB cluster", ks); err != nil {
+			return err
+		}
 		// Subject keys live in the cluster, so every instance opens what
 		// another sealed and an erasure on one reaches all.
 		clusterKeys, err := pii.New(kurrent.NewKeyStore(ks), d.Secrets.KEK)

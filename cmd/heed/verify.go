@@ -29,6 +29,7 @@ func verify(ctx context.Context, args []string) error {
 	dataDir := fs.String("data", "", "verify this data directory (read-only) instead of a bundle")
 	secretsDir := fs.String("secrets", "", "directory of the key files for --data (default: the data directory)")
 	since := fs.String("since", "", "file holding a signed checkpoint seen before: the ledger must extend it")
+	allowTail := fs.Bool("allow-unsealed-tail", false, "with --data: events after the last checkpoint (a crash before the sealer ran) are a warning, not a failure")
 	file, err := parseVerifyArgs(fs, args)
 	if err != nil {
 		return err
@@ -53,6 +54,17 @@ func verify(ctx context.Context, args []string) error {
 		rep, err = verifyFile(ctx, file, opt)
 	} else {
 		rep, err = verifyData(ctx, *dataDir, *secretsDir, opt)
+		var be *bundle.Error
+		if errors.As(err, &be) && errors.Is(be.Kind, bundle.ErrUncovered) {
+			tail := fmt.Sprintf("events %d..%d are not yet sealed (the server stopped before its sealer signed them, a crash say); every event up to %d verified",
+				be.From, be.To, be.From-1)
+			if !*allowTail {
+				return &unsealedTail{msg: fmt.Sprintf("%s. Seal them with `heed seal --data %s` while the server is stopped, or start the server, or pass --allow-unsealed-tail", tail, *dataDir), err: err}
+			}
+			fmt.Fprintf(os.Stderr, "heed verify: warning: %s\n", tail)
+			fmt.Printf("ok: %d events under checkpoints, %d more not yet sealed\n", be.From-1, be.To-be.From+1)
+			return nil
+		}
 	}
 	if err != nil {
 		return err
@@ -60,6 +72,18 @@ func verify(ctx context.Context, args []string) error {
 	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s\n", rep.Events, rep.Checkpoints, rep.Origin, bundle.KeyID(rep.Key))
 	return nil
 }
+
+// unsealedTail is verify's answer for a data directory whose only fault
+// is a tail of events no checkpoint covers yet: exit code 3, apart from
+// damage (1).
+type unsealedTail struct {
+	msg string
+	err error
+}
+
+func (u *unsealedTail) Error() string { return u.msg }
+func (u *unsealedTail) Unwrap() error { return u.err }
+func (u *unsealedTail) ExitCode() int { return 3 }
 
 // parseVerifyArgs allows the one FILE argument before or after the flags.
 func parseVerifyArgs(fs *flag.FlagSet, args []string) (string, error) {

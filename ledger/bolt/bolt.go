@@ -25,7 +25,11 @@
 // from a stored one without reading the bucket, and zeros written past the
 // file's last page (see keepAhead) spare each commit's fsync the work of
 // allocating blocks. Open checks the meta pages and the last leaf against
-// the tree before trusting a file, and writes nothing to a file it refuses.
+// the tree before trusting a file, and, given them, the newest checkpoint
+// signed over it (Promise) and the secrets it was made with (Identity); it
+// writes nothing to a file it refuses. Every read checks each event it
+// returns against the tree's leaf hash, so an altered event is refused
+// rather than served.
 package bolt
 
 import (
@@ -91,6 +95,10 @@ type options struct {
 	// foldAsyncFrom is the generation size from which the entries are
 	// gathered and sorted off the committer.
 	foldAsyncFrom int
+	// promised and root are the newest signed checkpoint (see Promise).
+	promised int64
+	root     tlog.Hash
+	identity map[string][]byte
 }
 
 // ReadOnly opens the store for reading only: the file is never written and
@@ -175,6 +183,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 		}
 	}
+	if err := checkPromised(path, o); err != nil {
+		return nil, err
+	}
 	if err := checkMeta(path); err != nil {
 		return nil, err
 	}
@@ -213,7 +224,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		aheadDone: make(chan struct{}),
 		learned:   make(chan struct{}),
 	}
-	if err := s.load(path); err != nil {
+	if err := s.load(path, o); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -256,7 +267,7 @@ func openBolt(path string, bo *bbolt.Options) (db *bbolt.DB, err error) {
 
 // load creates the buckets of a new file, checks an existing one is a
 // consistent heed store, and caches the head.
-func (s *Store) load(path string) (err error) {
+func (s *Store) load(path string, o options) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -264,6 +275,7 @@ func (s *Store) load(path string) (err error) {
 		}
 	}()
 	fresh, unmarked := false, false
+	var record map[string][]byte
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		if m == nil {
@@ -282,6 +294,9 @@ func (s *Store) load(path string) (err error) {
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 		}
+		if record, err = checkLoaded(tx, path, head, o); err != nil {
+			return err
+		}
 		s.head.Store(head)
 		folded := head
 		if f := m.Get(keyFolded); f != nil {
@@ -299,12 +314,21 @@ func (s *Store) load(path string) (err error) {
 		}
 		return s.rebuild(tx, folded, head)
 	})
-	if err == nil && unmarked && !s.readOnly {
+	if err == nil && (unmarked || len(record) > 0) && !s.readOnly {
 		// A file from before folding has every entry in the bucket. Mark
 		// it before appending, or a crash before the first fold would
 		// leave the new entries neither in the bucket nor rebuilt.
 		err = s.db.Update(func(tx *bbolt.Tx) error {
-			return tx.Bucket(bucketMeta).Put(keyFolded, key(s.head.Load()))
+			m := tx.Bucket(bucketMeta)
+			for name, v := range record {
+				if err := m.Put(identityKey(name), v); err != nil {
+					return err
+				}
+			}
+			if !unmarked {
+				return nil
+			}
+			return m.Put(keyFolded, key(s.head.Load()))
 		})
 	}
 	if err != nil || !fresh {
@@ -312,6 +336,9 @@ func (s *Store) load(path string) (err error) {
 	}
 	if s.readOnly {
 		return fmt.Errorf("%w: %s: empty file", ErrCorrupt, path)
+	}
+	if o.promised > 0 {
+		return fmt.Errorf("%w: %s is empty, but a checkpoint signed over it covers %d events", ledger.ErrBehind, path, o.promised)
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{bucketEvents, bucketTree, bucketStreams, bucketIDs, bucketMeta} {
@@ -321,6 +348,11 @@ func (s *Store) load(path string) (err error) {
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyFolded, key(0)); err != nil {
 			return err
+		}
+		for name, v := range o.identity {
+			if err := tx.Bucket(bucketMeta).Put(identityKey(name), v); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketMeta).Put(keyFormat, formatV1)
 	})
@@ -336,7 +368,14 @@ func (s *Store) rebuild(tx *bbolt.Tx, folded, head uint64) error {
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
 	c := tx.Bucket(bucketEvents).Cursor()
+	hashes := newLeafHashes(tx)
 	for k, v := c.Seek(key(folded + 1)); k != nil; k, v = c.Next() {
+		if len(k) != 8 {
+			return fmt.Errorf("%w: bad event key", ErrCorrupt)
+		}
+		if err := hashes.check(binary.BigEndian.Uint64(k), v); err != nil {
+			return err
+		}
 		e, err := decode(v)
 		if err != nil {
 			return fmt.Errorf("%w: event %d: %v", ErrCorrupt, binary.BigEndian.Uint64(k), err)
@@ -447,8 +486,12 @@ func (s *Store) Lookup(ctx context.Context, id string) (ledger.Event, bool, erro
 		if len(pos) != 8 || binary.BigEndian.Uint64(pos) > head {
 			return nil
 		}
+		leaf := tx.Bucket(bucketEvents).Get(pos)
+		if err := newLeafHashes(tx).check(binary.BigEndian.Uint64(pos), leaf); err != nil {
+			return err
+		}
 		var err error
-		if e, err = decode(tx.Bucket(bucketEvents).Get(pos)); err != nil {
+		if e, err = decode(leaf); err != nil {
 			return err
 		}
 		found = true
@@ -472,8 +515,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 			return fmt.Errorf("%w: stream %s", ledger.ErrNotFound, stream)
 		}
 		ev := tx.Bucket(bucketEvents)
+		hashes := newLeafHashes(tx)
 		read := func(pos []byte) error {
-			e, err := decode(ev.Get(pos))
+			leaf := ev.Get(pos)
+			if len(pos) != 8 {
+				return fmt.Errorf("%w: bad stream index entry", ErrCorrupt)
+			}
+			if err := hashes.check(binary.BigEndian.Uint64(pos), leaf); err != nil {
+				return err
+			}
+			e, err := decode(leaf)
 			if err != nil {
 				return err
 			}
@@ -618,11 +669,16 @@ func (s *Store) scan(from uint64, limit int, fn func([]byte) error) error {
 	}
 	return s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketEvents).Cursor()
+		hashes := newLeafHashes(tx)
 		n := 0
 		for k, v := c.Seek(key(from)); k != nil; k, v = c.Next() {
 			// Stop at the published head: see visibleRevision.
-			if (limit > 0 && n >= limit) || binary.BigEndian.Uint64(k) > head {
+			pos := binary.BigEndian.Uint64(k)
+			if (limit > 0 && n >= limit) || pos > head {
 				break
+			}
+			if err := hashes.check(pos, v); err != nil {
+				return err
 			}
 			if err := fn(v); err != nil {
 				return err

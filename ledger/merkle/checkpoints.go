@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,6 +17,10 @@ var bucketCheckpoints = []byte("checkpoints")
 // before it returns. Safe for concurrent use.
 type Checkpoints struct {
 	db *bolt.DB
+	// anchor, when set, is the anchor file each Add rewrites; anchorMu
+	// keeps concurrent Adds from writing an older checkpoint last.
+	anchor   string
+	anchorMu sync.Mutex
 }
 
 // OpenCheckpoints opens or creates the checkpoint file at path. A read-only
@@ -25,7 +30,11 @@ func OpenCheckpoints(path string, readOnly bool) (*Checkpoints, error) {
 	if err != nil {
 		return nil, fmt.Errorf("merkle: opening %s: %w", path, err)
 	}
-	if !readOnly {
+	exists := false
+	_ = db.View(func(tx *bolt.Tx) error { exists = tx.Bucket(bucketCheckpoints) != nil; return nil })
+	// An existing file is not written at open: a data directory refused
+	// after this open must be left as it was.
+	if !readOnly && !exists {
 		err = db.Update(func(tx *bolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists(bucketCheckpoints)
 			return err
@@ -52,7 +61,9 @@ func (c *Checkpoints) Add(cp Checkpoint) error {
 	if _, err := parseSigned(cp.Note); err != nil {
 		return err
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
+	c.anchorMu.Lock()
+	defer c.anchorMu.Unlock()
+	err := c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCheckpoints)
 		if k, _ := b.Cursor().Last(); k != nil && int64(binary.BigEndian.Uint64(k)) >= cp.Size {
 			return fmt.Errorf("%w: size %d, latest %d", ErrStale, cp.Size, binary.BigEndian.Uint64(k))
@@ -60,6 +71,10 @@ func (c *Checkpoints) Add(cp Checkpoint) error {
 		b.FillPercent = 1 // append-only keys
 		return b.Put(sizeKey(cp.Size), cp.Note)
 	})
+	if err != nil || c.anchor == "" {
+		return err
+	}
+	return WriteAnchor(c.anchor, cp)
 }
 
 // Latest returns the checkpoint of the largest tree, or ErrNotFound.
