@@ -25,6 +25,7 @@ type Metrics struct {
 	SMPPSubmits   *prometheus.CounterVec
 	SMPPResponses *prometheus.CounterVec
 	SMPPReceipts  *prometheus.CounterVec
+	unmatched     *prometheus.CounterVec
 	reg           prometheus.Registerer
 }
 
@@ -53,6 +54,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "submit_sm responses by command status (hex)."}, []string{"smsc", "status"}),
 		SMPPReceipts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_smpp_receipts_total",
 			Help: "Delivery receipts by final state."}, []string{"smsc", "state"}),
+		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_inbound_unmatched_total",
+			Help: "Inbound messages recorded as InboundUnmatched, by reason."}, []string{"reason"}),
 	}
 	// Known label values start at zero so rates exist from the first scrape.
 	for _, r := range []string{"ok", "error"} {
@@ -61,8 +64,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"allowed", "denied"} {
 		m.decisions.WithLabelValues(o)
 	}
+	for _, r := range ledger.UnmatchedReasons {
+		m.unmatched.WithLabelValues(r)
+	}
 	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.decisions, m.decisionRules,
-		m.reminders, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts)
+		m.reminders, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.unmatched)
 	return m
 }
 
@@ -145,6 +151,10 @@ func (m *Metrics) decision(d notify.Decision) {
 
 // ReminderState counts a reminder entering state; wire it to notify.Config.OnState.
 func (m *Metrics) ReminderState(state string) { m.reminders.WithLabelValues(state).Inc() }
+
+// InboundUnmatched counts an inbound message recorded as unmatched; the
+// label is the reason, never a number or a line.
+func (m *Metrics) InboundUnmatched(reason string) { m.unmatched.WithLabelValues(reason).Inc() }
 
 // Decider wraps d so every decision (including the notifier's) is counted.
 func (m *Metrics) Decider(d notify.Decider) notify.Decider { return meteredDecider{d, m} }

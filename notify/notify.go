@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/smpp"
 )
 
 // Sentinel errors.
@@ -98,13 +99,6 @@ type Receipt struct {
 	Status    string // e.g. DELIVRD, UNDELIV, EXPIRED
 }
 
-// Inbound is a mobile-originated message.
-type Inbound struct {
-	From string // E.164 of the customer
-	To   string // the line it was sent to
-	Text string
-}
-
 // States of a reminder, as reported to callers and metrics.
 const (
 	StateRequested  = "requested"
@@ -121,6 +115,8 @@ var DefaultKeywords = []string{"TD", "退订", "STOP", "UNSUBSCRIBE", "END", "QU
 
 // Config wires a Notifier.
 type Config struct {
+	// Store is where the notifier writes; personal fields (a reply's text
+	// and sender) are in Data, so it should seal them (pii.Seal).
 	Store   ledger.Store
 	Decider Decider
 	Sender  Sender
@@ -131,15 +127,36 @@ type Config struct {
 	// Templates maps a template id to its text; {name} is replaced by the
 	// parameter of that name.
 	Templates map[string]string
-	// Keywords are the opt-out replies (matched case-insensitively on the
-	// whole trimmed message); nil means DefaultKeywords.
+	// Keywords are the opt-out replies, matched on the whole message as
+	// Keyword folds it (width, case, spaces, punctuation around it); nil
+	// means DefaultKeywords.
 	Keywords []string
 	// Lines maps each line (source address) to the tenant that owns it, so
-	// a reply to a line withdraws consent for that tenant.
+	// a reply to a line withdraws consent for that tenant. A line heed
+	// sends from that is not here is shared: a reply to it withdraws at
+	// every tenant that sent to the number from it.
 	Lines map[string]string
-	// DefaultLine is used when a reminder names no line and its tenant owns
-	// none (the lowest-sorting line a tenant owns is its default).
+	// Senders names the line a tenant's reminders go from when they name
+	// none; a tenant owning one line needs no entry, one owning several
+	// must have one (see Check).
+	Senders map[string]string
+	// DefaultLine is used when a reminder names no line and its tenant has
+	// no sender line.
 	DefaultLine string
+	// Region reads national sender addresses of inbound messages (see
+	// SenderNumber); empty means "CN".
+	Region string
+	// Tenants lists the tenants holding contact events about a subject,
+	// for replies to a shared line; nil reads the whole log instead.
+	Tenants func(ctx context.Context, subject string) ([]string, error)
+	// OnUnmatched, if set, is told the reason of each inbound message
+	// recorded as unmatched (for metrics).
+	OnUnmatched func(reason string)
+	// InboundParts bounds the multi-part inbound messages held for their
+	// missing parts (zero: 10,000) and InboundWait how long they are
+	// awaited (zero: a minute; Sweep records those given up on).
+	InboundParts int
+	InboundWait  time.Duration
 	// Pseudonym turns an E.164 number into the subject.
 	Pseudonym func(number string) string
 	// SMSC names the connection in events; SMSCOf, if set, names the one
@@ -175,6 +192,7 @@ type Notifier struct {
 	cfg      Config
 	keywords map[string]bool
 	lineOf   map[string]string // tenant → the line its reminders use by default
+	mo       *smpp.Reassembler[Inbound]
 
 	// Only reminders without a final state are held in memory; the log
 	// answers for the others (see find).
@@ -252,16 +270,10 @@ func New(cfg Config) *Notifier {
 	}
 	kw := map[string]bool{}
 	for _, k := range cfg.Keywords {
-		kw[strings.ToUpper(strings.TrimSpace(k))] = true
-	}
-	lineOf := map[string]string{}
-	for l, t := range cfg.Lines {
-		if cur, ok := lineOf[t]; !ok || l < cur {
-			lineOf[t] = l
-		}
+		kw[Keyword(k)] = true
 	}
 	return &Notifier{
-		cfg: cfg, keywords: kw, lineOf: lineOf,
+		cfg: cfg, keywords: kw, lineOf: senderLines(cfg), mo: smpp.NewReassembler[Inbound](cfg.InboundParts, cfg.InboundWait),
 		open: map[string]*open{}, byMessage: map[string]string{}, early: map[string]earlyReceipt{},
 		scan: make(chan struct{}, 1), recent: map[string]string{},
 	}

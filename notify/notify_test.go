@@ -334,25 +334,39 @@ func TestReceiptBeforeSubmitResponse(t *testing.T) {
 	}
 }
 
+// TestInboundKeywords: a keyword reply to a tenant's line withdraws there,
+// however the phone wrote it (full width, case, spaces, punctuation); any
+// other text is recorded as unmatched, not dropped.
 func TestInboundKeywords(t *testing.T) {
 	for _, c := range []struct {
 		text, to string
 		optOut   bool
+		reason   string
 	}{
-		{"TD", line, true}, {" td ", line, true}, {"退订", line, true}, {"Stop.", line, true},
-		{"unsubscribe", line, true}, {"thanks", line, false}, {"TD", "99999", false}, {"TD please", line, false},
+		{"TD", line, true, ""}, {" td ", line, true, ""}, {"退订", line, true, ""}, {"Stop.", line, true, ""},
+		{"ＴＤ", line, true, ""}, {"ｔｄ", line, true, ""}, {"td。", line, true, ""}, {" 退订 ", line, true, ""},
+		{"TD!", line, true, ""}, {"TD！", line, true, ""}, {"【退订】", line, true, ""}, {"\u3000ＳＴＯＰ\u3000", line, true, ""},
+		{"T D", line, true, ""}, {"\"td\"", line, true, ""}, {"Td\r\n", line, true, ""},
+		{"unsubscribe", line, true, ""}, {"thanks", line, false, ledger.UnmatchedKeyword},
+		{"TD", "99999", false, ledger.UnmatchedLine}, {"TD please", line, false, ledger.UnmatchedKeyword},
+		{"不要退订", line, false, ledger.UnmatchedKeyword},
 	} {
 		r := newRig(t)
-		ev, err := r.n.OnInbound(context.Background(), Inbound{From: number, To: c.to, Text: c.text})
+		res, err := r.n.OnInbound(context.Background(), Inbound{From: number, To: c.to, Text: c.text})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (ev != nil) != c.optOut {
-			t.Errorf("%q to %s: opt-out %v, want %v", c.text, c.to, ev != nil, c.optOut)
+		if got := len(res.Withdrawals) == 1; got != c.optOut || res.Reason != c.reason {
+			t.Errorf("%q to %s: opt-out %v (reason %q), want %v (%q)", c.text, c.to, got, res.Reason, c.optOut, c.reason)
 			continue
 		}
-		if ev != nil && (ev.Tenant != tenant || ev.Subject != pseudo(number) || ev.Stream != ledger.ContactStream(tenant, pseudo(number))) {
-			t.Errorf("opt-out recorded as %+v", ev)
+		if c.optOut {
+			ev := res.Withdrawals[0]
+			if ev.Tenant != tenant || ev.Subject != pseudo(number) || ev.Stream != ledger.ContactStream(tenant, pseudo(number)) {
+				t.Errorf("opt-out recorded as %+v", ev)
+			}
+		} else if res.Unmatched == nil || res.Unmatched.Stream != ledger.InboundStream(c.to) {
+			t.Errorf("%q to %s: not recorded as unmatched: %+v", c.text, c.to, res)
 		}
 	}
 }
@@ -362,10 +376,10 @@ func TestConfiguredKeywordsReplaceDefaults(t *testing.T) {
 	cfg := r.n.cfg
 	cfg.Keywords = []string{"BASTA"}
 	n := New(cfg)
-	for text, want := range map[string]bool{"basta": true, "TD": false} {
-		ev, err := n.OnInbound(context.Background(), Inbound{From: number, To: line, Text: text})
-		if err != nil || (ev != nil) != want {
-			t.Errorf("%q: opt-out %v (%v), want %v", text, ev != nil, err, want)
+	for text, want := range map[string]bool{"basta": true, "ＢＡＳＴＡ!": true, "TD": false} {
+		res, err := n.OnInbound(context.Background(), Inbound{From: number, To: line, Text: text})
+		if err != nil || (len(res.Withdrawals) == 1) != want {
+			t.Errorf("%q: opt-out %v (%v), want %v", text, len(res.Withdrawals) == 1, err, want)
 		}
 	}
 }

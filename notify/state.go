@@ -294,9 +294,11 @@ func (n *Notifier) replayEarly(ctx context.Context, ids []string) {
 // Sweep forgets submitted reminders whose receipt has not come within
 // ReceiptTimeout, and matches the receipts that have waited EarlyWait for
 // a submit response against the log, as after a restart: a receipt for a
-// reminder that is not settled yet is recorded, others are dropped. Call
-// it periodically; it returns how many receipts it recorded.
+// reminder that is not settled yet is recorded, others are dropped. It
+// also records the multi-part inbound messages whose parts stopped coming.
+// Call it periodically; it returns how many receipts it recorded.
 func (n *Notifier) Sweep(ctx context.Context) (int, error) {
+	n.flushInbound(ctx)
 	now := n.cfg.Now()
 	var late []Receipt
 	var needles []string
@@ -479,38 +481,4 @@ func (n *Notifier) Recover(ctx context.Context) (int, error) {
 		}
 	}
 	return marked, nil
-}
-
-// OnInbound handles a mobile-originated message. If it is an opt-out
-// keyword sent to a known line, it appends ConsentWithdrawn for the tenant
-// that owns the line and returns the event; otherwise it returns nil.
-func (n *Notifier) OnInbound(ctx context.Context, in Inbound) (*ledger.Event, error) {
-	word := strings.ToUpper(strings.Trim(strings.TrimSpace(in.Text), ".!。！ "))
-	if !n.keywords[word] {
-		return nil, nil
-	}
-	tenant, ok := n.cfg.Lines[in.To]
-	if !ok {
-		n.cfg.Log.Warn("opt-out to a line no tenant owns", "line", in.To)
-		return nil, nil
-	}
-	subject := n.cfg.Pseudonym(in.From)
-	ev, err := ledger.NewEvent(tenant, subject, n.cfg.Now(), ledger.ConsentWithdrawn{
-		All: true, Via: "sms_keyword", RawText: in.Text, Line: in.To,
-	})
-	if err != nil {
-		return nil, err
-	}
-	ev.Actor = "sms:" + in.To
-	var stored []ledger.Event
-	err = n.Exclusive(subject, func() error {
-		var err error
-		stored, err = n.cfg.Store.Append(ctx, ledger.ContactStream(tenant, subject), ledger.Any(), []ledger.Event{ev})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("notify: record opt-out: %w", err)
-	}
-	n.cfg.Log.Info("opt-out recorded", "tenant", tenant, "line", in.To, "position", stored[0].Position)
-	return &stored[0], nil
 }

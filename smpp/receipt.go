@@ -65,7 +65,13 @@ type Inbound struct {
 	Receipt *Receipt // set for delivery receipts
 	From    string   // source_addr
 	To      string   // destination_addr
-	Text    string   // decoded short_message or message_payload
+	// FromTON, FromNPI, ToTON and ToNPI are the addresses' type of number
+	// (1 international, 2 national, 0 unknown, 3 network specific, 6
+	// abbreviated) and numbering plan (1 ISDN/E.164): "13912340002" is a
+	// Chinese mobile number with TON 2 and a US one with TON 1.
+	FromTON, FromNPI byte
+	ToTON, ToNPI     byte
+	Text             string // decoded short_message or message_payload
 	// Concat is set when the message is one part of a longer one (UDH or
 	// sar_* TLVs); the parts of one message share Ref.
 	Concat *text.Concat
@@ -82,7 +88,8 @@ func isReceipt(esm byte) bool {
 // ParseInbound reads a deliver_sm or data_sm: receipts come from the TLVs
 // first and the text form second.
 func ParseInbound(p *pdu.PDU) Inbound {
-	in := Inbound{From: p.Source, To: p.Dest, PDU: p}
+	in := Inbound{From: p.Source, To: p.Dest, PDU: p,
+		FromTON: p.SourceTON, FromNPI: p.SourceNPI, ToTON: p.DestTON, ToNPI: p.DestNPI}
 	ud := p.ShortMessage
 	if v, ok := p.Get(pdu.TagMessagePayload); ok && len(ud) == 0 {
 		ud = v

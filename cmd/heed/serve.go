@@ -74,6 +74,9 @@ type serveConfig struct {
 	SMSCs []smscConfig `json:"smscs,omitempty"`
 	// Lines maps each sender line to the tenant that owns it.
 	Lines map[string]string `json:"lines,omitempty"`
+	// Senders names the line a tenant's SMS go from (tenant → line);
+	// required for a tenant that owns several lines.
+	Senders map[string]string `json:"senders,omitempty"`
 	// Templates maps template ids to texts with {param} placeholders.
 	Templates map[string]string `json:"templates,omitempty"`
 	// Keywords replace the default opt-out keywords.
@@ -424,11 +427,16 @@ func serve(ctx context.Context, args []string) error {
 	})
 
 	lookup, _ := led.base.(notify.Looker) // the embedded store has an id index
-	// The notifier's writes (keyword opt-outs carry the message text) are
-	// sealed like the API's.
-	n := notify.New(notify.Config{Store: pii.Seal(store, d.Keys), Lookup: lookup, Decider: decider, Sender: sender, Templates: cfg.Templates,
-		Keywords: cfg.Keywords, Lines: cfg.Lines, DefaultLine: *line, SMSCOf: sender.route, Log: log,
-		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout})
+	// The notifier's writes (keyword opt-outs and unmatched replies carry
+	// the message text) are sealed like the API's.
+	ncfg := notify.Config{Store: pii.Seal(store, d.Keys), Lookup: lookup, Decider: decider, Sender: sender, Templates: cfg.Templates,
+		Keywords: cfg.Keywords, Lines: cfg.Lines, Senders: cfg.Senders, DefaultLine: *line, SMSCOf: sender.route, Log: log,
+		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout,
+		Region: *region, Tenants: runner.Tenants, OnUnmatched: metrics.InboundUnmatched}
+	if err := ncfg.Check(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	n := notify.New(ncfg)
 	marked, err := n.Recover(ctx)
 	if err != nil {
 		return err
@@ -656,14 +664,10 @@ func inbound(ctx context.Context, n *notify.Notifier, m *api.Metrics, smsc strin
 		}
 		return n.OnReceipt(ctx, notify.Receipt{MessageID: id, Delivered: r.State == smpp.Delivered, Status: r.State.String()})
 	}
-	from := in.From
-	if !strings.HasPrefix(from, "+") {
-		from = "+" + from
-	}
-	if _, err := api.Normalize(from, ""); err != nil {
-		return nil // not a number we could act on; acknowledged and dropped
-	}
-	_, err := n.OnInbound(ctx, notify.Inbound{From: from, To: in.To, Text: in.Text})
+	// The notifier reads the sender by its TON and NPI and records what it
+	// cannot act on; an error makes the SMSC deliver again later.
+	_, err := n.OnInbound(ctx, notify.Inbound{From: in.From, FromTON: in.FromTON, FromNPI: in.FromNPI,
+		To: in.To, Text: in.Text, SMSC: smsc, Concat: in.Concat})
 	return err
 }
 

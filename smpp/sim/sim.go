@@ -83,6 +83,27 @@ type Submit struct {
 // MO is a mobile-originated message to inject.
 type MO struct {
 	From, To, Text string
+	// Source and Dest give the addresses' TON and NPI; nil means 1/1
+	// (international, E.164). Chinese gateways send national numbers as
+	// TON 2.
+	Source, Dest *Numbering `json:",omitempty"`
+	// Concat is how a text too long for one part is split: "udh8" (the
+	// default; 8-bit reference), "udh16" (16-bit reference) or "sar" (the
+	// sar_* TLVs).
+	Concat string `json:",omitempty"`
+	// Parts, when set, sends only these parts (1-based), in this order:
+	// parts out of order, repeated or missing.
+	Parts []int `json:",omitempty"`
+}
+
+// Numbering is an address's type of number and numbering plan.
+type Numbering struct{ TON, NPI byte }
+
+func (n *Numbering) or11() (ton, npi byte) {
+	if n == nil {
+		return 1, 1
+	}
+	return n.TON, n.NPI
 }
 
 // Stats counts what the simulator did.
@@ -232,13 +253,38 @@ func (s *Server) Inject(systemID string, mo MO) error {
 		return ErrNoSession
 	}
 	coding, parts := text.Split(mo.Text)
-	ref := byte(rand.N(256))
-	for i, b := range parts {
-		p := &pdu.PDU{Command: pdu.DeliverSM, SourceTON: 1, SourceNPI: 1, Source: mo.From, DestTON: 1, DestNPI: 1, Dest: mo.To,
+	ref := uint16(rand.N(1 << 16))
+	order := mo.Parts
+	if len(order) == 0 {
+		for i := range parts {
+			order = append(order, i+1)
+		}
+	}
+	ston, snpi := mo.Source.or11()
+	dton, dnpi := mo.Dest.or11()
+	for _, seq := range order {
+		if seq < 1 || seq > len(parts) {
+			return fmt.Errorf("sim: part %d of %d", seq, len(parts))
+		}
+		b := parts[seq-1]
+		p := &pdu.PDU{Command: pdu.DeliverSM, SourceTON: ston, SourceNPI: snpi, Source: mo.From, DestTON: dton, DestNPI: dnpi, Dest: mo.To,
 			DataCoding: coding.DataCoding(), ShortMessage: b}
 		if len(parts) > 1 {
-			p.ESMClass = 0x40
-			p.ShortMessage = append(text.UDH(ref, byte(len(parts)), byte(i+1)), b...)
+			total, i := byte(len(parts)), byte(seq)
+			switch mo.Concat {
+			case "sar":
+				p.TLVs = append(p.TLVs, pdu.TLV{Tag: pdu.TagSarMsgRefNum, Value: []byte{byte(ref >> 8), byte(ref)}},
+					pdu.TLV{Tag: pdu.TagSarTotalSegments, Value: []byte{total}},
+					pdu.TLV{Tag: pdu.TagSarSegmentSeqnum, Value: []byte{i}})
+			case "udh16":
+				p.ESMClass = 0x40
+				p.ShortMessage = append([]byte{0x06, 0x08, 0x04, byte(ref >> 8), byte(ref), total, i}, b...)
+			case "", "udh8":
+				p.ESMClass = 0x40
+				p.ShortMessage = append(text.UDH(byte(ref), total, i), b...)
+			default:
+				return fmt.Errorf("sim: concat %q: want udh8, udh16 or sar", mo.Concat)
+			}
 		}
 		if err := ss.request(p); err != nil {
 			return err
