@@ -118,12 +118,14 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	var exp [combos]uint32
 	var g global
 	var compl complaint
+	var erased uint32
 	var spill []spilled
 	if i := s.find(q.Tenant, q.Subject); i >= 0 {
 		r = *s.recs.at(i)
 		extra = s.more[uint32(i)]
 		exp = s.exps[uint32(i)]
 		compl = s.complaints[uint32(i)]
+		erased = s.erased[uint32(i)]
 		spill = s.spill[uint32(i)]
 	}
 	if i := s.head(q.Subject); i >= 0 {
@@ -135,7 +137,7 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	if q.Line != "" {
 		l = s.lines[q.Tenant][q.Line]
 	}
-	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, spill: spill, extra: extra, l: l, at: at, t: minute(at),
+	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, erased: erased, spill: spill, extra: extra, l: l, at: at, t: minute(at),
 		out: make([]Reason, 0, 4)}
 	e.run()
 	d.Reasons = e.out
@@ -152,13 +154,15 @@ type eval struct {
 	g     global
 	exp   [combos]uint32
 	compl complaint
-	spill []spilled
-	extra []contract
-	l     *line
-	at    time.Time
-	t     uint32
-	out   []Reason
-	err   error
+	// erased is the tenant's latest erasure of the subject.
+	erased uint32
+	spill  []spilled
+	extra  []contract
+	l      *line
+	at     time.Time
+	t      uint32
+	out    []Reason
+	err    error
 }
 
 func (e *eval) add(rule, effect, en, zh string, pos ...uint32) {
@@ -179,7 +183,7 @@ func (e *eval) run() {
 		switch rule {
 		case RuleSuppression:
 			e.suppression()
-			e.erased()
+			e.erasure()
 		case RuleWithdrawal:
 			e.withdrawal()
 		case RuleMarketingConsent:
@@ -221,11 +225,11 @@ func (e *eval) suppression() {
 	}
 }
 
-func (e *eval) erased() {
-	if e.g.Erased != 0 {
+func (e *eval) erasure() {
+	if at := max(e.erased, e.g.Erased); at != 0 {
 		e.add(RuleSuppression, Info,
 			"The customer's personal data was erased on request; opt-outs and lists still apply to the number.",
-			"客户的个人信息已应要求删除；退订和免打扰名单对该号码继续有效。", e.g.Erased)
+			"客户的个人信息已应要求删除；退订和免打扰名单对该号码继续有效。", at)
 	}
 }
 

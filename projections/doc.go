@@ -69,7 +69,7 @@
 // chained); both are written to a snapshot as raw memory and read back
 // without rebuilding anything, so a restart over 10M events is ready in
 // well under a second plus the events since the snapshot. Contracts
-// beyond the first, grant expiries, complaints and global facts live in
+// beyond the first, grant expiries, complaints, erasures and global facts live in
 // side maps because few subjects have them. Positions are stored as
 // uint32: the compact state covers logs of up to 4 billion events. The
 // ring of recent contacts keeps six per (tenant, subject) and, when full,

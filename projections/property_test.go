@@ -56,10 +56,14 @@ func genEvent(t *rapid.T) (stream string, e ledger.Event) {
 	case 9:
 		p = ledger.ReminderDispatched{ReminderID: "r", ContractRef: ref, ContentHash: "h", Line: ln}
 	case 10:
-		stream, ten = ledger.SubjectStream(subj), ""
 		if rapid.Bool().Draw(t, "erase") {
+			// A business's erasure (its contact stream) or one everywhere.
 			p = ledger.SubjectErased{}
+			if rapid.Bool().Draw(t, "everywhere") {
+				stream, ten = ledger.SubjectStream(subj), ""
+			}
 		} else {
+			stream, ten = ledger.SubjectStream(subj), ""
 			p = ledger.SuppressionListed{Scope: "global", List: "national"}
 		}
 	case 11:
@@ -169,7 +173,8 @@ func diffStates(a, b *State) string {
 		return fmt.Sprintf("recorded %v vs %v", a.recorded, b.recorded)
 	case a.recs.n != b.recs.n:
 		return fmt.Sprintf("%d records vs %d", a.recs.n, b.recs.n)
-	case !maps.Equal(a.exps, b.exps) || !maps.Equal(a.globals, b.globals) || !maps.Equal(a.complaints, b.complaints):
+	case !maps.Equal(a.exps, b.exps) || !maps.Equal(a.globals, b.globals) || !maps.Equal(a.complaints, b.complaints) ||
+		!maps.Equal(a.erased, b.erased):
 		return "expiries or global facts"
 	case a.subjects.len() != b.subjects.len():
 		return "subject index size"

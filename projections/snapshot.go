@@ -66,6 +66,7 @@ type rest struct {
 	Exps    map[uint32][combos]uint32
 	Globals map[uint32]global
 	Compl   map[uint32]complaint
+	Erased  map[uint32]uint32
 	Spill   map[uint32][]spilled
 	Tenants intern
 	Lists   intern
@@ -102,7 +103,7 @@ func (s *State) writeTo(w io.Writer) error {
 			return err
 		}
 	}
-	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
+	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -242,6 +243,9 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	}
 	if x.Globals != nil {
 		s.globals = x.Globals
+	}
+	if x.Erased != nil {
+		s.erased = x.Erased
 	}
 	if x.Lines != nil {
 		s.lines = x.Lines

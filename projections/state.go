@@ -210,6 +210,9 @@ type State struct {
 	// complaints holds each record's latest complaint; few customers
 	// complain, so it lives beside the records, not in them.
 	complaints map[uint32]complaint
+	// erased holds the position of each record's latest SubjectErased: a
+	// business's erasure is a fact about its own record only.
+	erased map[uint32]uint32
 	// spill holds contacts that a full ring still needs: a subject
 	// contacted on many channels at once.
 	spill   map[uint32][]spilled
@@ -260,6 +263,7 @@ func NewState(cfg *Config) *State {
 		exps:       map[uint32][combos]uint32{},
 		globals:    map[uint32]global{},
 		complaints: map[uint32]complaint{},
+		erased:     map[uint32]uint32{},
 		spill:      map[uint32][]spilled{},
 		lines:      map[string]map[string]*line{},
 	}
@@ -502,6 +506,8 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 			}
 		}
 		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, at, 0)
+	case ledger.TypeSubjectErased:
+		s.erased[uint32(i)] = pos
 	case ledger.TypeComplaintReceived:
 		var p ledger.ComplaintReceived
 		if p.Line, ok = fastLine(e.Data); !ok {
@@ -525,6 +531,14 @@ func (s *State) applySubject(h int, e *ledger.Event, pos uint32) error {
 	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
 		return s.applySuppression(h, h, e, pos, true)
 	case ledger.TypeSubjectErased:
+		// Erasures by one business used to be recorded here, with its
+		// tenant: they stay that business's. One without a tenant is an
+		// erasure everywhere.
+		if e.Tenant != "" {
+			i, _ := s.record(e.Tenant, e.Subject)
+			s.erased[uint32(i)] = pos
+			return nil
+		}
 		g := s.globals[uint32(h)]
 		g.Erased = pos
 		s.globals[uint32(h)] = g
