@@ -3,11 +3,14 @@ package api
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heed/heed/api/auth"
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
 )
 
 type auditEventsIn struct {
@@ -74,6 +77,7 @@ func (s *Server) registerAudit() {
 				_ = w.Flush()
 			}}, nil
 		})
+	s.registerPersonal(mw, sec)
 	huma.Register(s.api, op("audit-checkpoint", "/v1/audit/checkpoint", "The latest signed checkpoint"),
 		func(ctx context.Context, _ *struct{}) (*checkpointOut, error) {
 			if s.cfg.Auditor == nil {
@@ -155,4 +159,80 @@ func (s *Server) registerAudit() {
 func (s *Server) auditError(err error) error {
 	s.cfg.Log.Warn("audit", "err", err)
 	return huma.Error422UnprocessableEntity("cannot prove that: " + err.Error())
+}
+
+type personalIn struct {
+	Position uint64 `path:"position" minimum:"1"`
+	Purpose  string `query:"purpose" required:"true" minLength:"1" maxLength:"500" doc:"why the fields are read; recorded, and shown to the customer"`
+}
+
+// PersonalFields are an event's opened personal fields.
+type PersonalFields struct {
+	Position uint64            `json:"position"`
+	EventID  string            `json:"event_id"`
+	Type     string            `json:"type"`
+	Tenant   string            `json:"tenant,omitempty"`
+	Fields   map[string]string `json:"fields"`
+	Access   Written           `json:"access" doc:"the PersonalDataAccessed event that records this read"`
+}
+
+type personalOut struct{ Body PersonalFields }
+
+// registerPersonal adds the one operation that returns opened personal
+// fields to staff. It records the read (PersonalDataAccessed, in the
+// stream of the event read, where the customer sees it) before it answers.
+func (s *Server) registerPersonal(mw huma.Middlewares, sec []map[string][]string) {
+	huma.Register(s.api, huma.Operation{OperationID: "audit-personal", Method: http.MethodGet, Path: "/v1/audit/events/{position}/personal",
+		Summary:     "Read an event's personal fields, opened; the read is recorded and the customer sees it",
+		Description: "Answers 404 for an event without personal fields and 410 once the key that sealed them was destroyed.",
+		Tags:        []string{"auditor"}, Middlewares: mw, Security: sec, Errors: []int{401, 403, 404, 410, 422, 503}},
+		func(ctx context.Context, in *personalIn) (*personalOut, error) {
+			if s.cfg.PII == nil {
+				return nil, huma.Error503ServiceUnavailable("no key store is configured")
+			}
+			evs, err := s.cfg.Store.ReadAll(ctx, in.Position, 1)
+			if err != nil || len(evs) == 0 || evs[0].Position != in.Position {
+				return nil, huma.Error404NotFound("no event at that position")
+			}
+			e := &evs[0]
+			if len(e.PII) == 0 || e.Subject == "" {
+				return nil, huma.Error404NotFound("that event has no personal fields")
+			}
+			// Checked before the read is recorded, so that reads of erased
+			// data leave no record of a read that returned nothing.
+			if _, err := s.cfg.PII.OpenEvent(ctx, e); err != nil {
+				return nil, s.personalError(err)
+			}
+			p := who(ctx)
+			rec, err := ledger.NewEvent(e.Tenant, e.Subject, s.cfg.Now(), &ledger.PersonalDataAccessed{
+				EventID: e.ID, Position: e.Position, Role: p.key.Role, Purpose: in.Purpose})
+			if err != nil {
+				return nil, s.storeError("access record", err)
+			}
+			rec.Actor = p.key.ID
+			stream := ledger.SubjectStream(e.Subject)
+			if e.Tenant != "" {
+				stream = ledger.ContactStream(e.Tenant, e.Subject)
+			}
+			stored, err := s.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{rec})
+			if err != nil {
+				return nil, s.storeError("access record", err)
+			}
+			// Opened again after the record is durable: an erasure in
+			// between wins.
+			fields, err := s.cfg.PII.OpenEvent(ctx, e)
+			if err != nil {
+				return nil, s.personalError(err)
+			}
+			return &personalOut{Body: PersonalFields{Position: e.Position, EventID: e.ID, Type: e.Type, Tenant: e.Tenant,
+				Fields: fields, Access: written(stored[0], false)}}, nil
+		})
+}
+
+func (s *Server) personalError(err error) error {
+	if errors.Is(err, pii.ErrErased) {
+		return huma.Error410Gone("the personal data of that event was erased")
+	}
+	s.cfg.Log.Error("open personal fields", "err", err)
+	return huma.Error500InternalServerError("the personal fields could not be opened")
 }

@@ -552,7 +552,7 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			if in.Body != nil && in.Body.Reason != "" {
 				reason = in.Body.Reason
 			}
-			evs, err := s.erase(ctx, subject, []string{p.key.Tenant}, p.key.ID, reason)
+			evs, err := s.erase(ctx, subject, []string{p.key.Tenant}, false, p.key.ID, reason)
 			if err != nil {
 				return nil, err
 			}
@@ -560,17 +560,17 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 		})
 }
 
-// erase destroys each tenant's data key for subject (with the key for no
-// tenant too when there are several, as a customer's erasure everywhere
-// asks) and records SubjectErased in each tenant's contact stream.
-func (s *Server) erase(ctx context.Context, subject string, tenants []string, actor, reason string) ([]ledger.Event, error) {
+// erase destroys each tenant's data key for subject and records
+// SubjectErased in each tenant's contact stream; everywhere adds the key
+// for no tenant, as a customer's erasure at every business asks.
+func (s *Server) erase(ctx context.Context, subject string, tenants []string, everywhere bool, actor, reason string) ([]ledger.Event, error) {
 	if s.cfg.PII == nil {
 		return nil, huma.Error503ServiceUnavailable("no key store is configured")
 	}
 	var evs []ledger.Event
 	err := s.cfg.Gate.Exclusive(subject, func() error {
 		var err error
-		if len(tenants) == 1 {
+		if !everywhere {
 			var e ledger.Event
 			e, err = pii.EraseSubject(ctx, s.cfg.Store, s.cfg.PII, subject, tenants[0], actor, reason)
 			evs = []ledger.Event{e}

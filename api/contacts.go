@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -222,10 +223,20 @@ type Basis struct {
 	At          time.Time `json:"at" doc:"when it was given or started"`
 }
 
-// Contact is one contact or reminder to the customer's number.
+// Access is a read of the customer's personal data by staff.
+type Access struct {
+	By        string `json:"by" doc:"the API key that read it"`
+	Role      string `json:"role" doc:"auditor, admin…"`
+	Purpose   string `json:"purpose" doc:"why, as the reader stated it"`
+	EventID   string `json:"event_id" doc:"the event whose personal fields were read"`
+	EventType string `json:"event_type,omitempty"`
+}
+
+// Contact is one contact or reminder to the customer's number, or a read
+// of the customer's personal data by staff (kind access).
 type Contact struct {
 	Tenant   string          `json:"tenant"`
-	Kind     string          `json:"kind" enum:"contact,reminder"`
+	Kind     string          `json:"kind" enum:"contact,reminder,access"`
 	ID       string          `json:"id" doc:"event id of the contact, or the reminder id"`
 	At       time.Time       `json:"at"`
 	Channel  string          `json:"channel"`
@@ -237,6 +248,7 @@ type Contact struct {
 	Basis    []Basis         `json:"basis" doc:"the consents or relationships it relied on"`
 	Template string          `json:"template,omitempty"`
 	Hash     string          `json:"content_hash,omitempty" doc:"SHA-256 of the exact text sent"`
+	Access   *Access         `json:"access,omitempty" doc:"for kind access: who read which personal data, and why"`
 }
 
 // contactsOf lists every contact and reminder to a number, across tenants.
@@ -247,8 +259,14 @@ func (s *Server) contactsOf(ctx context.Context, e164 string) ([]Contact, error)
 		return nil, err
 	}
 	out := []Contact{}
-	for _, t := range tenants {
-		evs, err := s.cfg.Store.ReadStream(ctx, ledger.ContactStream(t, subject), 1, 0)
+	// The subject's own stream ("" here) holds reads of personal data
+	// kept for no tenant.
+	for _, t := range append(slices.Clip(tenants), "") {
+		stream := ledger.ContactStream(t, subject)
+		if t == "" {
+			stream = ledger.SubjectStream(subject)
+		}
+		evs, err := s.cfg.Store.ReadStream(ctx, stream, 1, 0)
 		if errors.Is(err, ledger.ErrNotFound) {
 			continue
 		}
@@ -273,6 +291,12 @@ func (s *Server) contactsOf(ctx context.Context, e164 string) ([]Contact, error)
 				continue
 			}
 			switch p := p.(type) {
+			case *ledger.PersonalDataAccessed:
+				a := &Access{By: e.Actor, Role: p.Role, Purpose: p.Purpose, EventID: p.EventID}
+				if read := byID[p.EventID]; read != nil {
+					a.EventType = read.Type
+				}
+				out = append(out, Contact{Tenant: t, Kind: "access", ID: e.ID, At: e.RecordedAt, Access: a})
 			case *ledger.ContactMade:
 				c := Contact{Tenant: t, Kind: "contact", ID: e.ID, At: e.OccurredAt, Channel: p.Channel, Purpose: p.Purpose, Line: p.Line}
 				if s.cfg.Decider != nil {
@@ -316,7 +340,7 @@ func (s *Server) contactsOf(ctx context.Context, e164 string) ([]Contact, error)
 			}
 		}
 		for i := range out {
-			if out[i].Tenant == t {
+			if out[i].Tenant == t && out[i].Kind != "access" {
 				out[i].Basis = basesOf(out[i].Reasons, byID)
 				if len(out[i].Basis) == 0 && out[i].Allowed {
 					out[i].Basis = latestBasis(evs, out[i].At)

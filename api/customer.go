@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,7 @@ func (s *Server) clientAddr(ctx huma.Context) string {
 type addrKey struct{}
 
 func (s *Server) registerCustomer() {
+	s.registerCustomerErasure()
 	withAddr := huma.Middlewares{func(ctx huma.Context, next func(huma.Context)) {
 		next(huma.WithValue(ctx, addrKey{}, s.clientAddr(ctx)))
 	}}
@@ -102,6 +104,57 @@ func (s *Server) registerCustomer() {
 			}
 			out := &contactsOut{}
 			out.Body.Contacts = cs
+			return out, nil
+		})
+}
+
+type customerErasureIn struct {
+	Body *struct {
+		Tenant string `json:"tenant,omitempty" maxLength:"64" doc:"erase at this business only; absent: at every business"`
+	} `required:"false"`
+}
+
+type customerErasureOut struct {
+	Status int
+	Body   struct {
+		Erased []Written `json:"erased" doc:"the SubjectErased events, one per business (and one for data kept for none)"`
+	}
+}
+
+func (s *Server) registerCustomerErasure() {
+	huma.Register(s.api, huma.Operation{OperationID: "customer-erasure", Method: http.MethodPost, Path: "/v1/me/erasure",
+		Summary:     "Erase my personal data at one business, or at every business",
+		Description: "Destroys the data keys that seal the personal fields recorded about the signed-in number (one business's, or every business's) and records SubjectErased for each. Opt-outs and suppressions keep working.",
+		Tags:        []string{"customer"}, Middlewares: huma.Middlewares{s.requireCustomer},
+		Security: []map[string][]string{{"customer": {}}}, DefaultStatus: http.StatusCreated, Errors: []int{401, 422, 503}},
+		func(ctx context.Context, in *customerErasureIn) (*customerErasureOut, error) {
+			start := time.Now()
+			subject := s.cfg.Pseudonyms.Pseudonym(who(ctx).number)
+			tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+			if err != nil {
+				return nil, s.storeError("erase", err)
+			}
+			var evs []ledger.Event
+			if in.Body != nil && in.Body.Tenant != "" {
+				if !slices.Contains(tenants, in.Body.Tenant) {
+					return nil, huma.Error422UnprocessableEntity("no business of that name holds data about your number",
+						&huma.ErrorDetail{Location: "body.tenant", Message: "not a business on your contact list"})
+				}
+				evs, err = s.erase(ctx, subject, []string{in.Body.Tenant}, false, "customer", "customer_request")
+			} else {
+				evs, err = s.erase(ctx, subject, tenants, true, "customer", "customer_request")
+			}
+			if err != nil {
+				return nil, err
+			}
+			out := &customerErasureOut{Status: http.StatusOK}
+			for _, e := range evs {
+				replayed := e.RecordedAt.Before(start)
+				if !replayed {
+					out.Status = http.StatusCreated
+				}
+				out.Body.Erased = append(out.Body.Erased, written(e, replayed))
+			}
 			return out, nil
 		})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -162,5 +163,161 @@ func TestBusinessErasureIsItsOwn(t *testing.T) {
 	// Free text is not accepted as the reason: it stays readable after the key is gone.
 	if r := h.do("POST", "/v1/subjects/"+numA+"/erasure", h.b, map[string]any{"reason": "张伟 asked"}); r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("free-text erasure reason: %d", r.status)
+	}
+}
+
+// signIn returns a customer session token for number.
+func (h *harness) signIn(t *testing.T, number string) string {
+	t.Helper()
+	if r := h.do("POST", "/v1/me/challenge", "", map[string]any{"number": number}); r.status != 202 {
+		t.Fatalf("challenge %d %s", r.status, r.body)
+	}
+	r := h.do("POST", "/v1/me/session", "", map[string]any{"number": number, "code": h.texter.code(number)})
+	if r.status != 200 {
+		t.Fatalf("session %d %s", r.status, r.body)
+	}
+	return r.json(t)["token"].(string)
+}
+
+// accesses returns the access entries of the customer's contact list.
+func accesses(t *testing.T, h *harness, tok string) []map[string]any {
+	t.Helper()
+	r := h.do("GET", "/v1/me/contacts", tok, nil)
+	if r.status != 200 {
+		t.Fatalf("contacts %d %s", r.status, r.body)
+	}
+	var out []map[string]any
+	for _, c := range r.json(t)["contacts"].([]any) {
+		if m := c.(map[string]any); m["kind"] == "access" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Staff read opened personal fields only through audit-personal, which
+// records the read before answering; the customer sees who, what and why.
+func TestStaffReadsOfPersonalFieldsAreRecordedAndShown(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("POST", "/v1/complaints", h.a, map[string]any{"number": numA, "source": "customer", "reason": "called me at 23:00, 张伟"})
+	if r.status != 201 {
+		t.Fatal(r.status)
+	}
+	pos := int(r.json(t)["position"].(float64))
+	path := fmt.Sprintf("/v1/audit/events/%d/personal?purpose=complaint+review+CASE-7", pos)
+	for _, c := range []struct {
+		name, tok string
+		want      int
+	}{{"business", h.a, 403}, {"no purpose", h.auditor, 422}} {
+		p := path
+		if c.name == "no purpose" {
+			p = fmt.Sprintf("/v1/audit/events/%d/personal", pos)
+		}
+		if r := h.do("GET", p, c.tok, nil); r.status != c.want {
+			t.Fatalf("%s: %d, want %d", c.name, r.status, c.want)
+		}
+	}
+	before := h.head()
+	r = h.do("GET", path, h.auditor, nil)
+	if r.status != 200 {
+		t.Fatalf("staff read: %d %s", r.status, r.body)
+	}
+	m := r.json(t)
+	if m["fields"].(map[string]any)["reason"] != "called me at 23:00, 张伟" {
+		t.Fatalf("opened fields: %s", r.body)
+	}
+	if h.head() != before+1 {
+		t.Fatal("the read was not recorded")
+	}
+	evs, _ := h.store.ReadAll(context.Background(), before+1, 1)
+	rec := evs[0]
+	if rec.Type != ledger.TypePersonalDataAccessed || rec.Stream != ledger.ContactStream("tenanta", hmacPseudonyms{}.Pseudonym(numA)) ||
+		rec.Position != uint64(m["access"].(map[string]any)["position"].(float64)) {
+		t.Fatalf("access record: %+v", rec)
+	}
+	// An event without personal fields, or no event: nothing to read, nothing recorded.
+	rel := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-1"})
+	before = h.head()
+	for _, p := range []string{fmt.Sprintf("/v1/audit/events/%v/personal?purpose=x", rel.json(t)["position"]), "/v1/audit/events/999/personal?purpose=x"} {
+		if r := h.do("GET", p, h.admin, nil); r.status != 404 {
+			t.Fatalf("%s: %d", p, r.status)
+		}
+	}
+	if h.head() != before {
+		t.Fatal("a read that returned nothing was recorded")
+	}
+
+	tok := h.signIn(t, numA)
+	as := accesses(t, h, tok)
+	if len(as) != 1 {
+		t.Fatalf("customer sees %d accesses, want 1", len(as))
+	}
+	a := as[0]["access"].(map[string]any)
+	if as[0]["tenant"] != "tenanta" || a["purpose"] != "complaint review CASE-7" || a["role"] != "auditor" ||
+		a["event_type"] != ledger.TypeComplaintReceived || a["by"] == "" {
+		t.Fatalf("access as the customer sees it: %v", as[0])
+	}
+
+	// After the business erases, the staff read answers 410 and records nothing.
+	if r := h.do("POST", "/v1/subjects/"+numA+"/erasure", h.a, nil); r.status != 201 {
+		t.Fatal(r.status)
+	}
+	before = h.head()
+	if r := h.do("GET", path, h.auditor, nil); r.status != http.StatusGone || strings.Contains(string(r.body), "23:00") {
+		t.Fatalf("staff read after erasure: %d %s", r.status, r.body)
+	}
+	if h.head() != before {
+		t.Fatal("a refused read was recorded")
+	}
+}
+
+// A customer who proved the number erases at one business, then at every
+// business; opt-outs keep working afterwards.
+func TestCustomerErasesAtOneOrEveryBusiness(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, tok := range []string{h.a, h.b} {
+		if r := h.do("POST", "/v1/withdrawals", tok, map[string]any{"number": numA, "via": "call", "raw_text": "不要再打了"}); r.status != 201 {
+			t.Fatal(r.status)
+		}
+	}
+	opens := func(tenant string) error {
+		evs, _ := h.store.ReadStream(ctx, ledger.ContactStream(tenant, hmacPseudonyms{}.Pseudonym(numA)), 1, 1)
+		_, err := h.pii.OpenEvent(ctx, &evs[0])
+		return err
+	}
+	tok := h.signIn(t, numA)
+	if r := h.do("POST", "/v1/me/erasure", h.a, map[string]any{}); r.status != 401 {
+		t.Fatalf("a business key erasing as a customer: %d", r.status)
+	}
+	if r := h.do("POST", "/v1/me/erasure", tok, map[string]any{"tenant": "tenantc"}); r.status != 422 {
+		t.Fatalf("erasure at a business that holds nothing: %d", r.status)
+	}
+	r := h.do("POST", "/v1/me/erasure", tok, map[string]any{"tenant": "tenantb"})
+	if r.status != 201 || len(r.json(t)["erased"].([]any)) != 1 {
+		t.Fatalf("erasure at B: %d %s", r.status, r.body)
+	}
+	if err := opens("tenantb"); !errors.Is(err, pii.ErrErased) {
+		t.Fatalf("B's data after the customer's erasure at B: %v", err)
+	}
+	if err := opens("tenanta"); err != nil {
+		t.Fatalf("A's data after the customer's erasure at B: %v", err)
+	}
+	r = h.do("POST", "/v1/me/erasure", tok, nil)
+	if r.status != 201 || len(r.json(t)["erased"].([]any)) != 3 {
+		t.Fatalf("erasure everywhere: %d %s", r.status, r.body)
+	}
+	if err := opens("tenanta"); !errors.Is(err, pii.ErrErased) {
+		t.Fatalf("A's data after the customer's erasure everywhere: %v", err)
+	}
+	if again := h.do("POST", "/v1/me/erasure", tok, nil); again.status != 200 {
+		t.Fatalf("repeated erasure everywhere: %d %s", again.status, again.body)
+	}
+	// The opt-outs still deny, through the pseudonym.
+	for _, biz := range []string{h.a, h.b} {
+		d := h.do("POST", "/v1/decisions", biz, map[string]any{"number": numA, "channel": "call", "purpose": "service"})
+		if d.status != 200 || d.json(t)["allowed"] != false {
+			t.Fatalf("decision after erasure: %d %s", d.status, d.body)
+		}
 	}
 }

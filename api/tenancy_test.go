@@ -64,6 +64,12 @@ var attacks = map[string]attack{
 		return "POST", "/v1/me/session", map[string]any{"number": shared, "code": "123456"}
 	},
 	"customer-contacts": func(*harness) (string, string, any) { return "GET", "/v1/me/contacts", nil },
+	"customer-erasure": func(*harness) (string, string, any) {
+		return "POST", "/v1/me/erasure", map[string]any{"tenant": "tenantb"}
+	},
+	"audit-personal": func(h *harness) (string, string, any) {
+		return "GET", "/v1/audit/events/1/personal?purpose=curious", nil
+	},
 	"audit-events":      func(*harness) (string, string, any) { return "GET", "/v1/audit/events", nil },
 	"audit-checkpoint":  func(*harness) (string, string, any) { return "GET", "/v1/audit/checkpoint", nil },
 	"audit-inclusion":   func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/inclusion?position=1", nil },
@@ -146,7 +152,7 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}
 			}
-			if op.OperationID == "customer-contacts" && r.status != http.StatusUnauthorized {
+			if (op.OperationID == "customer-contacts" || op.OperationID == "customer-erasure") && r.status != http.StatusUnauthorized {
 				t.Errorf("customer-contacts with a business key: %d, want 401", r.status)
 			}
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +16,10 @@ func TestCustomerPageSignsInAndListsContacts(t *testing.T) {
 	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-web", "number": numA, "relationship_ref": "P-7", "text": "renew"})
 	h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword"})
 	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-web-2", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+	w := h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "call", "raw_text": "stop calling"})
+	if r := h.do("GET", "/v1/audit/events/"+fmt.Sprint(w.json(t)["position"])+"/personal?purpose=dispute+D-12", h.auditor, nil); r.status != 200 {
+		t.Fatalf("staff read: %d %s", r.status, r.body)
+	}
 
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
@@ -49,7 +54,7 @@ func TestCustomerPageSignsInAndListsContacts(t *testing.T) {
 	_, _ = io.Copy(&b, res.Body)
 	res.Body.Close()
 	page := b.String()
-	for _, want := range []string{"2 contacts and reminders", "submitted", "denied", "withdrawal", "P-7"} {
+	for _, want := range []string{"3 contacts, reminders and reads of your personal data", "Purpose given: dispute D-12", "ConsentWithdrawn", "submitted", "denied", "withdrawal", "P-7"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("contacts page lacks %q:\n%s", want, page)
 		}
