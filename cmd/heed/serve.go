@@ -115,7 +115,7 @@ func serve(ctx context.Context, args []string) error {
 	proxies := fs.String("trusted-proxies", "", "reverse proxies whose X-Forwarded-For the customer rate limits believe: addresses and CIDR prefixes, comma-separated (default none)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	storeURL := fs.String("store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
-	smscGrace := fs.Duration("smsc-grace", 30*time.Second, "how long an SMSC may stay unbound before /readyz fails")
+	smscGrace := fs.Duration("smsc-grace", 30*time.Second, "how long an SMSC may stay unbound before /readyz fails; 0 leaves the SMSC out of readiness")
 	sealGrace := fs.Duration("seal-grace", time.Minute, "how long an acknowledged event may stay uncovered by a checkpoint before /readyz fails")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
@@ -352,7 +352,7 @@ func serve(ctx context.Context, args []string) error {
 		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", simSrv.Addr())
 	}
 	var notifier atomic.Pointer[notify.Notifier]
-	sender := &smppSender{clients: map[string]*smpp.Client{}, byLine: map[string]string{}, m: metrics}
+	sender := &smppSender{byLine: map[string]string{}, m: metrics}
 	metrics.SMPPLinks(func() []api.SMPPLink {
 		var out []api.SMPPLink
 		for _, l := range sender.links() {
@@ -361,11 +361,12 @@ func serve(ctx context.Context, args []string) error {
 		}
 		return out
 	})
+	smscs := map[string]smpp.Config{}
 	for i, c := range conns {
 		if c.Name == "" {
 			c.Name = fmt.Sprintf("smsc%d", i+1)
 		}
-		if _, dup := sender.clients[c.Name]; dup || c.Addr == "" {
+		if _, dup := smscs[c.Name]; dup || c.Addr == "" {
 			return fmt.Errorf("%w: SMSC %q: names must be unique and addr is required", errUsage, c.Name)
 		}
 		if *window > 0 {
@@ -375,7 +376,7 @@ func serve(ctx context.Context, args []string) error {
 			c.SystemID = *smscUser
 		}
 		name := c.Name
-		sender.clients[name] = smpp.New(smpp.Config{Addr: c.Addr, SystemID: c.SystemID, Password: c.Password, Source: *line,
+		smscs[name] = smpp.Config{Addr: c.Addr, SystemID: c.SystemID, Password: c.Password, Source: *line,
 			Window: c.Window, TPS: c.TPS, Logger: log,
 			Flash: smpp.Flash{UCS2: c.FlashUCS2, GSM7: c.FlashGSM7, Subunit: c.FlashSubunit},
 			Handler: func(in smpp.Inbound) error {
@@ -384,7 +385,8 @@ func serve(ctx context.Context, args []string) error {
 					return errors.New("heed: not ready")
 				}
 				return inbound(context.Background(), n, metrics, name, in)
-			}})
+			}}
+		sender.names = append(sender.names, name)
 		if i == 0 {
 			sender.def = name
 		}
@@ -392,6 +394,8 @@ func serve(ctx context.Context, args []string) error {
 			sender.byLine[l] = name
 		}
 	}
+	slices.Sort(sender.names)
+	sender.pool = smpp.NewPool(smscs)
 	// closeSMPP unbinds every client, waiting (up to 5 s) for submits in
 	// flight and for the SMSC's answers; on shutdown it runs before the
 	// simulator stops, so the simulator is there to answer.
@@ -399,7 +403,8 @@ func serve(ctx context.Context, args []string) error {
 		smppOnce.Do(func() {
 			shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
 			defer stop()
-			for name, c := range sender.clients {
+			for _, name := range sender.names {
+				c, _ := sender.pool.Client(name)
 				if err := c.Close(shutdown); err != nil {
 					log.Warn("unbind", "smsc", name, "err", err)
 				} else {
@@ -412,7 +417,7 @@ func serve(ctx context.Context, args []string) error {
 	ready.add("smsc", func(context.Context) error {
 		var errs []error
 		for _, l := range sender.links() {
-			if l.st.Bound {
+			if l.st.Bound || *smscGrace <= 0 {
 				continue
 			}
 			if d := time.Since(l.st.DownSince); d > *smscGrace {
@@ -509,7 +514,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smscs", len(sender.clients))
+	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smscs", len(sender.names))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if !startup() {
@@ -588,10 +593,11 @@ func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.D
 // smppSender submits through the SMSC that carries each line, and counts
 // what happens.
 type smppSender struct {
-	clients map[string]*smpp.Client
-	byLine  map[string]string // line → SMSC name
-	def     string            // the SMSC of every other line
-	m       *api.Metrics
+	pool   *smpp.Pool
+	names  []string          // of the pool's connections, sorted
+	byLine map[string]string // line → SMSC name
+	def    string            // the SMSC of every other line
+	m      *api.Metrics
 }
 
 // smscLink is one SMSC connection's state, for readiness and metrics.
@@ -601,11 +607,11 @@ type smscLink struct {
 }
 
 func (s *smppSender) links() []smscLink {
-	out := make([]smscLink, 0, len(s.clients))
-	for name, c := range s.clients {
+	out := make([]smscLink, 0, len(s.names))
+	for _, name := range s.names {
+		c, _ := s.pool.Client(name)
 		out = append(out, smscLink{name, c.Stats()})
 	}
-	slices.SortFunc(out, func(a, b smscLink) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 
@@ -619,7 +625,7 @@ func (s *smppSender) route(line string) string {
 
 func (s *smppSender) submit(ctx context.Context, smsc string, m smpp.Message) (smpp.Result, error) {
 	s.m.SMPPSubmits.WithLabelValues(smsc).Inc()
-	res, err := s.clients[smsc].Submit(ctx, m)
+	res, err := s.pool.Submit(ctx, smsc, m)
 	status := "0x00000000"
 	var se *smpp.Error
 	if errors.As(err, &se) {
