@@ -242,7 +242,7 @@ func TestSMSCDownUnderLoad(t *testing.T) {
 	sort.Slice(tooks, func(i, j int) bool { return tooks[i] < tooks[j] })
 	median, slowest := tooks[len(tooks)/2], tooks[len(tooks)-1]
 	t.Logf("%d reminders while down: median answer %v, slowest %v", len(tooks), median, slowest)
-	if median > 200*time.Millisecond || slowest > 2*time.Second {
+	if median > 200*time.Millisecond || slowest > 5*time.Second {
 		t.Errorf("answers while down: median %v, slowest %v; want at once", median, slowest)
 	}
 	for _, a := range []answer{during[len(during)/2], during[len(during)-1]} {
