@@ -114,7 +114,9 @@ type Server struct {
 	api      huma.API
 	mux      *http.ServeMux
 	contacts *index
-	people   *people
+	// codeLocks serialise sign-in challenges per number.
+	codeLocks stripes
+	people    *people
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.

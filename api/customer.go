@@ -3,9 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -159,7 +162,33 @@ func (s *Server) registerCustomerErasure() {
 		})
 }
 
+// tooMany is a 429 problem whose Retry-After says, in whole seconds, when
+// the limit that refused the request lets one through again.
+func tooMany(msg string, err error) error {
+	p := huma.Error429TooManyRequests(msg)
+	var le *auth.LimitError
+	if !errors.As(err, &le) {
+		return p
+	}
+	secs := int64((le.RetryAfter + time.Second - 1) / time.Second)
+	return huma.ErrorWithHeaders(p, http.Header{"Retry-After": {strconv.FormatInt(max(secs, 1), 10)}})
+}
+
+// codeText is the sign-in message: in Chinese for a Chinese number, in
+// English otherwise. The code stands apart so that phones offer to copy it.
+func codeText(e164, code string) string {
+	if strings.HasPrefix(e164, "+86") {
+		return "【heed】验证码 " + code + " ，5分钟内有效，用于查看您的联系记录。如非本人操作，请忽略本短信。"
+	}
+	return "heed verification code: " + code + " (valid 5 minutes). If you did not ask for it, ignore this message."
+}
+
 // challenge sends a sign-in code to a number and records that it did.
+// The number's limits count the VerificationSent events in its subject
+// stream, so a restart does not reset them; a number that opted out of
+// everything at a business, or is on a national list, gets fewer codes
+// (auth.SessionConfig.PerDayRestricted), not none: its holder may need to
+// sign in to see what was done with it.
 func (s *Server) challenge(ctx context.Context, number, addr string) error {
 	if s.cfg.Texter == nil {
 		return huma.Error503ServiceUnavailable("SMS is not configured")
@@ -168,14 +197,23 @@ func (s *Server) challenge(ctx context.Context, number, addr string) error {
 	if err != nil {
 		return err
 	}
-	code, err := s.cfg.Sessions.Challenge(e164, addr)
+	// One challenge per number at a time, from reading its history to
+	// recording the code, so concurrent requests cannot both pass a limit.
+	mu := s.codeLocks.of(subject)
+	mu.Lock()
+	defer mu.Unlock()
+	sent, restricted, err := s.codeHistory(ctx, subject)
+	if err != nil {
+		return s.storeError("verify", err)
+	}
+	code, err := s.cfg.Sessions.Challenge(e164, addr, sent, restricted)
 	if errors.Is(err, auth.ErrRateLimited) {
-		return huma.Error429TooManyRequests("too many codes requested; try again later")
+		return tooMany("too many codes requested; try again later", err)
 	}
 	if err != nil {
 		return huma.Error500InternalServerError("could not make a code")
 	}
-	if err := s.cfg.Texter.SendText(ctx, e164, "heed verification code: "+code+" (valid 5 minutes)"); err != nil {
+	if err := s.cfg.Texter.SendText(ctx, e164, codeText(e164, code)); err != nil {
 		s.cfg.Log.Error("send code", "err", err)
 		return huma.Error503ServiceUnavailable("could not send the code; try again later")
 	}
@@ -197,9 +235,85 @@ func (s *Server) session(number, code, addr string) (string, time.Time, error) {
 	tok, exp, err := s.cfg.Sessions.Verify(e164, code, addr)
 	switch {
 	case errors.Is(err, auth.ErrRateLimited):
-		return "", time.Time{}, huma.Error429TooManyRequests("too many attempts; try again later")
+		return "", time.Time{}, tooMany("too many attempts; try again later", err)
 	case err != nil:
 		return "", time.Time{}, huma.Error401Unauthorized("wrong or expired code")
 	}
 	return tok, exp, nil
+}
+
+// codeHistory reads when codes were sent to subject (as the log recorded
+// them) in the last day, and whether the number is restricted: on a
+// national (global) list it has not been lifted from, or opted out of
+// everything at a business and not granted anything there since.
+func (s *Server) codeHistory(ctx context.Context, subject string) ([]time.Time, bool, error) {
+	evs, err := s.cfg.Store.ReadStream(ctx, ledger.SubjectStream(subject), 1, 0)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return nil, false, err
+	}
+	now := s.cfg.Now()
+	var sent []time.Time
+	listed := map[string]bool{}
+	for i := range evs {
+		e := &evs[i]
+		switch e.Type {
+		case ledger.TypeVerificationSent:
+			if now.Sub(e.RecordedAt) < 24*time.Hour {
+				sent = append(sent, e.RecordedAt)
+			}
+		case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
+			p, err := ledger.Decode(e)
+			if err != nil {
+				continue
+			}
+			switch p := p.(type) {
+			case *ledger.SuppressionListed:
+				listed[p.Scope+"/"+p.List] = true
+			case *ledger.SuppressionLifted:
+				delete(listed, p.Scope+"/"+p.List)
+			}
+		}
+	}
+	for k := range listed {
+		if strings.HasPrefix(k, "global/") {
+			return sent, true, nil
+		}
+	}
+	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, t := range tenants {
+		evs, err := s.cfg.Store.ReadStream(ctx, ledger.ContactStream(t, subject), 1, 0)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out := false
+		for i := range evs {
+			switch evs[i].Type {
+			case ledger.TypeConsentGranted:
+				out = false
+			case ledger.TypeConsentWithdrawn:
+				if p, err := ledger.Decode(&evs[i]); err == nil && p.(*ledger.ConsentWithdrawn).All {
+					out = true
+				}
+			}
+		}
+		if out {
+			return sent, true, nil
+		}
+	}
+	return sent, false, nil
+}
+
+// stripes serialise work per subject.
+type stripes [256]sync.Mutex
+
+func (st *stripes) of(subject string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(subject))
+	return &st[h.Sum32()%uint32(len(st))]
 }

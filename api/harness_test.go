@@ -96,11 +96,18 @@ func (t *fakeTexter) SendText(_ context.Context, n, text string) error {
 func (t *fakeTexter) code(n string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := strings.Fields(t.texts[n])
-	if len(f) < 4 {
-		return ""
+	for _, w := range strings.Fields(t.texts[n]) {
+		if len(w) == 6 && strings.Trim(w, "0123456789") == "" {
+			return w
+		}
 	}
-	return f[3]
+	return ""
+}
+
+func (t *fakeTexter) text(n string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.texts[n]
 }
 
 type harness struct {

@@ -62,7 +62,7 @@ func TestSessions(t *testing.T) {
 	s := NewSessions(SessionConfig{Now: func() time.Time { return now }})
 	const num = "+8613800138000"
 
-	code, err := s.Challenge(num, "a")
+	code, err := s.Challenge(num, "a", nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestSessions(t *testing.T) {
 	}
 
 	// Attempts are limited: after 5 wrong codes the right one fails too.
-	code, err = s.Challenge(num, "b")
+	code, err = s.Challenge(num, "b", nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestSessions(t *testing.T) {
 	}
 
 	// Codes expire.
-	code, err = s.Challenge(num, "c")
+	code, err = s.Challenge(num, "c", nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,24 +110,61 @@ func TestSessions(t *testing.T) {
 func TestSessionRateLimits(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	s := NewSessions(SessionConfig{Now: func() time.Time { return now }, PerNumber: 3, PerAddr: 5})
-	for i := range 3 {
-		if _, err := s.Challenge("+8613800138000", "addr"+string(rune('a'+i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.Challenge("+8613800138000", "other"); !errors.Is(err, ErrRateLimited) {
-		t.Fatalf("4th challenge for one number err = %v", err)
-	}
 	for i := range 5 {
-		if _, err := s.Challenge("+861380013800"+string(rune('1'+i)), "one"); err != nil {
+		if _, err := s.Challenge("+861380013800"+string(rune('1'+i)), "one", nil, false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Challenge("+8613900139000", "one"); !errors.Is(err, ErrRateLimited) {
+	_, err := s.Challenge("+8613900139000", "one", nil, false)
+	var le *LimitError
+	if !errors.Is(err, ErrRateLimited) || !errors.As(err, &le) || le.RetryAfter != 10*time.Minute {
 		t.Fatalf("6th challenge from one address err = %v", err)
 	}
 	now = now.Add(11 * time.Minute)
-	if _, err := s.Challenge("+8613800138000", "one"); err != nil {
+	if _, err := s.Challenge("+8613800138000", "one", nil, false); err != nil {
 		t.Fatalf("limit did not reset after the window: %v", err)
+	}
+}
+
+// TestNumberLimits: the number's limits come from the codes the log says
+// were sent (so a restart resets nothing), 3 per 10 minutes and 5 per day
+// by default, 1 a day for a restricted number, and a refusal says when to
+// try again.
+func TestNumberLimits(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	ago := func(ds ...time.Duration) []time.Time {
+		var out []time.Time
+		for _, d := range ds {
+			out = append(out, now.Add(-d))
+		}
+		return out
+	}
+	m := time.Minute
+	for _, c := range []struct {
+		name       string
+		sent       []time.Time
+		restricted bool
+		retry      time.Duration // zero: allowed
+	}{
+		{"first code", nil, false, 0},
+		{"two in the window", ago(1*m, 2*m), false, 0},
+		{"three in the window", ago(1*m, 2*m, 4*m), false, 6 * m},
+		{"three, unordered", ago(4*m, 1*m, 2*m), false, 6 * m},
+		{"three, one just out of the window", ago(1*m, 2*m, 10*m), false, 0},
+		{"four today", ago(1*m, 3*time.Hour, 5*time.Hour, 6*time.Hour), false, 0},
+		{"five today", ago(1*m, 3*time.Hour, 5*time.Hour, 6*time.Hour, 20*time.Hour), false, 4 * time.Hour},
+		{"five, one yesterday", ago(1*m, 3*time.Hour, 5*time.Hour, 6*time.Hour, 24*time.Hour), false, 0},
+		{"restricted, none today", ago(25 * time.Hour), true, 0},
+		{"restricted, one today", ago(23 * time.Hour), true, time.Hour},
+	} {
+		s := NewSessions(SessionConfig{Now: func() time.Time { return now }})
+		_, err := s.Challenge("+8613800138000", "a", c.sent, c.restricted)
+		var le *LimitError
+		switch {
+		case c.retry == 0 && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.retry != 0 && (!errors.As(err, &le) || le.RetryAfter != c.retry):
+			t.Errorf("%s: %v, want retry after %s", c.name, err, c.retry)
+		}
 	}
 }

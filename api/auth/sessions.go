@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 )
@@ -21,6 +22,18 @@ var (
 	ErrNoSession = errors.New("auth: no such session")
 )
 
+// LimitError is ErrRateLimited with the time until a request would be
+// allowed again.
+type LimitError struct {
+	RetryAfter time.Duration
+	what       string
+}
+
+func (e *LimitError) Error() string { return ErrRateLimited.Error() + " " + e.what }
+
+// Is makes a LimitError match ErrRateLimited.
+func (e *LimitError) Is(target error) bool { return target == ErrRateLimited }
+
 // SessionConfig holds the limits of the customer sign-in. Zero fields take
 // the defaults in brackets.
 type SessionConfig struct {
@@ -28,21 +41,26 @@ type SessionConfig struct {
 	MaxAttempts int           // wrong codes before the code is burnt [5]
 	TokenTTL    time.Duration // how long a session lasts [15m]
 	Window      time.Duration // rate-limit window [10m]
-	PerNumber   int           // challenges per number per window [3]
-	PerAddr     int           // challenge or session requests per client address per window [30]
-	Now         func() time.Time
+	PerNumber   int           // codes per number per window [3]
+	PerDay      int           // codes per number per 24 hours [5]
+	// PerDayRestricted is the codes per 24 hours to a number that opted
+	// out of everything or is on a national do-not-contact list [1]: its
+	// holder may still sign in to see the history, but it cannot be
+	// flooded.
+	PerDayRestricted int
+	PerAddr          int // challenge or session requests per client address per window [30]
+	Now              func() time.Time
 }
 
 // Sessions issues one-time codes to customers and exchanges them for
 // short-lived tokens bound to one number. State is in memory: a restart
 // signs everyone out, which is the safe direction.
 type Sessions struct {
-	cfg      SessionConfig
-	mu       sync.Mutex
-	codes    map[string]*pending // by E.164 number
-	tokens   map[string]session  // by token hash
-	byNumber limiter
-	byAddr   limiter
+	cfg    SessionConfig
+	mu     sync.Mutex
+	codes  map[string]*pending // by E.164 number
+	tokens map[string]session  // by token hash
+	byAddr limiter
 }
 
 type pending struct {
@@ -73,30 +91,47 @@ func NewSessions(cfg SessionConfig) *Sessions {
 	def(&cfg.Window, 10*time.Minute)
 	defInt(&cfg.MaxAttempts, 5)
 	defInt(&cfg.PerNumber, 3)
+	defInt(&cfg.PerDay, 5)
+	defInt(&cfg.PerDayRestricted, 1)
 	defInt(&cfg.PerAddr, 30)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Sessions{
-		cfg:      cfg,
-		codes:    map[string]*pending{},
-		tokens:   map[string]session{},
-		byNumber: limiter{hits: map[string][]time.Time{}},
-		byAddr:   limiter{hits: map[string][]time.Time{}},
+		cfg:    cfg,
+		codes:  map[string]*pending{},
+		tokens: map[string]session{},
+		byAddr: limiter{hits: map[string][]time.Time{}},
 	}
 }
 
 // Challenge returns a fresh six-digit code for number, replacing any
 // earlier one, unless the number or the client address is over its limit.
-func (s *Sessions) Challenge(number, addr string) (string, error) {
+// sent are the times codes were sent to the number before, as the log
+// records them, so that the number's limits survive a restart; restricted
+// numbers get PerDayRestricted codes a day. The caller serialises
+// challenges for one number between reading sent and recording the code.
+// A refusal is a *LimitError.
+func (s *Sessions) Challenge(number, addr string, sent []time.Time, restricted bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	if !s.byAddr.allow(addr, now, s.cfg.Window, s.cfg.PerAddr) {
-		return "", fmt.Errorf("%w from this address", ErrRateLimited)
+	perDay := s.cfg.PerDay
+	if restricted {
+		perDay = min(perDay, s.cfg.PerDayRestricted)
 	}
-	if !s.byNumber.allow(number, now, s.cfg.Window, s.cfg.PerNumber) {
-		return "", fmt.Errorf("%w for this number", ErrRateLimited)
+	var wait time.Duration
+	for _, lim := range []struct {
+		window time.Duration
+		max    int
+	}{{s.cfg.Window, s.cfg.PerNumber}, {24 * time.Hour, perDay}} {
+		wait = max(wait, retryAfter(sent, now, lim.window, lim.max))
+	}
+	if wait > 0 {
+		return "", &LimitError{RetryAfter: wait, what: "for this number"}
+	}
+	if ok, wait := s.byAddr.allow(addr, now, s.cfg.Window, s.cfg.PerAddr); !ok {
+		return "", &LimitError{RetryAfter: wait, what: "from this address"}
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	if err != nil {
@@ -113,8 +148,8 @@ func (s *Sessions) Verify(number, code, addr string) (string, time.Time, error) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
-	if !s.byAddr.allow(addr, now, s.cfg.Window, s.cfg.PerAddr) {
-		return "", time.Time{}, fmt.Errorf("%w from this address", ErrRateLimited)
+	if ok, wait := s.byAddr.allow(addr, now, s.cfg.Window, s.cfg.PerAddr); !ok {
+		return "", time.Time{}, &LimitError{RetryAfter: wait, what: "from this address"}
 	}
 	p := s.codes[number]
 	if p == nil || now.After(p.expires) {
@@ -171,7 +206,27 @@ type limiter struct {
 	hits map[string][]time.Time
 }
 
-func (l *limiter) allow(key string, now time.Time, window time.Duration, max int) bool {
+// retryAfter returns how long until fewer than limit of the times in sent
+// fall within window before now; zero if that is already so.
+func retryAfter(sent []time.Time, now time.Time, window time.Duration, limit int) time.Duration {
+	limit = max(limit, 1)
+	var recent []time.Time
+	for _, t := range sent {
+		if now.Sub(t) < window {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) < limit {
+		return 0
+	}
+	slices.SortFunc(recent, func(a, b time.Time) int { return a.Compare(b) })
+	// Once the len-limit+1 oldest have left the window, limit-1 remain.
+	return max(recent[len(recent)-limit].Add(window).Sub(now), time.Second)
+}
+
+// allow records a hit for key unless max hits already fall within window;
+// when it refuses, it says how long until it would allow one.
+func (l *limiter) allow(key string, now time.Time, window time.Duration, max int) (bool, time.Duration) {
 	recent := l.hits[key][:0]
 	for _, t := range l.hits[key] {
 		if now.Sub(t) < window {
@@ -180,7 +235,7 @@ func (l *limiter) allow(key string, now time.Time, window time.Duration, max int
 	}
 	if len(recent) >= max {
 		l.hits[key] = recent
-		return false
+		return false, retryAfter(recent, now, window, max)
 	}
 	l.hits[key] = append(recent, now)
 	if len(l.hits) > 100_000 {
@@ -190,5 +245,5 @@ func (l *limiter) allow(key string, now time.Time, window time.Duration, max int
 			}
 		}
 	}
-	return true
+	return true, 0
 }

@@ -111,6 +111,10 @@ func serve(ctx context.Context, args []string) error {
 	receiptTimeout := fs.Duration("receipt-timeout", 24*time.Hour, "how long a submitted reminder is held in memory for its receipt; a later receipt is matched from the log")
 	line := fs.String("line", "10690001", "default sender line of reminders and codes")
 	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
+	verifyLine := fs.String("verify-line", "", "sender line of sign-in codes (default --line); never a tenant's line")
+	codesWindow := fs.Int("codes-per-10min", 3, "sign-in codes a number may be sent per 10 minutes")
+	codesDay := fs.Int("codes-per-day", 5, "sign-in codes a number may be sent per 24 hours")
+	codesRestricted := fs.Int("codes-per-day-restricted", 1, "sign-in codes per 24 hours to a number that opted out of everything or is on a national list")
 	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
 	proxies := fs.String("trusted-proxies", "", "reverse proxies whose X-Forwarded-For the customer rate limits believe: addresses and CIDR prefixes, comma-separated (default none)")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -155,6 +159,20 @@ func serve(ctx context.Context, args []string) error {
 	}
 	if *keywords != "" {
 		cfg.Keywords = strings.Split(*keywords, ",")
+	}
+	// Sign-in codes go from a line heed owns: a reply to them must not
+	// withdraw consent at a business.
+	if owner, ok := cfg.Lines[*verifyLine]; ok && *verifyLine != "" {
+		return fmt.Errorf("%w: --verify-line %s is tenant %q's line; codes go from a line heed owns", errUsage, *verifyLine, owner)
+	}
+	if *verifyLine == "" {
+		*verifyLine = *line
+		if owner, ok := cfg.Lines[*line]; ok {
+			log.Warn("sign-in codes go from the default line, which a tenant owns; set --verify-line", "line", *line, "tenant", owner)
+		}
+	}
+	if *codesWindow < 1 || *codesDay < 1 || *codesRestricted < 1 {
+		return fmt.Errorf("%w: the --codes-per-* limits must be at least 1", errUsage)
 	}
 	rules := projections.Default()
 	if *rulesFile != "" {
@@ -352,7 +370,7 @@ func serve(ctx context.Context, args []string) error {
 		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", simSrv.Addr())
 	}
 	var notifier atomic.Pointer[notify.Notifier]
-	sender := &smppSender{byLine: map[string]string{}, m: metrics}
+	sender := &smppSender{byLine: map[string]string{}, m: metrics, verify: *verifyLine}
 	metrics.SMPPLinks(func() []api.SMPPLink {
 		var out []api.SMPPLink
 		for _, l := range sender.links() {
@@ -481,7 +499,8 @@ func serve(ctx context.Context, args []string) error {
 	leaves, _ := led.base.(api.LeafReader)
 	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
 		Reminders: n, Texter: sender, Auditor: auditor{led}, PII: d.Keys, Gate: n, Metrics: metrics,
-		Region: *region, TrustedProxies: trusted, Log: log})
+		Region: *region, TrustedProxies: trusted, Log: log,
+		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: *codesWindow, PerDay: *codesDay, PerDayRestricted: *codesRestricted})})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
 	mux := http.NewServeMux()
@@ -597,6 +616,7 @@ type smppSender struct {
 	names  []string          // of the pool's connections, sorted
 	byLine map[string]string // line → SMSC name
 	def    string            // the SMSC of every other line
+	verify string            // the line sign-in codes go from
 	m      *api.Metrics
 }
 
@@ -653,7 +673,7 @@ func (s *smppSender) Submit(ctx context.Context, m notify.Message) ([]string, er
 }
 
 func (s *smppSender) SendText(ctx context.Context, e164, text string) error {
-	_, err := s.submit(ctx, s.def, smpp.Message{To: strings.TrimPrefix(e164, "+"), Text: text})
+	_, err := s.submit(ctx, s.route(s.verify), smpp.Message{To: strings.TrimPrefix(e164, "+"), Text: text, From: s.verify})
 	return err
 }
 

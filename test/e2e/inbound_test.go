@@ -15,8 +15,15 @@ import (
 // parts, last part first; a reply from a short code is recorded and
 // counted, not dropped.
 func TestOptOutsOnTheDefaultLine(t *testing.T) {
-	s := startServe(t, t.TempDir(), "--sim-dev", "--lines=")
+	s := startServe(t, t.TempDir(), "--sim-dev", "--lines=", "--verify-line", "10690099")
 	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	// Sign-in codes go from heed's own verification line, in Chinese to a
+	// Chinese number.
+	s.must(t, 202, "POST", "/v1/me/challenge", "", map[string]any{"number": number})
+	eventually(t, "the code", func() bool {
+		b := string(s.do(t, "GET", "/dev/sim/outbox?to="+strings.TrimPrefix(number, "+"), s.admin, nil).body)
+		return strings.Contains(b, `"from":"10690099"`) && strings.Contains(b, "验证码")
+	})
 	const second = "+8613700000011"
 	for _, n := range []string{number, second} {
 		s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": n, "contract_ref": "POL-1", "product": "car insurance"})
@@ -32,7 +39,7 @@ func TestOptOutsOnTheDefaultLine(t *testing.T) {
 	if st := remind("r2", second); st != "submitted" {
 		t.Fatalf("first reminder to the second number: %s", st)
 	}
-	outbox := s.do(t, "GET", "/dev/sim/outbox?to="+strings.TrimPrefix(number, "+"), s.admin, nil)
+	outbox := s.do(t, "GET", "/dev/sim/outbox?to="+strings.TrimPrefix(second, "+"), s.admin, nil)
 	if !strings.Contains(string(outbox.body), `"from":"`+line+`"`) {
 		t.Fatalf("reminder not sent from the default line: %s", outbox.body)
 	}
