@@ -125,6 +125,14 @@ type ContactMade struct {
 	DurationS  int    `json:"duration_s,omitempty"`
 	DecisionID string `json:"decision_id,omitempty"`
 	Region     string `json:"region,omitempty"`
+	// Backfill marks a contact imported from before heed knew of it, by a
+	// key allowed to backfill: the rules count it at its occurred_at (never
+	// later than it was recorded) instead of when it was recorded.
+	Backfill bool `json:"backfill,omitempty"`
+	// Decision is the decision the contact cited, as heed verified it when
+	// the contact was recorded; absent on contacts recorded before heed
+	// issued decision ids.
+	Decision *CitedDecision `json:"decision,omitempty"`
 }
 
 // ComplaintReceived records a complaint against the tenant or a line.
@@ -432,6 +440,11 @@ func validate(v any) error {
 	case *ContactMade:
 		if p.Line == "" {
 			return fmt.Errorf("line is required")
+		}
+		if p.Decision != nil {
+			if err := p.Decision.check(); err != nil {
+				return err
+			}
 		}
 		if err := in("channel", p.Channel, Channels); err != nil {
 			return err

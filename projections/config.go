@@ -215,6 +215,13 @@ func (c *Config) Validate() error {
 // two files that differ in any figure never share a version.
 func (c *Config) RulesVersion() string { return c.version }
 
+// over reports whether a line with these figures over the window has
+// reached the complaint rate that suspends it.
+func (c *Config) over(contacts, complaints uint32) bool {
+	cfg := c.LineSuspension
+	return int(contacts) >= cfg.MinContacts && float64(complaints) >= cfg.Rate*float64(contacts)*(1-1e-9)
+}
+
 func (c *Config) enabled(rule string) bool { return !slices.Contains(c.Disabled, rule) }
 
 func clock(s string) (int, error) {

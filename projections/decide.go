@@ -3,7 +3,9 @@ package projections
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -417,11 +419,37 @@ func (e *eval) suspended() {
 			"未提供外呼线路，未检查线路暂停和地区频次限制。")
 		return
 	}
-	if e.l != nil && e.l.Suspended {
+	if e.l == nil {
+		return
+	}
+	o := e.l.Over
+	switch {
+	case e.l.Suspended && o.Known == 0:
 		e.add(RuleLineSuspended, Deny,
 			"The calling line is suspended for too many complaints.",
 			"该外呼线路因投诉率过高已被暂停。", e.l.SuspPos)
+	case e.l.Suspended || (o.Known != 0 && o.Known <= seconds(e.at)):
+		per := perTenThousand(o.Complaints, o.Contacts)
+		limit := e.cfg.LineSuspension.Rate * 10000
+		e.add(RuleLineSuspended, Deny,
+			fmt.Sprintf("The calling line is suspended: %d complaints in %d contacts over %d days, %s per 10,000 (limit %s per 10,000 with at least %d contacts).",
+				o.Complaints, o.Contacts, o.WindowDays, per, trim(limit), e.cfg.LineSuspension.MinContacts),
+			fmt.Sprintf("该外呼线路已被暂停：%d天内联系%d次、投诉%d次，投诉率为万分之%s（上限为万分之%s，至少%d次联系）。",
+				o.WindowDays, o.Contacts, o.Complaints, per, trim(limit), e.cfg.LineSuspension.MinContacts), o.Pos)
 	}
+}
+
+// perTenThousand formats complaints/contacts per 10,000.
+func perTenThousand(complaints, contacts uint32) string {
+	if contacts == 0 {
+		return "0"
+	}
+	return trim(float64(complaints) * 10000 / float64(contacts))
+}
+
+// trim formats x with at most two decimals and no trailing zeros.
+func trim(x float64) string {
+	return strconv.FormatFloat(math.Round(x*100)/100, 'f', -1, 64)
 }
 
 func (e *eval) burst() {

@@ -39,14 +39,19 @@
 // stream, the subject stream and the line stream, keeps events recorded at
 // or before At, folds them into a scratch state with the same code and
 // evaluates the rules at At; its AsOf is the newest position among the
-// events it read. Windows (frequency, grace, cooldown) are
-// measured on occurred_at; knowledge is cut on recorded_at. The daily cap
+// events it read. Grace and cooldown windows are measured on occurred_at;
+// contacts and complaints count for the frequency caps, region bursts and
+// line rates when heed recorded them (a backfilled contact, imported by a
+// key allowed to, at its occurred_at but never later than recorded), so a
+// contact a business dates ahead or back cannot escape a limit; knowledge
+// is cut on recorded_at. The daily cap
 // across tenants reads the contact streams of the other tenants that know
 // the subject (counted, never cited). Regional bursts come from the live
 // projection's record of which contact filled each (line, region, hour)
 // and when the log learnt of it, so a past question sees a full hour only
 // if it was known full then. Line suspension is exact: it is recorded as
-// events in the line stream.
+// events in the line stream, and a crossing the live projection saw
+// before its LineSuspended was recorded refuses from when it was recorded.
 //
 // # Rules
 //
@@ -87,10 +92,14 @@
 //
 // # Line suspension
 //
-// [Suspender] watches each line's contacts and complaints over the rules'
-// window and appends LineSuspended (with the figures) to the line stream
-// when complaints/contacts reaches the rate with at least min_contacts
-// contacts. The append expects the line stream's revision, so one
-// suspension is written however many checkers race. Only an admin's
-// LineReinstated lifts it, and the line's window then starts afresh.
+// Each line's contacts and complaints are counted over the rules' window.
+// The contact or complaint that takes complaints/contacts to the rate with
+// at least min_contacts contacts marks the line over, in log order: the
+// next decision on the line is denied, its reason giving the figures.
+// [Suspender] then appends LineSuspended (with the same figures) to the
+// line stream, and also suspends lines that cross the threshold as old
+// contacts leave the window. The append expects the line stream's
+// revision, so one suspension is written however many checkers race.
+// Only an admin's LineReinstated lifts it, and the line's window then
+// starts afresh. [Runner.Line] reports a line's figures and state.
 package projections

@@ -23,6 +23,8 @@ func fastContact(d []byte, p *ledger.ContactMade) bool {
 			p.Purpose, ok = str(v)
 		case "region":
 			p.Region, ok = str(v)
+		case "backfill":
+			p.Backfill, ok = boolean(v)
 		}
 		return ok
 	})

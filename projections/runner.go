@@ -204,15 +204,24 @@ func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision
 	r.mu.RLock()
 	past := !q.At.IsZero() && q.At.Before(r.st.recorded)
 	var trips []trip
+	var over figures
 	if past && q.Line != "" {
 		if l := r.st.lines[q.Tenant][q.Line]; l != nil {
 			trips = slices.Clone(l.Trips)
+			over = l.Over
 		}
 	}
 	var d Decision
 	var err error
 	if !past {
-		d, err = r.st.Decide(q, r.opt.Now())
+		// "Now" is never before the newest event the log has recorded: a
+		// clock a little behind the store's (another instance's) must not
+		// hide the contact or complaint it acknowledged.
+		now := r.opt.Now()
+		if r.st.recorded.After(now) {
+			now = r.st.recorded
+		}
+		d, err = r.st.Decide(q, now)
 	}
 	// The scratch state of a past decision interns regions of its own;
 	// it starts from a copy so the trips' region ids keep their meaning.
@@ -225,7 +234,7 @@ func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision
 	r.mu.RUnlock()
 	known := map[uint64]string{}
 	if past {
-		d, err = asOf(ctx, r.store, r.cfg, q, others, trips, regions, known)
+		d, err = asOf(ctx, r.store, r.cfg, q, others, trips, over, regions, known)
 	}
 	if err != nil {
 		return Decision{}, err
@@ -287,7 +296,7 @@ func Replay(ctx context.Context, store ledger.Store, cfg *Config) (*Runner, erro
 // streams of the other tenants that know the subject are read too, only
 // so the daily cap across tenants counts their contacts; no reason cites
 // their events.
-func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, others []string, trips []trip, regions intern, known map[uint64]string) (Decision, error) {
+func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, others []string, trips []trip, over figures, regions intern, known map[uint64]string) (Decision, error) {
 	var evs []ledger.Event
 	var rev uint64
 	streams := []string{ledger.ContactStream(q.Tenant, q.Subject), ledger.SubjectStream(q.Subject)}
@@ -322,7 +331,7 @@ func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, others 
 	}
 	slices.SortFunc(evs, func(a, b ledger.Event) int { return int64cmp(a.Position, b.Position) })
 	st := NewState(cfg)
-	st.regions = regions
+	st.regions, st.partial = regions, true
 	for i := range evs {
 		st.apply(&evs[i])
 		st.pos = evs[i].Position
@@ -330,6 +339,13 @@ func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, others 
 	}
 	if q.Line != "" && len(trips) > 0 {
 		st.line(q.Tenant, q.Line).Trips = trips
+	}
+	// The line's own figures are in the live state only: a crossing the log
+	// knew of by At refuses, as it did then (Decide checks when it was known).
+	if q.Line != "" && over.Known != 0 {
+		if l := st.line(q.Tenant, q.Line); !l.Suspended {
+			l.Over = over
+		}
 	}
 	d, err := st.Decide(q, q.At)
 	d.Revision = rev

@@ -33,10 +33,16 @@ const (
 	byteOrderMark = uint32(0x01020304)
 )
 
+// semantics names what the state means beyond its layout; it changes when
+// the same log folds into different state (contacts counted when recorded,
+// lines judged as events arrive), so an older snapshot is rebuilt, not read.
+const semantics = "recorded-time counts, lines judged in order"
+
 // layout names every field of rec and slot with its offset and type, so a build
 // that reorders or retypes them never maps an old snapshot's bytes.
 var layout = func() string {
 	var b strings.Builder
+	b.WriteString(semantics + "|")
 	for _, t := range []reflect.Type{reflect.TypeFor[rec](), reflect.TypeFor[slot]()} {
 		for i := range t.NumField() {
 			f := t.Field(i)

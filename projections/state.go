@@ -193,6 +193,20 @@ type line struct {
 	Buckets   []bucket
 	Regions   map[uint16]burst
 	Trips     []trip
+	// Over is set by the contact or complaint that took the line over the
+	// complaint-rate threshold, in log order, so decisions deny from the
+	// next event on; the LineSuspended the suspender then records replaces
+	// its figures with the recorded ones. A reinstatement clears it.
+	Over figures
+}
+
+// figures are the numbers that suspend a line. Pos is the event they rest
+// on (the crossing contact or complaint, then the LineSuspended); Known is
+// when the log learnt of it, in seconds since epoch (0 = not over).
+type figures struct {
+	Contacts, Complaints uint32
+	WindowDays           uint16
+	Pos, Known           uint32
 }
 
 // State is the in-memory projection of the log: contact state per
@@ -221,6 +235,9 @@ type State struct {
 	regions intern
 	lines   map[string]map[string]*line // by tenant, then name
 	skipped uint64
+	// partial is set on the scratch state of a past decision, which holds
+	// a few streams only: its line figures are not the line's.
+	partial bool
 }
 
 // intern maps strings to small ids; id 0 is "".
@@ -393,11 +410,15 @@ func (s *State) apply(e *ledger.Event) {
 	}
 	pos := uint32(e.Position)
 	at := minute(e.OccurredAt)
+	// Contacts and complaints count for the limits when heed recorded them:
+	// a business chooses occurred_at, and a contact dated far ahead or
+	// far back would escape every window.
+	rec := minute(e.RecordedAt)
 	switch {
 	case strings.HasPrefix(e.Stream, "contact-") && e.Subject != "":
 		i, h := s.record(e.Tenant, e.Subject)
 		s.recs.at(i).rev = uint32(e.Revision)
-		if err := s.applyContact(i, h, e, pos, at); err != nil {
+		if err := s.applyContact(i, h, e, pos, at, rec); err != nil {
 			s.skipped++
 		}
 	case strings.HasPrefix(e.Stream, "subject-") && e.Subject != "":
@@ -415,7 +436,7 @@ func (s *State) apply(e *ledger.Event) {
 	}
 }
 
-func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
+func (s *State) applyContact(i, h int, e *ledger.Event, pos, at, rec uint32) error {
 	r := s.recs.at(i)
 	var ok bool
 	switch e.Type {
@@ -497,7 +518,13 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 				return err
 			}
 		}
-		s.countContact(i, h, e.Tenant, p.Line, p.Channel, p.Purpose, p.Region, pos, at, seconds(e.RecordedAt))
+		counted := rec
+		if p.Backfill {
+			// Imported history counts when it happened, never later than
+			// heed learnt of it.
+			counted = min(at, rec)
+		}
+		s.countContact(i, h, e.Tenant, p.Line, p.Channel, p.Purpose, p.Region, pos, counted, seconds(e.RecordedAt))
 	case ledger.TypeReminderDispatched:
 		var p ledger.ReminderDispatched
 		if p.Line, ok = fastLine(e.Data); !ok {
@@ -505,7 +532,7 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 				return err
 			}
 		}
-		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, at, 0)
+		s.countContact(i, h, e.Tenant, p.Line, ledger.ChannelFlash, ledger.PurposeService, "", pos, rec, seconds(e.RecordedAt))
 	case ledger.TypeSubjectErased:
 		s.erased[uint32(i)] = pos
 	case ledger.TypeComplaintReceived:
@@ -520,7 +547,8 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at uint32) error {
 		}
 		if p.Line != "" {
 			l := s.line(e.Tenant, p.Line)
-			l.bucket(at).Complaints++
+			l.bucket(rec).Complaints++
+			s.judge(l, pos, seconds(e.RecordedAt))
 		}
 	}
 	return nil
@@ -600,11 +628,18 @@ func (s *State) applyLine(e *ledger.Event, pos uint32) error {
 	l.Rev = uint32(e.Revision)
 	switch e.Type {
 	case ledger.TypeLineSuspended:
+		var p ledger.LineSuspended
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
 		l.Suspended, l.SuspPos = true, pos
+		l.Over = figures{Contacts: clampU32(p.Contacts), Complaints: clampU32(p.Complaints),
+			WindowDays: uint16(min(max(p.WindowDays, 0), math.MaxUint16)), Pos: pos, Known: seconds(e.RecordedAt)}
 	case ledger.TypeLineReinstated:
 		// A reinstated line starts a fresh window: the figures that tripped
 		// it must not trip it again at once.
 		l.Suspended, l.SuspPos = false, 0
+		l.Over = figures{}
 		clear(l.Buckets)
 	}
 	return nil
@@ -629,6 +664,7 @@ func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, regi
 	}
 	l := s.line(tenant, lineName)
 	l.bucket(at).Contacts++
+	s.judge(l, pos, known)
 	if region == "" {
 		return
 	}
@@ -648,6 +684,20 @@ func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, regi
 	}
 	l.Regions[rid] = b
 }
+
+// judge marks l over the complaint-rate threshold when the event at pos,
+// recorded at second known, takes it there.
+func (s *State) judge(l *line, pos, known uint32) {
+	if l.Suspended || l.Over.Known != 0 || s.partial {
+		return
+	}
+	contacts, complaints := l.figures(known / 86400)
+	if s.cfg.over(contacts, complaints) {
+		l.Over = figures{Contacts: contacts, Complaints: complaints, WindowDays: uint16(len(l.Buckets)), Pos: pos, Known: max(known, 1)}
+	}
+}
+
+func clampU32(n int) uint32 { return uint32(min(max(n, 0), math.MaxUint32)) }
 
 func (l *line) bucket(at uint32) *bucket {
 	d := at / 1440

@@ -8,10 +8,11 @@ import (
 	"github.com/heed/heed/ledger"
 )
 
-// Suspender watches each line's complaint rate over the rules' window and
-// appends LineSuspended, with the figures, when a line crosses the
-// threshold. Only an admin's LineReinstated lifts it; the window then
-// starts afresh.
+// Suspender records the suspension of each line over the complaint-rate
+// threshold: LineSuspended, with the figures, in the line's stream.
+// Decisions do not wait for it: the projection refuses a line from the
+// event that takes it over the threshold on. Only an admin's
+// LineReinstated lifts it; the window then starts afresh.
 type Suspender struct {
 	runner *Runner
 	store  ledger.Store
@@ -61,9 +62,15 @@ func (s *Suspender) Check(ctx context.Context) (int, error) {
 		if l.Suspended {
 			return
 		}
-		contacts, complaints := l.figures(today)
-		if int(contacts) < cfg.MinContacts || float64(complaints) < cfg.Rate*float64(contacts)*(1-1e-9) {
-			return
+		// A line the log took over the threshold is already refused; the
+		// event records the figures decisions gave. A line can also cross
+		// it with no event, as old contacts leave the window.
+		contacts, complaints := l.Over.Contacts, l.Over.Complaints
+		if l.Over.Known == 0 {
+			contacts, complaints = l.figures(today)
+			if !r.cfg.over(contacts, complaints) {
+				return
+			}
 		}
 		cands = append(cands, candidate{tenant: l.Tenant, name: l.Name, rev: l.Rev, figures: ledger.LineSuspended{
 			Line: l.Name, Rule: RuleLineSuspended, Contacts: int(contacts), Complaints: int(complaints),
