@@ -23,11 +23,12 @@ type KeyAdmin interface {
 
 type keyIn struct {
 	Body struct {
-		Role      string    `json:"role" enum:"admin,business,auditor"`
+		Role      string    `json:"role" enum:"admin,business,auditor,regulator"`
 		Tenant    string    `json:"tenant,omitempty" maxLength:"64" doc:"required for business keys"`
 		ExpiresIn string    `json:"expires_in,omitempty" maxLength:"32" doc:"lifetime, e.g. 720h or 90d; the key then answers 401 'expired'"`
 		ExpiresAt time.Time `json:"expires_at,omitzero" doc:"when the key stops working (instead of expires_in)"`
 		Reason    string    `json:"reason,omitempty" maxLength:"500" doc:"recorded in the KeyCreated event"`
+		Backfill  bool      `json:"backfill,omitempty" doc:"a business key that may record history older than the back-dating window"`
 	}
 }
 
@@ -99,7 +100,7 @@ func (s *Server) registerAdmin() {
 		Tags: []string{"admin"}, DefaultStatus: http.StatusCreated, Middlewares: admin, Security: sec,
 		Errors: []int{401, 403, 422}},
 		func(ctx context.Context, in *keyIn) (*keyOut, error) {
-			spec := auth.Spec{Role: in.Body.Role, Tenant: in.Body.Tenant, Expires: in.Body.ExpiresAt}
+			spec := auth.Spec{Role: in.Body.Role, Tenant: in.Body.Tenant, Expires: in.Body.ExpiresAt, Backfill: in.Body.Backfill}
 			if in.Body.ExpiresIn != "" {
 				if !spec.Expires.IsZero() {
 					return nil, huma.Error422UnprocessableEntity("give expires_in or expires_at, not both")

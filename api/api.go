@@ -106,6 +106,16 @@ type Config struct {
 	Log     *slog.Logger
 	Version string
 	Now     func() time.Time
+
+	// Lines maps each configured line to the tenant that owns it: only
+	// that tenant records contacts, complaints and decisions on it.
+	Lines map[string]string
+	// LineStates, if set, serves GET /v1/lines/{line}.
+	LineStates LineStates
+	// MaxSkew is how far ahead of the clock a client's occurred_at may be
+	// [5 minutes]; MaxBackdate how far back without backfill [30 days].
+	MaxSkew     time.Duration
+	MaxBackdate time.Duration
 }
 
 // Server is the HTTP API.
@@ -136,6 +146,12 @@ func New(cfg Config) *Server {
 	if cfg.Version == "" {
 		cfg.Version = "1"
 	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = 5 * time.Minute
+	}
+	if cfg.MaxBackdate <= 0 {
+		cfg.MaxBackdate = 30 * 24 * time.Hour
+	}
 	if cfg.Gate == nil {
 		cfg.Gate = noGate{}
 	}
@@ -156,6 +172,8 @@ func New(cfg Config) *Server {
 	s.registerCustomer()
 	s.registerAudit()
 	s.registerAdmin()
+	s.registerLines()
+	s.registerExternal()
 	s.registerWeb()
 	return s
 }

@@ -48,14 +48,14 @@ func TestWritesAnswerWherePositionAndAreIdempotent(t *testing.T) {
 	}
 	// A client event id works the same way; reused with other content it conflicts.
 	id := "0190f5a0-0000-7000-8000-000000000001"
-	body := map[string]any{"id": id, "number": numA, "source": "operator", "occurred_at": "2026-01-02T03:04:05Z"}
+	body := map[string]any{"id": id, "number": numA, "source": "customer", "occurred_at": recent}
 	if r := h.do("POST", "/v1/complaints", h.a, body); r.status != 201 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	if r := h.do("POST", "/v1/complaints", h.a, body); r.status != 200 {
 		t.Fatalf("retry with id: %d %s", r.status, r.body)
 	}
-	body["source"] = "regulator"
+	body["reason"] = "another complaint"
 	before := h.head()
 	if r := h.do("POST", "/v1/complaints", h.a, body); r.status != http.StatusConflict {
 		t.Fatalf("reused id: %d %s", r.status, r.body)
@@ -128,9 +128,9 @@ func TestDecision(t *testing.T) {
 
 func TestImport(t *testing.T) {
 	h := newHarness(t)
-	nd := `{"type":"RelationshipStarted","number":"+8613800138000","occurred_at":"2026-01-01T00:00:00Z","data":{"contract_ref":"P-1","starts_at":"2026-01-01T00:00:00Z"}}
-{"type":"ConsentGranted","number":"+8613800138000","occurred_at":"2026-01-01T00:00:00Z","data":{"purposes":["marketing"],"channels":["sms"],"source":"paper","evidence":{}}}
-{"type":"ComplaintReceived","number":"+8613900139000","occurred_at":"2026-01-02T00:00:00Z","data":{"source":"customer"}}
+	nd := `{"type":"RelationshipStarted","number":"+8613800138000","occurred_at":"` + recent + `","data":{"contract_ref":"P-1","starts_at":"` + recent + `"}}
+{"type":"ConsentGranted","number":"+8613800138000","occurred_at":"` + recent + `","data":{"purposes":["marketing"],"channels":["sms"],"source":"paper","evidence":{}}}
+{"type":"ComplaintReceived","number":"+8613900139000","occurred_at":"` + recent + `","data":{"source":"customer"}}
 `
 	r := h.do("POST", "/v1/events:import", h.a, nd, "Content-Type", "application/x-ndjson", "Idempotency-Key", "batch-1")
 	if r.status != 201 {
@@ -147,7 +147,7 @@ func TestImport(t *testing.T) {
 		t.Fatalf("retried import: %d, head %d", r.status, h.head())
 	}
 	// One bad line refuses the whole batch.
-	bad := nd + `{"type":"ReminderDispatched","number":"+8613800138000","occurred_at":"2026-01-02T00:00:00Z","data":{}}` + "\n"
+	bad := nd + `{"type":"ReminderDispatched","number":"+8613800138000","occurred_at":"` + recent + `","data":{}}` + "\n"
 	if r := h.do("POST", "/v1/events:import", h.a, bad, "Content-Type", "application/x-ndjson"); r.status != 422 || h.head() != 3 {
 		t.Fatalf("bad batch: %d %s, head %d", r.status, r.body, h.head())
 	}

@@ -32,7 +32,7 @@ func TestBadInputIsRefusedWithProblemAndAppendsNothing(t *testing.T) {
 		{"invalid mobile prefix", "POST", "/v1/contacts", h.a, contact("+8610000000000", "call", "service"), 422, nil},
 		{"invalid number in path", "GET", "/v1/subjects/123/history", h.a, nil, 422, nil},
 		{"invalid number in decision", "POST", "/v1/decisions", h.a, map[string]any{"number": "+86", "channel": "call", "purpose": "service"}, 422, nil},
-		{"invalid number in import", "POST", "/v1/events:import", h.a, `{"type":"ComplaintReceived","number":"1","occurred_at":"2026-01-01T00:00:00Z","data":{"source":"customer"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
+		{"invalid number in import", "POST", "/v1/events:import", h.a, `{"type":"ComplaintReceived","number":"1","occurred_at":"` + recent + `","data":{"source":"customer"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
 		{"invalid number in challenge", "POST", "/v1/me/challenge", "", map[string]any{"number": "000"}, 422, nil},
 		{"unknown channel", "POST", "/v1/contacts", h.a, contact(numA, "fax", "service"), 422, nil},
 		{"unknown purpose", "POST", "/v1/decisions", h.a, map[string]any{"number": numA, "channel": "call", "purpose": "spam"}, 422, nil},
@@ -60,8 +60,8 @@ func TestBadInputIsRefusedWithProblemAndAppendsNothing(t *testing.T) {
 		{"reminder with text and template", "POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-1", "text": "a", "template": "renewal"}, 422, nil},
 		{"reminder with unknown template", "POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-1", "template": "nope"}, 422, nil},
 		{"reminder from another tenant's line", "POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-1", "text": "a", "line": "10690002"}, 422, nil},
-		{"global suppression by a business import", "POST", "/v1/events:import", h.a, `{"type":"SuppressionListed","number":"` + numA + `","occurred_at":"2026-01-01T00:00:00Z","data":{"scope":"global","list":"x"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
-		{"notifier events by import", "POST", "/v1/events:import", h.a, `{"type":"ReminderDelivered","number":"` + numA + `","occurred_at":"2026-01-01T00:00:00Z","data":{"reminder_id":"x"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
+		{"global suppression by a business import", "POST", "/v1/events:import", h.a, `{"type":"SuppressionListed","number":"` + numA + `","occurred_at":"` + recent + `","data":{"scope":"global","list":"x"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
+		{"notifier events by import", "POST", "/v1/events:import", h.a, `{"type":"ReminderDelivered","number":"` + numA + `","occurred_at":"` + recent + `","data":{"reminder_id":"x"}}`, 422, []string{"Content-Type", "application/x-ndjson"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := h.head()

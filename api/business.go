@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"time"
@@ -41,7 +42,8 @@ type writeOutput struct {
 // Common carries what every write body may hold.
 type Common struct {
 	ID         string     `json:"id,omitempty" format:"uuid" doc:"client event id; a retry with the same id and content is a no-op"`
-	OccurredAt *time.Time `json:"occurred_at,omitempty" doc:"business time; defaults to now"`
+	OccurredAt *time.Time `json:"occurred_at,omitempty" doc:"business time; defaults to now. At most 5 minutes ahead of heed's clock and 30 days back (both configurable), unless backfill is set"`
+	Backfill   bool       `json:"backfill,omitempty" doc:"record history older than the back-dating window; only keys allowed to backfill may set it, and a backfilled contact counts for the limits at its occurred_at"`
 }
 
 type consentIn struct {
@@ -116,7 +118,7 @@ type complaintIn struct {
 		Number  string `json:"number" maxLength:"32"`
 		Line    string `json:"line,omitempty" maxLength:"64"`
 		Channel string `json:"channel,omitempty" enum:"call,sms,flash"`
-		Source  string `json:"source" enum:"customer,operator,regulator"`
+		Source  string `json:"source" enum:"customer,operator,regulator" doc:"a business key records customer complaints only"`
 		Reason  string `json:"reason,omitempty" maxLength:"1000"`
 	}
 }
@@ -177,6 +179,9 @@ func (s *Server) registerBusiness() {
 	huma.Register(s.api, post("record-contact", "/v1/contacts", "Record a call or message placed by an outside system"),
 		func(ctx context.Context, in *contactIn) (*writeOutput, error) {
 			b := in.Body
+			if err := s.ownLine(ctx, "body.line", b.Line); err != nil {
+				return nil, err
+			}
 			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(_ time.Time, e164 string) any {
 				// The projection never sees the number, so the callee's
 				// region is recorded with the contact for the region-burst
@@ -184,12 +189,18 @@ func (s *Server) registerBusiness() {
 				// it is asked about.
 				return &ledger.ContactMade{
 					Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
-					DurationS: b.DurationS, DecisionID: b.DecisionID, Region: s.region(e164)}
+					DurationS: b.DurationS, DecisionID: b.DecisionID, Region: s.region(e164), Backfill: b.Backfill}
 			})
 		})
-	huma.Register(s.api, post("record-complaint", "/v1/complaints", "Record a complaint"),
+	huma.Register(s.api, post("record-complaint", "/v1/complaints", "Record a customer's complaint against the business or one of its lines"),
 		func(ctx context.Context, in *complaintIn) (*writeOutput, error) {
 			b := in.Body
+			if b.Source != "customer" {
+				return nil, huma.Error403Forbidden("a business records only its customers' complaints; operators and regulators use POST /v1/complaints/external with a regulator key")
+			}
+			if err := s.ownLine(ctx, "body.line", b.Line); err != nil {
+				return nil, err
+			}
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ComplaintReceived{
 				Line: b.Line, Channel: b.Channel, Source: b.Source, Reason: b.Reason})
 		})
@@ -209,11 +220,53 @@ func (s *Server) registerBusiness() {
 	s.registerImport(biz, sec)
 }
 
-func (s *Server) occurred(c Common) time.Time {
-	if c.OccurredAt != nil {
-		return c.OccurredAt.UTC()
+// occurred returns the business time of a write: the client's, bounded so
+// that it cannot be dated ahead of heed's clock (beyond a small skew) nor
+// further back than the back-dating window unless the key may backfill
+// and asked to.
+func (s *Server) occurred(ctx context.Context, loc string, c Common) (time.Time, error) {
+	now := s.cfg.Now().UTC()
+	if c.Backfill && !who(ctx).key.Backfill {
+		return time.Time{}, huma.Error403Forbidden("this key may not backfill; an admin creates keys that may")
 	}
-	return s.cfg.Now().UTC()
+	if c.OccurredAt == nil {
+		return now, nil
+	}
+	at := c.OccurredAt.UTC()
+	if err := s.bounded(loc, at, now, c.Backfill); err != nil {
+		return time.Time{}, err
+	}
+	return at, nil
+}
+
+// bounded checks a client's occurred_at against now.
+func (s *Server) bounded(loc string, at, now time.Time, backfill bool) error {
+	if at.After(now.Add(s.cfg.MaxSkew)) {
+		return huma.Error422UnprocessableEntity("occurred_at is in the future",
+			&huma.ErrorDetail{Location: loc, Message: fmt.Sprintf("must not be more than %s ahead of the server's clock", span(s.cfg.MaxSkew))})
+	}
+	if !backfill && at.Before(now.Add(-s.cfg.MaxBackdate)) {
+		return huma.Error422UnprocessableEntity("occurred_at is too far in the past",
+			&huma.ErrorDetail{Location: loc, Message: fmt.Sprintf("must be within %s of now; older history needs backfill, by a key allowed to backfill", span(s.cfg.MaxBackdate))})
+	}
+	return nil
+}
+
+// span writes d in days when it is whole days.
+func span(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// ownLine refuses a line that heed's configuration gives to another
+// tenant: contacts and complaints on a line belong to the line's tenant.
+func (s *Server) ownLine(ctx context.Context, loc, line string) error {
+	if owner, ok := s.cfg.Lines[line]; ok && line != "" && owner != who(ctx).key.Tenant {
+		return huma.Error403Forbidden("that line belongs to another business", &huma.ErrorDetail{Location: loc, Message: "not your line"})
+	}
+	return nil
 }
 
 // writeContact appends one event to the caller's contact stream for number.
@@ -231,7 +284,10 @@ func (s *Server) writeAt(ctx context.Context, loc, number string, c Common, idem
 		return nil, err
 	}
 	build := func(at time.Time) any { return payload(at, e164) }
-	at := s.occurred(c)
+	at, err := s.occurred(ctx, "body.occurred_at", c)
+	if err != nil {
+		return nil, err
+	}
 	ev, err := ledger.NewEvent(p.key.Tenant, subject, at, build(at))
 	if err != nil {
 		return nil, s.storeError("build", err)
@@ -366,6 +422,9 @@ func (s *Server) registerDecisions(mw huma.Middlewares, sec []map[string][]strin
 		Middlewares: mw, Security: sec, Errors: []int{400, 401, 403, 422}},
 		func(ctx context.Context, in *decisionIn) (*decisionOut, error) {
 			p := who(ctx)
+			if err := s.ownLine(ctx, "body.line", in.Body.Line); err != nil {
+				return nil, err
+			}
 			e164, subject, err := s.person("body.number", in.Body.Number)
 			if err != nil {
 				return nil, err

@@ -16,13 +16,18 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/mem"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections"
 )
+
+// recent is a business time inside the API's back-dating window.
+var recent = time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second).Format(time.RFC3339)
 
 // hmacPseudonyms stands in for ledger/pii in these tests.
 type hmacPseudonyms struct{}
@@ -143,8 +148,13 @@ func newHarness(t testing.TB) *harness {
 	h.notify = notify.New(notify.Config{Store: pii.Seal(st, dataKeys), Decider: dec, Sender: h.sender, DefaultLine: "10690001",
 		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
 		Lines:     map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
+	runner, err := projections.NewRunner(st, projections.Default(), projections.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify, PII: dataKeys,
-		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify, Leaves: memLeaves{st}})
+		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify, Leaves: memLeaves{st},
+		Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, LineStates: runner})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = h.api.Run(ctx) }()
 	h.srv = httptest.NewServer(h.api)

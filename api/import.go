@@ -34,8 +34,9 @@ type ImportLine struct {
 }
 
 type importIn struct {
-	Key     string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried import a no-op for lines without an id"`
-	RawBody []byte `contentType:"application/x-ndjson" doc:"one event per line: {id?, type, number, occurred_at, data}"`
+	Key      string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried import a no-op for lines without an id"`
+	Backfill bool   `query:"backfill" doc:"the lines are history older than the back-dating window (keys allowed to backfill only); imported contacts count for the limits at their occurred_at"`
+	RawBody  []byte `contentType:"application/x-ndjson" doc:"one event per line: {id?, type, number, occurred_at, data}"`
 }
 
 type importOut struct {
@@ -52,6 +53,10 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 		Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 409, 413, 422}},
 		func(ctx context.Context, in *importIn) (*importOut, error) {
 			p := who(ctx)
+			if in.Backfill && !p.key.Backfill {
+				return nil, huma.Error403Forbidden("this key may not backfill; an admin creates keys that may")
+			}
+			now := s.cfg.Now().UTC()
 			var evs []ledger.Event
 			sc := bufio.NewScanner(bytes.NewReader(in.RawBody))
 			sc.Buffer(make([]byte, 64*1024), MaxBody)
@@ -74,6 +79,9 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 				if err != nil {
 					return nil, err
 				}
+				if err := s.bounded(loc+" occurred_at", l.OccurredAt.UTC(), now, in.Backfill); err != nil {
+					return nil, err
+				}
 				id := l.ID
 				if id == "" && in.Key != "" {
 					id = uuid.NewSHA1(idemSpace, fmt.Appendf(nil, "%s\x00import\x00%s\x00%d", p.key.Tenant, in.Key, n)).String()
@@ -89,15 +97,29 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 				if pl, _ := ledger.Decode(&e); pl != nil {
 					switch pl := pl.(type) {
 					case *ledger.ContactMade:
+						if err := s.ownLine(ctx, loc+" data.line", pl.Line); err != nil {
+							return nil, err
+						}
+						if pl.Decision != nil {
+							return nil, huma.Error422UnprocessableEntity("heed records the cited decision itself", &huma.ErrorDetail{Location: loc + " data.decision", Message: "leave it out"})
+						}
 						// The region is the callee's, as Decide computes it,
 						// whatever the line says: a business cannot steer
-						// contacts out of the region-burst rule.
+						// contacts out of the region-burst rule; and only a
+						// backfill counts a contact at its own time.
 						region := s.region(e164)
-						if pl.Region != region {
-							pl.Region = region
+						if pl.Region != region || pl.Backfill != in.Backfill {
+							pl.Region, pl.Backfill = region, in.Backfill
 							if e.Data, err = json.Marshal(pl); err != nil {
 								return nil, err
 							}
+						}
+					case *ledger.ComplaintReceived:
+						if pl.Source != "customer" {
+							return nil, huma.Error403Forbidden("a business records only its customers' complaints", &huma.ErrorDetail{Location: loc + " data.source", Message: "must be customer"})
+						}
+						if err := s.ownLine(ctx, loc+" data.line", pl.Line); err != nil {
+							return nil, err
 						}
 					case *ledger.SuppressionListed:
 						if pl.Scope != "tenant" {

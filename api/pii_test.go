@@ -45,7 +45,7 @@ func TestPersonalFieldsAreSealedOnEveryWrite(t *testing.T) {
 			t.Fatalf("%s: %d %s", w.path, r.status, r.body)
 		}
 	}
-	imp := `{"type":"ComplaintReceived","number":"` + numA + `","occurred_at":"2026-01-02T03:04:05Z","data":{"source":"customer","reason":"import ` + marker + `"}}`
+	imp := `{"type":"ComplaintReceived","number":"` + numA + `","occurred_at":"` + recent + `","data":{"source":"customer","reason":"import ` + marker + `"}}`
 	if r := h.do("POST", "/v1/events:import", h.a, imp, "Content-Type", "application/x-ndjson"); r.status != http.StatusCreated {
 		t.Fatalf("import: %d %s", r.status, r.body)
 	}
@@ -92,7 +92,7 @@ func TestPersonalFieldsAreSealedOnEveryWrite(t *testing.T) {
 func TestSealedWritesRetryAsNoOps(t *testing.T) {
 	h := newHarness(t)
 	for i, w := range personalWrites("retry", numA) {
-		for _, at := range []string{"", "2026-03-04T05:06:07Z"} {
+		for _, at := range []string{"", recent} {
 			body := map[string]any{}
 			for k, v := range w.body {
 				body[k] = v

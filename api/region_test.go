@@ -40,7 +40,7 @@ func TestContactCarriesRegion(t *testing.T) {
 func TestImportedContactCarriesRegion(t *testing.T) {
 	h := newHarness(t)
 	want, _ := projections.Region(numA)
-	line := `{"type":"ContactMade","number":"` + numA + `","occurred_at":"2026-01-02T03:04:05Z","data":{"line":"L1","channel":"call","purpose":"service","region":"elsewhere"}}`
+	line := `{"type":"ContactMade","number":"` + numA + `","occurred_at":"` + recent + `","data":{"line":"L1","channel":"call","purpose":"service","region":"elsewhere"}}`
 	r := h.do("POST", "/v1/events:import", h.a, line+"\n", "Content-Type", "application/x-ndjson")
 	if r.status/100 != 2 {
 		t.Fatalf("%d %s", r.status, r.body)

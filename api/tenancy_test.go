@@ -55,7 +55,7 @@ var attacks = map[string]attack{
 		return "POST", "/v1/subjects/" + url.PathEscape(shared) + "/erasure", map[string]any{}
 	},
 	"import-events": func(*harness) (string, string, any) {
-		return "POST", "/v1/events:import", `{"type":"RelationshipEnded","number":"` + shared + `","occurred_at":"2026-01-01T00:00:00Z","data":{"contract_ref":"B-1","ended_at":"2026-01-01T00:00:00Z"}}`
+		return "POST", "/v1/events:import", `{"type":"RelationshipEnded","number":"` + shared + `","occurred_at":"` + recent + `","data":{"contract_ref":"B-1","ended_at":"` + recent + `"}}`
 	},
 	"customer-challenge": func(*harness) (string, string, any) {
 		return "POST", "/v1/me/challenge", map[string]any{"number": shared}
@@ -77,6 +77,10 @@ var attacks = map[string]attack{
 	"audit-bundle":      func(*harness) (string, string, any) { return "GET", "/v1/audit/bundle", nil },
 	"reinstate-line": func(*harness) (string, string, any) {
 		return "POST", "/v1/lines/tenantb/LB/reinstatement", map[string]any{"reason": "mine now"}
+	},
+	"get-line": func(*harness) (string, string, any) { return "GET", "/v1/lines/10690002", nil },
+	"record-external-complaint": func(*harness) (string, string, any) {
+		return "POST", "/v1/complaints/external", map[string]any{"number": shared, "line": "10690002", "source": "regulator"}
 	},
 	"create-key": func(*harness) (string, string, any) {
 		return "POST", "/v1/keys", map[string]any{"role": "business", "tenant": "tenantb"}
@@ -147,7 +151,8 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s: tenant A's answer shows tenant B's data (%s): %s", op.OperationID, id, r.body)
 				}
 			}
-			if strings.HasPrefix(op.OperationID, "audit-") || strings.HasSuffix(op.OperationID, "-key") || op.OperationID == "list-keys" || op.OperationID == "reinstate-line" {
+			if strings.HasPrefix(op.OperationID, "audit-") || strings.HasSuffix(op.OperationID, "-key") || op.OperationID == "list-keys" || op.OperationID == "reinstate-line" ||
+				op.OperationID == "get-line" || op.OperationID == "record-external-complaint" {
 				if r.status != http.StatusForbidden {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}

@@ -26,6 +26,9 @@ type KeyCreated struct {
 	Tenant  string     `json:"tenant,omitempty"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Reason  string     `json:"reason,omitempty"`
+	// Backfill: the key may record history older than the API's
+	// back-dating window.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // KeyRevoked records that an API key stopped being accepted; the event's

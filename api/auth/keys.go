@@ -26,10 +26,13 @@ const (
 	RoleAdmin    = "admin"
 	RoleBusiness = "business"
 	RoleAuditor  = "auditor"
+	// RoleRegulator records complaints from outside a business (an
+	// operator, a regulator) against any business's line.
+	RoleRegulator = "regulator"
 )
 
 // Roles lists the accepted roles.
-var Roles = []string{RoleAdmin, RoleBusiness, RoleAuditor}
+var Roles = []string{RoleAdmin, RoleBusiness, RoleAuditor, RoleRegulator}
 
 // Sentinel errors.
 var (
@@ -58,6 +61,9 @@ type Key struct {
 	Created time.Time `json:"created"`
 	// Expires is when the key stops working; zero for never.
 	Expires time.Time `json:"expires,omitzero"`
+	// Backfill lets a business key record history older than the API's
+	// back-dating window, marked as backfilled.
+	Backfill bool `json:"backfill,omitempty"`
 	// LastUsed is the last second the key was accepted (kept in memory and
 	// written now and then, so it may lag by a flush after a crash).
 	LastUsed time.Time `json:"last_used,omitzero"`
@@ -156,6 +162,9 @@ type Spec struct {
 	// Expires, if set, is when the key stops working; it must be in the
 	// future.
 	Expires time.Time
+	// Backfill lets a business key record history older than the API's
+	// back-dating window.
+	Backfill bool
 }
 
 // Create stores a new key that never expires; see Issue.
@@ -172,6 +181,9 @@ func (k *Keys) Issue(s Spec) (string, Key, error) {
 	if (s.Role == RoleBusiness) != (s.Tenant != "") {
 		return "", Key{}, fmt.Errorf("%w: a business key needs a tenant and only a business key has one", ErrInvalidRole)
 	}
+	if s.Backfill && s.Role != RoleBusiness {
+		return "", Key{}, fmt.Errorf("%w: only a business key may backfill", ErrInvalidRole)
+	}
 	if s.Tenant != "" && !ValidTenant(s.Tenant) {
 		return "", Key{}, fmt.Errorf("%w: tenant %q must be 1-64 letters, digits, '_' or '.'", ErrInvalidRole, s.Tenant)
 	}
@@ -181,7 +193,7 @@ func (k *Keys) Issue(s Spec) (string, Key, error) {
 	}
 	id := randomText(6)
 	token := "heed_" + id + "_" + randomText(24)
-	key := Key{ID: "key_" + id, Role: s.Role, Tenant: s.Tenant, Created: now.Truncate(time.Second)}
+	key := Key{ID: "key_" + id, Role: s.Role, Tenant: s.Tenant, Created: now.Truncate(time.Second), Backfill: s.Backfill}
 	if !s.Expires.IsZero() {
 		key.Expires = s.Expires.UTC().Truncate(time.Second)
 	}

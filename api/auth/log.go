@@ -24,7 +24,7 @@ func eventID(typ, key string) string {
 
 // CreatedEvent is the KeyCreated event of key, issued by actor.
 func CreatedEvent(key Key, actor, reason string) (ledger.Event, error) {
-	p := &ledger.KeyCreated{Key: key.ID, Role: key.Role, Tenant: key.Tenant, Reason: reason}
+	p := &ledger.KeyCreated{Key: key.ID, Role: key.Role, Tenant: key.Tenant, Reason: reason, Backfill: key.Backfill}
 	if !key.Expires.IsZero() {
 		exp := key.Expires
 		p.Expires = &exp

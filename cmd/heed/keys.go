@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register("keys create", "create an API key (admin, business or auditor) while the server is stopped", keysCreate)
+	register("keys create", "create an API key (admin, business, auditor or regulator) while the server is stopped", keysCreate)
 	register("keys list", "list the API keys: id, role, tenant, created, expires, last used, revoked", keysList)
 	register("keys revoke", "revoke an API key while the server is stopped (it is refused from the next start)", keysRevoke)
 }
@@ -79,7 +79,8 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 func keysCreate(ctx context.Context, args []string) error {
 	fs := newFlags("keys create")
 	data := addDataFlags(fs)
-	role := fs.String("role", "", "admin, business or auditor")
+	role := fs.String("role", "", "admin, business, auditor or regulator")
+	backfill := fs.Bool("backfill", false, "a business key that may also record history older than the back-dating window")
 	tenant := fs.String("tenant", "", "the tenant a business key is bound to")
 	expires := fs.String("expires", "", "when the key stops working: a lifetime (720h, 90d) or an RFC 3339 time; never when empty")
 	reason := fs.String("reason", "", "why, recorded in the KeyCreated event")
@@ -104,7 +105,7 @@ func keysCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer keys.Close()
-	tok, key, err := keys.Issue(auth.Spec{Role: *role, Tenant: *tenant, Expires: exp})
+	tok, key, err := keys.Issue(auth.Spec{Role: *role, Tenant: *tenant, Expires: exp, Backfill: *backfill})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -121,6 +121,8 @@ func serve(ctx context.Context, args []string) error {
 	storeURL := fs.String("store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
 	smscGrace := fs.Duration("smsc-grace", 30*time.Second, "how long an SMSC may stay unbound before /readyz fails; 0 leaves the SMSC out of readiness")
 	sealGrace := fs.Duration("seal-grace", time.Minute, "how long an acknowledged event may stay uncovered by a checkpoint before /readyz fails")
+	maxSkew := fs.Duration("max-skew", 5*time.Minute, "how far ahead of the clock a write's occurred_at may be")
+	maxBackdate := fs.Duration("max-backdate", 30*24*time.Hour, "how far back a write's occurred_at may be, unless a key allowed to backfill asks to backfill")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -500,7 +502,8 @@ func serve(ctx context.Context, args []string) error {
 	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
 		Reminders: n, Texter: sender, Auditor: auditor{led}, PII: d.Keys, Gate: n, Metrics: metrics,
 		Region: *region, TrustedProxies: trusted, Log: log,
-		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: *codesWindow, PerDay: *codesDay, PerDayRestricted: *codesRestricted})})
+		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: *codesWindow, PerDay: *codesDay, PerDayRestricted: *codesRestricted}),
+		Lines:    cfg.Lines, LineStates: runner, MaxSkew: *maxSkew, MaxBackdate: *maxBackdate})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
 	mux := http.NewServeMux()
