@@ -16,8 +16,10 @@ import (
 	"github.com/heed/heed/notify"
 )
 
-// index knows which tenants hold a contact stream for each subject, so a
-// customer's view reads a handful of streams instead of scanning the log.
+// index knows which tenants recorded something about each subject (in
+// their contact stream, mostly), so a customer's view reads a handful of
+// streams instead of scanning the log, and a customer's erasure reaches
+// every tenant's key.
 type index struct {
 	mu      sync.RWMutex
 	tenants tenantSets    // subject → tenants
@@ -40,7 +42,7 @@ type LeafReader interface {
 func newIndex() *index { return &index{tenants: newTenantSets()} }
 
 func (x *index) note(e ledger.Event) {
-	if e.Tenant == "" || e.Subject == "" || e.Stream != ledger.ContactStream(e.Tenant, e.Subject) {
+	if e.Tenant == "" || e.Subject == "" {
 		return
 	}
 	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
@@ -121,17 +123,12 @@ type keys struct {
 	position                uint64
 }
 
-// contact reports whether the leaf is in its subject's contact stream for
-// its tenant (what note checks on a decoded event).
+// contact reports whether the leaf ties a tenant to its subject (what
+// note checks on a decoded event): most are in the tenant's contact stream
+// for the subject; others (a reply to the tenant's line) hold data a
+// customer's erasure at every business must reach all the same.
 func (k keys) contact() bool {
-	const pre = "contact-"
-	s := k.stream
-	return len(k.tenant) > 0 && len(k.subject) > 0 &&
-		len(s) == len(pre)+len(k.tenant)+1+len(k.subject) &&
-		string(s[:len(pre)]) == pre &&
-		bytes.Equal(s[len(pre):len(pre)+len(k.tenant)], k.tenant) &&
-		s[len(pre)+len(k.tenant)] == '-' &&
-		bytes.Equal(s[len(pre)+len(k.tenant)+1:], k.subject)
+	return len(k.tenant) > 0 && len(k.subject) > 0
 }
 
 // leafKeys reads tenant, subject, stream and position from the canonical

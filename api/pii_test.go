@@ -11,6 +11,7 @@ import (
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/pii"
+	"github.com/heed/heed/notify"
 )
 
 // personalWrites writes marker into every personal field the business API
@@ -319,5 +320,31 @@ func TestCustomerErasesAtOneOrEveryBusiness(t *testing.T) {
 		if d.status != 200 || d.json(t)["allowed"] != false {
 			t.Fatalf("decision after erasure: %d %s", d.status, d.body)
 		}
+	}
+}
+
+// A reply to a business's line from a number it never recorded anything
+// about is sealed under that business's key; the customer's erasure at
+// every business reaches it too.
+func TestCustomerErasureReachesRepliesToALine(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	res, err := h.notify.OnInbound(ctx, notify.Inbound{From: "8613800138000", FromTON: 1, FromNPI: 1, To: "10690001", Text: "谁啊？我是张伟"})
+	if err != nil || res.Unmatched == nil {
+		t.Fatalf("inbound: %+v, %v", res, err)
+	}
+	e := *res.Unmatched
+	if e.Tenant != "tenanta" || len(e.PII) == 0 || bytes.Contains(e.Data, []byte("张伟")) {
+		t.Fatalf("unmatched reply recorded as %s for %q, pii %d bytes", e.Data, e.Tenant, len(e.PII))
+	}
+	if _, err := h.pii.OpenEvent(ctx, &e); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.signIn(t, numA)
+	if r := h.do("POST", "/v1/me/erasure", tok, nil); r.status != 201 {
+		t.Fatalf("erasure everywhere: %d %s", r.status, r.body)
+	}
+	if _, err := h.pii.OpenEvent(ctx, &e); !errors.Is(err, pii.ErrErased) {
+		t.Fatalf("the reply after the customer's erasure everywhere: %v", err)
 	}
 }
