@@ -423,6 +423,24 @@ func (s *Server) Data(stream string) [][]byte {
 	return out
 }
 
+// Bytes returns everything the cluster holds, tombstoned or not: each
+// event's stream name, metadata and data, one after the other.
+func (s *Server) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []byte
+	for _, r := range s.log {
+		out = append(out, r.stream...)
+		for k, v := range r.meta {
+			out = append(out, k...)
+			out = append(out, v...)
+		}
+		out = append(out, r.custom...)
+		out = append(out, r.data...)
+	}
+	return out
+}
+
 // appendLocked checks the expected revision the way the server does,
 // including its id-based idempotence, and writes.
 func (s *Server) appendLocked(name string, opts *api.AppendReq_Options, msgs []*api.AppendReq_ProposedMessage) (*api.AppendResp, error) {
