@@ -204,6 +204,11 @@ func (n *Notifier) OnInbound(ctx context.Context, in Inbound) (InboundResult, er
 		// recorded on the way; only this call's message can be complete.
 		if w.Complete() {
 			res, mine = r, true
+			if err != nil && in.Concat != nil {
+				// The error makes the SMSC deliver this part again: keep
+				// the others for it.
+				n.mo.Retain(w, in.Concat.Seq, n.cfg.Now())
+			}
 		}
 	}
 	if !mine {

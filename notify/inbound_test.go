@@ -310,3 +310,44 @@ func TestMultipartOptOut(t *testing.T) {
 		t.Fatalf("recorded %+v, %v", p, err)
 	}
 }
+
+// failOnce fails the next append when armed.
+type failOnce struct {
+	ledger.Store
+	armed bool
+}
+
+func (f *failOnce) Append(ctx context.Context, stream string, exp ledger.Expected, evs []ledger.Event) ([]ledger.Event, error) {
+	if f.armed {
+		f.armed = false
+		return nil, errors.New("disk full")
+	}
+	return f.Store.Append(ctx, stream, exp, evs)
+}
+
+// TestMultipartOptOutRedelivered: when the opt-out of a multi-part reply
+// cannot be recorded, the handler fails (so the SMSC delivers the last
+// part again) and the earlier parts are kept for it.
+func TestMultipartOptOutRedelivered(t *testing.T) {
+	r := newRig(t)
+	r.relate(t, number)
+	cfg := r.n.cfg
+	st := &failOnce{Store: r.store}
+	cfg.Store = st
+	n := New(cfg)
+	ctx := context.Background()
+	part := func(seq byte, s string) Inbound {
+		return Inbound{From: number, To: line, Text: s, Concat: &text.Concat{Ref: 3, Total: 2, Seq: seq}}
+	}
+	if _, err := n.OnInbound(ctx, part(1, "T")); err != nil {
+		t.Fatal(err)
+	}
+	st.armed = true
+	if _, err := n.OnInbound(ctx, part(2, "D")); err == nil {
+		t.Fatal("the failed opt-out was acknowledged")
+	}
+	res, err := n.OnInbound(ctx, part(2, "D"))
+	if err != nil || len(res.Withdrawals) != 1 {
+		t.Fatalf("redelivered last part: %+v, %v", res, err)
+	}
+}

@@ -42,6 +42,7 @@ type Whole[Meta any] struct {
 	// Total is the parts announced, Got those received; Got < Total for a
 	// message given up on.
 	Total, Got int
+	p          *partial[Meta]
 }
 
 // Complete reports whether every part came.
@@ -150,5 +151,35 @@ func (r *Reassembler[Meta]) giveUp(p *partial[Meta], out []Whole[Meta]) []Whole[
 		clear(r.order[len(live):])
 		r.order = live
 	}
-	return append(out, Whole[Meta]{Meta: p.meta, Text: b.String(), Total: p.total, Got: len(p.parts)})
+	return append(out, Whole[Meta]{Meta: p.meta, Text: b.String(), Total: p.total, Got: len(p.parts), p: p})
+}
+
+// Retain holds a message Add handed back whole again, without its part
+// seq, as if that part had not come yet: for a caller that could not act
+// on the message and has the sender deliver that part again (an SMSC does,
+// when deliver_sm is answered with an error), so the earlier parts are
+// not lost. It is a no-op for a message in one part or one already held
+// again.
+func (r *Reassembler[Meta]) Retain(w Whole[Meta], seq byte, now time.Time) {
+	p := w.p
+	if p == nil || p.total <= 1 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, held := r.held[p.key]; held {
+		return
+	}
+	parts := make(map[int]string, len(p.parts))
+	for i, s := range p.parts {
+		if i != int(seq) {
+			parts[i] = s
+		}
+	}
+	if len(r.held) >= r.max {
+		return
+	}
+	q := &partial[Meta]{key: p.key, first: now, total: p.total, parts: parts, meta: p.meta}
+	r.held[q.key] = q
+	r.order = append(r.order, q)
 }

@@ -168,3 +168,25 @@ func TestReassemblerBound(t *testing.T) {
 		t.Errorf("given up: %+v", out)
 	}
 }
+
+// TestReassemblerRetain: a message its caller could not act on is held
+// again without the part that will be delivered again, so the earlier
+// parts are not lost.
+func TestReassemblerRetain(t *testing.T) {
+	t0 := time.Now()
+	r := smpp.NewReassembler[string](0, time.Minute)
+	r.Add("k", &text.Concat{Ref: 1, Total: 2, Seq: 1}, "T", "", t0)
+	w := r.Add("k", &text.Concat{Ref: 1, Total: 2, Seq: 2}, "D", "", t0)
+	if len(w) != 1 || w[0].Text != "TD" {
+		t.Fatalf("whole %+v", w)
+	}
+	r.Retain(w[0], 2, t0)
+	r.Retain(w[0], 2, t0) // twice is once
+	if r.Held() != 1 {
+		t.Fatalf("held %d after Retain", r.Held())
+	}
+	again := r.Add("k", &text.Concat{Ref: 1, Total: 2, Seq: 2}, "D", "", t0)
+	if len(again) != 1 || again[0].Text != "TD" || !again[0].Complete() {
+		t.Fatalf("redelivered last part: %+v", again)
+	}
+}

@@ -87,8 +87,10 @@
 // outrun the response, and after a restart the submit was never seen: in
 // both cases SubmitID is empty and SameID against the stored id is the way
 // to match. Anything else (an MO
-// message such as "TD") comes with its decoded Text, and Inbound.Concat
-// when it is one part of a longer message. The SMSC gets
+// message such as "TD") comes with its decoded Text, the TON and NPI of
+// both addresses (a national "13912340002" has TON 2), and Inbound.Concat
+// when it is one part of a longer message; a [Reassembler] joins the
+// parts, bounded and with a timeout. The SMSC gets
 // deliver_sm_resp only after the handler returns, and ESME_RX_T_APPN (try
 // later) if it returned an error.
 //

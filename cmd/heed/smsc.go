@@ -31,6 +31,8 @@ func smsc(ctx context.Context, args []string) error {
 	moText := fs.String("mo-text", "TD", "text of injected MO messages")
 	moFrom := fs.String("mo-from", "8613800000000", "sender of injected MO messages (a fictional number)")
 	moTo := fs.String("mo-to", "95500", "destination of injected MO messages")
+	moTON := fs.Uint("mo-ton", 1, "source_addr_ton of injected MO messages (1 international, 2 national, 0 unknown, 6 abbreviated)")
+	moNPI := fs.Uint("mo-npi", 1, "source_addr_npi of injected MO messages (1 ISDN/E.164, 0 unknown)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +46,9 @@ func smsc(ctx context.Context, args []string) error {
 		*receiptQueue = -1 // sim.Config's "none"
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if *moTON > 255 || *moNPI > 255 {
+		return fmt.Errorf("%w: --mo-ton and --mo-npi are bytes", errUsage)
+	}
 	s, err := sim.Start(*listen, sim.Config{
 		SystemID: *systemID, Password: *password, ReceiptDelay: *receiptDelay, FailureRatio: *failure,
 		ThrottleEvery: *throttle, DropEvery: *drop, ResponseDelay: *respDelay, HexIDs: *hexIDs,
@@ -54,7 +59,8 @@ func smsc(ctx context.Context, args []string) error {
 	}
 	log.Info("smsc listening", "addr", s.Addr())
 	if *moEvery > 0 {
-		go injectMO(ctx, s, *moEvery, sim.MO{From: *moFrom, To: *moTo, Text: *moText})
+		go injectMO(ctx, s, *moEvery, sim.MO{From: *moFrom, To: *moTo, Text: *moText,
+			Source: &sim.Numbering{TON: byte(*moTON), NPI: byte(*moNPI)}})
 	}
 	<-ctx.Done()
 	err = s.Close()
