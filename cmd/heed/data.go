@@ -46,6 +46,9 @@ type dataDir struct {
 	Signer      *merkle.Signer      // nil when read-only
 	// SealEvery is the interval of the sealer Sealer returns.
 	SealEvery time.Duration
+	// finishedRotation says the open finished an interrupted signing-key
+	// rotation (see checkSigningKey).
+	finishedRotation bool
 }
 
 // dataFlags are the flags every command that opens a data dir shares.
@@ -175,6 +178,9 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 		if err := keys.Close(); err != nil {
 			return nil, err
 		}
+	}
+	if d.finishedRotation, err = checkSigningKey(d, secretsDir); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

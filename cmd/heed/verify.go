@@ -69,7 +69,7 @@ func verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s\n", rep.Events, rep.Checkpoints, rep.Origin, bundle.KeyID(rep.Key))
+	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s%s\n", rep.Events, rep.Checkpoints, rep.Origin, bundle.KeyID(rep.Key), rotations(rep.Keys))
 	return nil
 }
 

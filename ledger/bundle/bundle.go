@@ -10,11 +10,15 @@ const Format = "heed-bundle/1"
 
 // Header is the first line of a bundle.
 type Header struct {
-	Format      string `json:"format"`
-	Origin      string `json:"origin"`
-	Key         string `json:"key"`
-	Events      int64  `json:"events"`
-	Checkpoints int64  `json:"checkpoints"`
+	Format string `json:"format"`
+	Origin string `json:"origin"`
+	Key    string `json:"key"`
+	// Keys, present once the signing key has rotated, lists every key
+	// that signed checkpoints, Key first; each later one is announced by a
+	// checkpoint signed by the one before it and by itself.
+	Keys        []string `json:"keys,omitempty"`
+	Events      int64    `json:"events"`
+	Checkpoints int64    `json:"checkpoints"`
 }
 
 // checkpointLine is one checkpoint line of a bundle.

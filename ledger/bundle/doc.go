@@ -9,7 +9,9 @@
 //     {"format":"heed-bundle/1","origin":O,"key":K,"events":N,"checkpoints":C}
 //     where O is the checkpoint origin, K the public note verifier key
 //     ("name+hash+base64") that signed the checkpoints, N the number of
-//     event lines and C the number of checkpoint lines that follow.
+//     event lines and C the number of checkpoint lines that follow. Once
+//     the signing key has rotated, K is the first key and "keys" lists
+//     every key in order, K first.
 //  2. N event lines. Each is, byte for byte, the leaf hashed into the
 //     Merkle tree ((*ledger.Event).Leaf()), in position order, and carries
 //     its own "position" (1..N). The RFC 6962 record hash of a line is
@@ -23,6 +25,17 @@
 //
 // So an auditor with any RFC 6962 implementation can recompute the root
 // over the first n event lines and compare it with a checkpoint of size n.
+//
+// # Key rotation
+//
+// A checkpoint that changes the signing key carries the extension line
+// "heed-key-rotation OLD NEW" after its root and is signed by both keys;
+// checkpoints after it are signed by NEW alone. An export always keeps
+// these checkpoints. The verifier starts from K and follows each
+// announcement made by the key active at that point, so an auditor who
+// trusts only the original key verifies checkpoints signed by its
+// successors, while a retired key signs nothing that is accepted after
+// its successor was announced.
 //
 // # Verification
 //

@@ -44,7 +44,8 @@ type ExportOptions struct {
 const DefaultMaxCheckpoints = 1024
 
 // thin keeps at most max checkpoints of cps (in increasing size): the last
-// one, and others spread evenly.
+// one, and others spread evenly; and every one that announces a key
+// rotation, on which the trust in the later ones rests.
 func thin(cps []merkle.Checkpoint, max int) []merkle.Checkpoint {
 	if max == 0 {
 		max = DefaultMaxCheckpoints
@@ -53,10 +54,35 @@ func thin(cps []merkle.Checkpoint, max int) []merkle.Checkpoint {
 		return cps
 	}
 	out := make([]merkle.Checkpoint, 0, max)
-	for i := 1; i <= max; i++ {
-		out = append(out, cps[i*len(cps)/max-1])
+	next := 1 // of the max evenly spread picks
+	for i, c := range cps {
+		if pick := next*len(cps)/max - 1; i == pick || c.Rotation != nil {
+			out = append(out, c)
+		}
+		for next <= max && next*len(cps)/max-1 <= i {
+			next++
+		}
 	}
 	return out
+}
+
+// chain returns the signing keys of cps, first to last, from their
+// rotation announcements; just vkey when there are none.
+func chain(cps []merkle.Checkpoint, vkey string) []string {
+	var keys []string
+	for _, c := range cps {
+		if c.Rotation == nil {
+			continue
+		}
+		if len(keys) == 0 {
+			keys = append(keys, c.Rotation.Old)
+		}
+		keys = append(keys, c.Rotation.New)
+	}
+	if len(keys) == 0 {
+		return []string{vkey}
+	}
+	return keys
 }
 
 // readBatch is how many events Export reads at a time.
@@ -64,7 +90,9 @@ const readBatch = 4096
 
 // Export writes a bundle of the first events of log to w, with the given
 // checkpoints (in increasing size) signed by the key vkey. Checkpoints
-// beyond the exported size are left out.
+// beyond the exported size are left out. If the checkpoints announce key
+// rotations, the header names the first key and lists them all; vkey is
+// then not needed.
 func Export(ctx context.Context, w io.Writer, log Events, origin, vkey string, cps []merkle.Checkpoint, opt ExportOptions) error {
 	for i := 1; i < len(cps); i++ {
 		if cps[i].Size <= cps[i-1].Size {
@@ -80,7 +108,11 @@ func Export(ctx context.Context, w io.Writer, log Events, origin, vkey string, c
 	}
 	cps = thin(cps, opt.MaxCheckpoints)
 	bw := bufio.NewWriterSize(w, 1<<20)
-	h, err := json.Marshal(Header{Format: Format, Origin: origin, Key: vkey, Events: n, Checkpoints: int64(len(cps))})
+	hdr := Header{Format: Format, Origin: origin, Key: vkey, Events: n, Checkpoints: int64(len(cps))}
+	if keys := chain(cps, vkey); len(keys) > 1 {
+		hdr.Key, hdr.Keys = keys[0], keys
+	}
+	h, err := json.Marshal(hdr)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -40,6 +41,9 @@ type Report struct {
 	Key         string
 	Events      int64
 	Checkpoints int64
+	// Keys are the signing keys, first to last (one unless the key has
+	// rotated); Key is the last of them.
+	Keys []string
 	// Root is the root hash signed by the last checkpoint.
 	Root tlog.Hash
 }
@@ -62,24 +66,42 @@ func Verify(ctx context.Context, r io.Reader, opt Options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	v, err := merkle.NewVerifier(h.Key)
+	chain, err := merkle.NewChain(h.Key)
 	if err != nil {
 		return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: "the header's key is not a note verifier key"}
+	}
+	keys := h.Keys
+	if len(keys) == 0 {
+		keys = []string{chain.Active().Key()}
+	}
+	if keys[0] != chain.Active().Key() {
+		return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: "the header's keys do not start with its key"}
 	}
 	if opt.TrustedKey != "" {
 		tv, err := merkle.NewVerifier(opt.TrustedKey)
 		if err != nil {
 			return Report{}, &Error{Kind: ErrKey, Detail: "the trusted key is not a note verifier key"}
 		}
-		if tv.Key() != v.Key() {
+		// Any key of the chain will do: the chain is checked link by link
+		// below, and must end up as the header lists it.
+		if !slices.Contains(keys, tv.Key()) {
 			return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: fmt.Sprintf(
-				"the bundle is signed by %s, not by the trusted key %s", keyID(v.Key()), keyID(tv.Key()))}
+				"the bundle is signed by %s, not by the trusted key %s", keyIDs(keys), keyID(tv.Key()))}
 		}
 	}
 
 	var since *merkle.Checkpoint
 	if len(opt.Since) > 0 {
-		cp, err := v.Open(opt.Since)
+		var cp merkle.Checkpoint
+		for _, k := range keys {
+			v, verr := merkle.NewVerifier(k)
+			if verr != nil {
+				return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: "the header's keys are not note verifier keys"}
+			}
+			if cp, err = v.Open(opt.Since); err == nil {
+				break
+			}
+		}
 		if err != nil {
 			return Report{}, &Error{Kind: ErrSignature, Detail: "the checkpoint seen before: " + err.Error()}
 		}
@@ -110,7 +132,7 @@ func Verify(ctx context.Context, r io.Reader, opt Options) (Report, error) {
 		}
 	}
 
-	rep := Report{Origin: h.Origin, Key: v.Key(), Events: h.Events, Checkpoints: h.Checkpoints}
+	rep := Report{Origin: h.Origin, Events: h.Events, Checkpoints: h.Checkpoints}
 	var lastGood int64
 	var prev int64 = -1
 	for i := int64(0); i < h.Checkpoints; i++ {
@@ -131,7 +153,7 @@ func Verify(ctx context.Context, r io.Reader, opt Options) (Report, error) {
 		if err := dec.Decode(&cl); err != nil || cl.Checkpoint == "" {
 			return Report{}, &Error{Kind: ErrFormat, Line: lr.line, Detail: "not a checkpoint line"}
 		}
-		cp, err := v.Open([]byte(cl.Checkpoint))
+		cp, err := chain.Open([]byte(cl.Checkpoint))
 		if err != nil {
 			return Report{}, &Error{Kind: ErrSignature, Line: lr.line, Detail: err.Error()}
 		}
@@ -171,7 +193,20 @@ func Verify(ctx context.Context, r io.Reader, opt Options) (Report, error) {
 		return Report{}, &Error{Kind: ErrUncovered, From: lastGood + 1, To: h.Events,
 			Detail: "no checkpoint signs these events"}
 	}
+	if got := chain.Keys(); !slices.Equal(got, keys) {
+		return Report{}, &Error{Kind: ErrKey, Line: 1, Detail: fmt.Sprintf(
+			"the header lists the signing keys %s, the checkpoints announce %s", keyIDs(keys), keyIDs(got))}
+	}
+	rep.Key, rep.Keys = chain.Active().Key(), chain.Keys()
 	return rep, nil
+}
+
+func keyIDs(keys []string) string {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = keyID(k)
+	}
+	return strings.Join(ids, " → ")
 }
 
 func tamperDetail(good, bad int64) string {

@@ -35,22 +35,54 @@ type Checkpoint struct {
 	Origin string
 	Size   int64
 	Root   tlog.Hash
+	// Rotation, if set, announces that the signing key changes with this
+	// checkpoint, which both keys sign.
+	Rotation *Rotation
 	// Note is the signed note text, empty until signed.
 	Note []byte
 }
 
-// Body returns the checkpoint text that is signed.
+// Rotation is a change of signing key: checkpoints up to the one that
+// announces it are signed by Old, those after it by New (note verifier
+// keys, "name+hash+base64").
+type Rotation struct {
+	Old, New string
+}
+
+// rotationPrefix starts the extension line that announces a rotation:
+// "heed-key-rotation OLD NEW".
+const rotationPrefix = "heed-key-rotation "
+
+// Body returns the checkpoint text that is signed: origin, size and root,
+// and the rotation's extension line if there is one.
 func (c Checkpoint) Body() string {
-	return c.Origin + "\n" + strconv.FormatInt(c.Size, 10) + "\n" +
+	b := c.Origin + "\n" + strconv.FormatInt(c.Size, 10) + "\n" +
 		base64.StdEncoding.EncodeToString(c.Root[:]) + "\n"
+	if c.Rotation != nil {
+		b += rotationPrefix + c.Rotation.Old + " " + c.Rotation.New + "\n"
+	}
+	return b
 }
 
 // ParseBody parses checkpoint text (without signatures). Extension lines
-// after the root are allowed by the format and ignored.
+// after the root are allowed by the format; a key rotation line is read,
+// others are ignored.
 func ParseBody(text string) (Checkpoint, error) {
 	lines := strings.Split(text, "\n")
 	if len(lines) < 4 || lines[len(lines)-1] != "" {
 		return Checkpoint{}, fmt.Errorf("%w: want origin, size and root lines", ErrMalformed)
+	}
+	var rot *Rotation
+	for _, ext := range lines[3 : len(lines)-1] {
+		r, ok := strings.CutPrefix(ext, rotationPrefix)
+		if !ok {
+			continue
+		}
+		old, next, ok := strings.Cut(r, " ")
+		if rot != nil || !ok || old == "" || next == "" || old == next || strings.Contains(next, " ") {
+			return Checkpoint{}, fmt.Errorf("%w: bad key rotation line", ErrMalformed)
+		}
+		rot = &Rotation{Old: old, New: next}
 	}
 	origin, sizeText, rootText := lines[0], lines[1], lines[2]
 	if origin == "" {
@@ -64,10 +96,13 @@ func ParseBody(text string) (Checkpoint, error) {
 	if err != nil || len(root) != tlog.HashSize {
 		return Checkpoint{}, fmt.Errorf("%w: bad root hash", ErrMalformed)
 	}
-	c := Checkpoint{Origin: origin, Size: size}
+	c := Checkpoint{Origin: origin, Size: size, Rotation: rot}
 	copy(c.Root[:], root)
 	return c, nil
 }
+
+// ParseNote parses a signed checkpoint without checking any signature.
+func ParseNote(msg []byte) (Checkpoint, error) { return parseSigned(msg) }
 
 // parseSigned parses a signed note without checking its signature: for
 // notes read back from our own checkpoint file.
@@ -127,6 +162,24 @@ func (s *Signer) Sign(c Checkpoint) (Checkpoint, error) {
 	return c, nil
 }
 
+// SignRotation returns c signed by s and by next, announcing that next
+// signs the checkpoints after it.
+func (s *Signer) SignRotation(c Checkpoint, next *Signer) (Checkpoint, error) {
+	if next.vkey == s.vkey {
+		return Checkpoint{}, fmt.Errorf("%w: the new signing key is the old one", ErrMalformed)
+	}
+	if strings.ContainsAny(c.Origin, "\n") || c.Origin == "" {
+		return Checkpoint{}, fmt.Errorf("%w: bad origin", ErrMalformed)
+	}
+	c.Rotation = &Rotation{Old: s.vkey, New: next.vkey}
+	msg, err := note.Sign(&note.Note{Text: c.Body()}, s.s, next.s)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("merkle: signing: %w", err)
+	}
+	c.Note = msg
+	return c, nil
+}
+
 // Verifier checks checkpoints against one public key.
 type Verifier struct {
 	v    note.Verifier
@@ -168,4 +221,68 @@ func (v *Verifier) Open(msg []byte) (Checkpoint, error) {
 	}
 	c.Note = msg
 	return c, nil
+}
+
+// Chain checks a sequence of checkpoints, in order, against a signing key
+// that may rotate: a checkpoint must be signed by the active key; one that
+// announces a rotation from the active key must also be signed by the new
+// key, which is active from then on, so the old key signs nothing after it.
+// Trust in the first key thereby extends to each successor.
+type Chain struct {
+	keys []*Verifier
+}
+
+// NewChain returns a chain whose active key is vkey.
+func NewChain(vkey string) (*Chain, error) {
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	return &Chain{keys: []*Verifier{v}}, nil
+}
+
+// Active returns the key the next checkpoint must be signed by.
+func (c *Chain) Active() *Verifier { return c.keys[len(c.keys)-1] }
+
+// Keys returns the chain's keys, first to active.
+func (c *Chain) Keys() []string {
+	out := make([]string, len(c.keys))
+	for i, v := range c.keys {
+		out[i] = v.Key()
+	}
+	return out
+}
+
+// Open checks msg as Verifier.Open does with the active key; a rotation
+// it announces also needs the new key's signature, and moves the chain on.
+func (c *Chain) Open(msg []byte) (Checkpoint, error) {
+	active := c.Active()
+	peek, err := parseSigned(msg)
+	if err != nil || peek.Rotation == nil {
+		return active.Open(msg)
+	}
+	if peek.Rotation.Old != active.Key() {
+		return Checkpoint{}, fmt.Errorf("%w: announces a rotation from %s, but checkpoints are signed by %s", ErrSignature, keyID(peek.Rotation.Old), keyID(active.Key()))
+	}
+	next, err := NewVerifier(peek.Rotation.New)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: the announced key: %v", ErrMalformed, err)
+	}
+	cp, err := active.Open(msg)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w (a key rotation must be signed by the old key)", err)
+	}
+	if _, err := next.Open(msg); err != nil {
+		return Checkpoint{}, fmt.Errorf("%w (a key rotation must be signed by the new key too)", err)
+	}
+	c.keys = append(c.keys, next)
+	return cp, nil
+}
+
+// keyID shortens a verifier key to its name and hash for messages.
+func keyID(vkey string) string {
+	if p := strings.SplitN(vkey, "+", 3); len(p) == 3 {
+		return p[0] + "+" + p[1]
+	}
+	return vkey
 }

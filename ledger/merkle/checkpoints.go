@@ -1,16 +1,23 @@
 package merkle
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-var bucketCheckpoints = []byte("checkpoints")
+var (
+	bucketCheckpoints = []byte("checkpoints")
+	// bucketRotations indexes, by size, the checkpoints that announce a
+	// key rotation: every export keeps them, however thinned.
+	bucketRotations = []byte("rotations")
+)
 
 // Checkpoints is the durable list of signed checkpoints of one log, kept in
 // a bbolt file (checkpoints.db) keyed by tree size. Every Add is fsynced
@@ -58,23 +65,58 @@ func (c *Checkpoints) Add(cp Checkpoint) error {
 	if len(cp.Note) == 0 {
 		return fmt.Errorf("%w: unsigned", ErrMalformed)
 	}
-	if _, err := parseSigned(cp.Note); err != nil {
+	parsed, err := parseSigned(cp.Note)
+	if err != nil {
 		return err
 	}
 	c.anchorMu.Lock()
 	defer c.anchorMu.Unlock()
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err = c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCheckpoints)
 		if k, _ := b.Cursor().Last(); k != nil && int64(binary.BigEndian.Uint64(k)) >= cp.Size {
 			return fmt.Errorf("%w: size %d, latest %d", ErrStale, cp.Size, binary.BigEndian.Uint64(k))
 		}
 		b.FillPercent = 1 // append-only keys
+		if parsed.Rotation != nil {
+			r, err := tx.CreateBucketIfNotExists(bucketRotations)
+			if err != nil {
+				return err
+			}
+			if err := r.Put(sizeKey(cp.Size), nil); err != nil {
+				return err
+			}
+		}
 		return b.Put(sizeKey(cp.Size), cp.Note)
 	})
 	if err != nil || c.anchor == "" {
 		return err
 	}
 	return WriteAnchor(c.anchor, cp)
+}
+
+// Rotations returns the checkpoints that announce a key rotation, in size
+// order.
+func (c *Checkpoints) Rotations() ([]Checkpoint, error) {
+	var out []Checkpoint
+	err := c.db.View(func(tx *bolt.Tx) error {
+		r, b := tx.Bucket(bucketRotations), tx.Bucket(bucketCheckpoints)
+		if r == nil || b == nil {
+			return nil
+		}
+		return r.ForEach(func(k, _ []byte) error {
+			v := b.Get(k)
+			if v == nil {
+				return fmt.Errorf("%w: rotation at size %d", ErrNotFound, binary.BigEndian.Uint64(k))
+			}
+			cp, err := parseSigned(append([]byte(nil), v...))
+			if err != nil {
+				return err
+			}
+			out = append(out, cp)
+			return nil
+		})
+	})
+	return out, err
 }
 
 // Latest returns the checkpoint of the largest tree, or ErrNotFound.
@@ -147,10 +189,30 @@ func (c *Checkpoints) List(from, to int64, fn func(Checkpoint) error) error {
 
 // Spread returns at most n checkpoints of trees no larger than upTo,
 // spread evenly over positions: for each of n evenly spaced sizes, the
-// first checkpoint at or after it, and always the latest. It reads O(n)
-// entries however many are stored, so an export of a years-old ledger
-// does not load every checkpoint a per-second sealer cut.
+// first checkpoint at or after it, and always the latest; and besides
+// those, every checkpoint that announces a key rotation, without which the
+// later ones could not be trusted. It reads O(n) entries however many are
+// stored, so an export of a years-old ledger does not load every
+// checkpoint a per-second sealer cut.
 func (c *Checkpoints) Spread(upTo int64, n int) ([]Checkpoint, error) {
+	out, err := c.spread(upTo, n)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	rots, err := c.Rotations()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rots {
+		i, found := slices.BinarySearchFunc(out, r.Size, func(c Checkpoint, size int64) int { return cmp.Compare(c.Size, size) })
+		if !found && r.Size <= upTo {
+			out = slices.Insert(out, i, r)
+		}
+	}
+	return out, nil
+}
+
+func (c *Checkpoints) spread(upTo int64, n int) ([]Checkpoint, error) {
 	var out []Checkpoint
 	if n <= 0 || upTo <= 0 {
 		return nil, nil

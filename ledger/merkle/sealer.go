@@ -34,6 +34,27 @@ type Sealer struct {
 // checkpoint's size, to the root signed then: a store whose history was
 // rewritten gets ErrInconsistent instead of a signature on the new history.
 func (s *Sealer) Seal(ctx context.Context) (Checkpoint, error) {
+	return s.seal(ctx, nil)
+}
+
+// ErrNothingToSeal means a rotation found no events beyond the latest
+// checkpoint: the checkpoint announcing a new key must be a new one.
+var ErrNothingToSeal = errors.New("merkle: no events beyond the latest checkpoint")
+
+// Rotate seals the head with a checkpoint signed by both the sealer's key
+// and next, announcing next, and from then on signs with next. The log
+// must have grown since the latest checkpoint (by the event that records
+// the rotation, say); ErrNothingToSeal otherwise.
+func (s *Sealer) Rotate(ctx context.Context, next *Signer) (Checkpoint, error) {
+	cp, err := s.seal(ctx, next)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	s.Signer = next
+	return cp, nil
+}
+
+func (s *Sealer) seal(ctx context.Context, next *Signer) (Checkpoint, error) {
 	head, err := s.Source.Head(ctx)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("merkle: seal: %w", err)
@@ -44,6 +65,9 @@ func (s *Sealer) Seal(ctx context.Context) (Checkpoint, error) {
 	case err != nil:
 		return Checkpoint{}, fmt.Errorf("merkle: seal: %w", err)
 	default:
+		if int64(head) <= prev.Size && next != nil {
+			return Checkpoint{}, ErrNothingToSeal
+		}
 		if int64(head) <= prev.Size {
 			return prev, nil
 		}
@@ -62,11 +86,16 @@ func (s *Sealer) Seal(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("merkle: seal: %w", err)
 	}
-	cp, err := s.Signer.Sign(Checkpoint{Origin: s.Origin, Size: int64(head), Root: root})
+	cp := Checkpoint{Origin: s.Origin, Size: int64(head), Root: root}
+	if next != nil {
+		cp, err = s.Signer.SignRotation(cp, next)
+	} else {
+		cp, err = s.Signer.Sign(cp)
+	}
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	if err := s.Checkpoints.Add(cp); errors.Is(err, ErrStale) {
+	if err := s.Checkpoints.Add(cp); errors.Is(err, ErrStale) && next == nil {
 		// Another sealer of the same file got there first; its checkpoint
 		// covers at least as much.
 		return s.Checkpoints.Latest()
