@@ -135,6 +135,11 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 	if d.Checkpoints, err = merkle.OpenCheckpoints(filepath.Join(dir, checkpointsFile), readOnly); err != nil {
 		return nil, err
 	}
+	if !readOnly {
+		if d.finishedRotation, err = checkSigningKey(d, secretsDir); err != nil {
+			return nil, err
+		}
+	}
 	promised, err := d.promise()
 	if err != nil {
 		return nil, err
@@ -178,9 +183,6 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 		if err := keys.Close(); err != nil {
 			return nil, err
 		}
-	}
-	if d.finishedRotation, err = checkSigningKey(d, secretsDir); err != nil {
-		return nil, err
 	}
 	return d, nil
 }

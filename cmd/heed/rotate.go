@@ -21,7 +21,8 @@ func init() {
 }
 
 // checkSigningKey makes sure a read-write open signs with the key the
-// checkpoints' chain of trust has reached. A rotation interrupted after
+// checkpoints' chain of trust has reached; it runs before the signer is
+// made from d.Secrets. A rotation interrupted after
 // its announcement was stored is finished here (signing.key.next replaces
 // signing.key); any other disagreement is refused, since a checkpoint
 // signed by a retired key would not verify. It reports whether it
@@ -56,8 +57,7 @@ func checkSigningKey(d *dataDir, secretsDir string) (bool, error) {
 	}
 	fmt.Fprintf(os.Stderr, "finished an interrupted signing-key rotation: %s now signs checkpoints\n", shortKey(last.New))
 	d.Secrets.SigningKey, d.Secrets.VerifierKey = pending, last.New
-	d.Signer, err = merkle.NewSigner(d.Secrets.SigningKey, d.Secrets.VerifierKey)
-	return true, err
+	return true, nil
 }
 
 func shortKey(vkey string) string { return bundle.KeyID(vkey) }
@@ -123,7 +123,7 @@ func rotateSigning(ctx context.Context, args []string) error {
 	fmt.Println(vkey)
 	fmt.Fprintf(os.Stderr, "checkpoints are now signed by %s; the checkpoint of size %d, signed by %s and by it, announces it. "+
 		"Auditors holding the old key follow the rotation; give them the new key (above, and in %s) too.\n",
-		shortKey(vkey), cp.Size, shortKey(next.VerifierKey()), secrets.VerifierFile)
+		shortKey(vkey), cp.Size, shortKey(cp.Rotation.Old), secrets.VerifierFile)
 	return nil
 }
 

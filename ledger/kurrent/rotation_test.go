@@ -46,7 +46,7 @@ func TestSealerRotatesSigningKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Sealer.Holder, c.Sealer.TTL = "rotate", 300*time.Millisecond
+	c.Sealer.Holder, c.Sealer.TTL = "rotate", 5*time.Second
 	ev, err := ledger.NewEvent("", "", time.Now(), &ledger.SigningKeyRotated{Old: old.VerifierKey(), New: next.VerifierKey(), Reason: "test"})
 	if err != nil {
 		t.Fatal(err)

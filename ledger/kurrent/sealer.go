@@ -172,6 +172,10 @@ func (s *Sealer) mine() bool {
 	return false
 }
 
+// ErrLeaseLost means another instance took the sealer lease during a
+// rotation; nothing was signed, and the rotation may be run again.
+var ErrLeaseLost = errors.New("kurrent: lost the sealer lease")
+
 // ErrNotSigner means this instance's signing key is not the one the
 // published checkpoints are now signed by.
 var ErrNotSigner = errors.New("kurrent: this instance's key does not sign the ledger's checkpoints")
@@ -212,11 +216,16 @@ func (s *Sealer) Rotate(ctx context.Context, next *merkle.Signer, ev ledger.Even
 	if err := s.importPublished(ctx); err != nil {
 		return merkle.Checkpoint{}, err
 	}
-	if _, err := s.Store.Append(ctx, ledger.KeysStream, ledger.Any(), []ledger.Event{ev}); err != nil {
+	out, err := s.Store.Append(ctx, ledger.KeysStream, ledger.Any(), []ledger.Event{ev})
+	if err != nil {
 		return merkle.Checkpoint{}, err
 	}
-	if err := s.catchUp(ctx); err != nil {
+	if err := s.catchUp(ctx, out[0].Position); err != nil {
 		return merkle.Checkpoint{}, err
+	}
+	// Renew: catching up may have taken a good part of the term.
+	if held, err := s.lease.Try(ctx); err != nil || !held {
+		return merkle.Checkpoint{}, errors.Join(ErrLeaseLost, err)
 	}
 	cp, err := s.sealWith(ctx, next)
 	if err != nil {
@@ -226,12 +235,14 @@ func (s *Sealer) Rotate(ctx context.Context, next *merkle.Signer, ev ledger.Even
 	return cp, nil
 }
 
-// catchUp appends to the tree every event up to the store's head.
-func (s *Sealer) catchUp(ctx context.Context) error {
+// catchUp appends to the tree every event up to the store's head, and at
+// least up to position want, waiting for the store to index it.
+func (s *Sealer) catchUp(ctx context.Context, want uint64) error {
 	head, err := s.Store.Head(ctx)
 	if err != nil {
 		return err
 	}
+	head = max(head, want)
 	for {
 		size, err := s.Tree.Size()
 		if err != nil || uint64(size) >= head {
@@ -242,7 +253,12 @@ func (s *Sealer) catchUp(ctx context.Context) error {
 			return err
 		}
 		if len(evs) == 0 {
-			return fmt.Errorf("kurrent: the log ends at %d, before its head %d", size, head)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("kurrent: the log ends at %d, before position %d: %w", size, head, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
 		}
 		leaves := make([][]byte, len(evs))
 		for i := range evs {
