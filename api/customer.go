@@ -132,21 +132,11 @@ func (s *Server) registerCustomerErasure() {
 		Security: []map[string][]string{{"customer": {}}}, DefaultStatus: http.StatusCreated, Errors: []int{401, 422, 503}},
 		func(ctx context.Context, in *customerErasureIn) (*customerErasureOut, error) {
 			start := time.Now()
-			subject := s.cfg.Pseudonyms.Pseudonym(who(ctx).number)
-			tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
-			if err != nil {
-				return nil, s.storeError("erase", err)
+			tenant := ""
+			if in.Body != nil {
+				tenant = in.Body.Tenant
 			}
-			var evs []ledger.Event
-			if in.Body != nil && in.Body.Tenant != "" {
-				if !slices.Contains(tenants, in.Body.Tenant) {
-					return nil, huma.Error422UnprocessableEntity("no business of that name holds data about your number",
-						&huma.ErrorDetail{Location: "body.tenant", Message: "not a business on your contact list"})
-				}
-				evs, err = s.erase(ctx, subject, []string{in.Body.Tenant}, false, "customer", "customer_request")
-			} else {
-				evs, err = s.erase(ctx, subject, tenants, true, "customer", "customer_request")
-			}
+			evs, err := s.customerErase(ctx, who(ctx).number, tenant)
 			if err != nil {
 				return nil, err
 			}
@@ -181,6 +171,25 @@ func codeText(e164, code string) string {
 		return "【heed】验证码 " + code + " ，5分钟内有效，用于查看您的联系记录。如非本人操作，请忽略本短信。"
 	}
 	return "heed verification code: " + code + " (valid 5 minutes). If you did not ask for it, ignore this message."
+}
+
+// customerErase erases the personal data recorded about a customer's
+// number at one business (tenant), or at every business when tenant is
+// empty.
+func (s *Server) customerErase(ctx context.Context, e164, tenant string) ([]ledger.Event, error) {
+	subject := s.cfg.Pseudonyms.Pseudonym(e164)
+	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	if err != nil {
+		return nil, s.storeError("erase", err)
+	}
+	if tenant == "" {
+		return s.erase(ctx, subject, tenants, true, "customer", "customer_request")
+	}
+	if !slices.Contains(tenants, tenant) {
+		return nil, huma.Error422UnprocessableEntity("no business of that name holds data about your number",
+			&huma.ErrorDetail{Location: "body.tenant", Message: "not a business on your contact list"})
+	}
+	return s.erase(ctx, subject, []string{tenant}, false, "customer", "customer_request")
 }
 
 // challenge sends a sign-in code to a number and records that it did.

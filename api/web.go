@@ -19,14 +19,15 @@ var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 const customerCookie = "heed_customer"
 
 type mePage struct {
-	Title, Step, Number, Error string
-	Contacts                   []Contact
+	Title, Step, Number, Error, Notice string
+	Contacts                           []Contact
 }
 
 func (s *Server) registerWeb() {
 	s.mux.HandleFunc("GET /me", s.mePage)
 	s.mux.HandleFunc("POST /me/challenge", s.meChallenge)
 	s.mux.HandleFunc("POST /me/session", s.meSession)
+	s.mux.HandleFunc("POST /me/erasure", s.meErasure)
 	s.mux.HandleFunc("POST /me/logout", func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: customerCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		http.Redirect(w, r, "/me", http.StatusSeeOther)
@@ -63,24 +64,50 @@ func (s *Server) remoteHost(r *http.Request) string {
 	return clientIP(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
 }
 
-func (s *Server) mePage(w http.ResponseWriter, r *http.Request) {
+// signedIn returns the number of the page's customer session; without
+// one it renders the sign-in step and returns "".
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) string {
 	c, err := r.Cookie(customerCookie)
 	if err != nil {
 		s.render(w, http.StatusOK, "me.html", mePage{Title: "My contacts", Step: "number"})
-		return
+		return ""
 	}
 	number, err := s.cfg.Sessions.Number(c.Value)
 	if err != nil {
 		s.render(w, http.StatusOK, "me.html", mePage{Title: "My contacts", Step: "number", Error: "Your session ended; sign in again."})
+		return ""
+	}
+	return number
+}
+
+// meErasure erases the customer's personal data at every business; the
+// session cookie is SameSite=Strict, so another site cannot post it.
+func (s *Server) meErasure(w http.ResponseWriter, r *http.Request) {
+	number := s.signedIn(w, r)
+	if number == "" {
 		return
 	}
+	notice := "Your personal data was erased at every business that held it. Your opt-outs still apply."
+	if _, err := s.customerErase(r.Context(), number, ""); err != nil {
+		_, notice = problemText(err)
+	}
+	s.contactsPage(w, r, number, notice)
+}
+
+func (s *Server) mePage(w http.ResponseWriter, r *http.Request) {
+	if number := s.signedIn(w, r); number != "" {
+		s.contactsPage(w, r, number, "")
+	}
+}
+
+func (s *Server) contactsPage(w http.ResponseWriter, r *http.Request, number, notice string) {
 	cs, err := s.contactsOf(r.Context(), number)
 	if err != nil {
 		s.cfg.Log.Error("contacts page", "err", err)
 		s.render(w, http.StatusInternalServerError, "me.html", mePage{Title: "My contacts", Step: "number", Error: "Could not read your contacts."})
 		return
 	}
-	s.render(w, http.StatusOK, "me.html", mePage{Title: "My contacts", Step: "contacts", Contacts: cs})
+	s.render(w, http.StatusOK, "me.html", mePage{Title: "My contacts", Step: "contacts", Contacts: cs, Notice: notice})
 }
 
 func (s *Server) meChallenge(w http.ResponseWriter, r *http.Request) {

@@ -62,6 +62,21 @@ func TestCustomerPageSignsInAndListsContacts(t *testing.T) {
 	if strings.Contains(page, "13800138000") {
 		t.Error("the page shows the number")
 	}
+	// The customer erases at every business from the page; the staff read
+	// of the withdrawal's text then finds nothing.
+	res, err = c.PostForm(h.srv.URL+"/me/erasure", nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("erasure from the page: %v %v", res.StatusCode, err)
+	}
+	b.Reset()
+	_, _ = io.Copy(&b, res.Body)
+	res.Body.Close()
+	if !strings.Contains(b.String(), "was erased at every business") {
+		t.Errorf("the page does not confirm the erasure:\n%s", b.String())
+	}
+	if r := h.do("GET", "/v1/audit/events/"+fmt.Sprint(w.json(t)["position"])+"/personal?purpose=again", h.auditor, nil); r.status != http.StatusGone {
+		t.Errorf("staff read after the erasure from the page: %d %s", r.status, r.body)
+	}
 	// Signing out forgets the session.
 	res, _ = c.PostForm(h.srv.URL+"/me/logout", nil)
 	res.Body.Close()
