@@ -170,7 +170,9 @@ func serve(ctx context.Context, args []string) error {
 	if *verifyLine == "" {
 		*verifyLine = *line
 		if owner, ok := cfg.Lines[*line]; ok {
-			log.Warn("sign-in codes go from the default line, which a tenant owns; set --verify-line", "line", *line, "tenant", owner)
+			// Allowed (the default line is heed's to choose), but a reply
+			// to a code then withdraws at that tenant.
+			log.Info("sign-in codes go from the default line, which a tenant owns; --verify-line names another", "line", *line, "tenant", owner)
 		}
 	}
 	if *codesWindow < 1 || *codesDay < 1 || *codesRestricted < 1 {
