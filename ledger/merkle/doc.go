@@ -24,6 +24,12 @@
 // bbolt file of their own (checkpoints.db in the data directory), keyed by
 // tree size, and serves Latest, At(size) and List.
 //
+// A checkpoint may carry one extension line, "heed-key-rotation OLD NEW":
+// [Signer.SignRotation] signs it with both keys, and a [Chain] that trusts
+// OLD accepts NEW's checkpoints after it and no longer OLD's.
+// [Checkpoints.Rotations] lists these checkpoints, and Spread always
+// includes them.
+//
 // # Hash sources
 //
 // Anything that is a tlog.HashReader and knows its head can be sealed: the
