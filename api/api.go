@@ -93,6 +93,8 @@ type Config struct {
 	Texter    Texter
 	Auditor   Auditor
 	Gate      Gate
+	// Backup, if set, enables GET /v1/admin/backup.
+	Backup Backuper
 	// Leaves, if set, reads Store's leaves undecoded (ledger/bolt does):
 	// the cross-tenant contact index then costs a little per event instead
 	// of a second decode of the whole log.
@@ -174,6 +176,7 @@ func New(cfg Config) *Server {
 	s.registerAdmin()
 	s.registerLines()
 	s.registerExternal()
+	s.registerBackup()
 	s.registerWeb()
 	return s
 }

@@ -36,8 +36,10 @@ const (
 // possibly kept elsewhere with --secrets or the environment), and
 // verifier.key, the public key to give auditors.
 type dataDir struct {
-	Dir     string
-	Secrets *secrets.Secrets
+	Dir string
+	// SecretsDir holds the key files (Dir unless --secrets says).
+	SecretsDir string
+	Secrets    *secrets.Secrets
 	// Origin is the checkpoint origin line.
 	Origin      string
 	Store       *bolt.Store
@@ -94,7 +96,7 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 		secretsDir = dir
 	}
 	o := secrets.FromEnv()
-	d := &dataDir{Dir: dir}
+	d := &dataDir{Dir: dir, SecretsDir: secretsDir}
 	defer func() {
 		if err != nil {
 			d.Close()

@@ -505,7 +505,7 @@ func serve(ctx context.Context, args []string) error {
 		Reminders: n, Texter: sender, Auditor: auditor{led}, PII: d.Keys, Gate: n, Metrics: metrics,
 		Region: *region, TrustedProxies: trusted, Log: log,
 		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: *codesWindow, PerDay: *codesDay, PerDayRestricted: *codesRestricted}),
-		Lines:    cfg.Lines, LineStates: runner, MaxSkew: *maxSkew, MaxBackdate: *maxBackdate})
+		Lines:    cfg.Lines, LineStates: runner, MaxSkew: *maxSkew, MaxBackdate: *maxBackdate, Backup: liveBackup{d: d, apiKeys: keys}})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
 	mux := http.NewServeMux()

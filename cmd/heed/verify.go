@@ -54,15 +54,14 @@ func verify(ctx context.Context, args []string) error {
 		rep, err = verifyFile(ctx, file, opt)
 	} else {
 		rep, err = verifyData(ctx, *dataDir, *secretsDir, opt)
-		var be *bundle.Error
-		if errors.As(err, &be) && errors.Is(be.Kind, bundle.ErrUncovered) {
+		if from, to, ok := unsealed(err); ok {
 			tail := fmt.Sprintf("events %d..%d are not yet sealed (the server stopped before its sealer signed them, a crash say); every event up to %d verified",
-				be.From, be.To, be.From-1)
+				from, to, from-1)
 			if !*allowTail {
 				return &unsealedTail{msg: fmt.Sprintf("%s. Seal them with `heed seal --data %s` while the server is stopped, or start the server, or pass --allow-unsealed-tail", tail, *dataDir), err: err}
 			}
 			fmt.Fprintf(os.Stderr, "heed verify: warning: %s\n", tail)
-			fmt.Printf("ok: %d events under checkpoints, %d more not yet sealed\n", be.From-1, be.To-be.From+1)
+			fmt.Printf("ok: %d events under checkpoints, %d more not yet sealed\n", from-1, to-from+1)
 			return nil
 		}
 	}
@@ -71,6 +70,16 @@ func verify(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("ok: %d events under %d checkpoints of %s, signed by %s%s\n", rep.Events, rep.Checkpoints, rep.Origin, bundle.KeyID(rep.Key), rotations(rep.Keys))
 	return nil
+}
+
+// unsealed reports whether err says only that events from..to are not
+// covered by a checkpoint, every event before them having verified.
+func unsealed(err error) (from, to int64, ok bool) {
+	var be *bundle.Error
+	if errors.As(err, &be) && errors.Is(be.Kind, bundle.ErrUncovered) {
+		return be.From, be.To, true
+	}
+	return 0, 0, false
 }
 
 // unsealedTail is verify's answer for a data directory whose only fault
