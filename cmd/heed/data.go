@@ -75,7 +75,14 @@ func addDataFlags(fs *flag.FlagSet) dataFlags {
 
 // open opens the data directory the flags name.
 func (f dataFlags) open(readOnly bool) (*dataDir, error) {
-	d, err := openData(*f.dir, *f.secrets, *f.origin, readOnly)
+	return f.openFor(readOnly, false)
+}
+
+// openFor is open for a server whose log is in KurrentDB when external:
+// the checkpoints then promise the cluster's log, not ledger.db's (see
+// checkHead).
+func (f dataFlags) openFor(readOnly, external bool) (*dataDir, error) {
+	d, err := openDataFor(*f.dir, *f.secrets, *f.origin, readOnly, external)
 	if err == nil {
 		d.SealEvery = *f.sealEvery
 	}
@@ -91,7 +98,18 @@ func (f dataFlags) open(readOnly bool) (*dataDir, error) {
 // checkpoint it signed (see promise) and the identity of its secrets
 // (see identity). Every check that can refuse it runs before anything in
 // it is written.
-func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err error) {
+func openData(dir, secretsDir, origin string, readOnly bool) (*dataDir, error) {
+	return openDataFor(dir, secretsDir, origin, readOnly, false)
+}
+
+// treeFile is the local Merkle tree of a log kept in KurrentDB.
+const treeFile = "tree.db"
+
+// openDataFor is openData for a log kept outside ledger.db when external
+// (or when the directory has a KurrentDB tree): ledger.db is then not
+// held to the checkpoints.
+func openDataFor(dir, secretsDir, origin string, readOnly, external bool) (_ *dataDir, err error) {
+	external = external || exists(filepath.Join(dir, treeFile))
 	if secretsDir == "" {
 		secretsDir = dir
 	}
@@ -146,7 +164,10 @@ func openData(dir, secretsDir, origin string, readOnly bool) (_ *dataDir, err er
 	if err != nil {
 		return nil, err
 	}
-	opts := []bolt.Option{bolt.Promise(promised.Size, promised.Root), bolt.Identity(identity(d.Secrets))}
+	opts := []bolt.Option{bolt.Identity(identity(d.Secrets))}
+	if !external {
+		opts = append(opts, bolt.Promise(promised.Size, promised.Root))
+	}
 	if readOnly {
 		opts = append(opts, bolt.ReadOnly())
 	}

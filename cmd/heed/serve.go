@@ -186,7 +186,7 @@ func serve(ctx context.Context, args []string) error {
 		}
 	}
 
-	d, err := data.open(false)
+	d, err := data.openFor(false, *storeURL != "")
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		d.Keys = clusterKeys
-		tree, err := merkle.OpenLog(filepath.Join(d.Dir, "tree.db"))
+		tree, err := merkle.OpenLog(filepath.Join(d.Dir, treeFile))
 		if err != nil {
 			return err
 		}

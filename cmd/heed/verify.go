@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -161,6 +162,9 @@ func verifyFile(ctx context.Context, path string, opt bundle.Options) (bundle.Re
 // by streaming an export of every event (covered or not) into Verify; it
 // then checks that the tree hashes the store keeps agree with its events.
 func verifyData(ctx context.Context, dir, secretsDir string, opt bundle.Options) (bundle.Report, error) {
+	if exists(filepath.Join(dir, treeFile)) {
+		return bundle.Report{}, fmt.Errorf("%w: %s keeps its log in KurrentDB: verify the audit bundle (GET /v1/audit/bundle) instead", errUsage, dir)
+	}
 	d, err := openData(dir, secretsDir, "", true)
 	if err != nil {
 		return bundle.Report{}, err
