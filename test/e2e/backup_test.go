@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/kurrent/fake"
 )
 
 // TestBackupWhileWriting: 64 clients write contacts through the API while
@@ -129,5 +130,43 @@ func TestBackupWhileWriting(t *testing.T) {
 	r.stop(t)
 	if b, err := exec.Command(heed(t), "verify", "--data", restored).CombinedOutput(); err != nil {
 		t.Fatalf("verify after serving: %v\n%s", err, b)
+	}
+}
+
+// TestKurrentRestartAndEmptiedCluster: on KurrentDB, serve restarts on its
+// data dir (its checkpoints promise the cluster's log, not the local
+// ledger.db), and refuses a cluster that holds fewer events than it
+// signed, as an emptied or wrong cluster does.
+func TestKurrentRestartAndEmptiedCluster(t *testing.T) {
+	srv, err := fake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	s := startServe(t, dir, "--store", srv.URL(), "--seal-every", "100ms")
+	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	aud := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "auditor"})["token"].(string)
+	for range 5 {
+		s.must(t, 201, "POST", "/v1/contacts", biz, map[string]any{"number": number, "line": "L1", "channel": "call", "purpose": "service", "outcome": "answered"})
+	}
+	eventually(t, "a checkpoint", func() bool {
+		r := s.do(t, "GET", "/v1/audit/checkpoint", aud, nil)
+		return r.status == 200 && !strings.Contains(string(r.body), `"size":0`)
+	})
+	s.stop(t)
+
+	s = startServe(t, dir, "--store", srv.URL())
+	s.must(t, 201, "POST", "/v1/contacts", biz, map[string]any{"number": number, "line": "L1", "channel": "call", "purpose": "service", "outcome": "answered"})
+	s.stop(t)
+
+	empty, err := fake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	out, err := exec.Command(heed(t), "serve", "--data", dir, "--listen", "127.0.0.1:0", "--store", empty.URL()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "the KurrentDB cluster holds 0 events, but") {
+		t.Fatalf("serve on an empty cluster: %v\n%s", err, out)
 	}
 }
