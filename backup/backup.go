@@ -48,15 +48,18 @@ var (
 )
 
 const (
-	magic      = "heed-backup/1"
-	chunkSize  = 64 << 10
-	iterations = 600_000
+	magic     = "heed-backup/1"
+	chunkSize = 64 << 10
 	// Identity and recipient texts.
 	identityPrefix  = "HEED-BACKUP-KEY-1:"
 	recipientPrefix = "heed-backup-1:"
 )
 
 var b64 = base64.RawStdEncoding
+
+// iterations of PBKDF2 for a new passphrase backup; the header records
+// them, so a reader follows whatever the writer used.
+var iterations = 600_000
 
 // Identity is an X25519 private key that opens backups made for its
 // Recipient.

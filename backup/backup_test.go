@@ -9,6 +9,10 @@ import (
 	"testing"
 )
 
+// The format records the iteration count; the tests need not pay for
+// 600,000 of them under the race detector.
+func init() { iterations = 1000 }
+
 func files(t *testing.T, sizes ...int) map[string][]byte {
 	t.Helper()
 	m := map[string][]byte{}
