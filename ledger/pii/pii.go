@@ -1,6 +1,11 @@
 // Package pii keeps personal data out of the log: phone numbers become
-// keyed pseudonyms, and personal fields are sealed with a per-subject data
-// key that erasure destroys (crypto-shredding).
+// keyed pseudonyms, and personal fields are sealed with a data key per
+// (tenant, subject), named by [Owner], that erasure destroys
+// (crypto-shredding). [Sealing] is the store every write goes through: it
+// moves the personal fields an event type declares out of Data and seals
+// them into PII with [Keys.SealEvent], deterministic per event so that a
+// retried append stays a no-op. [EraseSubject] erases one tenant's key,
+// [EraseEverywhere] every tenant's.
 //
 // A subject's data key is a random 32-byte AES-256-GCM key, stored wrapped
 // (AES-GCM under the key-encryption key) in a [KeyStore]. Sealed data names
