@@ -65,7 +65,9 @@ func TestKeysCLIOnStoppedDataDir(t *testing.T) {
 		t.Fatalf("printed %q, want three tokens", out)
 	}
 	admin, biz, spare = toks[0], toks[1], toks[2]
-	idOf := func(tok string) string { return "key_" + strings.Split(tok, "_")[1] }
+	// A token is "heed_" + 8 characters of id + "_" + secret; the id's
+	// base64url characters may themselves be '_'.
+	idOf := func(tok string) string { return "key_" + tok[len("heed_"):len("heed_")+8] }
 
 	if code := run([]string{"keys", "revoke", "--data", dir, "--reason", "leaked", idOf(biz)}); code != 0 {
 		t.Fatalf("revoke exit %d", code)
