@@ -118,6 +118,12 @@ type Config struct {
 	// [5 minutes]; MaxBackdate how far back without backfill [30 days].
 	MaxSkew     time.Duration
 	MaxBackdate time.Duration
+	// DecisionKey keys the tags of decision ids (heed serve derives it
+	// from the pseudonym key); empty means a random key, so ids verify for
+	// this process's life only. DecisionTTL is how long an allowing
+	// decision stays good for a contact [15 minutes].
+	DecisionKey []byte
+	DecisionTTL time.Duration
 }
 
 // Server is the HTTP API.
@@ -129,6 +135,7 @@ type Server struct {
 	// codeLocks serialise sign-in challenges per number.
 	codeLocks stripes
 	people    *people
+	tags      tagger
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.
@@ -154,13 +161,16 @@ func New(cfg Config) *Server {
 	if cfg.MaxBackdate <= 0 {
 		cfg.MaxBackdate = 30 * 24 * time.Hour
 	}
+	if cfg.DecisionTTL <= 0 {
+		cfg.DecisionTTL = defaultDecisionTTL
+	}
 	if cfg.Gate == nil {
 		cfg.Gate = noGate{}
 	}
 	// The one place writes pass: personal fields are sealed here, whichever
 	// operation wrote them.
 	cfg.Store = pii.Seal(cfg.Store, cfg.PII)
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex(), people: newPeople(200_000)}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex(), people: newPeople(200_000), tags: newTagger(cfg.DecisionKey)}
 	s.contacts.leaves = cfg.Leaves
 	hc := huma.DefaultConfig("heed", cfg.Version)
 	hc.Info.Description = "Compliance ledger for outbound customer contact, and the flash-SMS notifier that obeys it."
@@ -177,6 +187,7 @@ func New(cfg Config) *Server {
 	s.registerLines()
 	s.registerExternal()
 	s.registerBackup()
+	s.registerFlagged()
 	s.registerWeb()
 	return s
 }

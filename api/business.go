@@ -100,14 +100,15 @@ type contactIn struct {
 	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
 	Body struct {
 		Common
-		Number     string `json:"number" maxLength:"32"`
-		Line       string `json:"line" minLength:"1" maxLength:"64"`
-		Channel    string `json:"channel" enum:"call,sms,flash"`
-		Purpose    string `json:"purpose" enum:"service,marketing"`
-		Campaign   string `json:"campaign,omitempty" maxLength:"128"`
-		Outcome    string `json:"outcome,omitempty" maxLength:"64"`
-		DurationS  int    `json:"duration_s,omitempty" minimum:"0"`
-		DecisionID string `json:"decision_id,omitempty" maxLength:"64"`
+		Number      string `json:"number" maxLength:"32"`
+		Line        string `json:"line" minLength:"1" maxLength:"64"`
+		Channel     string `json:"channel" enum:"call,sms,flash"`
+		Purpose     string `json:"purpose" enum:"service,marketing"`
+		Campaign    string `json:"campaign,omitempty" maxLength:"128"`
+		Outcome     string `json:"outcome,omitempty" maxLength:"64"`
+		DurationS   int    `json:"duration_s,omitempty" minimum:"0"`
+		DecisionID  string `json:"decision_id,omitempty" maxLength:"200" doc:"the id of the decision the contact relied on (POST /v1/decisions)"`
+		DecisionTag string `json:"decision_tag,omitempty" maxLength:"64" doc:"that decision's tag"`
 	}
 }
 
@@ -182,15 +183,21 @@ func (s *Server) registerBusiness() {
 			if err := s.ownLine(ctx, "body.line", b.Line); err != nil {
 				return nil, err
 			}
-			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(_ time.Time, e164 string) any {
+			var cited string
+			out, err := s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, e164 string) any {
 				// The projection never sees the number, so the callee's
 				// region is recorded with the contact for the region-burst
 				// rule; it is the same name Decide computes for the number
 				// it is asked about.
 				return &ledger.ContactMade{
 					Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
-					DurationS: b.DurationS, DecisionID: b.DecisionID, Region: s.region(e164), Backfill: b.Backfill}
+					DurationS: b.DurationS, DecisionID: b.DecisionID, Region: s.region(e164), Backfill: b.Backfill,
+					Decision: s.cite(who(ctx).key.Tenant, e164, b.Channel, b.Purpose, b.Line, at, b.DecisionID, b.DecisionTag, &cited)}
 			})
+			if err == nil && out.Status == http.StatusCreated {
+				s.cfg.Metrics.contact(cited)
+			}
+			return out, err
 		})
 	huma.Register(s.api, post("record-complaint", "/v1/complaints", "Record a customer's complaint against the business or one of its lines"),
 		func(ctx context.Context, in *complaintIn) (*writeOutput, error) {
@@ -250,6 +257,15 @@ func (s *Server) bounded(loc string, at, now time.Time, backfill bool) error {
 			&huma.ErrorDetail{Location: loc, Message: fmt.Sprintf("must be within %s of now; older history needs backfill, by a key allowed to backfill", span(s.cfg.MaxBackdate))})
 	}
 	return nil
+}
+
+// cite verifies the decision a contact of e164 at occurred cites, and
+// notes its status in *status. The contact is recorded whatever it finds.
+func (s *Server) cite(tenant, e164, channel, purpose, line string, occurred time.Time, id, tag string, status *string) *ledger.CitedDecision {
+	q := question{tenant: tenant, subject: s.cfg.Pseudonyms.Pseudonym(e164), channel: channel, purpose: purpose, line: line}
+	c := s.tags.verify(q, occurred, id, tag, s.cfg.DecisionTTL, s.cfg.MaxSkew)
+	*status = c.Status
+	return c
 }
 
 // span writes d in days when it is whole days.
@@ -407,6 +423,9 @@ type decisionIn struct {
 
 // DecisionBody is the eligibility answer.
 type DecisionBody struct {
+	ID           string          `json:"id" doc:"cite it as decision_id, with the tag as decision_tag, when recording the contact"`
+	Tag          string          `json:"tag" doc:"heed's MAC over the decision: tenant, number, channel, purpose, line, allowed, rules version, as_of and time"`
+	At           time.Time       `json:"at" doc:"the moment the decision is about"`
 	Allowed      bool            `json:"allowed"`
 	Reasons      []ledger.Reason `json:"reasons"`
 	RulesVersion string          `json:"rules_version"`
@@ -442,7 +461,12 @@ func (s *Server) registerDecisions(mw huma.Middlewares, sec []map[string][]strin
 			if d.Reasons == nil {
 				d.Reasons = []ledger.Reason{}
 			}
-			return &decisionOut{Body: DecisionBody{Allowed: d.Allowed, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf, Revision: d.Revision}}, nil
+			if at.IsZero() {
+				at = s.cfg.Now().UTC()
+			}
+			id, tag := s.tags.issue(question{tenant: p.key.Tenant, subject: subject, channel: in.Body.Channel, purpose: in.Body.Purpose, line: in.Body.Line},
+				d.Allowed, d.RulesVersion, d.AsOf, at)
+			return &decisionOut{Body: DecisionBody{ID: id, Tag: tag, At: at, Allowed: d.Allowed, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf, Revision: d.Revision}}, nil
 		})
 }
 

@@ -31,6 +31,9 @@ type ImportLine struct {
 	Number     string          `json:"number"`
 	OccurredAt time.Time       `json:"occurred_at"`
 	Data       json.RawMessage `json:"data"`
+	// DecisionTag is the tag of the decision a ContactMade line cites in
+	// data.decision_id.
+	DecisionTag string `json:"decision_tag,omitempty"`
 }
 
 type importIn struct {
@@ -107,12 +110,11 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 						// whatever the line says: a business cannot steer
 						// contacts out of the region-burst rule; and only a
 						// backfill counts a contact at its own time.
-						region := s.region(e164)
-						if pl.Region != region || pl.Backfill != in.Backfill {
-							pl.Region, pl.Backfill = region, in.Backfill
-							if e.Data, err = json.Marshal(pl); err != nil {
-								return nil, err
-							}
+						var status string
+						pl.Region, pl.Backfill = s.region(e164), in.Backfill
+						pl.Decision = s.cite(p.key.Tenant, e164, pl.Channel, pl.Purpose, pl.Line, e.OccurredAt, pl.DecisionID, l.DecisionTag, &status)
+						if e.Data, err = json.Marshal(pl); err != nil {
+							return nil, err
 						}
 					case *ledger.ComplaintReceived:
 						if pl.Source != "customer" {

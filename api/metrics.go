@@ -21,6 +21,7 @@ type Metrics struct {
 	decisions     *prometheus.CounterVec
 	decisionRules *prometheus.CounterVec
 	reminders     *prometheus.CounterVec
+	contacts      *prometheus.CounterVec
 	// SMPP is exported so the SMPP client's hooks can be wired to it.
 	SMPPSubmits   *prometheus.CounterVec
 	SMPPResponses *prometheus.CounterVec
@@ -48,6 +49,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Reasons given in decisions, by rule and effect."}, []string{"rule", "effect"}),
 		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_reminders_total",
 			Help: "Reminders entering each state."}, []string{"state"}),
+		contacts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_contacts_total",
+			Help: "Contacts recorded, by the status of the decision they cite (valid, none, denied, forged, mismatch, expired)."}, []string{"decision"}),
 		SMPPSubmits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_smpp_submits_total",
 			Help: "submit_sm sent, by SMSC."}, []string{"smsc"}),
 		SMPPResponses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_smpp_responses_total",
@@ -64,11 +67,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"allowed", "denied"} {
 		m.decisions.WithLabelValues(o)
 	}
+	for _, st := range ledger.CitedStatuses {
+		m.contacts.WithLabelValues(st)
+	}
 	for _, r := range ledger.UnmatchedReasons {
 		m.unmatched.WithLabelValues(r)
 	}
 	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.decisions, m.decisionRules,
-		m.reminders, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.unmatched)
+		m.reminders, m.contacts, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.unmatched)
 	return m
 }
 
@@ -146,6 +152,14 @@ func (m *Metrics) decision(d notify.Decision) {
 	m.decisions.WithLabelValues(outcome).Inc()
 	for _, r := range d.Reasons {
 		m.decisionRules.WithLabelValues(r.Rule, r.Effect).Inc()
+	}
+}
+
+// contact counts a recorded contact by the status of the decision it
+// cites; m may be nil.
+func (m *Metrics) contact(status string) {
+	if m != nil && status != "" {
+		m.contacts.WithLabelValues(status).Inc()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 	"github.com/heed/heed/projections"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // runnerDecider puts the real projections behind the API, as heed serve does.
@@ -49,6 +52,25 @@ type rulesHarness struct {
 	*harness
 	regulator, backfiller string
 	now                   time.Time
+	reg                   *prometheus.Registry
+}
+
+// counter reads one sample of the harness's /metrics.
+func (h *rulesHarness) counter(sample string) float64 {
+	h.t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			return f
+		}
+	}
+	h.t.Fatalf("no sample %s", sample)
+	return 0
 }
 
 func newRulesHarness(t *testing.T, store ledger.Store, rules *projections.Config) *rulesHarness {
@@ -77,7 +99,9 @@ func newRulesHarness(t *testing.T, store ledger.Store, rules *projections.Config
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dataKeys.Close() })
-	srv := New(Config{Store: store, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: runnerDecider{runner}, PII: dataKeys,
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	srv := New(Config{Store: store, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: runnerDecider{runner}, PII: dataKeys, Metrics: metrics,
 		Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, LineStates: runner})
 	h := &harness{t: t, keys: keys, api: srv, srv: httptest.NewServer(srv)}
 	if m, ok := store.(*mem.Store); ok {
@@ -99,7 +123,8 @@ func newRulesHarness(t *testing.T, store ledger.Store, rules *projections.Config
 		return tok
 	}
 	h.admin, h.a, h.b = mk(auth.RoleAdmin, ""), mk(auth.RoleBusiness, "tenanta"), mk(auth.RoleBusiness, "tenantb")
-	rh := &rulesHarness{harness: h, regulator: mk(auth.RoleRegulator, ""), now: now}
+	h.auditor = mk(auth.RoleAuditor, "")
+	rh := &rulesHarness{harness: h, regulator: mk(auth.RoleRegulator, ""), now: now, reg: reg}
 	tok, _, err := keys.Issue(auth.Spec{Role: auth.RoleBusiness, Tenant: "tenanta", Backfill: true})
 	if err != nil {
 		t.Fatal(err)

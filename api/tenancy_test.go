@@ -78,7 +78,8 @@ var attacks = map[string]attack{
 	"reinstate-line": func(*harness) (string, string, any) {
 		return "POST", "/v1/lines/tenantb/LB/reinstatement", map[string]any{"reason": "mine now"}
 	},
-	"get-line": func(*harness) (string, string, any) { return "GET", "/v1/lines/10690002", nil },
+	"get-line":               func(*harness) (string, string, any) { return "GET", "/v1/lines/10690002", nil },
+	"audit-flagged-contacts": func(*harness) (string, string, any) { return "GET", "/v1/audit/flagged-contacts", nil },
 	"record-external-complaint": func(*harness) (string, string, any) {
 		return "POST", "/v1/complaints/external", map[string]any{"number": shared, "line": "10690002", "source": "regulator"}
 	},

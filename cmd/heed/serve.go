@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -505,7 +507,8 @@ func serve(ctx context.Context, args []string) error {
 		Reminders: n, Texter: sender, Auditor: auditor{led}, PII: d.Keys, Gate: n, Metrics: metrics,
 		Region: *region, TrustedProxies: trusted, Log: log,
 		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: *codesWindow, PerDay: *codesDay, PerDayRestricted: *codesRestricted}),
-		Lines:    cfg.Lines, LineStates: runner, MaxSkew: *maxSkew, MaxBackdate: *maxBackdate, Backup: liveBackup{d: d, apiKeys: keys}})
+		Lines:    cfg.Lines, LineStates: runner, MaxSkew: *maxSkew, MaxBackdate: *maxBackdate, Backup: liveBackup{d: d, apiKeys: keys},
+		DecisionKey: decisionKey(d.Secrets.PseudonymKey)})
 	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
 
 	mux := http.NewServeMux()
@@ -588,6 +591,17 @@ type pseudonymizer struct{ d *dataDir }
 
 func (p pseudonymizer) Pseudonym(e164 string) string {
 	return pii.Pseudonym(p.d.Secrets.PseudonymKey, e164)
+}
+
+// decisionKey keys the tags of decision ids. It is derived from the
+// pseudonym key, which every instance on one log shares, so an id one
+// instance issued verifies on another and no new secret is kept.
+func decisionKey(pseudonymKey []byte) []byte {
+	k, err := hkdf.Key(sha256.New, pseudonymKey, nil, "heed decision tags v1", 32)
+	if err != nil {
+		panic(err) // only for a length sha256 cannot give
+	}
+	return k
 }
 
 // projectionDecider asks the projections.
