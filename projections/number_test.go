@@ -35,3 +35,20 @@ func TestCNRegionCacheMatchesLibrary(t *testing.T) {
 		t.Errorf("only %d keys cached", len(cnRegions.ids))
 	}
 }
+
+// TestParseTakesOnlyE164: a number the projections are asked about is '+'
+// and ASCII digits; looser spellings of the same number are refused rather
+// than read as it.
+func TestParseTakesOnlyE164(t *testing.T) {
+	for _, ok := range []string{"+8613800138000", "+861012345678", "+442079460958", "+390612345678"} {
+		if _, err := Region(ok); err != nil {
+			t.Errorf("Region(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"++8613800138000", "+86 138 0013 8000", "+8613800138000 ext 99", "＋８６１３８００１３８０００",
+		"8613800138000", "13800138000", " +8613800138000", "+86-138-0013-8000", "tel:+8613800138000", ""} {
+		if _, err := Region(bad); err == nil {
+			t.Errorf("Region(%q) read it", bad)
+		}
+	}
+}
