@@ -175,6 +175,7 @@ func New(cfg Config) *Server {
 	hc := huma.DefaultConfig("heed", cfg.Version)
 	hc.Info.Description = "Compliance ledger for outbound customer contact, and the flash-SMS notifier that obeys it."
 	hc.CreateHooks = nil // no $schema links in bodies
+	hc.OnAddOperation = append(hc.OnAddOperation, s.strictInput)
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"key":      {Type: "http", Scheme: "bearer", Description: "API key (admin, business or auditor)"},
 		"customer": {Type: "http", Scheme: "bearer", Description: "customer session token from POST /v1/me/session"},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -85,7 +86,7 @@ func (s *Server) registerAudit() {
 			}
 			cp, err := s.cfg.Auditor.Checkpoint(ctx)
 			if err != nil {
-				return nil, s.auditError(err)
+				return nil, s.checkpointError(err)
 			}
 			return &checkpointOut{Body: cp}, nil
 		})
@@ -94,13 +95,9 @@ func (s *Server) registerAudit() {
 			if s.cfg.Auditor == nil {
 				return nil, huma.Error503ServiceUnavailable("no sealer is running")
 			}
-			size := in.Size
-			if size == 0 {
-				cp, err := s.cfg.Auditor.Checkpoint(ctx)
-				if err != nil {
-					return nil, s.auditError(err)
-				}
-				size = cp.Size
+			size, err := s.treeSize(ctx, "size", in.Size)
+			if err != nil {
+				return nil, err
 			}
 			if in.Position > size {
 				return nil, huma.Error422UnprocessableEntity("position is beyond the tree size")
@@ -124,13 +121,9 @@ func (s *Server) registerAudit() {
 			if s.cfg.Auditor == nil {
 				return nil, huma.Error503ServiceUnavailable("no sealer is running")
 			}
-			newer := in.New
-			if newer == 0 {
-				cp, err := s.cfg.Auditor.Checkpoint(ctx)
-				if err != nil {
-					return nil, s.auditError(err)
-				}
-				newer = cp.Size
+			newer, err := s.treeSize(ctx, "new", in.New)
+			if err != nil {
+				return nil, err
 			}
 			if in.Old > newer {
 				return nil, huma.Error422UnprocessableEntity("old is larger than new")
@@ -156,9 +149,41 @@ func (s *Server) registerAudit() {
 		})
 }
 
+// treeSize is the tree a proof is asked against: the newest checkpoint's
+// when asked is 0, else asked, which must not be beyond it. Proofs past the
+// newest checkpoint would need hashes the sealer has not yet covered, and
+// the tree's own error names internal hash indexes.
+func (s *Server) treeSize(ctx context.Context, param string, asked int64) (int64, error) {
+	cp, err := s.cfg.Auditor.Checkpoint(ctx)
+	if err != nil {
+		return 0, s.checkpointError(err)
+	}
+	if asked == 0 {
+		return cp.Size, nil
+	}
+	if asked > cp.Size {
+		return 0, huma.Error422UnprocessableEntity(fmt.Sprintf("%s %d is beyond the newest checkpoint %d", param, asked, cp.Size),
+			&huma.ErrorDetail{Location: "query." + param, Message: fmt.Sprintf("at most %d", cp.Size)})
+	}
+	return asked, nil
+}
+
+func (s *Server) checkpointError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return huma.NewError(http.StatusServiceUnavailable, "request cancelled")
+	}
+	s.cfg.Log.Warn("audit checkpoint", "err", err)
+	return huma.Error503ServiceUnavailable("no signed checkpoint is available yet; retry shortly")
+}
+
+// auditError answers a proof that failed within the checked range: the
+// tree's error stays in the log, as it names internal hash indexes.
 func (s *Server) auditError(err error) error {
-	s.cfg.Log.Warn("audit", "err", err)
-	return huma.Error422UnprocessableEntity("cannot prove that: " + err.Error())
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return huma.NewError(http.StatusServiceUnavailable, "request cancelled")
+	}
+	s.cfg.Log.Error("audit proof", "err", err)
+	return huma.Error500InternalServerError("the proof could not be computed")
 }
 
 type personalIn struct {

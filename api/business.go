@@ -167,9 +167,18 @@ func (s *Server) registerBusiness() {
 				return &ledger.RelationshipStarted{ContractRef: b.ContractRef, Product: b.Product, StartsAt: at, ExpiresAt: b.ExpiresAt}
 			})
 		})
-	huma.Register(s.api, post("end-relationship", "/v1/relationships/{ref}/end", "Record the end of a customer relationship"),
+	endOp := post("end-relationship", "/v1/relationships/{ref}/end", "Record the end of a customer relationship")
+	endOp.Errors = append(endOp.Errors, http.StatusNotFound)
+	huma.Register(s.api, endOp,
 		func(ctx context.Context, in *relationshipEndIn) (*writeOutput, error) {
 			b := in.Body
+			_, subject, err := s.person("body.number", b.Number)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.started(ctx, who(ctx).key.Tenant, subject, in.Ref); err != nil {
+				return nil, err
+			}
 			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, _ string) any {
 				if b.EndedAt != nil {
 					at = b.EndedAt.UTC()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -197,4 +198,12 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 			out.Body.Events = results
 			return out, nil
 		})
+	// The document gives the schema of one line, which is what a client
+	// needs and what strictInput checks each line against.
+	if item := s.api.OpenAPI().Paths["/v1/events:import"]; item != nil && item.Post != nil {
+		if mt := item.Post.RequestBody.Content["application/x-ndjson"]; mt != nil {
+			mt.Schema = huma.SchemaFromType(s.api.OpenAPI().Components.Schemas, reflect.TypeFor[ImportLine]())
+			mt.Schema.Description = "one line of the body; each line is a JSON object"
+		}
+	}
 }

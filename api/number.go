@@ -18,26 +18,70 @@ import (
 // number: error bodies end up in logs.
 func errNumber(location string) error {
 	return huma.Error422UnprocessableEntity("invalid phone number",
-		&huma.ErrorDetail{Location: location, Message: "not a valid phone number (E.164, or national for the default region)"})
+		&huma.ErrorDetail{Location: location, Message: "not a valid phone number: give it in E.164 form ('+', the country code and the number, ASCII digits only) or as the national number of the default region in ASCII digits"})
 }
 
 var errInvalidNumber = errors.New("api: invalid phone number")
 
-// Normalize returns the E.164 form of a number written in international
-// form or national form for region.
+// Normalize returns the E.164 form of a number. It takes exactly two
+// spellings, so that a subject has one:
+//   - E.164 itself: '+', the country code and the national number, ASCII
+//     digits only, as phonenumbers formats it (no trunk prefix after the
+//     country code);
+//   - the national number of region (none when region is empty) in ASCII
+//     digits, with or without its trunk prefix: 13912345678 or 01012345678
+//     for CN.
+//
+// Anything else is refused rather than read: spaces and other separators,
+// extensions ("ext 99"), a doubled '+', international prefixes ("0086…")
+// or a country code without '+' ("86139…"), full-width digits, letters.
 func Normalize(raw, region string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" || len(raw) > 32 {
+	if len(raw) < 3 || len(raw) > 17 {
 		return "", errInvalidNumber
 	}
 	if e164, ok := chinaMobile(raw); ok {
 		return e164, nil
 	}
-	n, err := phonenumbers.Parse(raw, region)
-	if err != nil || !phonenumbers.IsValidNumber(n) {
+	digits := raw
+	if raw[0] == '+' {
+		digits = raw[1:]
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", errInvalidNumber
+		}
+	}
+	if raw[0] == '+' {
+		n, err := phonenumbers.Parse(raw, "")
+		if err != nil || !phonenumbers.IsValidNumber(n) {
+			return "", errInvalidNumber
+		}
+		if e164 := phonenumbers.Format(n, phonenumbers.E164); e164 == raw {
+			return e164, nil
+		}
+		return "", errInvalidNumber
+	}
+	if region == "" {
+		return "", errInvalidNumber
+	}
+	n, err := phonenumbers.ParseAndKeepRawInput(raw, region)
+	if err != nil || n.GetCountryCodeSource() != phonenumbers.PhoneNumber_FROM_DEFAULT_COUNTRY || !phonenumbers.IsValidNumber(n) {
 		return "", errInvalidNumber
 	}
 	return phonenumbers.Format(n, phonenumbers.E164), nil
+}
+
+// typed removes what a person types between digits (spaces, hyphens,
+// dots, parentheses) from a number entered on the customer page, which then
+// goes through Normalize like any other. The API takes no such spellings.
+func typed(raw string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '.', '(', ')':
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(raw))
 }
 
 // chinaMobile answers for the commonest input, a Chinese mobile number

@@ -111,7 +111,7 @@ func (s *Server) contactsPage(w http.ResponseWriter, r *http.Request, number, no
 }
 
 func (s *Server) meChallenge(w http.ResponseWriter, r *http.Request) {
-	number := r.PostFormValue("number")
+	number := typed(r.PostFormValue("number"))
 	if err := s.challenge(r.Context(), number, s.remoteHost(r)); err != nil {
 		st, msg := problemText(err)
 		s.render(w, st, "me.html", mePage{Title: "My contacts", Step: "number", Error: msg})
@@ -121,7 +121,7 @@ func (s *Server) meChallenge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) meSession(w http.ResponseWriter, r *http.Request) {
-	number := r.PostFormValue("number")
+	number := typed(r.PostFormValue("number"))
 	tok, exp, err := s.session(number, r.PostFormValue("code"), s.remoteHost(r))
 	if err != nil {
 		st, msg := problemText(err)
