@@ -90,6 +90,26 @@ func makeReal(dir string) (id11 string, err error) {
 		if i == 10 {
 			id11 = e.ID
 		}
+		if i == sealedEvents/2-1 {
+			// An older checkpoints.db, for the rollback case.
+			if _, err := d.Sealer().Seal(ctx); err != nil {
+				return "", err
+			}
+			b, err := d.Checkpoints.Latest()
+			if err != nil || b.Size != sealedEvents/2 {
+				return "", fmt.Errorf("half-way seal: %v %v", b.Size, err)
+			}
+			f, err := os.Create(dir + ".checkpoints-half")
+			if err != nil {
+				return "", err
+			}
+			if _, err := d.Checkpoints.Backup(f); err != nil {
+				return "", err
+			}
+			if err := f.Close(); err != nil {
+				return "", err
+			}
+		}
 	}
 	if _, err := d.Sealer().Seal(ctx); err != nil {
 		return "", err
@@ -306,6 +326,13 @@ func TestDamagedDataDirRefused(t *testing.T) {
 		{"checkpoints.db deleted", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, checkpointsFile))
 		}, errMissing, "checkpoints.db is missing", true},
+		{"checkpoints.db rolled back", func(t *testing.T, dir string) {
+			b, err := os.ReadFile(realDir(t, 0) + ".checkpoints-half")
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, checkpointsFile), b, 0o600)
+		}, ledger.ErrBehind, fmt.Sprintf("newest checkpoint covers %d events, but the anchor holds one signed over %d", sealedEvents/2, sealedEvents), true},
 		{"keys.db deleted", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, keysFile))
 		}, errMissing, "keys.db is missing: it holds the per-subject data keys", false},
