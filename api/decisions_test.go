@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/mem"
 )
 
 // TestContactsCiteDecisions: every decision answer carries an id and a
@@ -17,7 +16,13 @@ import (
 // or expired one are recorded all the same, counted, and listed for the
 // auditor.
 func TestContactsCiteDecisions(t *testing.T) {
-	h := newRulesHarness(t, mem.New(), nil)
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) { contactsCiteDecisions(t, open(t)) })
+	}
+}
+
+func contactsCiteDecisions(t *testing.T, store ledger.Store) {
+	h := newRulesHarness(t, store, nil)
 	h.api.cfg.DecisionTTL = time.Minute
 	for _, n := range []string{numA, "+8613900139111"} {
 		if r := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": n, "contract_ref": "P-" + n}); r.status != 201 {

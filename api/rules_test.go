@@ -13,6 +13,9 @@ import (
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/kurrent"
+	"github.com/heed/heed/ledger/kurrent/fake"
 	"github.com/heed/heed/ledger/mem"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
@@ -263,13 +266,46 @@ func TestFrequencyHoldsWhateverTheContactsSay(t *testing.T) {
 // acknowledged complaint that takes a line to 1 in 10 is denied with the
 // figures, and the business reads its line's state.
 func TestComplaintSuspendsTheLineAtOnce(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) { complaintSuspendsTheLineAtOnce(t, open(t)) })
+	}
+}
+
+// stores opens each kind of store the API runs over: in memory, the
+// embedded bbolt store, and KurrentDB (the in-process fake).
+var stores = map[string]func(t *testing.T) ledger.Store{
+	"mem": func(*testing.T) ledger.Store { return mem.New() },
+	"bolt": func(t *testing.T) ledger.Store {
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	},
+	"kurrentdb": func(t *testing.T) ledger.Store {
+		srv, err := fake.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		st, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	},
+}
+
+func complaintSuspendsTheLineAtOnce(t *testing.T, store ledger.Store) {
 	rules := projections.Default()
 	rules.LineSuspension.MinContacts, rules.LineSuspension.Rate = 10, 0.1
 	rules.Frequency.SubjectPerDay = 100
 	if err := rules.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	h := newRulesHarness(t, mem.New(), rules)
+	h := newRulesHarness(t, store, rules)
 	if r := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-1"}); r.status != 201 {
 		t.Fatal(r.status, string(r.body))
 	}
