@@ -133,6 +133,10 @@ type ContactMade struct {
 	// the contact was recorded; absent on contacts recorded before heed
 	// issued decision ids.
 	Decision *CitedDecision `json:"decision,omitempty"`
+	// CallID and Trunk identify a call the call gate allowed (SIP Call-ID
+	// and the trunk that asked), so a CDR can be matched to it.
+	CallID string `json:"call_id,omitempty"`
+	Trunk  string `json:"trunk,omitempty"`
 }
 
 // ComplaintReceived records a complaint against the tenant or a line.

@@ -1,0 +1,534 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections"
+)
+
+const (
+	tenant  = "acme"
+	line    = "02150000001"
+	carrier = "127.0.0.1:5999"
+)
+
+// noon is 12:00 in Shanghai; night is 23:30, inside quiet hours.
+var (
+	noon  = time.Date(2026, 6, 1, 4, 0, 0, 0, time.UTC)
+	night = time.Date(2026, 6, 1, 15, 30, 0, 0, time.UTC)
+)
+
+func pseudo(e164 string) string { return "p" + strings.TrimPrefix(e164, "+") }
+
+// normalize reads the forms the tests dial: +86…, 86…, and national
+// mobile numbers.
+func normalize(raw, region string) (string, error) {
+	switch {
+	case strings.HasPrefix(raw, "+") && len(raw) > 8:
+		return raw, nil
+	case strings.HasPrefix(raw, "86") && len(raw) == 13:
+		return "+" + raw, nil
+	case region == "CN" && len(raw) == 11 && raw[0] == '1':
+		return "+86" + raw, nil
+	}
+	return "", fmt.Errorf("not a number")
+}
+
+type harness struct {
+	st     *mem.Store
+	n      *notify.Notifier
+	srv    *Server
+	reg    *prometheus.Registry
+	addrs  map[string]string // network → address
+	clock  atomic.Pointer[time.Time]
+	client *sipgo.Client
+}
+
+func newHarness(t *testing.T, trunks []Trunk, gate func(Gate) Gate) *harness {
+	t.Helper()
+	h := &harness{st: mem.New(), reg: prometheus.NewRegistry(), addrs: map[string]string{}}
+	t.Cleanup(func() { h.st.Close() })
+	at := noon
+	h.clock.Store(&at)
+	now := func() time.Time { return *h.clock.Load() }
+	cfg := projections.Default()
+	cfg.Frequency.Service.Max = 1000
+	cfg.Frequency.SubjectPerDay = 1000
+	cfg.RegionBurst.MaxPerHour = 65535
+	runner, err := projections.NewRunner(h.st, cfg, projections.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = runner.Run(ctx) }()
+	h.n = notify.New(notify.Config{Store: h.st, Decider: notify.Projections(runner), Pseudonym: pseudo, Now: now})
+	var g Gate = h.n
+	if gate != nil {
+		g = gate(h.n)
+	}
+	h.srv, err = New(Config{Trunks: trunks, Gate: g, Normalize: normalize, Pseudonym: pseudo,
+		Region: func(string) string { return "Shanghai" }, Registerer: h.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound, err := h.srv.Serve([]Listen{{"udp", "127.0.0.1:0"}, {"tcp", "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.srv.Close() })
+	for _, l := range bound {
+		h.addrs[l.Network] = l.Addr
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("pbx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ua.Close() })
+	h.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func acmeTrunk() Trunk {
+	return Trunk{Name: "pbx1", Tenant: tenant, Sources: []string{"127.0.0.1"}, Carrier: carrier, Purpose: "service"}
+}
+
+// customer records a relationship (the basis of service calls) for e164.
+func (h *harness) customer(t *testing.T, e164 string) {
+	t.Helper()
+	ev, err := ledger.NewEvent(tenant, pseudo(e164), noon.Add(-time.Hour), ledger.RelationshipStarted{ContractRef: "POL-" + e164, StartsAt: noon.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.Append(context.Background(), ledger.ContactStream(tenant, pseudo(e164)), ledger.Any(), []ledger.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// optOut records a withdrawal the way the API does: through the gate's
+// exclusive section. It returns when the opt-out is acknowledged.
+func (h *harness) optOut(t *testing.T, e164 string) {
+	t.Helper()
+	ev, err := ledger.NewEvent(tenant, pseudo(e164), *h.clock.Load(), ledger.ConsentWithdrawn{All: true, Via: "call"})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	err = h.n.Exclusive(pseudo(e164), func() error {
+		_, err := h.st.Append(context.Background(), ledger.ContactStream(tenant, pseudo(e164)), ledger.Any(), []ledger.Event{ev})
+		return err
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+type call struct {
+	network, callee, from, pai, purpose string
+}
+
+func (h *harness) invite(t *testing.T, c call) *gosip.Response {
+	t.Helper()
+	if c.network == "" {
+		c.network = "udp"
+	}
+	host, port, _ := net.SplitHostPort(h.addrs[c.network])
+	var to gosip.Uri
+	if err := gosip.ParseUri(fmt.Sprintf("sip:%s@%s:%s", c.callee, host, port), &to); err != nil {
+		t.Fatal(err)
+	}
+	req := gosip.NewRequest(gosip.INVITE, to)
+	req.SetTransport(strings.ToUpper(c.network))
+	from := c.from
+	if from == "" {
+		from = line
+	}
+	fh := &gosip.FromHeader{Address: gosip.Uri{Scheme: "sip", User: from, Host: "pbx.acme.test"}, Params: gosip.NewParams()}
+	fh.Params.Add("tag", gosip.GenerateTagN(8))
+	req.AppendHeader(fh)
+	if c.pai != "" {
+		req.AppendHeader(gosip.NewHeader("P-Asserted-Identity", c.pai))
+	}
+	if c.purpose != "" {
+		req.AppendHeader(gosip.NewHeader("X-Heed-Purpose", c.purpose))
+	}
+	req.AppendHeader(gosip.NewHeader("Content-Length", "0"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := h.client.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("INVITE over %s: %v", c.network, err)
+	}
+	return res
+}
+
+// recorded returns the call events in the callee's contact stream.
+func (h *harness) recorded(t *testing.T, e164 string) (contacts []ledger.ContactMade, refusals []ledger.CallRefused) {
+	t.Helper()
+	evs, err := h.st.ReadStream(context.Background(), ledger.ContactStream(tenant, pseudo(e164)), 1, 0)
+	if err != nil {
+		return nil, nil
+	}
+	for _, e := range evs {
+		p, err := ledger.Decode(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p := p.(type) {
+		case *ledger.ContactMade:
+			contacts = append(contacts, *p)
+		case *ledger.CallRefused:
+			refusals = append(refusals, *p)
+		}
+	}
+	return contacts, refusals
+}
+
+func header(res *gosip.Response, name string) string {
+	if h := res.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func TestInviteAnswers(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	const (
+		customer = "+8613900000001"
+		stranger = "+8613900000002"
+		optedOut = "+8613900000003"
+	)
+	h.customer(t, customer)
+	h.customer(t, optedOut)
+	h.optOut(t, optedOut)
+
+	for _, c := range []struct {
+		name      string
+		call      call
+		status    int
+		rule      string
+		contacts  int
+		refusals  int
+		recordFor string
+	}{
+		{"customer, service, udp", call{callee: "13900000001"}, 302, "", 1, 0, customer},
+		{"customer, service, tcp, +86 form", call{network: "tcp", callee: "+8613900000001"}, 302, "", 2, 0, customer},
+		{"customer, marketing without consent", call{callee: "8613900000001", purpose: "marketing"}, 603, "marketing-consent", 2, 1, customer},
+		{"stranger, service", call{callee: "13900000002"}, 603, "service-basis", 0, 1, stranger},
+		{"opted out", call{callee: "13900000003"}, 603, "withdrawal", 0, 1, optedOut},
+		{"bad purpose header", call{callee: "13900000001", purpose: "sales"}, 400, "", 2, 1, customer},
+		{"callee not a number", call{callee: "alice"}, 484, "", 0, 0, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := h.invite(t, c.call)
+			if res.StatusCode != c.status {
+				t.Fatalf("status %d %s, want %d", res.StatusCode, res.Reason, c.status)
+			}
+			switch {
+			case c.status == 302:
+				contact := res.Contact()
+				if contact == nil || contact.Address.Host != "127.0.0.1" || contact.Address.Port != 5999 {
+					t.Errorf("Contact %v, want the carrier %s", contact, carrier)
+				}
+			case c.rule != "":
+				if r := header(res, "Reason"); !strings.Contains(r, "cause=603") || !strings.Contains(r, `text="`+c.rule+`"`) {
+					t.Errorf("Reason %q, want the rule %s", r, c.rule)
+				}
+				if w := header(res, "Warning"); !strings.HasPrefix(w, `399 heed "`) || !strings.Contains(w, " / ") {
+					t.Errorf("Warning %q, want the Chinese and English sentence", w)
+				}
+			}
+			for _, hd := range []string{"Warning", "Reason", "Contact"} {
+				if v := header(res, hd); strings.Contains(v, "3900000") && hd != "Contact" {
+					t.Errorf("%s echoes the number: %q", hd, v)
+				}
+			}
+			if c.recordFor == "" {
+				return
+			}
+			contacts, refusals := h.recorded(t, c.recordFor)
+			if len(contacts) != c.contacts || len(refusals) != c.refusals {
+				t.Fatalf("recorded %d contacts and %d refusals, want %d and %d", len(contacts), len(refusals), c.contacts, c.refusals)
+			}
+			if c.status == 302 {
+				last := contacts[len(contacts)-1]
+				if last.Channel != ledger.ChannelCall || last.Line != line || last.Trunk != "pbx1" || last.CallID == "" || last.Purpose != "service" {
+					t.Errorf("contact recorded as %+v", last)
+				}
+			}
+		})
+	}
+}
+
+func TestQuietHoursRefuse(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	h.customer(t, "+8613900000011")
+	at := night
+	h.clock.Store(&at)
+	res := h.invite(t, call{callee: "13900000011"})
+	if res.StatusCode != 603 || !strings.Contains(header(res, "Reason"), `"quiet-hours"`) {
+		t.Fatalf("at 23:30 local: %d, Reason %q; want 603 quiet-hours", res.StatusCode, header(res, "Reason"))
+	}
+}
+
+func TestRefusalStatusPerTrunk(t *testing.T) {
+	for _, status := range []int{ConsentNeeded, Forbidden} {
+		tr := acmeTrunk()
+		tr.Refuse = status
+		h := newHarness(t, []Trunk{tr}, nil)
+		res := h.invite(t, call{callee: "13900000021"})
+		if res.StatusCode != status {
+			t.Errorf("trunk answering %d: got %d", status, res.StatusCode)
+		}
+	}
+}
+
+func TestRouteOnward(t *testing.T) {
+	tr := acmeTrunk()
+	tr.Carrier = ""
+	h := newHarness(t, []Trunk{tr}, nil)
+	h.customer(t, "+8613900000031")
+	res := h.invite(t, call{callee: "13900000031"})
+	if res.StatusCode != 302 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if c := res.Contact(); c == nil || c.Address.User != "13900000031" || c.Address.Host != "127.0.0.1" {
+		t.Errorf("Contact %v, want the Request-URI itself", c)
+	}
+}
+
+func TestUnknownTrunkRecordsNothing(t *testing.T) {
+	tr := acmeTrunk()
+	tr.Sources = []string{"10.9.9.0/24"}
+	h := newHarness(t, []Trunk{tr}, nil)
+	res := h.invite(t, call{callee: "13900000041"})
+	if res.StatusCode != 403 {
+		t.Fatalf("status %d, want 403", res.StatusCode)
+	}
+	if head, _ := h.st.Head(context.Background()); head != 0 {
+		t.Errorf("log head %d after an unknown trunk's INVITE, want 0", head)
+	}
+	if got := testutil.ToFloat64(h.srv.m.unknown); got != 1 {
+		t.Errorf("unknown-trunk counter %v, want 1", got)
+	}
+}
+
+func TestCallerFromPAssertedIdentity(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	h.customer(t, "+8613900000051")
+	res := h.invite(t, call{callee: "13900000051", from: "anonymous", pai: "<sip:02150000009@pbx.acme.test>"})
+	if res.StatusCode != 302 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	contacts, _ := h.recorded(t, "+8613900000051")
+	if len(contacts) != 1 || contacts[0].Line != "02150000009" {
+		t.Fatalf("recorded %+v, want line 02150000009 from P-Asserted-Identity", contacts)
+	}
+}
+
+func TestOptionsAnswered(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	host, port, _ := net.SplitHostPort(h.addrs["udp"])
+	var to gosip.Uri
+	if err := gosip.ParseUri("sip:heed@"+host+":"+port, &to); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := h.client.Do(ctx, gosip.NewRequest(gosip.OPTIONS, to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || !strings.Contains(header(res, "Allow"), "INVITE") {
+		t.Fatalf("OPTIONS: %d, Allow %q", res.StatusCode, header(res, "Allow"))
+	}
+}
+
+// rawInvite is an INVITE as a PBX would send it, with a fixed branch, so
+// that sending it twice is a retransmission.
+func rawInvite(callee, callID, branch, local string) string {
+	return "INVITE sip:" + callee + "@heed.test SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=" + branch + "\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"From: <sip:" + line + "@pbx.acme.test>;tag=abc\r\n" +
+		"To: <sip:" + callee + "@heed.test>\r\n" +
+		"Call-ID: " + callID + "\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Contact: <sip:" + line + "@" + local + ">\r\n" +
+		"Content-Length: 0\r\n\r\n"
+}
+
+func TestRetransmissionsDecideOnce(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	h.customer(t, "+8613900000061")
+	conn, err := net.Dial("udp", h.addrs["udp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := rawInvite("13900000061", "retx-1@pbx", "z9hG4bK-retx-1", conn.LocalAddr().String())
+	buf := make([]byte, 4096)
+	var statuses []string
+	// The same INVITE five times, some while the first is being decided,
+	// some after its answer, and once more after the transaction layer
+	// has had time to forget it.
+	for i := range 6 {
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		statuses = append(statuses, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+	}
+	for _, s := range statuses {
+		if !strings.HasPrefix(s, "SIP/2.0 302") {
+			t.Errorf("answers %q, want every one 302", statuses)
+			break
+		}
+	}
+	contacts, refusals := h.recorded(t, "+8613900000061")
+	if len(contacts) != 1 || len(refusals) != 0 {
+		t.Fatalf("%d contacts and %d refusals recorded for one transaction, want 1 and 0", len(contacts), len(refusals))
+	}
+}
+
+func TestMalformedSIPNeverStopsTheGate(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	h.customer(t, "+8613900000071")
+	junk := []string{
+		"",
+		"\r\n\r\n",
+		"INVITE\r\n\r\n",
+		"INVITE sip:13900000071@heed.test SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+		"INVITE sip:13900000071@heed.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK-x\r\nCall-ID: x\r\nCSeq: one INVITE\r\n\r\n",
+		"INVITE sip:" + strings.Repeat("1", 5000) + "@heed.test SIP/2.0\r\n\r\n",
+		"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"\x00\xff\xfe garbage",
+		rawInvite("13900000071", "m@pbx", "z9hG4bK-m", "127.0.0.1:1") + "trailing body without length",
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, j := range junk {
+			conn, err := net.Dial(network, h.addrs[network])
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = conn.Write([]byte(j))
+			_ = conn.Close()
+		}
+	}
+	// A long user part in an otherwise valid INVITE is answered, not dropped.
+	res := h.invite(t, call{callee: strings.Repeat("1", 80)})
+	if res.StatusCode != 484 {
+		t.Errorf("overlong user part: %d, want 484", res.StatusCode)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		if res := h.invite(t, call{network: network, callee: "13900000071"}); res.StatusCode != 302 {
+			t.Fatalf("after junk over %s the gate answers %d, want 302", network, res.StatusCode)
+		}
+	}
+}
+
+// timedGate notes when each allowed answer has been sent, and widens the
+// window between the record of a call and its answer.
+type timedGate struct {
+	g  Gate
+	mu sync.Mutex
+	at map[string][]time.Time // subject → when each 302 had been sent
+}
+
+func (g *timedGate) Call(ctx context.Context, a notify.Attempt, answer func(notify.Verdict) error) (notify.Verdict, error) {
+	return g.g.Call(ctx, a, func(v notify.Verdict) error {
+		time.Sleep(time.Millisecond)
+		err := answer(v)
+		g.mu.Lock()
+		g.at[a.Subject] = append(g.at[a.Subject], time.Now())
+		g.mu.Unlock()
+		return err
+	})
+}
+
+// TestNoRedirectAfterOptOut is invariant 2 for calls: 1,000 concurrent
+// INVITEs and opt-outs for the same numbers, and no 302 is sent after an
+// opt-out for its number has been acknowledged.
+func TestNoRedirectAfterOptOut(t *testing.T) {
+	tg := &timedGate{at: map[string][]time.Time{}}
+	h := newHarness(t, []Trunk{acmeTrunk()}, func(g Gate) Gate { tg.g = g; return tg })
+	const numbers, invites = 50, 1000
+	var nums []string
+	for i := range numbers {
+		n := fmt.Sprintf("+86139100%05d", i)
+		h.customer(t, n)
+		nums = append(nums, n)
+	}
+	acked := make([]time.Time, numbers)
+	var allowed, refused atomic.Int64
+	var rules sync.Map
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range invites + numbers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if i%(invites/numbers+1) == invites/numbers/2 {
+				k := i / (invites/numbers + 1)
+				// Late enough that some of the number's calls go first.
+				time.Sleep(time.Duration(5+k%20) * time.Millisecond)
+				h.optOut(t, nums[k])
+				acked[k] = time.Now()
+				return
+			}
+			k := i / (invites/numbers + 1)
+			network := []string{"udp", "tcp"}[i%2]
+			res := h.invite(t, call{network: network, callee: strings.TrimPrefix(nums[k], "+")})
+			switch res.StatusCode {
+			case 302:
+				allowed.Add(1)
+			case 603:
+				refused.Add(1)
+				r, _ := rules.LoadOrStore(header(res, "Reason"), new(atomic.Int64))
+				r.(*atomic.Int64).Add(1)
+			default:
+				t.Errorf("status %d", res.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() == 0 || refused.Load() == 0 {
+		t.Fatalf("%d allowed, %d refused: the race did not exercise both sides", allowed.Load(), refused.Load())
+	}
+	for k, n := range nums {
+		for _, at := range tg.at[pseudo(n)] {
+			if at.After(acked[k]) {
+				t.Errorf("a 302 was sent %v after the opt-out for number %d was acknowledged", at.Sub(acked[k]), k)
+			}
+		}
+	}
+	t.Logf("%d redirected, %d refused", allowed.Load(), refused.Load())
+	rules.Range(func(k, v any) bool { t.Logf("refused %d times: %s", v.(*atomic.Int64).Load(), k); return true })
+}
