@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 PEERS       := testdata/peers
 
-.PHONY: test deps chromium check fmt vet staticcheck gotest bench build
+.PHONY: test deps chromium kamailio check fmt vet staticcheck gotest bench build
 
 test: deps check gotest
 
@@ -17,12 +17,16 @@ check: fmt vet staticcheck
 build:
 	$(GO) build ./...
 
-deps: $(STATICCHECK) $(PEERS)/node_modules/.installed chromium
+deps: $(STATICCHECK) $(PEERS)/node_modules/.installed chromium kamailio
 	$(GO) mod download
 
 # The customer and auditor pages are tested in headless Chromium.
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# The call gate is tested behind Kamailio, a PBX's outbound proxy.
+kamailio:
+	command -v kamailio >/dev/null || test -x /usr/sbin/kamailio || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kamailio >/dev/null)
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

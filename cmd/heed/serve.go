@@ -36,6 +36,7 @@ import (
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 	"github.com/heed/heed/projections"
+	"github.com/heed/heed/sip"
 	"github.com/heed/heed/smpp"
 	"github.com/heed/heed/smpp/sim"
 	"github.com/heed/heed/smpp/text"
@@ -83,6 +84,8 @@ type serveConfig struct {
 	Templates map[string]string `json:"templates,omitempty"`
 	// Keywords replace the default opt-out keywords.
 	Keywords []string `json:"keywords,omitempty"`
+	// SIPTrunks are the PBXs and SBCs the call gate (--sip) answers.
+	SIPTrunks []sip.Trunk `json:"sip_trunks,omitempty"`
 }
 
 // serveGOGC is serve's garbage-collection target (see debug.SetGCPercent).
@@ -125,6 +128,7 @@ func serve(ctx context.Context, args []string) error {
 	sealGrace := fs.Duration("seal-grace", time.Minute, "how long an acknowledged event may stay uncovered by a checkpoint before /readyz fails")
 	maxSkew := fs.Duration("max-skew", 5*time.Minute, "how far ahead of the clock a write's occurred_at may be")
 	maxBackdate := fs.Duration("max-backdate", 30*24*time.Hour, "how far back a write's occurred_at may be, unless a key allowed to backfill asks to backfill")
+	sipListen := fs.String("sip", "", "run the call gate, a SIP redirect server, on these listeners (e.g. udp:127.0.0.1:5070,tcp:127.0.0.1:5070); trunks come from --config's sip_trunks; off when empty")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -501,6 +505,14 @@ func serve(ctx context.Context, args []string) error {
 		}
 	})
 
+	if *sipListen != "" {
+		gate, err := startSIP(*sipListen, cfg.SIPTrunks, n, pseudonymizer{d}, reg, log)
+		if err != nil {
+			return err
+		}
+		defer gate.Close()
+	}
+
 	// The bolt log lets the contact index read leaves without decoding them.
 	leaves, _ := led.base.(api.LeafReader)
 	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
@@ -860,4 +872,29 @@ func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}))
+}
+
+// startSIP runs the call gate on the --sip listeners.
+func startSIP(spec string, trunks []sip.Trunk, gate sip.Gate, p pseudonymizer, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
+	ls, err := sip.ParseListen(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --sip: %v", errUsage, err)
+	}
+	if len(trunks) == 0 {
+		log.Warn("call gate: no sip_trunks configured; every INVITE will be answered 403")
+	}
+	srv, err := sip.New(sip.Config{Trunks: trunks, Gate: gate, Normalize: api.Normalize, Pseudonym: p.Pseudonym,
+		Region: func(e164 string) string { r, _ := projections.Region(e164); return r },
+		Registerer: reg, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	bound, err := srv.Serve(ls)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range bound {
+		log.Info("call gate listening", "network", l.Network, "addr", l.Addr, "trunks", len(trunks))
+	}
+	return srv, nil
 }
