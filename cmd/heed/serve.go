@@ -884,7 +884,7 @@ func startSIP(spec string, trunks []sip.Trunk, gate sip.Gate, p pseudonymizer, r
 		log.Warn("call gate: no sip_trunks configured; every INVITE will be answered 403")
 	}
 	srv, err := sip.New(sip.Config{Trunks: trunks, Gate: gate, Normalize: api.Normalize, Pseudonym: p.Pseudonym,
-		Region: func(e164 string) string { r, _ := projections.Region(e164); return r },
+		Region:     func(e164 string) string { r, _ := projections.Region(e164); return r },
 		Registerer: reg, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
