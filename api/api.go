@@ -203,11 +203,15 @@ func (s *Server) Run(ctx context.Context) error {
 
 // ServeHTTP limits the body, records metrics and serves the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > MaxBody {
-		writeProblem(w, http.StatusRequestEntityTooLarge, "request body is larger than 1 MiB")
+	limit, what := int64(MaxBody), "1 MiB"
+	if r.URL.Path == cdrPath {
+		limit, what = MaxCDRBody, "64 MiB"
+	}
+	if r.ContentLength > limit {
+		writeProblem(w, http.StatusRequestEntityTooLarge, "request body is larger than "+what)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if s.cfg.Metrics == nil {
 		s.mux.ServeHTTP(w, r)
 		return

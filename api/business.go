@@ -234,6 +234,7 @@ func (s *Server) registerBusiness() {
 	s.registerReminders(biz, sec)
 	s.registerSubjects(biz, sec)
 	s.registerImport(biz, sec)
+	s.registerCDR(biz, sec)
 }
 
 // occurred returns the business time of a write: the client's, bounded so

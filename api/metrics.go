@@ -27,6 +27,7 @@ type Metrics struct {
 	SMPPResponses *prometheus.CounterVec
 	SMPPReceipts  *prometheus.CounterVec
 	unmatched     *prometheus.CounterVec
+	cdrs          *prometheus.CounterVec
 	reg           prometheus.Registerer
 }
 
@@ -57,6 +58,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "submit_sm responses by command status (hex)."}, []string{"smsc", "status"}),
 		SMPPReceipts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_smpp_receipts_total",
 			Help: "Delivery receipts by final state."}, []string{"smsc", "state"}),
+		cdrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_call_records_total",
+			Help: "Call detail records by result: gated, ungated (a call the gate never saw), replayed, error."}, []string{"result"}),
 		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_inbound_unmatched_total",
 			Help: "Inbound messages recorded as InboundUnmatched, by reason."}, []string{"reason"}),
 	}
@@ -74,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.unmatched.WithLabelValues(r)
 	}
 	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.decisions, m.decisionRules,
-		m.reminders, m.contacts, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.unmatched)
+		m.reminders, m.contacts, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.unmatched, m.cdrs)
 	return m
 }
 
@@ -165,6 +168,13 @@ func (m *Metrics) contact(status string) {
 
 // ReminderState counts a reminder entering state; wire it to notify.Config.OnState.
 func (m *Metrics) ReminderState(state string) { m.reminders.WithLabelValues(state).Inc() }
+
+// cdr counts one call detail record by its result.
+func (m *Metrics) cdr(result string) {
+	if m != nil {
+		m.cdrs.WithLabelValues(result).Inc()
+	}
+}
 
 // InboundUnmatched counts an inbound message recorded as unmatched; the
 // label is the reason, never a number or a line.

@@ -40,3 +40,40 @@ func (c *CallRefused) check() error {
 func init() {
 	register(TypeCallRefused, map[int]func() any{1: func() any { return new(CallRefused) }})
 }
+
+// TypeCallEnded is the event of a call's outcome, from the PBX's or
+// SBC's call detail record.
+const TypeCallEnded = "CallEnded"
+
+// CallEnded records how a call ended: whether it was answered, how long
+// it lasted and why it hung up. Contact is the id of the ContactMade the
+// call gate recorded for the same Call-ID; a call with none was never
+// gated (Gated false): a trunk that bypassed heed, flagged for the auditor.
+type CallEnded struct {
+	CallID      string `json:"call_id"`
+	Answered    bool   `json:"answered"`
+	DurationS   int    `json:"duration_s"`
+	HangupCause string `json:"hangup_cause,omitempty"`
+	Line        string `json:"line,omitempty"`
+	Contact     string `json:"contact,omitempty"`
+	Gated       bool   `json:"gated"`
+	// Source names the record's format: asterisk, freeswitch or csv.
+	Source string `json:"source"`
+}
+
+func (c *CallEnded) check() error {
+	if c.CallID == "" {
+		return fmt.Errorf("call_id is required")
+	}
+	if c.DurationS < 0 {
+		return fmt.Errorf("duration_s must not be negative")
+	}
+	if c.Gated != (c.Contact != "") {
+		return fmt.Errorf("a gated call names its contact, an ungated one none")
+	}
+	return nil
+}
+
+func init() {
+	register(TypeCallEnded, map[int]func() any{1: func() any { return new(CallEnded) }})
+}
