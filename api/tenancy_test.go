@@ -57,6 +57,9 @@ var attacks = map[string]attack{
 	"import-events": func(*harness) (string, string, any) {
 		return "POST", "/v1/events:import", `{"type":"RelationshipEnded","number":"` + shared + `","occurred_at":"` + recent + `","data":{"contract_ref":"B-1","ended_at":"` + recent + `"}}`
 	},
+	"record-cdrs": func(*harness) (string, string, any) {
+		return "POST", "/v1/calls:cdr?format=csv", "call_id,callee,answered,duration_s\nrb-1," + shared + ",true,10\n"
+	},
 	"customer-challenge": func(*harness) (string, string, any) {
 		return "POST", "/v1/me/challenge", map[string]any{"number": shared}
 	},
@@ -140,8 +143,11 @@ func TestTenantIsolation(t *testing.T) {
 			}
 			method, path, body := mk(h)
 			var hdr []string
-			if op.OperationID == "import-events" {
+			switch op.OperationID {
+			case "import-events":
 				hdr = []string{"Content-Type", "application/x-ndjson"}
+			case "record-cdrs":
+				hdr = []string{"Content-Type", "text/csv"}
 			}
 			r := h.do(method, path, h.a, body, hdr...)
 			if r.status >= 500 {
