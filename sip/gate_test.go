@@ -33,11 +33,22 @@ const (
 	carrier = "127.0.0.1:5999"
 )
 
-// noon is 12:00 in Shanghai; night is 23:30, inside quiet hours.
+// noon is the next 12:00 in Shanghai; night is 23:30 that day, inside
+// quiet hours. Both lie ahead of the real clock, which the stores record
+// events by: a decision is never made as of a time before the newest
+// recorded event.
 var (
-	noon  = time.Date(2026, 6, 1, 4, 0, 0, 0, time.UTC)
-	night = time.Date(2026, 6, 1, 15, 30, 0, 0, time.UTC)
+	noon  = nextNoon(time.Now())
+	night = noon.Add(11*time.Hour + 30*time.Minute)
 )
+
+func nextNoon(now time.Time) time.Time {
+	n := time.Date(now.Year(), now.Month(), now.Day(), 4, 0, 0, 0, time.UTC) // 12:00 UTC+8
+	for !n.After(now.Add(time.Hour)) {
+		n = n.Add(24 * time.Hour)
+	}
+	return n
+}
 
 func pseudo(e164 string) string { return "p" + strings.TrimPrefix(e164, "+") }
 
