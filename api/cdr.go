@@ -72,7 +72,7 @@ func (s *Server) registerCDR(mw huma.Middlewares, sec []map[string][]string) {
 		Errors: []int{400, 401, 403, 413}},
 		func(ctx context.Context, in *cdrIn) (*cdrOut, error) {
 			if !utf8.Valid(in.RawBody) {
-				return nil, huma.Error400BadRequest("the upload is not UTF-8")
+				return nil, huma.Error400BadRequest("the upload is not UTF-8 text", &huma.ErrorDetail{Location: "body", Message: "invalid UTF-8"})
 			}
 			out := &cdrOut{}
 			out.Body.Errors = []CDRRowError{}
