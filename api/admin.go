@@ -23,7 +23,7 @@ type KeyAdmin interface {
 
 type keyIn struct {
 	Body struct {
-		Role      string    `json:"role" enum:"admin,business,auditor,regulator"`
+		Role      string    `json:"role" enum:"admin,business,auditor,regulator,reviewer"`
 		Tenant    string    `json:"tenant,omitempty" maxLength:"64" doc:"required for business keys"`
 		ExpiresIn string    `json:"expires_in,omitempty" maxLength:"32" doc:"lifetime, e.g. 720h or 90d; the key then answers 401 'expired'"`
 		ExpiresAt time.Time `json:"expires_at,omitzero" doc:"when the key stops working (instead of expires_in)"`

@@ -189,6 +189,7 @@ func New(cfg Config) *Server {
 	s.registerExternal()
 	s.registerBackup()
 	s.registerFlagged()
+	s.registerReview()
 	s.registerWeb()
 	return s
 }

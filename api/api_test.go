@@ -70,8 +70,8 @@ func TestReminderFlowAndHistory(t *testing.T) {
 	if r := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-9"}); r.status != 201 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	r := h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "rem-1", "number": numA, "relationship_ref": "P-9",
-		"template": "renewal", "parameters": map[string]string{"policy": "P-9"}})
+	h.approved(h.a, "renewal", renewalText)
+	r := h.do("POST", "/v1/reminders", h.a, renewal("rem-1", numA, "P-9"))
 	if r.status != 201 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
@@ -79,7 +79,7 @@ func TestReminderFlowAndHistory(t *testing.T) {
 	if m["state"] != "submitted" || m["denied"] != false || len(m["events"].([]any)) != 3 {
 		t.Fatalf("reminder: %s", r.body)
 	}
-	if got := h.sender.sent[0].Text; got != "Policy P-9 expires soon" || !h.sender.sent[0].Flash {
+	if got := h.sender.sent[0].Text; got != "【平安保险】您的车险保单P-9将于2026-12-31到期，请及时续保。" || !h.sender.sent[0].Flash {
 		t.Fatalf("sent %+v", h.sender.sent[0])
 	}
 	if r := h.do("GET", "/v1/reminders/rem-1", h.a, nil); r.status != 200 || r.json(t)["state"] != "submitted" {
@@ -88,7 +88,7 @@ func TestReminderFlowAndHistory(t *testing.T) {
 	if r := h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword", "raw_text": "TD"}); r.status != 201 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	r = h.do("POST", "/v1/reminders", h.a, map[string]any{"number": numA, "relationship_ref": "P-9", "text": "hello"})
+	r = h.do("POST", "/v1/reminders", h.a, renewal("", numA, "P-9"))
 	if m := r.json(t); r.status != 201 || m["state"] != "denied" || m["denied"] != true || !strings.Contains(string(r.body), `"rule":"withdrawal"`) {
 		t.Fatalf("after opt-out: %d %s", r.status, r.body)
 	}
@@ -159,9 +159,10 @@ func TestCustomerSeesOwnContactsWithBasis(t *testing.T) {
 	h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-1"})
 	h.do("POST", "/v1/consents", h.b, map[string]any{"number": numA, "purposes": []string{"marketing"}, "channels": []string{"call"}, "source": "call_recording"})
 	h.do("POST", "/v1/contacts", h.b, map[string]any{"number": numA, "line": "L2", "channel": "call", "purpose": "marketing"})
-	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r1", "number": numA, "relationship_ref": "P-1", "text": "renew"})
+	h.approved(h.a, "renewal", renewalText)
+	h.do("POST", "/v1/reminders", h.a, renewal("r1", numA, "P-1"))
 	h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword"})
-	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r2", "number": numA, "relationship_ref": "P-1", "text": "renew"})
+	h.do("POST", "/v1/reminders", h.a, renewal("r2", numA, "P-1"))
 	h.do("POST", "/v1/contacts", h.a, map[string]any{"number": other, "line": "L1", "channel": "call", "purpose": "service"})
 
 	before := h.head()
@@ -203,6 +204,16 @@ func TestCustomerSeesOwnContactsWithBasis(t *testing.T) {
 	}
 	if r2["state"] != "denied" || r2["allowed"] != false || !strings.Contains(fmt.Sprint(r2["reasons"]), "withdrawal") {
 		t.Fatalf("r2: %v", r2)
+	}
+	// The customer reads the text sent, rebuilt from the approved template
+	// and the sealed parameters, and confirmed by the recorded hash; a
+	// denied reminder sent nothing.
+	if want := "【平安保险】您的车险保单P-1将于2026-12-31到期，请及时续保。"; r1["text"] != want || r1["text_verified"] != true ||
+		r1["template"] != "renewal" || r1["template_version"] != float64(1) {
+		t.Fatalf("r1 text %q verified %v, want %q", r1["text"], r1["text_verified"], want)
+	}
+	if _, ok := r2["text"]; ok {
+		t.Fatalf("a denied reminder shows a text: %v", r2)
 	}
 	var call map[string]any
 	for _, c := range byID {

@@ -74,9 +74,10 @@ func browser(t *testing.T) context.Context {
 func TestCustomerPageInChromium(t *testing.T) {
 	h := newHarness(t)
 	h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-7"})
-	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-1", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+	h.approved(h.a, "renewal", renewalText)
+	h.do("POST", "/v1/reminders", h.a, renewal("r-1", numA, "P-7"))
 	h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword"})
-	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-2", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+	h.do("POST", "/v1/reminders", h.a, renewal("r-2", numA, "P-7"))
 	ctx := browser(t)
 
 	if err := chromedp.Do(ctx,

@@ -487,10 +487,11 @@ type reminderIn struct {
 	Body struct {
 		ID              string            `json:"id,omitempty" maxLength:"64" pattern:"^[A-Za-z0-9._:-]+$" doc:"reminder id; a retry with the same id never sends twice"`
 		Number          string            `json:"number" maxLength:"32"`
-		RelationshipRef string            `json:"relationship_ref" minLength:"1" maxLength:"128"`
-		Text            string            `json:"text,omitempty" maxLength:"1000"`
-		Template        string            `json:"template,omitempty" maxLength:"64"`
-		Parameters      map[string]string `json:"parameters,omitempty"`
+		RelationshipRef string            `json:"relationship_ref" minLength:"1" maxLength:"128" doc:"the contract the reminder is about: it must be active, or in its grace period, for this business and number"`
+		TemplateID      string            `json:"template_id,omitempty" maxLength:"64" doc:"an approved template of this business (POST /v1/templates)"`
+		TemplateVersion int               `json:"template_version,omitempty" minimum:"1" doc:"the approved version of template_id"`
+		Params          map[string]string `json:"params,omitempty" maxProperties:"20" doc:"a value for each of the template's parameters, checked against its type"`
+		Text            string            `json:"text,omitempty" maxLength:"500" doc:"free text: refused unless the server runs with --dev-free-text"`
 		Line            string            `json:"line,omitempty" maxLength:"64"`
 	}
 }
@@ -541,20 +542,28 @@ func (s *Server) registerReminders(mw huma.Middlewares, sec []map[string][]strin
 			if err != nil {
 				return nil, err
 			}
-			if (b.Text == "") == (b.Template == "") {
-				return nil, huma.Error422UnprocessableEntity("give either text or template",
-					&huma.ErrorDetail{Location: "body.text", Message: "exactly one of text and template is required"})
+			switch {
+			case b.Text != "" && b.TemplateID != "":
+				return nil, huma.Error422UnprocessableEntity("give a template or a text, not both",
+					&huma.ErrorDetail{Location: "body.text", Message: "a reminder names a template"})
+			case b.TemplateID != "" && b.TemplateVersion == 0:
+				return nil, huma.Error422UnprocessableEntity("name the approved version",
+					&huma.ErrorDetail{Location: "body.template_version", Message: "required with template_id"})
+			case b.TemplateID == "" && (b.TemplateVersion != 0 || len(b.Params) > 0):
+				return nil, huma.Error422UnprocessableEntity("template_version and params need a template_id",
+					&huma.ErrorDetail{Location: "body.template_id", Message: "required"})
 			}
 			id := b.ID
 			if id == "" && in.Key != "" {
 				id = uuid.NewSHA1(idemSpace, []byte(p.key.Tenant+"\x00reminder\x00"+in.Key)).String()
 			}
 			res, err := s.cfg.Reminders.Remind(ctx, notify.Request{Tenant: p.key.Tenant, Actor: p.key.ID, Number: e164,
-				Subject: subject, ContractRef: b.RelationshipRef, Text: b.Text, TemplateID: b.Template,
-				Params: b.Parameters, Line: b.Line, ID: id})
+				Subject: subject, ContractRef: b.RelationshipRef, Text: b.Text, TemplateID: b.TemplateID,
+				TemplateVersion: b.TemplateVersion, Params: b.Params, Line: b.Line, ID: id})
 			switch {
-			case errors.Is(err, notify.ErrUnknownTemplate):
-				return nil, huma.Error422UnprocessableEntity("unknown template", &huma.ErrorDetail{Location: "body.template", Message: "no such template"})
+			case errors.Is(err, notify.ErrFreeText), errors.Is(err, notify.ErrNoText):
+				return nil, huma.Error422UnprocessableEntity("flash carries only approved service templates: name template_id, template_version and params",
+					&huma.ErrorDetail{Location: "body.template_id", Message: "required; free text is not sent as flash"})
 			case errors.Is(err, notify.ErrForeignLine):
 				return nil, huma.Error422UnprocessableEntity("that line belongs to another business", &huma.ErrorDetail{Location: "body.line", Message: "not your line"})
 			case errors.Is(err, notify.ErrContended):

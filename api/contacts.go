@@ -24,6 +24,8 @@ type index struct {
 	mu      sync.RWMutex
 	tenants tenantSets    // subject → tenants
 	seen    atomic.Uint64 // last log position applied
+	// tmpls are the flash templates proposed so far (see review.go).
+	tmpls map[tenantTemplate]bool
 
 	// With leaves, the index reads the stored leaves and picks tenant,
 	// subject and stream out of their canonical prefix instead of having
@@ -39,13 +41,31 @@ type LeafReader interface {
 	ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error)
 }
 
-func newIndex() *index { return &index{tenants: newTenantSets()} }
+func newIndex() *index { return &index{tenants: newTenantSets(), tmpls: map[tenantTemplate]bool{}} }
+
+// tenantTemplate names one tenant's template.
+type tenantTemplate struct{ tenant, id string }
 
 func (x *index) note(e ledger.Event) {
+	if e.Type == ledger.TypeTemplateProposed {
+		x.noteTemplate([]byte(e.Tenant), []byte(e.Stream))
+	}
 	if e.Tenant == "" || e.Subject == "" {
 		return
 	}
 	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
+}
+
+// noteTemplate records the template whose stream is stream.
+func (x *index) noteTemplate(tenant, stream []byte) {
+	pre := ledger.TemplateStream(string(tenant), "")
+	if len(tenant) == 0 || !bytes.HasPrefix(stream, []byte(pre)) || len(stream) == len(pre) {
+		return
+	}
+	k := tenantTemplate{string(tenant), string(stream[len(pre):])}
+	x.mu.Lock()
+	x.tmpls[k] = true
+	x.mu.Unlock()
 }
 
 func (x *index) noteKeys(tenant, subject []byte) {
@@ -111,6 +131,8 @@ func (x *index) catchUp(ctx context.Context) error {
 			}
 			if k.contact() {
 				x.noteKeys(k.tenant, k.subject)
+			} else if len(k.subject) == 0 && bytes.HasPrefix(k.stream, []byte("template-")) {
+				x.noteTemplate(k.tenant, k.stream)
 			}
 			x.seen.Store(k.position)
 		}
@@ -193,22 +215,46 @@ func num(b []byte, prefix string) (n uint64, rest []byte, ok bool) {
 // of returns the tenants of subject once the index has caught up with the
 // log's head (or after a short wait, with what it has).
 func (x *index) of(ctx context.Context, st ledger.Store, subject string) ([]string, error) {
+	if err := x.reach(ctx, st); err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.tenants.of(subject), nil
+}
+
+// templates returns every tenant's templates once the index has caught up
+// with the log's head (or after a short wait, with what it has).
+func (x *index) templates(ctx context.Context, st ledger.Store) ([]tenantTemplate, error) {
+	if err := x.reach(ctx, st); err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]tenantTemplate, 0, len(x.tmpls))
+	for k := range x.tmpls {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// reach waits until the index has applied the log's head, up to a short
+// while.
+func (x *index) reach(ctx context.Context, st ledger.Store) error {
 	head, err := st.Head(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if x.leaves != nil {
 		if err := x.catchUp(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for x.seen.Load() < head && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.tenants.of(subject), nil
+	return nil
 }
 
 // Basis is the recorded fact a contact relied on.
@@ -244,8 +290,13 @@ type Contact struct {
 	Reasons  []ledger.Reason `json:"reasons"`
 	Basis    []Basis         `json:"basis" doc:"the consents or relationships it relied on"`
 	Template string          `json:"template,omitempty"`
-	Hash     string          `json:"content_hash,omitempty" doc:"SHA-256 of the exact text sent"`
-	Access   *Access         `json:"access,omitempty" doc:"for kind access: who read which personal data, and why"`
+	Version  int             `json:"template_version,omitempty"`
+	Hash     string          `json:"content_hash,omitempty" doc:"SHA-256 of the sealed nonce and the exact text sent"`
+	// Text is what the customer was sent, rebuilt from the template
+	// version and the sealed parameters; empty once they were erased.
+	Text     string  `json:"text,omitempty" doc:"the text sent, rebuilt from the approved template and the sealed parameters"`
+	Verified bool    `json:"text_verified,omitempty" doc:"the rebuilt text matches the content hash recorded when it was sent"`
+	Access   *Access `json:"access,omitempty" doc:"for kind access: who read which personal data, and why"`
 }
 
 // contactsOf lists every contact and reminder to a number, across tenants.
@@ -275,6 +326,7 @@ func (s *Server) contactsOf(ctx context.Context, e164 string) ([]Contact, error)
 			byID[evs[i].ID] = &evs[i]
 		}
 		reminders := map[string]int{} // reminder id → index in out
+		versions := map[string][]notify.Version{}
 		at := func(id string) *Contact {
 			if i, ok := reminders[id]; ok {
 				return &out[i]
@@ -306,13 +358,16 @@ func (s *Server) contactsOf(ctx context.Context, e164 string) ([]Contact, error)
 				}
 				out = append(out, c)
 			case *ledger.ReminderRequested:
-				out = append(out, Contact{Tenant: t, Kind: "reminder", ID: p.ReminderID, At: e.OccurredAt,
+				c := Contact{Tenant: t, Kind: "reminder", ID: p.ReminderID, At: e.OccurredAt,
 					Channel: ledger.ChannelFlash, Purpose: ledger.PurposeService, Line: p.Line,
-					State: notify.StateRequested, Template: p.TemplateID, Hash: p.ContentHash})
+					State: notify.StateRequested, Template: p.TemplateID, Version: p.TemplateVersion, Hash: p.ContentHash}
+				c.Text, c.Verified = s.rebuild(ctx, e, p, versions)
+				out = append(out, c)
 				reminders[p.ReminderID] = len(out) - 1
 			case *ledger.ReminderDenied:
 				if c := at(p.ReminderID); c != nil {
-					c.State, c.Allowed, c.Reasons = notify.StateDenied, false, p.Reasons
+					// Nothing was sent.
+					c.State, c.Allowed, c.Reasons, c.Text, c.Verified = notify.StateDenied, false, p.Reasons, "", false
 				}
 			case *ledger.ReminderDispatched:
 				if c := at(p.ReminderID); c != nil {
@@ -395,4 +450,38 @@ func latestBasis(evs []ledger.Event, at time.Time) []Basis {
 		}
 	}
 	return nil
+}
+
+// rebuild returns the text a reminder carried, from its template version
+// and its sealed parameters, and whether it matches the recorded hash; ""
+// when the parameters cannot be opened (erased) or the template is gone.
+func (s *Server) rebuild(ctx context.Context, e *ledger.Event, p *ledger.ReminderRequested, cache map[string][]notify.Version) (string, bool) {
+	if s.cfg.PII == nil || len(e.PII) == 0 {
+		return "", false
+	}
+	// The customer reads what was sent to them: no staff access to record.
+	fields, err := s.cfg.PII.OpenEvent(ctx, e)
+	if err != nil {
+		return "", false
+	}
+	var v notify.Version
+	if p.TemplateID != "" {
+		vs, ok := cache[p.TemplateID]
+		if !ok {
+			if vs, _, err = notify.ReadTemplate(ctx, s.cfg.Store, e.Tenant, p.TemplateID); err != nil {
+				return "", false
+			}
+			cache[p.TemplateID] = vs
+		}
+		i := slices.IndexFunc(vs, func(v notify.Version) bool { return v.Version == p.TemplateVersion })
+		if i < 0 {
+			return "", false
+		}
+		v = vs[i]
+	}
+	text, ok, err := notify.Rebuild(v, fields, p.ContentHash)
+	if err != nil {
+		return "", false
+	}
+	return text, ok
 }

@@ -48,6 +48,7 @@ func (d streamDecider) Decide(ctx context.Context, q notify.Query) (notify.Decis
 		return notify.Decision{}, err
 	}
 	var basis, withdrawal []string
+	contract := false // the named contract was started and not ended
 	for _, e := range evs {
 		if !q.At.IsZero() && e.OccurredAt.After(q.At) {
 			continue
@@ -58,9 +59,19 @@ func (d streamDecider) Decide(ctx context.Context, q notify.Query) (notify.Decis
 		case ledger.TypeConsentWithdrawn:
 			withdrawal = append(withdrawal, e.ID)
 		}
+		if p, err := ledger.Decode(&e); err == nil {
+			switch p := p.(type) {
+			case *ledger.RelationshipStarted:
+				contract = contract || p.ContractRef == q.Contract
+			case *ledger.RelationshipEnded:
+				contract = contract && p.ContractRef != q.Contract
+			}
+		}
 	}
 	dec := notify.Decision{RulesVersion: "test", Revision: uint64(len(evs)), AsOf: uint64(len(evs))}
 	switch {
+	case q.Contract != "" && !contract:
+		dec.Reasons = []ledger.Reason{{Rule: "relationship-active", Effect: "deny", Text: "no such active contract"}}
 	case len(withdrawal) > 0:
 		dec.Reasons = []ledger.Reason{{Rule: "withdrawal", Effect: "deny", Text: "opted out", Events: withdrawal}}
 	case len(basis) > 0:
@@ -127,6 +138,7 @@ type harness struct {
 	pii     *pii.Keys
 	admin   string
 	auditor string
+	review  string // a reviewer's key
 	a, b    string // business keys of tenants "tenanta" and "tenantb"
 }
 
@@ -146,8 +158,7 @@ func newHarness(t testing.TB) *harness {
 	h.pii = dataKeys
 	dec := streamDecider{st}
 	h.notify = notify.New(notify.Config{Store: pii.Seal(st, dataKeys), Decider: dec, Sender: h.sender, DefaultLine: "10690001",
-		Templates: map[string]string{"renewal": "Policy {policy} expires soon"},
-		Lines:     map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
+		Sealer: dataKeys, Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
 	runner, err := projections.NewRunner(st, projections.Default(), projections.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +179,46 @@ func newHarness(t testing.TB) *harness {
 	}
 	h.admin, h.auditor = mk(auth.RoleAdmin, ""), mk(auth.RoleAuditor, "")
 	h.a, h.b = mk(auth.RoleBusiness, "tenanta"), mk(auth.RoleBusiness, "tenantb")
+	h.review = mk(auth.RoleReviewer, "")
 	return h
+}
+
+// renewalText is a service template that passes the automatic review.
+const renewalText = "您的{product}保单{policy:ref}将于{expires_on:date}到期，请及时续保。"
+
+// approved has the business of token propose template id with text and a
+// reviewer approve it, and returns the approved version.
+func (h *harness) approved(token, id, text string) int {
+	h.t.Helper()
+	r := h.do("POST", "/v1/templates", token, map[string]any{"id": id, "signature": "平安保险", "text": text})
+	if r.status != 201 && r.status != 200 {
+		h.t.Fatalf("propose: %d %s", r.status, r.body)
+	}
+	var m struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		h.t.Fatal(err)
+	}
+	tenant := "tenanta"
+	if token == h.b {
+		tenant = "tenantb"
+	}
+	r = h.do("POST", fmt.Sprintf("/v1/review/templates/%s/%s/versions/%d/approve", tenant, id, m.Version), h.review, map[string]any{})
+	if r.status != 201 {
+		h.t.Fatalf("approve: %d %s", r.status, r.body)
+	}
+	return m.Version
+}
+
+// renewal is a reminder body using the approved renewal template.
+func renewal(id, number, contract string) map[string]any {
+	b := map[string]any{"number": number, "relationship_ref": contract, "template_id": "renewal", "template_version": 1,
+		"params": map[string]string{"product": "车险", "policy": contract, "expires_on": "2026-12-31"}}
+	if id != "" {
+		b["id"] = id
+	}
+	return b
 }
 
 type resp struct {

@@ -38,6 +38,7 @@ func TestNoSubmissionAfterAcknowledgedWithdrawalOverHTTP(t *testing.T) {
 		Pseudonym: (hmacPseudonyms{}).Pseudonym, Lines: map[string]string{"10690001": "tenanta"}})
 	h.api.cfg.Reminders, h.api.cfg.Gate = h.notify, h.notify
 
+	h.approved(h.a, "renewal", renewalText)
 	const numbers, ops = 20, 300
 	nums := make([]string, numbers)
 	for i := range nums {
@@ -72,7 +73,7 @@ func TestNoSubmissionAfterAcknowledgedWithdrawalOverHTTP(t *testing.T) {
 				mu.Unlock()
 				return
 			}
-			if r := h.do("POST", "/v1/reminders", h.a, map[string]any{"number": num, "relationship_ref": "P", "text": "renew"}); r.status != 201 {
+			if r := h.do("POST", "/v1/reminders", h.a, renewal("", num, "P")); r.status != 201 {
 				t.Errorf("reminder: %d %s", r.status, r.body)
 			}
 		})

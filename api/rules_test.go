@@ -29,7 +29,7 @@ type runnerDecider struct{ r *projections.Runner }
 
 func (d runnerDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
 	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number, Channel: q.Channel,
-		Purpose: q.Purpose, Line: q.Line, At: q.At}
+		Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
 	var pd projections.Decision
 	var err error
 	if q.After > 0 {

@@ -45,7 +45,16 @@ var attacks = map[string]attack{
 		return "POST", "/v1/decisions", map[string]any{"number": shared, "channel": "flash", "purpose": "service"}
 	},
 	"send-reminder": func(*harness) (string, string, any) {
-		return "POST", "/v1/reminders", map[string]any{"id": "rb-1", "number": shared, "relationship_ref": "B-1", "text": "x"}
+		return "POST", "/v1/reminders", renewal("rb-1", shared, "B-1")
+	},
+	"propose-template": func(*harness) (string, string, any) {
+		return "POST", "/v1/templates", map[string]any{"id": "renewal", "signature": "平安保险", "text": renewalText}
+	},
+	"list-templates": func(*harness) (string, string, any) { return "GET", "/v1/templates", nil },
+	"get-template":   func(*harness) (string, string, any) { return "GET", "/v1/templates/renewal", nil },
+	"review-queue":   func(*harness) (string, string, any) { return "GET", "/v1/review/templates?state=all", nil },
+	"review-template": func(*harness) (string, string, any) {
+		return "POST", "/v1/review/templates/tenantb/renewal/versions/1/revoke", map[string]any{"reason": "mine now"}
 	},
 	"get-reminder": func(*harness) (string, string, any) { return "GET", "/v1/reminders/rb-1", nil },
 	"subject-history": func(*harness) (string, string, any) {
@@ -115,10 +124,18 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		bIDs = append(bIDs, r.json(t)["id"].(string))
 	}
-	r := h.do("POST", "/v1/reminders", h.b, map[string]any{"id": "rb-1", "number": shared, "relationship_ref": "B-1", "text": "hello"})
+	h.approved(h.b, "renewal", renewalText)
+	r := h.do("GET", "/v1/templates/renewal", h.b, nil)
+	for _, v := range r.json(t)["templates"].([]any) {
+		for _, id := range v.(map[string]any)["events"].([]any) {
+			bIDs = append(bIDs, id.(string))
+		}
+	}
+	r = h.do("POST", "/v1/reminders", h.b, renewal("rb-1", shared, "B-1"))
 	if r.status != 201 || r.json(t)["state"] != "submitted" {
 		t.Fatalf("B's reminder: %d %s", r.status, r.body)
 	}
+	reminderEvent := len(bIDs)
 	for _, e := range r.json(t)["events"].([]any) {
 		bIDs = append(bIDs, e.(map[string]any)["id"].(string))
 	}
@@ -158,7 +175,7 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s: tenant A's answer shows tenant B's data (%s): %s", op.OperationID, id, r.body)
 				}
 			}
-			if strings.HasPrefix(op.OperationID, "audit-") || strings.HasSuffix(op.OperationID, "-key") || op.OperationID == "list-keys" || op.OperationID == "reinstate-line" ||
+			if strings.HasPrefix(op.OperationID, "audit-") || strings.HasPrefix(op.OperationID, "review-") || strings.HasSuffix(op.OperationID, "-key") || op.OperationID == "list-keys" || op.OperationID == "reinstate-line" ||
 				op.OperationID == "get-line" || op.OperationID == "record-external-complaint" {
 				if r.status != http.StatusForbidden {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
@@ -186,7 +203,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	}
 	// And B's reminder id is still B's: A's same id is a separate reminder.
-	if r := h.do("GET", "/v1/reminders/rb-1", h.b, nil); r.status != 200 || !strings.Contains(string(r.body), bIDs[3]) {
+	if r := h.do("GET", "/v1/reminders/rb-1", h.b, nil); r.status != 200 || !strings.Contains(string(r.body), bIDs[reminderEvent]) {
 		t.Errorf("B's reminder after A's requests: %d %s", r.status, r.body)
 	}
 }

@@ -13,9 +13,10 @@ import (
 func TestCustomerPageSignsInAndListsContacts(t *testing.T) {
 	h := newHarness(t)
 	h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-7"})
-	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-web", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+	h.approved(h.a, "renewal", renewalText)
+	h.do("POST", "/v1/reminders", h.a, renewal("r-web", numA, "P-7"))
 	h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword"})
-	h.do("POST", "/v1/reminders", h.a, map[string]any{"id": "r-web-2", "number": numA, "relationship_ref": "P-7", "text": "renew"})
+	h.do("POST", "/v1/reminders", h.a, renewal("r-web-2", numA, "P-7"))
 	w := h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "call", "raw_text": "stop calling"})
 	if r := h.do("GET", "/v1/audit/events/"+fmt.Sprint(w.json(t)["position"])+"/personal?purpose=dispute+D-12", h.auditor, nil); r.status != 200 {
 		t.Fatalf("staff read: %d %s", r.status, r.body)

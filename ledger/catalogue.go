@@ -157,12 +157,14 @@ type Reason struct {
 }
 
 // ReminderRequested records a business's request for a service reminder.
+// Its parameters, or a free text, are sealed in the envelope's PII.
 type ReminderRequested struct {
-	ReminderID  string `json:"reminder_id"`
-	ContractRef string `json:"contract_ref"`
-	TemplateID  string `json:"template_id,omitempty"`
-	ContentHash string `json:"content_hash"`
-	Line        string `json:"line,omitempty"`
+	ReminderID      string `json:"reminder_id"`
+	ContractRef     string `json:"contract_ref"`
+	TemplateID      string `json:"template_id,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
+	ContentHash     string `json:"content_hash"`
+	Line            string `json:"line,omitempty"`
 }
 
 // ReminderDenied records that the gate refused a reminder, and why.
@@ -176,15 +178,16 @@ type ReminderDenied struct {
 // ReminderDispatched is written before the SMPP submit, at the stream
 // revision the allowing decision read.
 type ReminderDispatched struct {
-	ReminderID   string   `json:"reminder_id"`
-	ContractRef  string   `json:"contract_ref"`
-	TemplateID   string   `json:"template_id,omitempty"`
-	ContentHash  string   `json:"content_hash"`
-	Line         string   `json:"line,omitempty"`
-	SMSC         string   `json:"smsc,omitempty"`
-	Reasons      []Reason `json:"reasons"`
-	RulesVersion string   `json:"rules_version"`
-	AsOf         uint64   `json:"as_of"`
+	ReminderID      string   `json:"reminder_id"`
+	ContractRef     string   `json:"contract_ref"`
+	TemplateID      string   `json:"template_id,omitempty"`
+	TemplateVersion int      `json:"template_version,omitempty"`
+	ContentHash     string   `json:"content_hash"`
+	Line            string   `json:"line,omitempty"`
+	SMSC            string   `json:"smsc,omitempty"`
+	Reasons         []Reason `json:"reasons"`
+	RulesVersion    string   `json:"rules_version"`
+	AsOf            uint64   `json:"as_of"`
 }
 
 // ReminderSubmitted records the SMSC's acceptance.

@@ -94,8 +94,8 @@ func sharedRig(t *testing.T, st ledger.Store) (*rig, Config) {
 	if m, ok := st.(*mem.Store); ok {
 		r.store = m
 	}
-	cfg := Config{Store: st, Decider: r.dec, Sender: r.sender, DefaultLine: line, Pseudonym: pseudo, SMSC: "sim",
-		Templates: map[string]string{"renewal": "您的保单{policy}将于{date}到期"}}
+	approveRenewal(t, st)
+	cfg := Config{Store: st, Decider: r.dec, Sender: r.sender, DefaultLine: line, Pseudonym: pseudo, SMSC: "sim"}
 	r.n = New(cfg)
 	return r, cfg
 }
@@ -147,6 +147,7 @@ func TestSharedLineOptOut(t *testing.T) {
 			st := open(t)
 			r, cfg := sharedRig(t, st)
 			const other = "bank"
+			approveRenewal(t, st, other)
 			relate(t, st, tenant, number)
 			relate(t, st, other, number)
 			if res, err := r.n.Remind(ctx, req("r1")); err != nil || res.State != StateSubmitted {

@@ -12,12 +12,11 @@ package notify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,10 +37,11 @@ var (
 	// the message: nothing was sent, and the reminder fails at once with
 	// status smsc_unavailable.
 	ErrUnavailable = fmt.Errorf("%w: smsc unavailable", ErrNotSent)
-	// ErrUnknownTemplate means a reminder named a template that is not configured.
-	ErrUnknownTemplate = errors.New("notify: unknown template")
+	// ErrFreeText means a reminder carried free text: flash carries only
+	// approved templates (unless Config.FreeText, for trials).
+	ErrFreeText = errors.New("notify: free text is not sent as flash; name an approved template")
 	// ErrNoText means a reminder had neither text nor template.
-	ErrNoText = errors.New("notify: reminder needs text or a template")
+	ErrNoText = errors.New("notify: reminder needs a template")
 	// ErrContended means the decision kept being overtaken by new events on
 	// the contact stream; the caller may retry.
 	ErrContended = errors.New("notify: contact stream kept changing, try again")
@@ -52,10 +52,12 @@ var (
 	ErrNotFound = errors.New("notify: no such reminder")
 )
 
-// Query asks whether a contact is allowed at At (zero: now).
+// Query asks whether a contact is allowed at At (zero: now). Contract,
+// when set, is the relationship the contact is about: only that one, active
+// or in its grace period, gives it a service basis.
 type Query struct {
-	Tenant, Subject, Number, Channel, Purpose, Line string
-	At                                              time.Time
+	Tenant, Subject, Number, Channel, Purpose, Line, Contract string
+	At                                                        time.Time
 	// After is a log position the decision must reflect (the caller's own
 	// append); zero means the log's head.
 	After uint64
@@ -124,9 +126,13 @@ type Config struct {
 	// store does). Get then finds a settled or unknown reminder with one
 	// index read instead of a scan of the log from its head.
 	Lookup Looker
-	// Templates maps a template id to its text; {name} is replaced by the
-	// parameter of that name.
-	Templates map[string]string
+	// Sealer seals a reminder's parameters (and nonce) under the key of
+	// its (tenant, subject); nil records none, so the text cannot be
+	// rebuilt.
+	Sealer Sealer
+	// FreeText lets reminders carry free text instead of a template: for
+	// local trials only (heed serve --dev-free-text).
+	FreeText bool
 	// Keywords are the opt-out replies, matched on the whole message as
 	// Keyword folds it (width, case, spaces, punctuation around it); nil
 	// means DefaultKeywords.
@@ -284,10 +290,14 @@ type Request struct {
 	Tenant, Actor   string
 	Number, Subject string
 	ContractRef     string
-	Text            string
+	// TemplateID and TemplateVersion name an approved template version of
+	// the tenant; Params fill its parameters.
 	TemplateID      string
+	TemplateVersion int
 	Params          map[string]string
-	Line            string
+	// Text is free text, refused unless Config.FreeText.
+	Text string
+	Line string
 	// ID is the reminder id; a retried request with the same id returns the
 	// reminder's state instead of sending again. Empty means a fresh id.
 	ID string
@@ -307,34 +317,8 @@ type Result struct {
 	Replayed bool
 }
 
-// Render returns the text of a reminder and its content hash.
-func (n *Notifier) Render(r Request) (text, hash string, err error) {
-	switch {
-	case r.TemplateID != "":
-		t, ok := n.cfg.Templates[r.TemplateID]
-		if !ok {
-			return "", "", fmt.Errorf("%w %q", ErrUnknownTemplate, r.TemplateID)
-		}
-		pairs := make([]string, 0, 2*len(r.Params))
-		for k, v := range r.Params {
-			pairs = append(pairs, "{"+k+"}", v)
-		}
-		text = strings.NewReplacer(pairs...).Replace(t)
-	case r.Text != "":
-		text = r.Text
-	default:
-		return "", "", ErrNoText
-	}
-	h := sha256.Sum256([]byte(text))
-	return text, "sha256:" + hex.EncodeToString(h[:]), nil
-}
-
 // Remind runs one reminder through the gate and, if allowed, submits it.
 func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
-	text, hash, err := n.Render(r)
-	if err != nil {
-		return Result{}, err
-	}
 	fresh := r.ID == ""
 	if fresh {
 		r.ID = ledger.NewID()
@@ -356,36 +340,46 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 	res := Result{ReminderID: r.ID}
+	prep, err := n.prepare(ctx, r)
+	if err != nil {
+		return res, err
+	}
 	// The request is recorded together with its outcome, in one append:
 	// [Requested, Denied] or [Requested, Dispatched] at the revision the
 	// decision read.
 	q := Query{Tenant: r.Tenant, Subject: r.Subject, Number: r.Number, Channel: ledger.ChannelFlash,
-		Purpose: ledger.PurposeService, Line: r.Line}
+		Purpose: ledger.PurposeService, Line: r.Line, Contract: r.ContractRef}
 	// asOf is the log position the allowing decision read, pos that of the
 	// dispatch.
 	var asOf, pos uint64
+	var allowed Decision
 	for attempt := 0; ; attempt++ {
 		if attempt == 200 {
 			return res, ErrContended
 		}
 		now := n.cfg.Now().UTC()
 		req, err := n.event(r, now, ledger.ReminderRequested{
-			ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash, Line: r.Line,
+			ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, TemplateVersion: r.TemplateVersion,
+			ContentHash: prep.hash, Line: r.Line,
 		})
 		if err != nil {
 			return Result{}, err
 		}
 		req.ID = eventID(r.Tenant, r.ID, ledger.TypeReminderRequested)
+		req.PII = prep.sealed
 		d, err := n.cfg.Decider.Decide(ctx, q)
 		if err != nil {
 			return res, fmt.Errorf("notify: decide: %w", err)
 		}
+		// The template's reasons come first: they say what would be sent.
+		d.Reasons = append(slices.Clone(prep.reasons), d.Reasons...)
+		d.Allowed = d.Allowed && prep.ok
 		expected := ledger.Exact(d.Revision)
 		var ev ledger.Event
 		if d.Allowed {
 			ev, err = n.event(r, now, ledger.ReminderDispatched{
-				ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, ContentHash: hash,
-				Line: r.Line, SMSC: n.cfg.SMSCOf(r.Line), Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
+				ReminderID: r.ID, ContractRef: r.ContractRef, TemplateID: r.TemplateID, TemplateVersion: r.TemplateVersion,
+				ContentHash: prep.hash, Line: r.Line, SMSC: n.cfg.SMSCOf(r.Line), Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf,
 			})
 		} else {
 			// A denial needs no revision check: nothing is sent.
@@ -438,7 +432,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 			return res, nil
 		}
 		n.state(StateDispatched)
-		asOf, pos = d.AsOf, stored[len(stored)-1].Position
+		asOf, pos, allowed = d.AsOf, stored[len(stored)-1].Position, d
 		break
 	}
 
@@ -449,11 +443,14 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	sctx, cancel := context.WithTimeout(rec, n.cfg.SubmitTimeout)
 	var ids []string
 	denied, err := n.recheck(sctx, q, asOf, pos)
+	if err == nil && denied == nil {
+		denied, err = n.stillApproved(sctx, r, prep, allowed)
+	}
 	if err != nil {
 		// Unsure whether the reminder is still allowed: do not send it.
 		err = fmt.Errorf("%w: check before submit: %w", ErrNotSent, err)
 	} else if denied == nil {
-		ids, err = n.cfg.Sender.Submit(sctx, Message{Number: r.Number, Line: r.Line, Text: text, Flash: true})
+		ids, err = n.cfg.Sender.Submit(sctx, Message{Number: r.Number, Line: r.Line, Text: prep.text, Flash: true})
 	}
 	cancel()
 	n.gate.of(r.Subject).RUnlock()

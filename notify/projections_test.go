@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ type runnerDecider struct{ r *projections.Runner }
 
 func (d runnerDecider) Decide(ctx context.Context, q Query) (Decision, error) {
 	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number, Channel: q.Channel,
-		Purpose: q.Purpose, Line: q.Line, At: q.At}
+		Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
 	var pd projections.Decision
 	var err error
 	if q.After > 0 {
@@ -65,4 +66,29 @@ func followedStore(t *testing.T) (*mem.Store, *projections.Runner) {
 	t.Cleanup(cancel)
 	go func() { _ = runner.Run(ctx) }()
 	return st, runner
+}
+
+// TestBogusContractDeniedWithProjections: the reminder about a
+// contract the business does not have with the number is denied by the
+// real projections (relationship-active) and recorded as denied; the
+// same reminder about its real contract goes out.
+func TestBogusContractDeniedWithProjections(t *testing.T) {
+	st, runner := followedStore(t)
+	sender := &fakeSender{}
+	n := New(Config{Store: st, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
+		DefaultLine: line, Pseudonym: pseudo, Now: noon})
+	nums := customers(t, st, "+86139", 1, noon().Add(-time.Hour))
+	q := req("bogus")
+	q.Number, q.Subject, q.ContractRef = nums[0], pseudo(nums[0]), "NO-SUCH-CONTRACT"
+	res, err := n.Remind(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != StateDenied || !slices.Contains(denialRules(res), projections.RuleRelationshipActive) || sender.count() != 0 {
+		t.Fatalf("bogus contract: %s, denied by %v, %d sent", res.State, denialRules(res), sender.count())
+	}
+	q.ID, q.ContractRef = "real", "P-1"
+	if res, err := n.Remind(context.Background(), q); err != nil || res.State != StateSubmitted {
+		t.Fatalf("real contract: %s %v, %v", res.State, denialRules(res), err)
+	}
 }

@@ -46,6 +46,7 @@ func TestNoSubmissionAfterAcknowledgedOptOut(t *testing.T) {
 // tenant that started at at.
 func customers(t *testing.T, st ledger.Store, prefix string, count int, at time.Time) []string {
 	t.Helper()
+	approveRenewal(t, st)
 	nums := make([]string, count)
 	for i := range nums {
 		nums[i] = fmt.Sprintf("%s%08d", prefix, i)
@@ -102,7 +103,7 @@ func optOutRace(t *testing.T, n *Notifier, st ledger.Store, sender *timedSender,
 				return
 			}
 			q := req(fmt.Sprint("r", i))
-			q.Number, q.Subject, q.TemplateID, q.Text = num, pseudo(num), "", "您的保单即将到期"
+			q.Number, q.Subject = num, pseudo(num)
 			if _, err := n.Remind(ctx, q); err != nil {
 				t.Error(err)
 			}

@@ -50,7 +50,7 @@ func TestNoSubmissionAfterLineSuspendedWithProjections(t *testing.T) {
 		wg.Go(func() {
 			time.Sleep(delay)
 			q := req(fmt.Sprint("s", i))
-			q.Number, q.Subject, q.TemplateID, q.Text = num, pseudo(num), "", "您的保单即将到期"
+			q.Number, q.Subject = num, pseudo(num)
 			if _, err := n.Remind(ctx, q); err != nil {
 				t.Error(err)
 			}

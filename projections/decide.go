@@ -33,13 +33,17 @@ type Query struct {
 	Purpose string    `json:"purpose"`
 	Line    string    `json:"line,omitempty"`
 	At      time.Time `json:"at"`
+	// Contract, when set, is the relationship a service reminder is
+	// about: it must be active (or in its grace period) for the decision to
+	// allow (rule relationship-active).
+	Contract string `json:"contract,omitempty"`
 }
 
 // String describes q without its number, so logging a query never logs a
 // phone number (invariant 7).
 func (q Query) String() string {
-	return fmt.Sprintf("{tenant:%s subject:%s channel:%s purpose:%s line:%s at:%s number:[redacted]}",
-		q.Tenant, q.Subject, q.Channel, q.Purpose, q.Line, q.At.Format(time.RFC3339))
+	return fmt.Sprintf("{tenant:%s subject:%s channel:%s purpose:%s line:%s contract:%s at:%s number:[redacted]}",
+		q.Tenant, q.Subject, q.Channel, q.Purpose, q.Line, q.Contract, q.At.Format(time.RFC3339))
 }
 
 // GoString is String, for %#v.
@@ -206,6 +210,50 @@ func (e *eval) run() {
 			e.burst()
 		}
 	}
+	// Not switchable: a flash reminder about a relationship the business
+	// does not have would be a message to anyone (invariant 4).
+	if e.q.Contract != "" {
+		e.relationship()
+	}
+}
+
+// RuleRelationshipActive is the rule a query naming a Contract adds: that
+// contract must be active for the tenant and subject, or expired less than
+// the service-basis grace period ago.
+const RuleRelationshipActive = "relationship-active"
+
+func (e *eval) relationship() {
+	ref := refHash(e.q.Contract)
+	grace := uint32(e.cfg.ServiceBasis.GraceDays) * 1440
+	var lapsed uint32
+	for i := -1; i < len(e.extra); i++ {
+		k := e.r.deal
+		if i >= 0 {
+			k = e.extra[i]
+		}
+		if k.Pos == 0 || k.Ref != ref {
+			continue
+		}
+		switch {
+		case k.Start > e.t, k.End != 0 && k.End <= e.t:
+			lapsed = k.Pos
+		case k.Exp == 0 || e.t < k.Exp:
+			e.add(RuleRelationshipActive, Allow,
+				"The reminder is about an active contract of the customer with the business.",
+				"提醒所涉合同为客户与本企业的有效合同。", k.Pos)
+			return
+		case e.t < k.Exp+grace:
+			e.add(RuleRelationshipActive, Allow,
+				fmt.Sprintf("The reminder is about a contract that expired less than %d days ago.", e.cfg.ServiceBasis.GraceDays),
+				fmt.Sprintf("提醒所涉合同到期未满%d天。", e.cfg.ServiceBasis.GraceDays), k.Pos)
+			return
+		default:
+			lapsed = k.Pos
+		}
+	}
+	e.add(RuleRelationshipActive, Deny,
+		fmt.Sprintf("The reminder names no contract of the business with this customer that is active or expired less than %d days ago.", e.cfg.ServiceBasis.GraceDays),
+		fmt.Sprintf("提醒所涉合同不是本企业与该客户的有效合同（或到期未满%d天的合同）。", e.cfg.ServiceBasis.GraceDays), lapsed)
 }
 
 func (e *eval) suppression() {

@@ -29,10 +29,13 @@ const (
 	// RoleRegulator records complaints from outside a business (an
 	// operator, a regulator) against any business's line.
 	RoleRegulator = "regulator"
+	// RoleReviewer reviews every business's flash templates (approve,
+	// reject, revoke); it reads nothing else.
+	RoleReviewer = "reviewer"
 )
 
 // Roles lists the accepted roles.
-var Roles = []string{RoleAdmin, RoleBusiness, RoleAuditor, RoleRegulator}
+var Roles = []string{RoleAdmin, RoleBusiness, RoleAuditor, RoleRegulator, RoleReviewer}
 
 // Sentinel errors.
 var (

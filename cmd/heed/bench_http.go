@@ -141,9 +141,19 @@ func benchHTTP(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		// Flash carries only an approved template: the business proposes
+		// one and the admin key approves it.
+		if st, b, err := post(ctx, key, "/v1/templates", "application/json",
+			[]byte(`{"id":"bench","signature":"heed","text":"您的保单{policy:ref}即将到期。"}`)); err != nil || st/100 != 2 {
+			return fmt.Errorf("propose template: %d %.200s %v", st, b, err)
+		}
+		review := fmt.Sprintf("/v1/review/templates/%s/bench/versions/1/approve", *tenant)
+		if st, b, err := post(ctx, *admin, review, "application/json", []byte(`{}`)); err != nil || (st != http.StatusCreated && st != http.StatusConflict) {
+			return fmt.Errorf("approve template: %d %.200s %v", st, b, err)
+		}
 		path, cycle = "/v1/reminders", false
 		for i := range bodies {
-			bodies[i] = fmt.Appendf(nil, `{"number":%q,"relationship_ref":"P-%d","text":"您的保单P-%d即将到期"}`, number(i), i, i)
+			bodies[i] = fmt.Appendf(nil, `{"number":%q,"relationship_ref":"P-%d","template_id":"bench","template_version":1,"params":{"policy":"P-%d"}}`, number(i), i, i)
 		}
 	default:
 		return fmt.Errorf("%w: --op must be appends, decisions or reminders", errUsage)

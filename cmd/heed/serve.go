@@ -80,8 +80,6 @@ type serveConfig struct {
 	// Senders names the line a tenant's SMS go from (tenant → line);
 	// required for a tenant that owns several lines.
 	Senders map[string]string `json:"senders,omitempty"`
-	// Templates maps template ids to texts with {param} placeholders.
-	Templates map[string]string `json:"templates,omitempty"`
 	// Keywords replace the default opt-out keywords.
 	Keywords []string `json:"keywords,omitempty"`
 	// SIPTrunks are the PBXs and SBCs the call gate (--sip) answers.
@@ -106,7 +104,7 @@ func serve(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
 	data := addDataFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
-	configFile := fs.String("config", "", "JSON config file: smsc or smscs (each with the lines it carries), lines (line → tenant), templates, keywords")
+	configFile := fs.String("config", "", "JSON config file: smsc or smscs (each with the lines it carries), lines (line → tenant), keywords")
 	rulesFile := fs.String("rules", "", "JSON rules file (projections config); default rules when empty")
 	region := fs.String("region", "CN", "default region for numbers written without a country code")
 	smscAddr := fs.String("smsc", "", "SMSC host:port (default: start the built-in simulator in-process)")
@@ -129,6 +127,7 @@ func serve(ctx context.Context, args []string) error {
 	maxSkew := fs.Duration("max-skew", 5*time.Minute, "how far ahead of the clock a write's occurred_at may be")
 	maxBackdate := fs.Duration("max-backdate", 30*24*time.Hour, "how far back a write's occurred_at may be, unless a key allowed to backfill asks to backfill")
 	sipListen := fs.String("sip", "", "run the call gate, a SIP redirect server, on these listeners (e.g. udp:127.0.0.1:5070,tcp:127.0.0.1:5070); trunks come from --config's sip_trunks; off when empty")
+	freeText := fs.Bool("dev-free-text", false, "let reminders carry free text instead of an approved template (local trials only: anything reaches any current customer as flash)")
 	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -460,9 +459,12 @@ func serve(ctx context.Context, args []string) error {
 	})
 
 	lookup, _ := led.base.(notify.Looker) // the embedded store has an id index
+	if *freeText {
+		log.Warn("--dev-free-text is on: reminders may carry free text, which skips the template review; never run this in production")
+	}
 	// The notifier's writes (keyword opt-outs and unmatched replies carry
 	// the message text) are sealed like the API's.
-	ncfg := notify.Config{Store: pii.Seal(store, d.Keys), Lookup: lookup, Decider: decider, Sender: sender, Templates: cfg.Templates,
+	ncfg := notify.Config{Store: pii.Seal(store, d.Keys), Lookup: lookup, Decider: decider, Sender: sender, Sealer: d.Keys, FreeText: *freeText,
 		Keywords: cfg.Keywords, Lines: cfg.Lines, Senders: cfg.Senders, DefaultLine: *line, SMSCOf: sender.route, Log: log,
 		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout,
 		Region: *region, Tenants: runner.Tenants, OnUnmatched: metrics.InboundUnmatched}
@@ -621,7 +623,7 @@ type projectionDecider struct{ r *projections.Runner }
 
 func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
 	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number,
-		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At}
+		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
 	var d projections.Decision
 	var err error
 	if q.After > 0 {

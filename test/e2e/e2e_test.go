@@ -245,6 +245,29 @@ const (
 	number = "+8613912345678"
 )
 
+// renewalText is the flash template every story sends, as a reviewer
+// approved it.
+const renewalText = "您的{product}保单{policy:ref}将于{expires_on:date}到期，请及时续保。"
+
+// approveRenewal has the business of biz propose the renewal template and a
+// reviewer approve it: flash carries nothing else.
+func approveRenewal(t *testing.T, s *server, biz, tenant string) {
+	t.Helper()
+	rev := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "reviewer"})["token"].(string)
+	s.must(t, 201, "POST", "/v1/templates", biz, map[string]any{"id": "renewal", "signature": "平安保险", "text": renewalText})
+	s.must(t, 201, "POST", "/v1/review/templates/"+tenant+"/renewal/versions/1/approve", rev, map[string]any{})
+}
+
+// renewal is a reminder body using the approved renewal template.
+func renewal(id, contract string) map[string]any {
+	b := map[string]any{"number": number, "relationship_ref": contract, "template_id": "renewal", "template_version": 1,
+		"params": map[string]string{"product": "车险", "policy": contract, "expires_on": "2026-12-01"}}
+	if id != "" {
+		b["id"] = id
+	}
+	return b
+}
+
 // story is the issue's end-to-end scenario.
 func story(t *testing.T, sc smsc, extra ...string) {
 	dir := t.TempDir()
@@ -260,8 +283,15 @@ func story(t *testing.T, sc smsc, extra ...string) {
 
 	// A business records a relationship and requests a reminder.
 	rel := s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-1", "product": "car insurance"})
-	r1 := s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": "renewal-1", "number": number,
-		"relationship_ref": "POL-1", "text": "您的车险保单POL-1将于12月1日到期，请及时续保。"})
+	// Free text is refused; the business has its template reviewed.
+	s.must(t, 422, "POST", "/v1/reminders", biz, map[string]any{"number": number, "relationship_ref": "NO-SUCH-CONTRACT",
+		"text": "双十一大促！全场车险五折，回复1立即抢购"})
+	approveRenewal(t, s, biz, "acme")
+	bogus := s.must(t, 201, "POST", "/v1/reminders", biz, renewal("bogus-1", "NO-SUCH-CONTRACT"))
+	if bogus["state"] != "denied" || !strings.Contains(fmt.Sprint(bogus["reasons"]), "relationship-active") {
+		t.Fatalf("reminder about a contract the business does not have: %v", bogus)
+	}
+	r1 := s.must(t, 201, "POST", "/v1/reminders", biz, renewal("renewal-1", "POL-1"))
 	if r1["state"] != "submitted" {
 		t.Fatalf("first reminder: %v", r1)
 	}
@@ -269,7 +299,8 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	eventually(t, "the delivery receipt", func() bool {
 		return s.must(t, 200, "GET", "/v1/reminders/renewal-1", biz, nil)["state"] == "delivered"
 	})
-	if got := sc.lastText(t, s, number); got != "您的车险保单POL-1将于12月1日到期，请及时续保。" {
+	const sent = "【平安保险】您的车险保单POL-1将于2026-12-01到期，请及时续保。"
+	if got := sc.lastText(t, s, number); got != sent {
 		t.Fatalf("SMSC got %q", got)
 	}
 
@@ -281,8 +312,7 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	})
 
 	// The next reminder is denied.
-	r2 := s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": "renewal-2", "number": number,
-		"relationship_ref": "POL-1", "text": "最后提醒：保单即将到期"})
+	r2 := s.must(t, 201, "POST", "/v1/reminders", biz, renewal("renewal-2", "POL-1"))
 	if r2["state"] != "denied" || !strings.Contains(fmt.Sprint(r2["reasons"]), "withdrawal") {
 		t.Fatalf("second reminder: %v", r2)
 	}
@@ -313,6 +343,9 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	basis := fmt.Sprint(c1["basis"])
 	if c1["state"] != "delivered" || c1["allowed"] != true || !strings.Contains(basis, "POL-1") || !strings.Contains(basis, rel["id"].(string)) {
 		t.Fatalf("delivered reminder as the customer sees it: %v", c1)
+	}
+	if c1["text"] != sent || c1["text_verified"] != true {
+		t.Fatalf("the customer sees the text %q (verified %v), was sent %q", c1["text"], c1["text_verified"], sent)
 	}
 	if c2["state"] != "denied" || c2["allowed"] != false || !strings.Contains(fmt.Sprint(c2["reasons"]), "withdrawal") {
 		t.Fatalf("denied reminder as the customer sees it: %v", c2)
@@ -350,7 +383,7 @@ func story(t *testing.T, sc smsc, extra ...string) {
 	mb, _ := io.ReadAll(mres.Body)
 	mres.Body.Close()
 	metrics := string(mb)
-	for _, want := range []string{`heed_reminders_total{state="delivered"} 1`, `heed_reminders_total{state="denied"} 1`,
+	for _, want := range []string{`heed_reminders_total{state="delivered"} 1`, `heed_reminders_total{state="denied"} 2`,
 		`heed_decisions_total{outcome="denied"}`, `heed_http_request_seconds_count{code="201",route="POST /v1/reminders"}`, `heed_decision_reasons_total{effect="deny",rule="withdrawal"}`, "heed_smpp_submits_total{", "heed_smpp_receipts_total{"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
@@ -604,8 +637,9 @@ func TestCrashMidSubmitIsNeverResubmitted(t *testing.T) {
 	s := startServe(t, dir, n.args()...)
 	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
 	s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-9"})
+	approveRenewal(t, s, biz, "acme")
 	n.send(t, map[string]bool{"hold": true})
-	req, _ := http.NewRequest("POST", s.url+"/v1/reminders", strings.NewReader(`{"id":"crash-1","number":"`+number+`","relationship_ref":"POL-9","text":"renew"}`))
+	req, _ := http.NewRequest("POST", s.url+"/v1/reminders", strings.NewReader(`{"id":"crash-1","number":"`+number+`","relationship_ref":"POL-9","template_id":"renewal","template_version":1,"params":{"product":"车险","policy":"POL-9","expires_on":"2026-12-01"}}`))
 	req.Header.Set("Authorization", "Bearer "+biz)
 	req.Header.Set("Content-Type", "application/json")
 	go func() {
@@ -625,7 +659,7 @@ func TestCrashMidSubmitIsNeverResubmitted(t *testing.T) {
 		t.Fatalf("after the restart the reminder is %v", r["state"])
 	}
 	// A retry of the same reminder is answered from the log, not resent.
-	again := s2.must(t, 200, "POST", "/v1/reminders", biz, map[string]any{"id": "crash-1", "number": number, "relationship_ref": "POL-9", "text": "renew"})
+	again := s2.must(t, 200, "POST", "/v1/reminders", biz, renewal("crash-1", "POL-9"))
 	if again["state"] != "outcome_unknown" {
 		t.Fatalf("retry answered %v", again["state"])
 	}
@@ -644,10 +678,11 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	s := startServe(t, t.TempDir(), n.args()...)
 	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
 	s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-3"})
+	approveRenewal(t, s, biz, "acme")
 	n.send(t, map[string]bool{"hold": true})
 	answer := make(chan reply, 1)
 	go func() {
-		answer <- s.do(t, "POST", "/v1/reminders", biz, map[string]any{"id": "drain-1", "number": number, "relationship_ref": "POL-3", "text": "renew"})
+		answer <- s.do(t, "POST", "/v1/reminders", biz, renewal("drain-1", "POL-3"))
 	}()
 	eventually(t, "the submit to reach the SMSC", func() bool { return n.count(number) == 1 })
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
@@ -719,7 +754,10 @@ func TestTwoSMSCsRouteByLine(t *testing.T) {
 	}{{"acme", "+8613900000001", a}, {"beta", "+8613900000002", b}} {
 		key := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": c.tenant})["token"].(string)
 		s.must(t, 201, "POST", "/v1/relationships", key, map[string]any{"number": c.num, "contract_ref": "P"})
-		r := s.must(t, 201, "POST", "/v1/reminders", key, map[string]any{"number": c.num, "relationship_ref": "P", "text": "renew"})
+		approveRenewal(t, s, key, c.tenant)
+		body := renewal("", "P")
+		body["number"] = c.num
+		r := s.must(t, 201, "POST", "/v1/reminders", key, body)
 		if r["state"] != "submitted" {
 			t.Fatalf("%s: %v", c.tenant, r)
 		}
@@ -738,7 +776,8 @@ func TestShutdownUnbindsBeforeSimulatorStops(t *testing.T) {
 	s := startServe(t, t.TempDir())
 	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
 	s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": number, "contract_ref": "POL-9"})
-	s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": "bye-1", "number": number, "relationship_ref": "POL-9", "text": "renew"})
+	approveRenewal(t, s, biz, "acme")
+	s.must(t, 201, "POST", "/v1/reminders", biz, renewal("bye-1", "POL-9"))
 	eventually(t, "the receipt", func() bool {
 		return s.must(t, 200, "GET", "/v1/reminders/bye-1", biz, nil)["state"] == "delivered"
 	})
