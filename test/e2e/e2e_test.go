@@ -253,9 +253,16 @@ const renewalText = "您的{product}保单{policy:ref}将于{expires_on:date}到
 // reviewer approve it: flash carries nothing else.
 func approveRenewal(t *testing.T, s *server, biz, tenant string) {
 	t.Helper()
+	approveTemplate(t, s, biz, tenant, "renewal", renewalText)
+}
+
+// approveTemplate has the business of biz propose version 1 of template id
+// and a reviewer approve it.
+func approveTemplate(t *testing.T, s *server, biz, tenant, id, text string) {
+	t.Helper()
 	rev := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "reviewer"})["token"].(string)
-	s.must(t, 201, "POST", "/v1/templates", biz, map[string]any{"id": "renewal", "signature": "平安保险", "text": renewalText})
-	s.must(t, 201, "POST", "/v1/review/templates/"+tenant+"/renewal/versions/1/approve", rev, map[string]any{})
+	s.must(t, 201, "POST", "/v1/templates", biz, map[string]any{"id": id, "signature": "平安保险", "text": text})
+	s.must(t, 201, "POST", "/v1/review/templates/"+tenant+"/"+id+"/versions/1/approve", rev, map[string]any{})
 }
 
 // renewal is a reminder body using the approved renewal template.

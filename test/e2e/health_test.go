@@ -127,6 +127,9 @@ func TestSMSCDownUnderLoad(t *testing.T) {
 	const grace = 10 * time.Second
 	s := startServe(t, t.TempDir(), "--smsc", addr, "--smsc-grace", grace.String(), "--rules", burstFreeRules(t))
 	biz := s.must(t, 201, "POST", "/v1/keys", s.admin, map[string]any{"role": "business", "tenant": "acme"})["token"].(string)
+	// The reminder id goes out as a parameter, so the SMSC can count
+	// each reminder's submits.
+	approveTemplate(t, s, biz, "acme", "tagged", "您的保单即将到期 rid={rid:ref}")
 
 	var mu sync.Mutex
 	var answers []answer
@@ -145,8 +148,8 @@ func TestSMSCDownUnderLoad(t *testing.T) {
 			return a
 		}
 		a.at = time.Now()
-		r := s.do(t, "POST", "/v1/reminders", biz, map[string]any{"id": id, "number": num,
-			"relationship_ref": "POL-1", "text": "您的保单即将到期 rid=" + id})
+		r := s.do(t, "POST", "/v1/reminders", biz, map[string]any{"id": id, "number": num, "relationship_ref": "POL-1",
+			"template_id": "tagged", "template_version": 1, "params": map[string]string{"rid": id}})
 		a.took = time.Since(a.at)
 		var body struct{ State string }
 		if err := json.Unmarshal(r.body, &body); r.status != 201 || err != nil {

@@ -28,10 +28,11 @@ func TestOptOutsOnTheDefaultLine(t *testing.T) {
 	for _, n := range []string{number, second} {
 		s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": n, "contract_ref": "POL-1", "product": "car insurance"})
 	}
+	approveRenewal(t, s, biz, "acme")
 	remind := func(id, n string) string {
-		r := s.must(t, 201, "POST", "/v1/reminders", biz, map[string]any{"id": id, "number": n,
-			"relationship_ref": "POL-1", "text": "您的车险保单POL-1将于12月1日到期，请及时续保。"})
-		return fmt.Sprint(r["state"])
+		body := renewal(id, "POL-1")
+		body["number"] = n
+		return fmt.Sprint(s.must(t, 201, "POST", "/v1/reminders", biz, body)["state"])
 	}
 	if st := remind("r1", number); st != "submitted" {
 		t.Fatalf("first reminder: %s", st)
