@@ -577,7 +577,7 @@ func TestAmbiguousBodiesRecordNothing(t *testing.T) {
 		{"channel then CHANNEL", "/v1/contacts", `{"number":"` + n22 + `","line":"L1","channel":"call","CHANNEL":"sms","purpose":"service"}`, 400, "channel"},
 		{"long s in source", "/v1/complaints", `{"number":"` + n22 + `","ſource":"customer"}`, 400, "source"},
 		{"case variant inside evidence", "/v1/consents", `{"number":"` + n22 + `","purposes":["service"],"channels":["sms"],"source":"paper","evidence":{"Text":"x"}}`, 400, "text"},
-		{"parameters differing in case", "/v1/reminders", `{"number":"` + n22 + `","relationship_ref":"P-1","template":"renewal","parameters":{"policy":"A","Policy":"B"}}`, 400, "parameters"},
+		{"params differing in case", "/v1/reminders", `{"number":"` + n22 + `","relationship_ref":"P-1","template_id":"renewal","template_version":1,"params":{"policy":"A","Policy":"B"}}`, 400, "params"},
 		{"invalid UTF-8 in a reason", "/v1/complaints", "{\"number\":\"" + n22 + "\",\"source\":\"customer\",\"reason\":\"bad \xff\"}", 400, "body"},
 		{"escaped lone surrogate in a reason", "/v1/complaints", `{"number":"` + n22 + `","source":"customer","reason":"bad \udc00"}`, 400, "reason"},
 	} {
