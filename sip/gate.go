@@ -33,6 +33,11 @@ import (
 	"github.com/heed/heed/notify"
 )
 
+// sipgo's layers log messages with their start line, which holds the
+// callee's number; heed's own logs and metrics say what the gate did
+// instead (invariant 7).
+func init() { gosip.SetDefaultLogger(slog.New(slog.DiscardHandler)) }
+
 // Sentinel errors.
 var (
 	// ErrBadRequest means an INVITE lacked what the gate needs (a callee
@@ -142,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Log))
+	srv, err := sipgo.NewServer(ua)
 	if err != nil {
 		_ = ua.Close()
 		return nil, err

@@ -79,20 +79,20 @@ type harness struct {
 // stores are the stores the gate is tested on.
 var stores = []struct {
 	name string
-	open func(t *testing.T) ledger.Store
+	open func(t testing.TB) ledger.Store
 	// race is how many INVITEs the opt-out race sends (a test over the
 	// KurrentDB fake's gRPC under -race is slow on a loaded machine).
 	race int
 }{
-	{"mem", func(*testing.T) ledger.Store { return mem.New() }, 1000},
-	{"bolt", func(t *testing.T) ledger.Store {
+	{"mem", func(testing.TB) ledger.Store { return mem.New() }, 1000},
+	{"bolt", func(t testing.TB) ledger.Store {
 		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}, 1000},
-	{"kurrent", func(t *testing.T) ledger.Store {
+	{"kurrent", func(t testing.TB) ledger.Store {
 		srv, err := fake.Start()
 		if err != nil {
 			t.Fatal(err)
@@ -106,11 +106,11 @@ var stores = []struct {
 	}, 250},
 }
 
-func newHarness(t *testing.T, trunks []Trunk, gate func(Gate) Gate) *harness {
+func newHarness(t testing.TB, trunks []Trunk, gate func(Gate) Gate) *harness {
 	return newHarnessOn(t, mem.New(), trunks, gate)
 }
 
-func newHarnessOn(t *testing.T, st ledger.Store, trunks []Trunk, gate func(Gate) Gate) *harness {
+func newHarnessOn(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gate) Gate) *harness {
 	t.Helper()
 	h := &harness{st: st, reg: prometheus.NewRegistry(), addrs: map[string]string{}}
 	t.Cleanup(func() { h.st.Close() })
@@ -165,7 +165,7 @@ func acmeTrunk() Trunk {
 }
 
 // customer records a relationship (the basis of service calls) for e164.
-func (h *harness) customer(t *testing.T, e164 string) {
+func (h *harness) customer(t testing.TB, e164 string) {
 	t.Helper()
 	ev, err := ledger.NewEvent(tenant, pseudo(e164), noon.Add(-time.Hour), ledger.RelationshipStarted{ContractRef: "POL-" + e164, StartsAt: noon.Add(-time.Hour)})
 	if err != nil {
@@ -178,7 +178,7 @@ func (h *harness) customer(t *testing.T, e164 string) {
 
 // optOut records a withdrawal the way the API does: through the gate's
 // exclusive section. It returns when the opt-out is acknowledged.
-func (h *harness) optOut(t *testing.T, e164 string) {
+func (h *harness) optOut(t testing.TB, e164 string) {
 	t.Helper()
 	ev, err := ledger.NewEvent(tenant, pseudo(e164), *h.clock.Load(), ledger.ConsentWithdrawn{All: true, Via: "call"})
 	if err != nil {
@@ -198,7 +198,7 @@ type call struct {
 	network, callee, from, pai, purpose string
 }
 
-func (h *harness) invite(t *testing.T, c call) *gosip.Response {
+func (h *harness) invite(t testing.TB, c call) *gosip.Response {
 	t.Helper()
 	if c.network == "" {
 		c.network = "udp"
@@ -234,7 +234,7 @@ func (h *harness) invite(t *testing.T, c call) *gosip.Response {
 }
 
 // recorded returns the call events in the callee's contact stream.
-func (h *harness) recorded(t *testing.T, e164 string) (contacts []ledger.ContactMade, refusals []ledger.CallRefused) {
+func (h *harness) recorded(t testing.TB, e164 string) (contacts []ledger.ContactMade, refusals []ledger.CallRefused) {
 	t.Helper()
 	evs, err := h.st.ReadStream(context.Background(), ledger.ContactStream(tenant, pseudo(e164)), 1, 0)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +18,11 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/bolt"
 )
 
 // kamailio finds the Kamailio binary and its module directory.
-func kamailio(t *testing.T) (bin, modules string) {
+func kamailio(t testing.TB) (bin, modules string) {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
@@ -43,7 +45,7 @@ func kamailio(t *testing.T) (bin, modules string) {
 }
 
 // freePort returns a port nothing listens on at host, for UDP and TCP.
-func freePort(t *testing.T, host string) string {
+func freePort(t testing.TB, host string) string {
 	t.Helper()
 	for range 20 {
 		c, err := net.ListenPacket("udp", host+":0")
@@ -62,18 +64,21 @@ func freePort(t *testing.T, host string) string {
 }
 
 // startKamailio runs Kamailio with testdata/kamailio.cfg, listening on a
-// free port of host and asking gate; it returns the address it listens on.
-func startKamailio(t *testing.T, host, gate string) string {
+// free port of host and asking gate, and on another port that routes
+// straight to carrier; it returns both addresses.
+func startKamailio(t testing.TB, host, gate, carrier string) (listen, direct string) {
 	t.Helper()
 	bin, modules := kamailio(t)
 	cfg, err := os.ReadFile("testdata/kamailio.cfg")
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := freePort(t, host)
+	listen, direct = freePort(t, host), freePort(t, host)
+	_, directPort, _ := net.SplitHostPort(direct)
 	dir := t.TempDir()
 	cfg = bytes.NewBuffer(cfg).Bytes()
-	text := strings.NewReplacer("@@LISTEN@@", listen, "@@HEED@@", gate, "@@MODULES@@", modules).Replace(string(cfg))
+	text := strings.NewReplacer("@@LISTEN@@", listen, "@@HEED@@", gate, "@@MODULES@@", modules,
+		"@@DIRECT@@", direct, "@@DIRECT_PORT@@", directPort, "@@CARRIER@@", carrier).Replace(string(cfg))
 	path := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,7 +119,7 @@ func startKamailio(t *testing.T, host, gate string) string {
 			_, err = conn.Read(buf)
 			_ = conn.Close()
 			if err == nil {
-				return listen
+				return listen, direct
 			}
 		}
 		select {
@@ -150,7 +155,7 @@ type testCarrier struct {
 	got  []string // callees, in order
 }
 
-func startCarrier(t *testing.T) *testCarrier {
+func startCarrier(t testing.TB) *testCarrier {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("carrier"))
 	if err != nil {
@@ -195,10 +200,10 @@ func TestThroughKamailio(t *testing.T) {
 	tr := acmeTrunk()
 	tr.Carrier = carrier.addr
 	h := newHarness(t, []Trunk{tr}, nil)
-	kam := startKamailio(t, "127.0.0.1", h.addrs["udp"])
+	kam, _ := startKamailio(t, "127.0.0.1", h.addrs["udp"], carrier.addr)
 	// A second Kamailio on another loopback address: a PBX heed has no
 	// trunk for.
-	stranger := startKamailio(t, "127.0.0.2", h.addrs["udp"])
+	stranger, _ := startKamailio(t, "127.0.0.2", h.addrs["udp"], carrier.addr)
 
 	const (
 		allowed   = "+8613900000101"
@@ -279,7 +284,7 @@ func TestThroughKamailio(t *testing.T) {
 }
 
 // inviteVia sends an INVITE for callee through the proxy at addr.
-func (h *harness) inviteVia(t *testing.T, addr, callee, from string) *gosip.Response {
+func (h *harness) inviteVia(t testing.TB, addr, callee, from string) *gosip.Response {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	var to gosip.Uri
@@ -298,4 +303,56 @@ func (h *harness) inviteVia(t *testing.T, addr, callee, from string) *gosip.Resp
 		t.Fatalf("INVITE through kamailio: %v", err)
 	}
 	return res
+}
+
+// BenchmarkKamailioAddedLatency measures what asking heed adds to a call's
+// setup: the same INVITEs, alternately, through Kamailio asking the gate
+// (over the embedded store, each attempt recorded with its fsync) and
+// through Kamailio routing straight to the carrier. It reports the p50
+// and p99 of each path and heed's added p99.
+//
+//	go test -run '^$' -bench KamailioAddedLatency -benchtime 2000x ./sip
+func BenchmarkKamailioAddedLatency(b *testing.B) {
+	carrier := startCarrier(b)
+	tr := acmeTrunk()
+	tr.Carrier = carrier.addr
+	st, err := bolt.Open(filepath.Join(b.TempDir(), "ledger.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := newHarnessOn(b, st, []Trunk{tr}, nil)
+	gated, direct := startKamailio(b, "127.0.0.1", h.addrs["udp"], carrier.addr)
+	const book = 5000
+	for i := range book {
+		h.customer(b, fmt.Sprintf("+86139300%05d", i))
+	}
+	call := func(addr string, i int) time.Duration {
+		start := time.Now()
+		res := h.inviteVia(b, addr, fmt.Sprintf("139300%05d", i%book), line)
+		if res.StatusCode != 486 {
+			b.Fatalf("call %d: %d %s, want the carrier's 486", i, res.StatusCode, res.Reason)
+		}
+		return time.Since(start)
+	}
+	// Warm both paths (connections, the projection's first reads).
+	for i := range 50 {
+		call(gated, i)
+		call(direct, i)
+	}
+	var viaGate, straight []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		viaGate = append(viaGate, call(gated, i+50))
+		straight = append(straight, call(direct, i+50))
+	}
+	b.StopTimer()
+	q := func(d []time.Duration, p int) float64 {
+		slices.Sort(d)
+		return float64(d[min(len(d)-1, len(d)*p/100)].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(viaGate, 50), "gated_p50_ms")
+	b.ReportMetric(q(viaGate, 99), "gated_p99_ms")
+	b.ReportMetric(q(straight, 50), "direct_p50_ms")
+	b.ReportMetric(q(straight, 99), "direct_p99_ms")
+	b.ReportMetric(q(viaGate, 99)-q(straight, 99), "added_p99_ms")
 }
