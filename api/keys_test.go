@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,13 +106,17 @@ func TestLastAdminKeyCannotBeRevoked(t *testing.T) {
 
 func TestExpiredKeyIsRefused(t *testing.T) {
 	h := newHarness(t)
+	var clock atomic.Pointer[time.Time]
 	now := time.Now()
-	h.keys.Now = func() time.Time { return now }
+	clock.Store(&now)
+	h.keys.Now = func() time.Time { return *clock.Load() }
 	tok := h.newKey(map[string]any{"role": "auditor", "expires_in": "1h"})
 	if r := h.do("GET", "/v1/audit/checkpoint", tok, nil); r.status == http.StatusUnauthorized {
 		t.Fatalf("fresh key: %d %s", r.status, r.body)
 	}
-	now = now.Add(time.Hour)
+	// Past the expiry, whichever way the creation time was rounded.
+	now = now.Add(time.Hour + time.Second)
+	clock.Store(&now)
 	r := h.do("GET", "/v1/audit/checkpoint", tok, nil)
 	if r.status != http.StatusUnauthorized || !strings.HasPrefix(r.json(t)["detail"].(string), "API key expired at ") {
 		t.Fatalf("expired key: %d %s, want 401 'API key expired at ...'", r.status, r.body)
