@@ -55,7 +55,8 @@ func TestCustomerPageSignsInAndListsContacts(t *testing.T) {
 	_, _ = io.Copy(&b, res.Body)
 	res.Body.Close()
 	page := b.String()
-	for _, want := range []string{"3 contacts, reminders and reads of your personal data", "Purpose given: dispute D-12", "ConsentWithdrawn", "submitted", "denied", "withdrawal", "P-7"} {
+	for _, want := range []string{"3 contacts, reminders and reads of your personal data", "Purpose given: dispute D-12", "ConsentWithdrawn", "submitted", "denied", "withdrawal", "P-7",
+		"【平安保险】您的车险保单P-7将于2026-12-31到期，请及时续保。"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("contacts page lacks %q:\n%s", want, page)
 		}
