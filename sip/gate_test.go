@@ -111,6 +111,11 @@ func newHarness(t testing.TB, trunks []Trunk, gate func(Gate) Gate) *harness {
 }
 
 func newHarnessOn(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gate) Gate) *harness {
+	return newHarnessWith(t, st, trunks, gate, nil)
+}
+
+// newHarnessWith is newHarnessOn with rules changed by rules.
+func newHarnessWith(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gate) Gate, rules func(*projections.Config)) *harness {
 	t.Helper()
 	h := &harness{st: st, reg: prometheus.NewRegistry(), addrs: map[string]string{}}
 	t.Cleanup(func() { h.st.Close() })
@@ -121,6 +126,9 @@ func newHarnessOn(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gate)
 	cfg.Frequency.Service.Max = 1000
 	cfg.Frequency.SubjectPerDay = 1000
 	cfg.RegionBurst.MaxPerHour = 65535
+	if rules != nil {
+		rules(cfg)
+	}
 	runner, err := projections.NewRunner(h.st, cfg, projections.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +142,7 @@ func newHarnessOn(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gate)
 		g = gate(h.n)
 	}
 	h.srv, err = New(Config{Trunks: trunks, Gate: g, Normalize: normalize, Pseudonym: pseudo,
-		Region: func(string) string { return "Shanghai" }, Registerer: h.reg,
+		Region: func(e164 string) string { r, _ := projections.Region(e164); return r }, Registerer: h.reg,
 		// A loaded test machine must not turn a slow answer into a refusal.
 		Timeout: 20 * time.Second, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
@@ -167,7 +175,8 @@ func acmeTrunk() Trunk {
 // customer records a relationship (the basis of service calls) for e164.
 func (h *harness) customer(t testing.TB, e164 string) {
 	t.Helper()
-	ev, err := ledger.NewEvent(tenant, pseudo(e164), noon.Add(-time.Hour), ledger.RelationshipStarted{ContractRef: "POL-" + e164, StartsAt: noon.Add(-time.Hour)})
+	start := time.Now().Add(-time.Hour)
+	ev, err := ledger.NewEvent(tenant, pseudo(e164), start, ledger.RelationshipStarted{ContractRef: "POL-" + e164, StartsAt: start})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,4 +611,40 @@ func testNoRedirectAfterOptOut(t *testing.T, h *harness, tg *timedGate, invites 
 	}
 	t.Logf("%d redirected, %d refused, %d answered 503", allowed.Load(), refused.Load(), unavailable.Load())
 	rules.Range(func(k, v any) bool { t.Logf("refused %d times: %s", v.(*atomic.Int64).Load(), k); return true })
+}
+
+// TestRegionBurstRefusesInvites: attempts count for the region-burst rule
+// exactly as reported contacts do, so a line that called one region too
+// often in the hour has its next INVITE there refused.
+func TestRegionBurstRefusesInvites(t *testing.T) {
+	// Contacts count in the hour heed records them, so this test decides
+	// at the real time, away from an hour's end, with quiet hours moved
+	// to the other side of the clock.
+	if m := time.Now().Minute(); m == 59 {
+		time.Sleep(time.Until(time.Now().Truncate(time.Hour).Add(time.Hour + time.Second)))
+	}
+	local := time.Now().In(time.FixedZone("CST", 8*3600)).Add(12 * time.Hour)
+	h := newHarnessWith(t, mem.New(), []Trunk{acmeTrunk()}, nil, func(c *projections.Config) {
+		c.RegionBurst.MaxPerHour = 3
+		c.QuietHours.Start = local.Format("15:04")
+		c.QuietHours.End = local.Add(time.Hour).Format("15:04")
+	})
+	now := time.Now()
+	h.clock.Store(&now)
+	for i := range 4 {
+		h.customer(t, fmt.Sprintf("+86139400000%02d", i))
+	}
+	for i := range 3 {
+		if res := h.invite(t, call{callee: fmt.Sprintf("139400000%02d", i)}); res.StatusCode != 302 {
+			t.Fatalf("call %d to the region: %d %s, want 302", i, res.StatusCode, header(res, "Reason"))
+		}
+	}
+	res := h.invite(t, call{callee: "13940000003"})
+	if res.StatusCode != 603 || !strings.Contains(header(res, "Reason"), `"region-burst"`) {
+		t.Fatalf("fourth call to the region in the hour: %d, Reason %q; want 603 region-burst", res.StatusCode, header(res, "Reason"))
+	}
+	// Another line may still call there.
+	if res := h.invite(t, call{callee: "13940000003", from: "02150000002"}); res.StatusCode != 302 {
+		t.Fatalf("another line: %d, want 302", res.StatusCode)
+	}
 }
