@@ -79,7 +79,7 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 func keysCreate(ctx context.Context, args []string) error {
 	fs := newFlags("keys create")
 	data := addDataFlags(fs)
-	role := fs.String("role", "", "admin, business, auditor or regulator")
+	role := fs.String("role", "", "admin, business, auditor, regulator or reviewer")
 	backfill := fs.Bool("backfill", false, "a business key that may also record history older than the back-dating window")
 	tenant := fs.String("tenant", "", "the tenant a business key is bound to")
 	expires := fs.String("expires", "", "when the key stops working: a lifetime (720h, 90d) or an RFC 3339 time; never when empty")
