@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -192,8 +193,27 @@ func checkBody(kind string, body []byte, schema *huma.Schema, reg huma.Registry)
 	return checkValue(body, schema, reg, "body")
 }
 
+// decoders are reused: a new one allocates its buffers.
+var decoders = sync.Pool{New: func() any {
+	d := &pooledDecoder{}
+	d.dec = jsontext.NewDecoder(&d.r)
+	return d
+}}
+
+type pooledDecoder struct {
+	r   bytes.Reader
+	dec *jsontext.Decoder
+}
+
 func checkValue(data []byte, schema *huma.Schema, reg huma.Registry, loc string) *refusal {
-	w := walker{dec: jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true)), reg: reg}
+	d := decoders.Get().(*pooledDecoder)
+	d.r.Reset(data)
+	d.dec.Reset(&d.r, jsontext.AllowDuplicateNames(true))
+	defer func() {
+		d.r.Reset(nil)
+		decoders.Put(d)
+	}()
+	w := walker{dec: d.dec, reg: reg}
 	return w.value(deref(schema, reg), loc, 0)
 }
 
@@ -211,6 +231,13 @@ func (w *walker) syntax(err error, loc string) *refusal {
 }
 
 func (w *walker) value(s *huma.Schema, loc string, depth int) *refusal {
+	if k := w.dec.PeekKind(); k != '{' && k != '[' && k != 0 {
+		// A scalar: checked, not decoded.
+		if err := w.dec.SkipValue(); err != nil {
+			return w.syntax(err, loc)
+		}
+		return nil
+	}
 	tok, err := w.dec.ReadToken()
 	if err != nil {
 		return w.syntax(err, loc)
