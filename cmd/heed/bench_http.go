@@ -96,6 +96,10 @@ func benchHTTP(ctx context.Context, args []string) error {
 	var path string
 	bodies := make([][]byte, *numbers)
 	cycle := true // reminders go to each number once
+	// The imported history is a week old: recent enough that the API takes
+	// it without a backfill key (writes may be dated at most 30 days back).
+	day1 := time.Now().UTC().Add(-7 * 24 * time.Hour).Truncate(time.Second).Format(time.RFC3339)
+	day2 := time.Now().UTC().Add(-6 * 24 * time.Hour).Truncate(time.Second).Format(time.RFC3339)
 	switch *op {
 	case "appends":
 		path = "/v1/contacts"
@@ -108,17 +112,17 @@ func benchHTTP(ctx context.Context, args []string) error {
 		// consented to both, a quarter consented and then opted out, a
 		// quarter are unknown. Questions alternate service and marketing,
 		// so allowed and denied answers both occur.
-		const t0 = `"occurred_at":"2026-01-01T00:00:00Z"`
+		t0 := `"occurred_at":"` + day1 + `"`
 		err := load("relationships, consents and opt-outs", func(i int, w *bytes.Buffer) {
 			n := number(i)
 			switch i % 4 {
 			case 0:
-				fmt.Fprintf(w, `{"type":"RelationshipStarted","number":%q,%s,"data":{"contract_ref":"P-%d","starts_at":"2026-01-01T00:00:00Z"}}`+"\n", n, t0, i)
+				fmt.Fprintf(w, `{"type":"RelationshipStarted","number":%q,%s,"data":{"contract_ref":"P-%d","starts_at":%q}}`+"\n", n, t0, i, day1)
 			case 1, 2:
 				fmt.Fprintf(w, `{"type":"ConsentGranted","number":%q,%s,"data":{"purposes":["service","marketing"],"channels":["call","sms"],"source":"web_form"}}`+"\n", n, t0)
 			}
 			if i%4 == 2 {
-				fmt.Fprintf(w, `{"type":"ConsentWithdrawn","number":%q,"occurred_at":"2026-01-02T00:00:00Z","data":{"all":true,"via":"web"}}`+"\n", n)
+				fmt.Fprintf(w, `{"type":"ConsentWithdrawn","number":%q,"occurred_at":%q,"data":{"all":true,"via":"web"}}`+"\n", n, day2)
 			}
 		})
 		if err != nil {
@@ -136,7 +140,7 @@ func benchHTTP(ctx context.Context, args []string) error {
 		// One relationship per number, imported in bulk first; each
 		// reminder goes to a fresh number so frequency caps do not deny.
 		err := load("relationships", func(i int, w *bytes.Buffer) {
-			fmt.Fprintf(w, `{"type":"RelationshipStarted","number":%q,"occurred_at":"2026-01-01T00:00:00Z","data":{"contract_ref":"P-%d","starts_at":"2026-01-01T00:00:00Z"}}`+"\n", number(i), i)
+			fmt.Fprintf(w, `{"type":"RelationshipStarted","number":%q,"occurred_at":%q,"data":{"contract_ref":"P-%d","starts_at":%q}}`+"\n", number(i), day1, i, day1)
 		})
 		if err != nil {
 			return err

@@ -30,6 +30,7 @@ func benchSIP(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "INVITEs a second (open loop); 0 sends as fast as the gate answers")
 	conns := fs.Int("conns", 64, "INVITEs outstanding at once (UDP sockets)")
 	book := fs.Int("book", 100_000, "numbers in the synthetic book of the in-process gate")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,6 +58,11 @@ func benchSIP(ctx context.Context, args []string) error {
 	// centre's seats), so that caps and region bursts see what a real
 	// campaign would.
 	perm := rand.Perm(*book)
+	stopProfile, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	res, err := sip.Load(ctx, sip.LoadConfig{Target: addr, Calls: *calls, Rate: *rate, Conns: *conns,
 		Call: func(i int) (string, string) {
 			return numbers(perm[i%len(perm)]), fmt.Sprintf("0215%07d", i%2000)
