@@ -52,19 +52,8 @@ func nextNoon(now time.Time) time.Time {
 
 func pseudo(e164 string) string { return "p" + strings.TrimPrefix(e164, "+") }
 
-// normalize reads the forms the tests dial: +86…, 86…, and national
-// mobile numbers.
-func normalize(raw, region string) (string, error) {
-	switch {
-	case strings.HasPrefix(raw, "+") && len(raw) > 8:
-		return raw, nil
-	case strings.HasPrefix(raw, "86") && len(raw) == 13:
-		return "+" + raw, nil
-	case region == "CN" && len(raw) == 11 && raw[0] == '1':
-		return "+86" + raw, nil
-	}
-	return "", fmt.Errorf("not a number")
-}
+// normalize is what heed serve gives the gate.
+func normalize(raw, region string) (string, error) { return notify.SenderNumber(raw, 0, 0, region) }
 
 type harness struct {
 	st     ledger.Store

@@ -180,7 +180,7 @@ func benchGate(ctx context.Context, book int, numbers func(int) string) (string,
 	srv, err := sip.New(sip.Config{
 		Trunks: []sip.Trunk{{Name: "bench", Tenant: tenant, Sources: []string{"127.0.0.0/8", "::1"},
 			Carrier: "127.0.0.1:5999", Purpose: "service"}},
-		Gate: n, Normalize: api.Normalize, Pseudonym: pseudo.Pseudonym,
+		Gate: n, Normalize: sipNumber, Pseudonym: pseudo.Pseudonym,
 		Region: func(e164 string) string { r, _ := projections.Region(e164); return r }})
 	if err != nil {
 		return fail(err)

@@ -885,7 +885,7 @@ func startSIP(spec string, trunks []sip.Trunk, gate sip.Gate, p pseudonymizer, r
 	if len(trunks) == 0 {
 		log.Warn("call gate: no sip_trunks configured; every INVITE will be answered 403")
 	}
-	srv, err := sip.New(sip.Config{Trunks: trunks, Gate: gate, Normalize: api.Normalize, Pseudonym: p.Pseudonym,
+	srv, err := sip.New(sip.Config{Trunks: trunks, Gate: gate, Normalize: sipNumber, Pseudonym: p.Pseudonym,
 		Region:     func(e164 string) string { r, _ := projections.Region(e164); return r },
 		Registerer: reg, Log: log})
 	if err != nil {
@@ -900,3 +900,8 @@ func startSIP(spec string, trunks []sip.Trunk, gate sip.Gate, p pseudonymizer, r
 	}
 	return srv, nil
 }
+
+// sipNumber reads a callee as PBXs write it in a Request-URI: E.164,
+// the country code without '+', an international prefix (0086…) or the
+// national number of the trunk's region.
+func sipNumber(raw, region string) (string, error) { return notify.SenderNumber(raw, 0, 0, region) }
