@@ -257,7 +257,7 @@ func (w *walker) value(s *huma.Schema, loc string, depth int) *refusal {
 			field, known := property(s, name)
 			folded := fold(name)
 			if prev, dup := seen[folded]; dup {
-				return duplicate(loc, prev, name, known)
+				return duplicate(loc, prev, name, field, known)
 			}
 			seen[folded] = name
 			if known && field != name {
@@ -303,14 +303,14 @@ func (w *walker) value(s *huma.Schema, loc string, depth int) *refusal {
 // duplicate describes two members whose names fold to the same. Names are
 // shown only when they are a field's: a caller's own names could be
 // anything, a number included.
-func duplicate(loc, prev, name string, known bool) *refusal {
+func duplicate(loc, prev, name, field string, known bool) *refusal {
 	switch {
 	case !known:
 		return &refusal{"a member appears twice", loc, "two members have the same name, or names that differ only in case"}
 	case prev == name:
-		return &refusal{"a member appears twice", loc + "." + name, fmt.Sprintf("member %q appears twice", name)}
+		return &refusal{"a member appears twice", loc + "." + field, fmt.Sprintf("member %q appears twice", name)}
 	}
-	return &refusal{"a member appears twice", loc, fmt.Sprintf("members %q and %q differ only in case: names are case-sensitive", prev, name)}
+	return &refusal{"a member appears twice", loc + "." + field, fmt.Sprintf("members %q and %q differ only in case: names are case-sensitive", prev, name)}
 }
 
 // property returns the field of s that name matches exactly or, failing
