@@ -637,3 +637,62 @@ func TestRegionBurstRefusesInvites(t *testing.T) {
 		t.Fatalf("another line: %d, want 302", res.StatusCode)
 	}
 }
+
+// TestCancel: a CANCEL for no INVITE transaction is answered 481, and one
+// for an INVITE already answered changes nothing recorded.
+func TestCancel(t *testing.T) {
+	h := newHarness(t, []Trunk{acmeTrunk()}, nil)
+	h.customer(t, "+8613900000081")
+	conn, err := net.Dial("udp", h.addrs["udp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	buf := make([]byte, 4096)
+	read := func() string {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.SplitN(string(buf[:n]), "\r\n", 2)[0]
+	}
+	cancel := func(callID, branch string) string {
+		return "CANCEL sip:13900000081@heed.test SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + local + ";branch=" + branch + "\r\n" +
+			"Max-Forwards: 70\r\n" +
+			"From: <sip:" + line + "@pbx.acme.test>;tag=abc\r\n" +
+			"To: <sip:13900000081@heed.test>\r\n" +
+			"Call-ID: " + callID + "\r\n" +
+			"CSeq: 1 CANCEL\r\n" +
+			"Content-Length: 0\r\n\r\n"
+	}
+	if _, err := conn.Write([]byte(cancel("nothing@pbx", "z9hG4bK-none"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasPrefix(got, "SIP/2.0 481") {
+		t.Fatalf("CANCEL of no transaction: %q, want 481", got)
+	}
+	if _, err := conn.Write([]byte(rawInvite("13900000081", "c@pbx", "z9hG4bK-c", local))); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !strings.HasPrefix(got, "SIP/2.0 302") {
+		t.Fatalf("INVITE: %q", got)
+	}
+	head, _ := h.st.Head(context.Background())
+	if _, err := conn.Write([]byte(cancel("c@pbx", "z9hG4bK-c"))); err != nil {
+		t.Fatal(err)
+	}
+	got := read()
+	if !strings.HasPrefix(got, "SIP/2.0 200") && !strings.HasPrefix(got, "SIP/2.0 481") {
+		t.Fatalf("CANCEL after the answer: %q, want 200 or 481", got)
+	}
+	if after, _ := h.st.Head(context.Background()); after != head {
+		t.Fatalf("a CANCEL after the answer appended %d events", after-head)
+	}
+	if contacts, refusals := h.recorded(t, "+8613900000081"); len(contacts) != 1 || len(refusals) != 0 {
+		t.Fatalf("recorded %d contacts and %d refusals, want the one contact", len(contacts), len(refusals))
+	}
+}
