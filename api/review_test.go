@@ -27,9 +27,9 @@ func withProjections(h *harness) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.t.Cleanup(cancel)
 	go func() { _ = runner.Run(ctx) }()
-	h.notify = notify.New(notify.Config{Store: pii.Seal(h.store, h.pii), Decider: runnerDecider{runner}, Sender: h.sender, DefaultLine: "10690001",
+	h.notify = notify.New(notify.Config{Store: pii.Seal(h.store, h.pii), Decider: notify.Projections(runner), Sender: h.sender, DefaultLine: "10690001",
 		Sealer: h.pii, Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
-	h.api.cfg.Reminders, h.api.cfg.Gate, h.api.cfg.Decider = h.notify, h.notify, runnerDecider{runner}
+	h.api.cfg.Reminders, h.api.cfg.Gate, h.api.cfg.Decider = h.notify, h.notify, notify.Projections(runner)
 }
 
 func denials(t *testing.T, r resp) []string {

@@ -24,29 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// runnerDecider puts the real projections behind the API, as heed serve does.
-type runnerDecider struct{ r *projections.Runner }
-
-func (d runnerDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
-	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number, Channel: q.Channel,
-		Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
-	var pd projections.Decision
-	var err error
-	if q.After > 0 {
-		pd, err = d.r.DecideAfter(ctx, pq, q.After)
-	} else {
-		pd, err = d.r.Decide(ctx, pq)
-	}
-	if err != nil {
-		return notify.Decision{}, err
-	}
-	out := notify.Decision{Allowed: pd.Allowed, RulesVersion: pd.RulesVersion, AsOf: pd.AsOf, Revision: pd.Revision}
-	for _, r := range pd.Reasons {
-		out.Reasons = append(out.Reasons, r.Ledger())
-	}
-	return out, nil
-}
-
 // rulesHarness is a harness whose decisions come from the real
 // projections following the log, with lines 10690001 (tenanta) and
 // 10690002 (tenantb) configured, a regulator key and a tenanta key that
@@ -104,7 +81,7 @@ func newRulesHarness(t *testing.T, store ledger.Store, rules *projections.Config
 	t.Cleanup(func() { dataKeys.Close() })
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
-	srv := New(Config{Store: store, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: runnerDecider{runner}, PII: dataKeys, Metrics: metrics,
+	srv := New(Config{Store: store, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: notify.Projections(runner), PII: dataKeys, Metrics: metrics,
 		Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, LineStates: runner})
 	h := &harness{t: t, keys: keys, api: srv, srv: httptest.NewServer(srv)}
 	if m, ok := store.(*mem.Store); ok {

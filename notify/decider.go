@@ -13,7 +13,7 @@ type runner struct{ r *projections.Runner }
 
 func (p runner) Decide(ctx context.Context, q Query) (Decision, error) {
 	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number,
-		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At}
+		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
 	var d projections.Decision
 	var err error
 	if q.After > 0 {

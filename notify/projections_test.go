@@ -10,35 +10,12 @@ import (
 	"github.com/heed/heed/projections"
 )
 
-// runnerDecider puts the real projections behind the notifier's Decider.
-type runnerDecider struct{ r *projections.Runner }
-
-func (d runnerDecider) Decide(ctx context.Context, q Query) (Decision, error) {
-	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number, Channel: q.Channel,
-		Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
-	var pd projections.Decision
-	var err error
-	if q.After > 0 {
-		pd, err = d.r.DecideAfter(ctx, pq, q.After)
-	} else {
-		pd, err = d.r.Decide(ctx, pq)
-	}
-	if err != nil {
-		return Decision{}, err
-	}
-	out := Decision{Allowed: pd.Allowed, RulesVersion: pd.RulesVersion, AsOf: pd.AsOf, Revision: pd.Revision}
-	for _, r := range pd.Reasons {
-		out.Reasons = append(out.Reasons, r.Ledger())
-	}
-	return out, nil
-}
-
 // TestNoSubmissionAfterOptOutWithProjections is the race test against the
 // real eligibility projections following the log, not a test double.
 func TestNoSubmissionAfterOptOutWithProjections(t *testing.T) {
 	st, runner := followedStore(t)
 	sender := &timedSender{at: map[string][]time.Time{}}
-	n := New(Config{Store: slowDispatch{st}, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
+	n := New(Config{Store: slowDispatch{st}, Decider: Projections(runner), Sender: sender, Lines: map[string]string{line: tenant},
 		DefaultLine: line, Pseudonym: pseudo, Now: noon})
 
 	nums := customers(t, st, "+86139", 50, noon().Add(-time.Hour))
@@ -75,7 +52,7 @@ func followedStore(t *testing.T) (*mem.Store, *projections.Runner) {
 func TestBogusContractDeniedWithProjections(t *testing.T) {
 	st, runner := followedStore(t)
 	sender := &fakeSender{}
-	n := New(Config{Store: st, Decider: runnerDecider{runner}, Sender: sender, Lines: map[string]string{line: tenant},
+	n := New(Config{Store: st, Decider: Projections(runner), Sender: sender, Lines: map[string]string{line: tenant},
 		DefaultLine: line, Pseudonym: pseudo, Now: noon})
 	nums := customers(t, st, "+86139", 1, noon().Add(-time.Hour))
 	q := req("bogus")

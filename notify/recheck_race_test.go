@@ -32,7 +32,7 @@ func TestNoSubmissionAfterLineSuspendedWithProjections(t *testing.T) {
 	st, runner := followedStore(t)
 	ctx := context.Background()
 
-	n := New(Config{Store: st, Decider: slowDecider{runnerDecider{runner}}, Sender: &timedSender{at: map[string][]time.Time{}},
+	n := New(Config{Store: st, Decider: slowDecider{Projections(runner)}, Sender: &timedSender{at: map[string][]time.Time{}},
 		Lines: map[string]string{line: tenant}, DefaultLine: line, Pseudonym: pseudo, Now: noon})
 	const numbers, ops = 50, 300
 	nums := customers(t, st, "+86137", numbers, noon().Add(-time.Hour))

@@ -336,7 +336,7 @@ func serve(ctx context.Context, args []string) error {
 	})
 	suspender := projections.NewSuspender(runner, store, "heed:line-suspender")
 	bg.run(log, "line suspender", func() error { return suspender.Run(ctx, time.Minute) })
-	decider := metrics.Decider(projectionDecider{runner})
+	decider := metrics.Decider(notify.Projections(runner))
 	metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
 		head, err := led.base.Head(context.Background())
 		if err != nil {
@@ -616,30 +616,6 @@ func decisionKey(pseudonymKey []byte) []byte {
 		panic(err) // only for a length sha256 cannot give
 	}
 	return k
-}
-
-// projectionDecider asks the projections.
-type projectionDecider struct{ r *projections.Runner }
-
-func (p projectionDecider) Decide(ctx context.Context, q notify.Query) (notify.Decision, error) {
-	pq := projections.Query{Tenant: q.Tenant, Subject: q.Subject, Number: q.Number,
-		Channel: q.Channel, Purpose: q.Purpose, Line: q.Line, At: q.At, Contract: q.Contract}
-	var d projections.Decision
-	var err error
-	if q.After > 0 {
-		d, err = p.r.DecideAfter(ctx, pq, q.After)
-	} else {
-		d, err = p.r.Decide(ctx, pq)
-	}
-	if err != nil {
-		return notify.Decision{}, err
-	}
-	out := notify.Decision{Allowed: d.Allowed, RulesVersion: d.RulesVersion, AsOf: d.AsOf, Revision: d.Revision,
-		Reasons: make([]ledger.Reason, len(d.Reasons))}
-	for i, r := range d.Reasons {
-		out.Reasons[i] = r.Ledger()
-	}
-	return out, nil
 }
 
 // smppSender submits through the SMSC that carries each line, and counts
