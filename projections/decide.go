@@ -222,33 +222,60 @@ func (e *eval) run() {
 // the service-basis grace period ago.
 const RuleRelationshipActive = "relationship-active"
 
+// Where a contract stands at the decision's moment.
+const (
+	pending        = iota // not started yet
+	active                // started, not ended, not expired
+	inGrace               // expired less than the service-basis grace ago
+	lapsedContract        // ended, or expired longer ago
+)
+
+// contract returns the record's first contract for i < 0, else its i-th
+// further one.
+func (e *eval) contract(i int) contract {
+	if i < 0 {
+		return e.r.deal
+	}
+	return e.extra[i]
+}
+
+// standing says where k stands at e.t; both the service-basis and the
+// relationship-active rule read contracts through it.
+func (e *eval) standing(k contract) int {
+	switch {
+	case k.Start > e.t:
+		return pending
+	case k.End != 0 && k.End <= e.t:
+		return lapsedContract
+	case k.Exp == 0 || e.t < k.Exp:
+		return active
+	case e.t < k.Exp+uint32(e.cfg.ServiceBasis.GraceDays)*1440:
+		return inGrace
+	}
+	return lapsedContract
+}
+
 func (e *eval) relationship() {
 	ref := refHash(e.q.Contract)
-	grace := uint32(e.cfg.ServiceBasis.GraceDays) * 1440
 	var lapsed uint32
 	for i := -1; i < len(e.extra); i++ {
-		k := e.r.deal
-		if i >= 0 {
-			k = e.extra[i]
-		}
+		k := e.contract(i)
 		if k.Pos == 0 || k.Ref != ref {
 			continue
 		}
-		switch {
-		case k.Start > e.t, k.End != 0 && k.End <= e.t:
+		switch e.standing(k) {
+		case pending, lapsedContract:
 			lapsed = k.Pos
-		case k.Exp == 0 || e.t < k.Exp:
+		case active:
 			e.add(RuleRelationshipActive, Allow,
 				"The reminder is about an active contract of the customer with the business.",
 				"提醒所涉合同为客户与本企业的有效合同。", k.Pos)
 			return
-		case e.t < k.Exp+grace:
+		case inGrace:
 			e.add(RuleRelationshipActive, Allow,
 				fmt.Sprintf("The reminder is about a contract that expired less than %d days ago.", e.cfg.ServiceBasis.GraceDays),
 				fmt.Sprintf("提醒所涉合同到期未满%d天。", e.cfg.ServiceBasis.GraceDays), k.Pos)
 			return
-		default:
-			lapsed = k.Pos
 		}
 	}
 	e.add(RuleRelationshipActive, Deny,
@@ -325,31 +352,25 @@ func (e *eval) service() {
 	if e.q.Purpose != ledger.PurposeService {
 		return
 	}
-	grace := uint32(e.cfg.ServiceBasis.GraceDays) * 1440
 	var lapsed uint32
 	for i := -1; i < len(e.extra); i++ {
-		k := e.r.deal
-		if i >= 0 {
-			k = e.extra[i]
-		}
-		if k.Pos == 0 || k.Start > e.t {
+		k := e.contract(i)
+		if k.Pos == 0 {
 			continue
 		}
-		switch {
-		case k.End != 0 && k.End <= e.t:
+		switch e.standing(k) {
+		case lapsedContract:
 			lapsed = k.Pos
-		case k.Exp == 0 || e.t < k.Exp:
+		case active:
 			e.add(RuleServiceBasis, Allow,
 				"The customer has an active contract with the business.",
 				"客户与本企业有有效的合同关系。", k.Pos)
 			return
-		case e.t < k.Exp+grace:
+		case inGrace:
 			e.add(RuleServiceBasis, Allow,
 				fmt.Sprintf("The customer's contract expired less than %d days ago: renewal notices are allowed.", e.cfg.ServiceBasis.GraceDays),
 				fmt.Sprintf("客户的合同到期未满%d天，可发送续保提醒。", e.cfg.ServiceBasis.GraceDays), k.Pos)
 			return
-		default:
-			lapsed = k.Pos
 		}
 	}
 	if e.grantValid() {
