@@ -26,11 +26,12 @@ func benchAppend(ctx context.Context, args []string) error {
 	events := fs.Int("events", 100000, "events to append")
 	size := fs.Int("size", 300, "approximate size of each event's canonical encoding, in bytes")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	every := fs.Int("report-every", 0, "print one line per slice of this many appended events (slice_end is the log's size at the slice's end), so a long run shows how the rate changes as the log grows; 0 prints only the totals")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *appenders <= 0 || *events <= 0 || *size <= 0 {
-		return fmt.Errorf("%w: --appenders, --events and --size must be positive", errUsage)
+	if *appenders <= 0 || *events <= 0 || *size <= 0 || *every < 0 {
+		return fmt.Errorf("%w: --appenders, --events and --size must be positive, --report-every not negative", errUsage)
 	}
 	tuneGC()
 	d, err := openData(*dir, "", "", false)
@@ -42,13 +43,20 @@ func benchAppend(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	base, err := d.Store.Head(ctx)
+	if err != nil {
+		return err
+	}
 	// A random start keeps the subjects of two runs on one directory apart.
 	run := rand.Uint64()
 
 	var next, done atomic.Int64
+	var h hist
+	sl := slicer{every: int64(*every), base: base, h: &h}
 	var failed atomic.Value
 	lat := make([][]time.Duration, *appenders)
 	bar := newProgress("appending", int64(*events))
+	sl.bar = bar
 	stopBar := make(chan struct{})
 	go func() {
 		t := time.NewTicker(100 * time.Millisecond)
@@ -70,6 +78,7 @@ func benchAppend(ctx context.Context, args []string) error {
 	var wg sync.WaitGroup
 	cpu0 := processCPU()
 	start := time.Now()
+	sl.start(start)
 	for w := range *appenders {
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -89,8 +98,10 @@ func benchAppend(ctx context.Context, args []string) error {
 					failed.CompareAndSwap(nil, err)
 					return
 				}
-				lat[w] = append(lat[w], time.Since(t))
-				done.Add(1)
+				took := time.Since(t)
+				lat[w] = append(lat[w], took)
+				h.add(took)
+				sl.done(done.Add(1))
 			}
 		})
 	}
@@ -158,4 +169,39 @@ func benchEvent(size int) (ledger.Event, error) {
 		return mk("I agree" + strings.Repeat(".", max(pad-7, 0)))
 	}
 	return e, nil
+}
+
+// slicer prints a line per --report-every appended events: the log's size
+// at the slice's end, the slice's rate and its p99.
+type slicer struct {
+	every int64
+	base  uint64
+	h     *hist
+	bar   *progress
+
+	mu      sync.Mutex
+	printed int64 // appends counted by the lines printed so far
+	at      time.Time
+	before  []uint64
+}
+
+func (s *slicer) start(t time.Time) {
+	s.at, s.before = t, s.h.snapshot()
+}
+
+// done is told the count of appends finished so far, once per append.
+func (s *slicer) done(n int64) {
+	if s.every <= 0 || n%s.every != 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= s.printed {
+		return // a later slice's line got here first and covers this one
+	}
+	now, snap := time.Now(), s.h.snapshot()
+	s.bar.clear()
+	fmt.Printf("slice_end=%d appends_per_s=%.0f p99_ms=%.2f\n", s.base+uint64(n),
+		float64(n-s.printed)/now.Sub(s.at).Seconds(), float64(quantile(snap, s.before, 0.99).Microseconds())/1000)
+	s.printed, s.at, s.before = n, now, snap
 }

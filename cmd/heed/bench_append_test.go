@@ -64,9 +64,21 @@ func TestBenchAppend(t *testing.T) {
 	if h != 60 {
 		t.Fatalf("data dir holds %d events, want 60", h)
 	}
-	// A second run adds to the same directory.
-	if err := benchAppend(context.Background(), []string{"--data", dir, "--appenders", "4", "--events", "20"}); err != nil {
-		t.Fatalf("second run: %v", err)
+	// A second run adds to the same directory, and its slices say where
+	// the log stood at each slice's end.
+	out = captureStdout(t, func() {
+		if err := benchAppend(context.Background(), []string{"--data", dir, "--appenders", "4", "--events", "20", "--report-every", "10"}); err != nil {
+			t.Fatalf("second run: %v", err)
+		}
+	})
+	var ends []string
+	for _, m := range regexp.MustCompile(`(?m)^slice_end=(\d+) appends_per_s=\d+ p99_ms=\d+\.\d+$`).FindAllStringSubmatch(out, -1) {
+		ends = append(ends, m[1])
+	}
+	// Two slices of 10 after the 60 already there; a slice whose line was
+	// overtaken by the next one's is folded into it.
+	if got := strings.Join(ends, ","); got != "70,80" && got != "80" {
+		t.Fatalf("slices end at %v, want 70,80:\n%s", ends, out)
 	}
 	// The events are sealed, so the directory verifies.
 	if err := verify(context.Background(), []string{"--data", dir}); err != nil {

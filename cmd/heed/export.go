@@ -125,6 +125,14 @@ func (p *progress) set(done int64) {
 	}
 }
 
+// clear wipes the bar off its line so a line printed next stands alone;
+// the bar redraws itself on its next update.
+func (p *progress) clear() {
+	if p.bar != nil {
+		p.bar.Clear()
+	}
+}
+
 // finish removes the bar.
 func (p *progress) finish() {
 	if p.bar != nil {
