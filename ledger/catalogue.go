@@ -92,6 +92,13 @@ type RelationshipStarted struct {
 	Product     string     `json:"product,omitempty"`
 	StartsAt    time.Time  `json:"starts_at"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	// Plan names the tenant's reminder plan (ReminderPlanDefined) that
+	// reminds of the expiry; it needs ExpiresAt.
+	Plan string `json:"plan,omitempty"`
+	// Number is the E.164 number, a personal field sealed into PII (see
+	// catalogue_schedules.go): a relationship with a plan carries it so
+	// its reminders can be sent.
+	Number string `json:"number,omitempty"`
 }
 
 // RelationshipEnded records the end of a contract.
@@ -430,6 +437,7 @@ func validate(v any) error {
 		if p.ContractRef == "" {
 			return fmt.Errorf("contract_ref is required")
 		}
+		return p.checkPlan()
 	case *RelationshipEnded:
 		if p.ContractRef == "" {
 			return fmt.Errorf("contract_ref is required")
