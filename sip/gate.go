@@ -75,6 +75,11 @@ type Trunk struct {
 	Purpose string `json:"purpose,omitempty"`
 	// Region reads callee numbers written without a country code (default CN).
 	Region string `json:"region,omitempty"`
+	// Username and Password, when set, make the trunk prove itself with
+	// SIP digest authentication on every INVITE: from one of its Sources,
+	// or from anywhere when it has none.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
 
 	prefixes []netip.Prefix
 }
@@ -95,6 +100,11 @@ type Config struct {
 	Pseudonym func(e164 string) string
 	// Region names the callee's region, for the region-burst rule.
 	Region func(e164 string) string
+	// Realm names the gate in digest challenges (default "heed").
+	Realm string
+	// Digest is the digest algorithm challenges offer: MD5 (default, what
+	// most PBXs speak) or SHA-256 (RFC 8760).
+	Digest string
 	// Timeout bounds one decision (zero: 2 s); past it the gate answers
 	// 503, so the PBX fails the call rather than dialling unchecked.
 	Timeout time.Duration
@@ -105,14 +115,15 @@ type Config struct {
 
 // Server is the call gate's SIP side.
 type Server struct {
-	cfg  Config
-	ua   *sipgo.UserAgent
-	srv  *sipgo.Server
-	ctx  context.Context
-	stop context.CancelFunc
-	seen seen
-	m    metrics
-	wg   sync.WaitGroup
+	cfg     Config
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	ctx     context.Context
+	stop    context.CancelFunc
+	seen    seen
+	digests *digests
+	m       metrics
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	closers []io.Closer // the listeners Serve opened
@@ -131,6 +142,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "heed"
+	}
+	switch strings.ToUpper(cfg.Digest) {
+	case "":
+		cfg.Digest = "MD5"
+	case "MD5", "SHA-256":
+		cfg.Digest = strings.ToUpper(cfg.Digest)
+	default:
+		return nil, fmt.Errorf("%w: digest algorithm must be MD5 or SHA-256", ErrConfig)
+	}
+	digests, err := newDigests(cfg.Realm, cfg.Digest)
+	if err != nil {
+		return nil, err
 	}
 	names := map[string]bool{}
 	for i := range cfg.Trunks {
@@ -153,7 +179,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, ua: ua, srv: srv, ctx: ctx, stop: stop, seen: seen{m: map[string]seenAnswer{}}, m: newMetrics(cfg.Registerer)}
+	s := &Server{cfg: cfg, ua: ua, srv: srv, ctx: ctx, stop: stop, seen: seen{m: map[string]seenAnswer{}}, digests: digests,
+		m: newMetrics(cfg.Registerer)}
 	srv.OnInvite(s.onInvite)
 	srv.OnOptions(s.onOptions)
 	srv.OnAck(func(*gosip.Request, gosip.ServerTransaction) {}) // ACKs of final answers end in the transaction layer
@@ -169,8 +196,11 @@ func (t *Trunk) prepare() error {
 	if t.Name == "" || t.Tenant == "" {
 		return fmt.Errorf("%w: a trunk needs a name and a tenant", ErrConfig)
 	}
-	if len(t.Sources) == 0 {
-		return fmt.Errorf("%w: trunk %q has no sources", ErrConfig, t.Name)
+	if len(t.Sources) == 0 && t.Username == "" {
+		return fmt.Errorf("%w: trunk %q has no sources and no credentials", ErrConfig, t.Name)
+	}
+	if (t.Username == "") != (t.Password == "") {
+		return fmt.Errorf("%w: trunk %q: username and password go together", ErrConfig, t.Name)
 	}
 	t.prefixes = t.prefixes[:0]
 	for _, src := range t.Sources {
@@ -298,26 +328,6 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) trunkOf(source string) *Trunk {
-	host, _, err := net.SplitHostPort(source)
-	if err != nil {
-		host = source
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return nil
-	}
-	a = a.Unmap()
-	for i := range s.cfg.Trunks {
-		for _, p := range s.cfg.Trunks[i].prefixes {
-			if p.Contains(a) {
-				return &s.cfg.Trunks[i]
-			}
-		}
-	}
-	return nil
-}
-
 func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
 	res := gosip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(gosip.NewHeader("Allow", "INVITE, ACK, CANCEL, OPTIONS"))
@@ -341,7 +351,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 // the allowed answer was sent from within the gate.
 func (s *Server) invite(req *gosip.Request, tx gosip.ServerTransaction) (*gosip.Response, string) {
 	start := time.Now()
-	trunk := s.trunkOf(req.Source())
+	trunk, cred := s.trunkFor(req)
 	if trunk == nil {
 		s.m.unknown.Inc()
 		res := gosip.NewResponseFromRequest(req, 403, "Forbidden", nil)
@@ -355,6 +365,9 @@ func (s *Server) invite(req *gosip.Request, tx gosip.ServerTransaction) (*gosip.
 	}
 	if res, ok := s.seen.get(key); ok {
 		return res, "retransmission"
+	}
+	if res := s.authenticate(req, trunk, cred); res != nil {
+		return res, "unauthenticated"
 	}
 	number, err := dialled(&req.Recipient)
 	if err != nil {
@@ -538,6 +551,7 @@ type metrics struct {
 	latency prometheus.Histogram
 	trunks  *prometheus.CounterVec
 	unknown prometheus.Counter
+	auth    *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) metrics {
@@ -551,9 +565,11 @@ func newMetrics(r prometheus.Registerer) metrics {
 			Help: "INVITEs from each configured trunk."}, []string{"trunk"}),
 		unknown: prometheus.NewCounter(prometheus.CounterOpts{Name: "heed_sip_unknown_trunk_total",
 			Help: "INVITEs from an address no trunk is configured for (answered 403, not recorded)."}),
+		auth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_sip_auth_total",
+			Help: "Digest authentication of INVITEs from trunks with credentials: challenged, stale, failed or ok."}, []string{"result"}),
 	}
 	if r != nil {
-		r.MustRegister(m.invites, m.latency, m.trunks, m.unknown)
+		r.MustRegister(m.invites, m.latency, m.trunks, m.unknown, m.auth)
 	}
 	return m
 }

@@ -198,6 +198,12 @@ type call struct {
 
 func (h *harness) invite(t testing.TB, c call) *gosip.Response {
 	t.Helper()
+	return h.send(t, h.request(t, c))
+}
+
+// request builds the INVITE of c, ready to send.
+func (h *harness) request(t testing.TB, c call) *gosip.Request {
+	t.Helper()
 	if c.network == "" {
 		c.network = "udp"
 	}
@@ -222,11 +228,17 @@ func (h *harness) invite(t testing.TB, c call) *gosip.Response {
 		req.AppendHeader(gosip.NewHeader("X-Heed-Purpose", c.purpose))
 	}
 	req.AppendHeader(gosip.NewHeader("Content-Length", "0"))
+	return req
+}
+
+// send sends an INVITE and returns its final answer.
+func (h *harness) send(t testing.TB, req *gosip.Request) *gosip.Response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := h.client.Do(ctx, req)
 	if err != nil {
-		t.Fatalf("INVITE over %s: %v", c.network, err)
+		t.Fatalf("INVITE over %s: %v", req.Transport(), err)
 	}
 	return res
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
 )
@@ -68,6 +70,13 @@ func freePort(t testing.TB, host string) string {
 // straight to carrier; it returns both addresses.
 func startKamailio(t testing.TB, host, gate, carrier string) (listen, direct string) {
 	t.Helper()
+	return startKamailioAs(t, host, gate, carrier, "none:heed:none")
+}
+
+// startKamailioAs is startKamailio with the trunk credentials
+// (user:realm:password) Kamailio answers the gate's challenges with.
+func startKamailioAs(t testing.TB, host, gate, carrier, credential string) (listen, direct string) {
+	t.Helper()
 	bin, modules := kamailio(t)
 	cfg, err := os.ReadFile("testdata/kamailio.cfg")
 	if err != nil {
@@ -78,7 +87,7 @@ func startKamailio(t testing.TB, host, gate, carrier string) (listen, direct str
 	dir := t.TempDir()
 	cfg = bytes.NewBuffer(cfg).Bytes()
 	text := strings.NewReplacer("@@LISTEN@@", listen, "@@HEED@@", gate, "@@MODULES@@", modules,
-		"@@DIRECT@@", direct, "@@DIRECT_PORT@@", directPort, "@@CARRIER@@", carrier).Replace(string(cfg))
+		"@@DIRECT@@", direct, "@@DIRECT_PORT@@", directPort, "@@CARRIER@@", carrier, "@@CREDENTIAL@@", credential).Replace(string(cfg))
 	path := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -280,6 +289,38 @@ func TestThroughKamailio(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKamailioAnswersDigest: a trunk with credentials behind Kamailio,
+// which answers the gate's challenge with uac_auth as a PBX's proxy
+// would; the right password routes the call, a wrong one fails it and
+// records nothing.
+func TestKamailioAnswersDigest(t *testing.T) {
+	carrier := startCarrier(t)
+	tr := authTrunk()
+	tr.Carrier = carrier.addr
+	h := newHarness(t, []Trunk{tr}, nil)
+	right, _ := startKamailioAs(t, "127.0.0.1", h.addrs["udp"], carrier.addr, tr.Username+":heed:"+tr.Password)
+	wrong, _ := startKamailioAs(t, "127.0.0.1", h.addrs["udp"], carrier.addr, tr.Username+":heed:guess")
+	const callee = "+8613900000111"
+	h.customer(t, callee)
+
+	if res := h.inviteVia(t, wrong, strings.TrimPrefix(callee, "+"), line); res.StatusCode != 403 || len(carrier.callees()) != 0 {
+		t.Fatalf("wrong password: caller got %d, carrier reached %d times; want 403 and none", res.StatusCode, len(carrier.callees()))
+	}
+	if contacts, refusals := h.recorded(t, callee); len(contacts)+len(refusals) != 0 {
+		t.Fatalf("a call with wrong credentials was recorded: %d contacts, %d refusals", len(contacts), len(refusals))
+	}
+	res := h.inviteVia(t, right, strings.TrimPrefix(callee, "+"), line)
+	if res.StatusCode != 486 || header(res, "X-Carrier") != "test-carrier" {
+		t.Fatalf("right password: caller got %d %s, want the carrier's 486", res.StatusCode, res.Reason)
+	}
+	if contacts, _ := h.recorded(t, callee); len(contacts) != 1 || contacts[0].Trunk != tr.Name {
+		t.Fatalf("recorded %+v, want one contact through %s", contacts, tr.Name)
+	}
+	if got := testutil.ToFloat64(h.srv.m.auth.WithLabelValues(authOK)); got != 1 {
+		t.Errorf("%v authenticated INVITEs counted, want 1", got)
 	}
 }
 

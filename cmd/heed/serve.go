@@ -84,6 +84,10 @@ type serveConfig struct {
 	Keywords []string `json:"keywords,omitempty"`
 	// SIPTrunks are the PBXs and SBCs the call gate (--sip) answers.
 	SIPTrunks []sip.Trunk `json:"sip_trunks,omitempty"`
+	// SIPRealm and SIPDigest shape the digest challenges of trunks with
+	// credentials: the realm (default heed) and MD5 or SHA-256.
+	SIPRealm  string `json:"sip_realm,omitempty"`
+	SIPDigest string `json:"sip_digest,omitempty"`
 }
 
 // serveGOGC is serve's garbage-collection target (see debug.SetGCPercent).
@@ -508,7 +512,7 @@ func serve(ctx context.Context, args []string) error {
 	})
 
 	if *sipListen != "" {
-		gate, err := startSIP(*sipListen, cfg.SIPTrunks, n, pseudonymizer{d}, reg, log)
+		gate, err := startSIP(*sipListen, cfg, n, pseudonymizer{d}, reg, log)
 		if err != nil {
 			return err
 		}
@@ -853,15 +857,16 @@ func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
 }
 
 // startSIP runs the call gate on the --sip listeners.
-func startSIP(spec string, trunks []sip.Trunk, gate sip.Gate, p pseudonymizer, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
+func startSIP(spec string, cfg serveConfig, gate sip.Gate, p pseudonymizer, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
 	ls, err := sip.ParseListen(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --sip: %v", errUsage, err)
 	}
-	if len(trunks) == 0 {
+	if len(cfg.SIPTrunks) == 0 {
 		log.Warn("call gate: no sip_trunks configured; every INVITE will be answered 403")
 	}
-	srv, err := sip.New(sip.Config{Trunks: trunks, Gate: gate, Normalize: sipNumber, Pseudonym: p.Pseudonym,
+	srv, err := sip.New(sip.Config{Trunks: cfg.SIPTrunks, Realm: cfg.SIPRealm, Digest: cfg.SIPDigest,
+		Gate: gate, Normalize: sipNumber, Pseudonym: p.Pseudonym,
 		Region:     func(e164 string) string { r, _ := projections.Region(e164); return r },
 		Registerer: reg, Log: log})
 	if err != nil {
@@ -872,7 +877,7 @@ func startSIP(spec string, trunks []sip.Trunk, gate sip.Gate, p pseudonymizer, r
 		return nil, err
 	}
 	for _, l := range bound {
-		log.Info("call gate listening", "network", l.Network, "addr", l.Addr, "trunks", len(trunks))
+		log.Info("call gate listening", "network", l.Network, "addr", l.Addr, "trunks", len(cfg.SIPTrunks))
 	}
 	return srv, nil
 }
