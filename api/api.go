@@ -190,6 +190,7 @@ func New(cfg Config) *Server {
 	s.registerBackup()
 	s.registerFlagged()
 	s.registerReview()
+	s.registerProfiles()
 	s.registerWeb()
 	return s
 }

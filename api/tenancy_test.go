@@ -99,6 +99,10 @@ var attacks = map[string]attack{
 		return "POST", "/v1/keys", map[string]any{"role": "business", "tenant": "tenantb"}
 	},
 	"list-keys": func(*harness) (string, string, any) { return "GET", "/v1/keys", nil },
+	"set-tenant-profile": func(*harness) (string, string, any) {
+		return "PUT", "/v1/tenants/tenantb/profile", map[string]any{"display_name": "mine now"}
+	},
+	"get-tenant-profile": func(*harness) (string, string, any) { return "GET", "/v1/tenants/tenantb/profile", nil },
 	"revoke-key": func(h *harness) (string, string, any) {
 		return "DELETE", "/v1/keys/" + h.keyID(h.b), nil
 	},
@@ -176,7 +180,7 @@ func TestTenantIsolation(t *testing.T) {
 				}
 			}
 			if strings.HasPrefix(op.OperationID, "audit-") || strings.HasPrefix(op.OperationID, "review-") || strings.HasSuffix(op.OperationID, "-key") || op.OperationID == "list-keys" || op.OperationID == "reinstate-line" ||
-				op.OperationID == "get-line" || op.OperationID == "record-external-complaint" {
+				op.OperationID == "get-line" || op.OperationID == "record-external-complaint" || strings.HasSuffix(op.OperationID, "-tenant-profile") {
 				if r.status != http.StatusForbidden {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}
