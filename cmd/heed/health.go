@@ -2,115 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// background runs the tasks serve cannot do without: the sealer, the
-// projections, the contact index, the notifier's sweep. They run until
-// stop, which serve calls after the HTTP drain, so that the final seal
-// covers the last acknowledged writes and decisions still work while
-// requests finish. A task that ends before stop was called, with an error
-// or without, has died: serve turns unready and shuts down, exiting
-// non-zero with the task's error.
-//
-// errgroup.WithContext was not used: it cancels every task at the first
-// failure, before the drain, which is the half-stopped state this avoids.
-type background struct {
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	running map[string]bool
-	dead    map[string]error
-	err     error // the first death
-	died    chan struct{}
-	stopped atomic.Bool
-}
-
-func (b *background) init() {
-	if b.died == nil {
-		b.died = make(chan struct{})
-		b.running = map[string]bool{}
-		b.dead = map[string]error{}
-	}
-}
-
-// run starts fn as the essential task name. fn must return when the
-// context it uses ends, which serve ends only after calling stop.
-func (b *background) run(log *slog.Logger, name string, fn func() error) {
-	b.mu.Lock()
-	b.init()
-	b.running[name] = true
-	b.mu.Unlock()
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		err := fn()
-		stopping := b.stopped.Load()
-		if !stopping && err == nil {
-			err = errors.New("returned early")
-		}
-		b.mu.Lock()
-		delete(b.running, name)
-		if !stopping {
-			b.dead[name] = err
-			if b.err == nil {
-				b.err = fmt.Errorf("%s stopped: %w", name, err)
-				close(b.died)
-			}
-		}
-		b.mu.Unlock()
-		switch {
-		case !stopping:
-			log.Error("essential task died; shutting down", "task", name, "err", err)
-		case err != nil && !errors.Is(err, context.Canceled):
-			log.Error("background task stopped", "task", name, "err", err)
-		}
-	}()
-}
-
-// diedC is closed when the first essential task dies.
-func (b *background) diedC() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.init()
-	return b.died
-}
-
-// Err returns the first task's death, or nil.
-func (b *background) Err() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
-}
-
-// stop marks the tasks' end as expected; the caller then ends their
-// context and calls wait.
-func (b *background) stop() { b.stopped.Store(true) }
-
-func (b *background) wait() {
-	b.stop()
-	b.wg.Wait()
-}
-
-// check reports the dead tasks, for readiness.
-func (b *background) check(context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var errs []string
-	for name, err := range b.dead {
-		errs = append(errs, fmt.Sprintf("%s stopped: %v", name, err))
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(errs, "; "))
-}
 
 // readiness answers /readyz: 200 "ready" while serving and every check
 // passes, else 503 with one line per failing check, "name: reason".

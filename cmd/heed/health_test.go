@@ -14,10 +14,11 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// TestBackgroundDeath: a task that ends before stop, with an error or
-// without, is a death that fails readiness and names the task; the other
-// tasks keep running until stop; ending at stop is no death.
-func TestBackgroundDeath(t *testing.T) {
+// TestTaskDeath: a task that ends before stop, with an error or without,
+// is a death that fails readiness (before serve hears of it) and names
+// the task; the other tasks keep running until stop; stop returns the
+// first death only.
+func TestTaskDeath(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		ret  error
@@ -27,27 +28,23 @@ func TestBackgroundDeath(t *testing.T) {
 		{"nil", nil, "sealer stopped: returned early"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var bg background
+			ts := newTasks(quiet())
 			var ready readiness
-			ready.add("task", bg.check)
+			ready.add("task", ts.check)
 			ready.serving.Store(true)
 			die := make(chan struct{})
-			bg.run(quiet(), "sealer", func() error { <-die; return c.ret })
+			ts.run("sealer", func(context.Context) error { <-die; return c.ret })
 			other := make(chan struct{})
-			bg.run(quiet(), "projections", func() error { <-ctx.Done(); close(other); return ctx.Err() })
-			if f := ready.failing(ctx); len(f) != 0 || bg.Err() != nil {
-				t.Fatalf("before the death: failing %q, err %v", f, bg.Err())
+			ts.run("projections", func(ctx context.Context) error { <-ctx.Done(); close(other); return ctx.Err() })
+			ctx := context.Background()
+			if f := ready.failing(ctx); len(f) != 0 {
+				t.Fatalf("before the death: failing %q", f)
 			}
 			close(die)
 			select {
-			case <-bg.diedC():
+			case <-ts.died():
 			case <-time.After(5 * time.Second):
 				t.Fatal("death not signalled")
-			}
-			if err := bg.Err(); err == nil || err.Error() != c.want {
-				t.Errorf("err %v, want %q", err, c.want)
 			}
 			if f := ready.failing(ctx); len(f) != 1 || f[0] != "task: "+c.want {
 				t.Errorf("failing %q", f)
@@ -57,36 +54,30 @@ func TestBackgroundDeath(t *testing.T) {
 				t.Fatal("the other task was stopped before stop")
 			default:
 			}
-			bg.stop()
-			cancel()
-			bg.wait()
-			if err := bg.Err(); err == nil || err.Error() != c.want {
-				t.Errorf("after stop: err %v, want the first death only", err)
+			if err := ts.stop(); err == nil || err.Error() != c.want {
+				t.Errorf("stop: %v, want %q", err, c.want)
 			}
+			<-other
 		})
 	}
 }
 
-// TestBackgroundStop: tasks ending because serve stops them are no death.
-func TestBackgroundStop(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var bg background
+// TestTaskStop: tasks ending because serve stops them are no death.
+func TestTaskStop(t *testing.T) {
+	ts := newTasks(quiet())
 	for _, name := range []string{"sealer", "projections", "contact index"} {
-		bg.run(quiet(), name, func() error { <-ctx.Done(); return ctx.Err() })
-	}
-	bg.stop()
-	cancel()
-	bg.wait()
-	if err := bg.Err(); err != nil {
-		t.Errorf("err %v", err)
-	}
-	if err := bg.check(ctx); err != nil {
-		t.Errorf("check %v", err)
+		ts.run(name, func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
 	}
 	select {
-	case <-bg.diedC():
-		t.Error("stop signalled a death")
+	case <-ts.died():
+		t.Fatal("death signalled while every task runs")
 	default:
+	}
+	if err := ts.stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if err := ts.check(context.Background()); err != nil {
+		t.Errorf("check %v", err)
 	}
 }
 

@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -21,8 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/mod/sumdb/tlog"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -30,7 +26,6 @@ import (
 	"github.com/heed/heed/api"
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/ledger/pii"
@@ -39,7 +34,6 @@ import (
 	"github.com/heed/heed/sip"
 	"github.com/heed/heed/smpp"
 	"github.com/heed/heed/smpp/sim"
-	"github.com/heed/heed/smpp/text"
 )
 
 func init() {
@@ -95,64 +89,78 @@ const serveGOGC = 400
 
 // tuneGC sets serve's garbage-collection target unless GOGC is in the
 // environment. Requests allocate a lot of short-lived garbage over a small
-// live heap; at the default 100 the collector took ~15-20% of the CPU under
-// load. The bench commands call it too, so that they measure the store as
-// serve runs it.
+// live heap, which the default target collects too often. The bench
+// commands call it too, so that they measure the store as serve runs it.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGOGC)
 	}
 }
 
-func serve(ctx context.Context, args []string) error {
+// serveFlags are serve's command line, read.
+type serveFlags struct {
+	data                                       dataFlags
+	listen, region, line, verifyLine           string
+	smscUser                                   string
+	window                                     int
+	receiptTimeout                             time.Duration
+	codesWindow, codesDay, codesRestricted     int
+	trusted                                    []netip.Prefix
+	pprof, storeURL, sipListen                 string
+	smscGrace, sealGrace, maxSkew, maxBackdate time.Duration
+	freeText, simDev                           bool
+	rules                                      *projections.Config
+	cfg                                        serveConfig
+}
+
+// parseServe reads serve's flags and --config into one serveFlags.
+func parseServe(args []string, log *slog.Logger) (*serveFlags, error) {
 	fs := newFlags("serve")
-	data := addDataFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address")
+	o := &serveFlags{data: addDataFlags(fs)}
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP listen address")
 	configFile := fs.String("config", "", "JSON config file: smsc or smscs (each with the lines it carries), lines (line → tenant), keywords")
 	rulesFile := fs.String("rules", "", "JSON rules file (projections config); default rules when empty")
-	region := fs.String("region", "CN", "default region for numbers written without a country code")
+	fs.StringVar(&o.region, "region", "CN", "default region for numbers written without a country code")
 	smscAddr := fs.String("smsc", "", "SMSC host:port (default: start the built-in simulator in-process)")
-	smscUser := fs.String("smsc-system-id", "heed", "SMPP system_id")
+	fs.StringVar(&o.smscUser, "smsc-system-id", "heed", "SMPP system_id")
 	smscPass := fs.String("smsc-password", "", "SMPP password")
-	window := fs.Int("smsc-window", 0, "SMPP window (outstanding submits); 0 = client default")
-	receiptTimeout := fs.Duration("receipt-timeout", 24*time.Hour, "how long a submitted reminder is held in memory for its receipt; a later receipt is matched from the log")
-	line := fs.String("line", "10690001", "default sender line of reminders and codes")
+	fs.IntVar(&o.window, "smsc-window", 0, "SMPP window (outstanding submits); 0 = client default")
+	fs.DurationVar(&o.receiptTimeout, "receipt-timeout", 24*time.Hour, "how long a submitted reminder is held in memory for its receipt; a later receipt is matched from the log")
+	fs.StringVar(&o.line, "line", "10690001", "default sender line of reminders and codes")
 	lines := fs.String("lines", "", "line=tenant pairs, comma-separated: which tenant owns replies to which line")
-	verifyLine := fs.String("verify-line", "", "sender line of sign-in codes (default --line); never a tenant's line")
-	codesWindow := fs.Int("codes-per-10min", 3, "sign-in codes a number may be sent per 10 minutes")
-	codesDay := fs.Int("codes-per-day", 5, "sign-in codes a number may be sent per 24 hours")
-	codesRestricted := fs.Int("codes-per-day-restricted", 1, "sign-in codes per 24 hours to a number that opted out of everything or is on a national list")
+	fs.StringVar(&o.verifyLine, "verify-line", "", "sender line of sign-in codes (default --line); never a tenant's line")
+	fs.IntVar(&o.codesWindow, "codes-per-10min", 3, "sign-in codes a number may be sent per 10 minutes")
+	fs.IntVar(&o.codesDay, "codes-per-day", 5, "sign-in codes a number may be sent per 24 hours")
+	fs.IntVar(&o.codesRestricted, "codes-per-day-restricted", 1, "sign-in codes per 24 hours to a number that opted out of everything or is on a national list")
 	keywords := fs.String("keywords", "", "opt-out keywords, comma-separated (default: TD, 退订, STOP, UNSUBSCRIBE, …)")
 	proxies := fs.String("trusted-proxies", "", "reverse proxies whose X-Forwarded-For the customer rate limits believe: addresses and CIDR prefixes, comma-separated (default none)")
-	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
-	storeURL := fs.String("store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
-	smscGrace := fs.Duration("smsc-grace", 30*time.Second, "how long an SMSC may stay unbound before /readyz fails; 0 leaves the SMSC out of readiness")
-	sealGrace := fs.Duration("seal-grace", time.Minute, "how long an acknowledged event may stay uncovered by a checkpoint before /readyz fails")
-	maxSkew := fs.Duration("max-skew", 5*time.Minute, "how far ahead of the clock a write's occurred_at may be")
-	maxBackdate := fs.Duration("max-backdate", 30*24*time.Hour, "how far back a write's occurred_at may be, unless a key allowed to backfill asks to backfill")
-	sipListen := fs.String("sip", "", "run the call gate, a SIP redirect server, on these listeners (e.g. udp:127.0.0.1:5070,tcp:127.0.0.1:5070); trunks come from --config's sip_trunks; off when empty")
-	freeText := fs.Bool("dev-free-text", false, "let reminders carry free text instead of an approved template (local trials only: anything reaches any current customer as flash)")
-	simDev := fs.Bool("sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&o.storeURL, "store", "", "event store: empty for the embedded store in --data, or a KurrentDB connection string (kurrentdb://host:2113?tls=false)")
+	fs.DurationVar(&o.smscGrace, "smsc-grace", 30*time.Second, "how long an SMSC may stay unbound before /readyz fails; 0 leaves the SMSC out of readiness")
+	fs.DurationVar(&o.sealGrace, "seal-grace", time.Minute, "how long an acknowledged event may stay uncovered by a checkpoint before /readyz fails")
+	fs.DurationVar(&o.maxSkew, "max-skew", 5*time.Minute, "how far ahead of the clock a write's occurred_at may be")
+	fs.DurationVar(&o.maxBackdate, "max-backdate", 30*24*time.Hour, "how far back a write's occurred_at may be, unless a key allowed to backfill asks to backfill")
+	fs.StringVar(&o.sipListen, "sip", "", "run the call gate, a SIP redirect server, on these listeners (e.g. udp:127.0.0.1:5070,tcp:127.0.0.1:5070); trunks come from --config's sip_trunks; off when empty")
+	fs.BoolVar(&o.freeText, "dev-free-text", false, "let reminders carry free text instead of an approved template (local trials only: anything reaches any current customer as flash)")
+	fs.BoolVar(&o.simDev, "sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	tuneGC()
-	trusted, err := api.ParseProxies(*proxies)
-	if err != nil {
-		return fmt.Errorf("%w: --trusted-proxies: %v", errUsage, err)
+	var err error
+	if o.trusted, err = api.ParseProxies(*proxies); err != nil {
+		return nil, fmt.Errorf("%w: --trusted-proxies: %v", errUsage, err)
 	}
 
-	var cfg serveConfig
+	cfg := &o.cfg
 	if *configFile != "" {
 		b, err := os.ReadFile(*configFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			return fmt.Errorf("%w: %s: %v", errUsage, *configFile, err)
+		if err := dec.Decode(cfg); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errUsage, *configFile, err)
 		}
 	}
 	if cfg.Lines == nil {
@@ -164,87 +172,176 @@ func serve(ctx context.Context, args []string) error {
 		}
 		l, t, ok := strings.Cut(kv, "=")
 		if !ok || !auth.ValidTenant(t) {
-			return fmt.Errorf("%w: --lines wants line=tenant pairs", errUsage)
+			return nil, fmt.Errorf("%w: --lines wants line=tenant pairs", errUsage)
 		}
 		cfg.Lines[l] = t
 	}
 	if *keywords != "" {
 		cfg.Keywords = strings.Split(*keywords, ",")
 	}
+	switch {
+	case *smscAddr != "":
+		cfg.SMSCs = []smscConfig{{Name: "smsc", Addr: *smscAddr, SystemID: o.smscUser, Password: *smscPass}}
+	case cfg.SMSC != nil:
+		cfg.SMSCs = []smscConfig{*cfg.SMSC}
+	}
 	// Sign-in codes go from a line heed owns: a reply to them must not
 	// withdraw consent at a business.
-	if owner, ok := cfg.Lines[*verifyLine]; ok && *verifyLine != "" {
-		return fmt.Errorf("%w: --verify-line %s is tenant %q's line; codes go from a line heed owns", errUsage, *verifyLine, owner)
+	if owner, ok := cfg.Lines[o.verifyLine]; ok && o.verifyLine != "" {
+		return nil, fmt.Errorf("%w: --verify-line %s is tenant %q's line; codes go from a line heed owns", errUsage, o.verifyLine, owner)
 	}
-	if *verifyLine == "" {
-		*verifyLine = *line
-		if owner, ok := cfg.Lines[*line]; ok {
+	if o.verifyLine == "" {
+		o.verifyLine = o.line
+		if owner, ok := cfg.Lines[o.line]; ok {
 			// Allowed (the default line is heed's to choose), but a reply
 			// to a code then withdraws at that tenant.
-			log.Info("sign-in codes go from the default line, which a tenant owns; --verify-line names another", "line", *line, "tenant", owner)
+			log.Info("sign-in codes go from the default line, which a tenant owns; --verify-line names another", "line", o.line, "tenant", owner)
 		}
 	}
-	if *codesWindow < 1 || *codesDay < 1 || *codesRestricted < 1 {
-		return fmt.Errorf("%w: the --codes-per-* limits must be at least 1", errUsage)
+	if o.codesWindow < 1 || o.codesDay < 1 || o.codesRestricted < 1 {
+		return nil, fmt.Errorf("%w: the --codes-per-* limits must be at least 1", errUsage)
 	}
-	rules := projections.Default()
+	o.rules = projections.Default()
 	if *rulesFile != "" {
-		var err error
-		if rules, err = projections.LoadConfig(*rulesFile); err != nil {
-			return err
+		if o.rules, err = projections.LoadConfig(*rulesFile); err != nil {
+			return nil, err
 		}
 	}
+	if o.storeURL != "" && !kurrent.IsURL(o.storeURL) {
+		return nil, fmt.Errorf("%w: --store must be a kurrentdb:// or esdb:// connection string", errUsage)
+	}
+	return o, nil
+}
 
-	d, err := data.openFor(false, *storeURL != "")
+// server is heed serve while it runs: the parts each start step adds, in
+// the order serve starts them.
+type server struct {
+	o     *serveFlags
+	log   *slog.Logger
+	tasks *tasks
+	ready readiness
+	// closers release what the steps opened, last opened first, once the
+	// tasks have stopped.
+	closers []func() error
+
+	d          *dataDir
+	keys       *auth.Keys
+	firstAdmin string // the key created at first start, if any
+	reg        *prometheus.Registry
+	metrics    *api.Metrics
+
+	led     ledgerParts
+	store   ledger.Store // led.base, metered
+	runner  *projections.Runner
+	decider notify.Decider
+	smpp    *smscs
+	n       *notify.Notifier
+	api     *api.Server
+}
+
+// serve starts heed in named steps, each adding its part and the
+// essential tasks that part needs, then serves until a signal or a task's
+// death, and stops in the reverse order.
+func serve(ctx context.Context, args []string) error {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	o, err := parseServe(args, log)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	keys, err := auth.Open(filepath.Join(d.Dir, apiKeysFile))
+	tuneGC()
+	s := &server{o: o, log: log, tasks: newTasks(log)}
+	s.ready.add("task", s.tasks.check)
+	// A signal during startup ends the tasks' context at once; after it,
+	// only the drain does (see stop).
+	startup := context.AfterFunc(ctx, s.tasks.cancel)
+	defer startup()
+	defer s.stop()
+	tctx := s.tasks.ctx
+
+	if err := s.openLedger(tctx); err != nil {
+		return err
+	}
+	if err := s.startKeys(tctx); err != nil {
+		return err
+	}
+	if err := s.startProjections(tctx); err != nil {
+		return err
+	}
+	if err := s.startSMPP(); err != nil {
+		return err
+	}
+	if err := s.startNotifier(tctx); err != nil {
+		return err
+	}
+	// A new essential task that needs the whole server (a store, the
+	// projections and the notifier) starts here, in one line:
+	//	s.tasks.run("name", part.Run)
+	// Its death then stops serve like any other's.
+	if err := s.startSIP(); err != nil {
+		return err
+	}
+	hs, errc, err := s.startHTTP()
 	if err != nil {
 		return err
 	}
-	defer keys.Close()
-	firstAdmin := ""
-	if keys.Len() == 0 {
-		tok, key, err := keys.Create(auth.RoleAdmin, "")
+	if !startup() {
+		return ctx.Err() // a signal came during startup
+	}
+	s.ready.serving.Store(true)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	case <-s.tasks.died():
+	}
+	return s.drain(hs)
+}
+
+// openLedger opens the data directory and the log: the embedded store, or
+// KurrentDB with a local copy of the Merkle tree that its sealer grows by
+// following the log. It starts the sealer.
+func (s *server) openLedger(ctx context.Context) error {
+	d, err := s.o.data.openFor(false, s.o.storeURL != "")
+	if err != nil {
+		return err
+	}
+	s.d = d
+	s.closers = append(s.closers, d.Close)
+	if s.keys, err = auth.Open(filepath.Join(d.Dir, apiKeysFile)); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, s.keys.Close)
+	if s.keys.Len() == 0 {
+		tok, key, err := s.keys.Create(auth.RoleAdmin, "")
 		if err != nil {
 			return err
 		}
 		// Printed once, on stdout rather than in the log: it is a secret.
 		fmt.Printf("admin key (shown once): %s\n", tok)
-		log.Info("first start: created an admin key", "key", key.ID)
-		firstAdmin = key.ID
+		s.log.Info("first start: created an admin key", "key", key.ID)
+		s.firstAdmin = key.ID
 	}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = api.NewMetrics(s.reg)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := api.NewMetrics(reg)
-	// A signal ends sig. The essential tasks run on ctx, which ends only
-	// after the HTTP drain (a signal during startup ends it at once).
-	sig := ctx
-	ctx, cancel := context.WithCancel(context.WithoutCancel(sig))
-	defer cancel()
-	startup := context.AfterFunc(sig, cancel)
-	defer startup()
-	var bg background
-	defer bg.wait()
-	defer func() { bg.stop(); cancel() }()
-	var ready readiness
-	ready.add("task", bg.check)
-
-	// The log: the embedded store, or KurrentDB with a local copy of the
-	// Merkle tree that its sealer grows by following the log.
-	led := ledgerParts{d: d, base: d.Store, hashes: d.Store, seal: d.Sealer().Seal}
-	if *storeURL != "" {
-		if !kurrent.IsURL(*storeURL) {
-			return fmt.Errorf("%w: --store must be a kurrentdb:// or esdb:// connection string", errUsage)
-		}
-		ks, err := kurrent.Open(ctx, *storeURL, kurrent.Options{Log: log, IndexPath: filepath.Join(d.Dir, "kurrent-index.db")})
+	s.led = ledgerParts{d: d, base: d.Store, hashes: d.Store, seal: d.Sealer().Seal}
+	if s.o.storeURL == "" {
+		sealer := d.Sealer()
+		sealer.Log = s.log
+		s.tasks.run("sealer", sealer.Run)
+		s.metrics.Gauge("heed_store_commit_seconds_total", "Time the store spent committing (mostly fsync).", func() float64 {
+			return d.Store.Stats().Commit.Seconds()
+		})
+		s.metrics.Gauge("heed_store_commits_total", "Store transactions (group commits).", func() float64 {
+			return float64(d.Store.Stats().Commits)
+		})
+	} else {
+		ks, err := kurrent.Open(ctx, s.o.storeURL, kurrent.Options{Log: s.log, IndexPath: filepath.Join(d.Dir, "kurrent-index.db")})
 		if err != nil {
 			return err
 		}
-		defer ks.Close()
+		s.closers = append(s.closers, ks.Close)
 		if err := d.checkHead(ctx, "the KurrentDB cluster", ks); err != nil {
 			return err
 		}
@@ -262,71 +359,17 @@ func serve(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer tree.Close()
-		ksealer := &kurrent.Sealer{Store: ks, Tree: tree, Checkpoints: d.Checkpoints, Signer: d.Signer, Origin: d.Origin, Interval: d.SealEvery, Log: log}
-		bg.run(log, "sealer", func() error { return ksealer.Run(ctx) })
-		led.base, led.hashes, led.seal = ks, tree, nil
-		log.Info("event store: KurrentDB")
-	} else {
-		sealer := d.Sealer()
-		sealer.Log = log
-		bg.run(log, "sealer", func() error { return sealer.Run(ctx) })
-		metrics.Gauge("heed_store_commit_seconds_total", "Time the store spent committing (mostly fsync).", func() float64 {
-			return d.Store.Stats().Commit.Seconds()
-		})
-		metrics.Gauge("heed_store_commits_total", "Store transactions (group commits).", func() float64 {
-			return float64(d.Store.Stats().Commits)
-		})
+		s.closers = append(s.closers, tree.Close)
+		ksealer := &kurrent.Sealer{Store: ks, Tree: tree, Checkpoints: d.Checkpoints, Signer: d.Signer, Origin: d.Origin, Interval: d.SealEvery, Log: s.log}
+		s.tasks.run("sealer", ksealer.Run)
+		s.led.base, s.led.hashes, s.led.seal = ks, tree, nil
+		s.log.Info("event store: KurrentDB")
 	}
-	store := metrics.Store(led.base)
+	s.store = s.metrics.Store(s.led.base)
 
-	// Key lifecycle: the first admin key is an event like any other, and
-	// revocations recorded in the log (by another instance, or by `heed
-	// keys revoke --store`) are honoured before the first request.
-	if firstAdmin != "" {
-		k, err := keys.Get(firstAdmin)
-		if err == nil {
-			var ev ledger.Event
-			if ev, err = auth.CreatedEvent(k, "heed serve", "first start"); err == nil {
-				_, err = auth.Record(ctx, led.base, ev)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	keysFollower := &auth.Follower{Keys: keys, Log: led.base}
-	if n, err := keysFollower.CatchUp(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		log.Info("revocations recorded in the log applied to the key file", "keys", n)
-	}
-	bg.run(log, "key follower", func() error {
-		return keysFollower.Run(ctx, time.Second, 30*time.Second, func(err error) { log.Warn("api keys", "err", err) })
-	})
-
-	// Projections follow the log.
-	projections.Warm()
-	runner, err := projections.NewRunner(led.base, rules, projections.Options{Dir: filepath.Join(d.Dir, "projections")})
-	if err != nil {
-		return err
-	}
-	bg.run(log, "projections", func() error { return runner.Run(ctx) })
-	ready.add("projections", func(ctx context.Context) error {
-		// Decisions wait for the projections to reach the head; far behind
-		// (a rebuild, a restart on a big log) they would time out.
-		head, err := led.base.Head(ctx)
-		if err != nil {
-			return fmt.Errorf("store unavailable: %w", err)
-		}
-		if lag := head - min(head, runner.Position()); lag > 10_000 {
-			return fmt.Errorf("%d events behind", lag)
-		}
-		return nil
-	})
-	seals := &sealWatch{grace: max(*sealGrace, 2*d.SealEvery)}
-	ready.add("checkpoints", func(ctx context.Context) error {
-		head, err := led.base.Head(ctx)
+	seals := &sealWatch{grace: max(s.o.sealGrace, 2*d.SealEvery)}
+	s.ready.add("checkpoints", func(ctx context.Context) error {
+		head, err := s.led.base.Head(ctx)
 		if err != nil {
 			return fmt.Errorf("store unavailable: %w", err)
 		}
@@ -338,53 +381,140 @@ func serve(ctx context.Context, args []string) error {
 		}
 		return seals.check(head, sealed, time.Now())
 	})
-	suspender := projections.NewSuspender(runner, store, "heed:line-suspender")
-	bg.run(log, "line suspender", func() error { return suspender.Run(ctx, time.Minute) })
-	decider := metrics.Decider(notify.Projections(runner))
-	metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
-		head, err := led.base.Head(context.Background())
+	return nil
+}
+
+// startKeys records the first admin key as an event like any other and
+// follows the key lifecycle in the log, so that revocations recorded by
+// another instance, or by `heed keys revoke --store`, are honoured before
+// the first request.
+func (s *server) startKeys(ctx context.Context) error {
+	if s.firstAdmin != "" {
+		k, err := s.keys.Get(s.firstAdmin)
+		if err == nil {
+			var ev ledger.Event
+			if ev, err = auth.CreatedEvent(k, "heed serve", "first start"); err == nil {
+				_, err = auth.Record(ctx, s.led.base, ev)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	follower := &auth.Follower{Keys: s.keys, Log: s.led.base}
+	if n, err := follower.CatchUp(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("revocations recorded in the log applied to the key file", "keys", n)
+	}
+	s.tasks.run("key follower", func(ctx context.Context) error {
+		return follower.Run(ctx, time.Second, 30*time.Second, func(err error) { s.log.Warn("api keys", "err", err) })
+	})
+	return nil
+}
+
+// startProjections starts the projections following the log and the line
+// suspender acting on them.
+func (s *server) startProjections(ctx context.Context) error {
+	projections.Warm()
+	runner, err := projections.NewRunner(s.led.base, s.o.rules, projections.Options{Dir: filepath.Join(s.d.Dir, "projections")})
+	if err != nil {
+		return err
+	}
+	s.runner = runner
+	s.tasks.run("projections", runner.Run)
+	// The snapshot spares the next start a replay; it is written after the
+	// tasks stop (see stop).
+	s.closers = append(s.closers, func() error {
+		if err := runner.Snapshot(); err != nil {
+			s.log.Warn("snapshot", "err", err)
+		}
+		return nil
+	})
+	s.ready.add("projections", func(ctx context.Context) error {
+		// Decisions wait for the projections to reach the head; far behind
+		// (a rebuild, a restart on a big log) they would time out.
+		head, err := s.led.base.Head(ctx)
+		if err != nil {
+			return fmt.Errorf("store unavailable: %w", err)
+		}
+		if lag := head - min(head, runner.Position()); lag > 10_000 {
+			return fmt.Errorf("%d events behind", lag)
+		}
+		return nil
+	})
+	suspender := projections.NewSuspender(runner, s.store, "heed:line-suspender")
+	s.tasks.run("line suspender", func(ctx context.Context) error { return suspender.Run(ctx, time.Minute) })
+	s.decider = s.metrics.Decider(notify.Projections(runner))
+	s.metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
+		head, err := s.led.base.Head(context.Background())
 		if err != nil {
 			return 0
 		}
 		return float64(head - min(head, runner.Position()))
 	})
+	return nil
+}
 
-	// SMPP: the configured SMSCs, or the simulator in-process.
-	var simSrv *sim.Server
-	var outbox *simOutbox
-	var simOnce, smppOnce sync.Once
-	stopSim := func() {
-		simOnce.Do(func() {
-			if simSrv == nil {
-				return
+// smscs are the SMPP connections: the configured SMSCs, or the simulator
+// in-process.
+type smscs struct {
+	sender *smppSender
+	// notifier receives what the SMSCs deliver once it exists.
+	notifier atomic.Pointer[notify.Notifier]
+	sim      *sim.Server
+	outbox   *simOutbox
+	log      *slog.Logger
+	once     sync.Once
+}
+
+// close unbinds every client, waiting a while for submits in flight and
+// for the SMSC's answers, then stops the simulator, which is still there
+// to answer the unbinds.
+func (c *smscs) close() {
+	c.once.Do(func() {
+		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		for _, name := range c.sender.names {
+			if c.sender.pool == nil {
+				break // startSMPP failed before binding
 			}
-			err := simSrv.Close()
-			st := simSrv.Stats()
-			log.Info("simulator stopped", "binds", st.Binds, "unbinds", st.Unbinds, "submits", st.Submits, "err", err)
-		})
-	}
-	conns := cfg.SMSCs
-	switch {
-	case *smscAddr != "":
-		conns = []smscConfig{{Name: "smsc", Addr: *smscAddr, SystemID: *smscUser, Password: *smscPass}}
-	case cfg.SMSC != nil:
-		conns = []smscConfig{*cfg.SMSC}
-	}
+			cl, _ := c.sender.pool.Client(name)
+			if err := cl.Close(shutdown); err != nil {
+				c.log.Warn("unbind", "smsc", name, "err", err)
+			} else {
+				c.log.Info("smpp unbound", "smsc", name)
+			}
+		}
+		if c.sim != nil {
+			err := c.sim.Close()
+			st := c.sim.Stats()
+			c.log.Info("simulator stopped", "binds", st.Binds, "unbinds", st.Unbinds, "submits", st.Submits, "err", err)
+		}
+	})
+}
+
+// startSMPP binds to the SMSCs, starting the simulator when none is
+// configured.
+func (s *server) startSMPP() error {
+	o := s.o
+	c := &smscs{log: s.log}
+	conns := o.cfg.SMSCs
 	if len(conns) == 0 {
-		outbox = &simOutbox{}
-		simSrv, err = sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 20 * time.Millisecond, OnSubmit: outbox.add})
+		c.outbox = &simOutbox{}
+		srv, err := sim.Start("127.0.0.1:0", sim.Config{ReceiptDelay: 20 * time.Millisecond, OnSubmit: c.outbox.add})
 		if err != nil {
 			return err
 		}
-		// Stopped after the clients have unbound (see closeSMPP).
-		defer stopSim()
+		c.sim = srv
 		// The simulator is local: a wide window costs nothing.
-		conns = []smscConfig{{Name: "simulator", Addr: simSrv.Addr(), SystemID: *smscUser, Window: 100}}
-		log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", simSrv.Addr())
+		conns = []smscConfig{{Name: "simulator", Addr: srv.Addr(), SystemID: o.smscUser, Window: 100}}
+		s.log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", srv.Addr())
 	}
-	var notifier atomic.Pointer[notify.Notifier]
-	sender := &smppSender{byLine: map[string]string{}, m: metrics, verify: *verifyLine}
-	metrics.SMPPLinks(func() []api.SMPPLink {
+	s.smpp = c
+	sender := &smppSender{byLine: map[string]string{}, m: s.metrics, verify: o.verifyLine}
+	c.sender = sender
+	s.metrics.SMPPLinks(func() []api.SMPPLink {
 		var out []api.SMPPLink
 		for _, l := range sender.links() {
 			out = append(out, api.SMPPLink{SMSC: l.name, Bound: l.st.Bound, InFlight: l.st.InFlight,
@@ -392,66 +522,49 @@ func serve(ctx context.Context, args []string) error {
 		}
 		return out
 	})
-	smscs := map[string]smpp.Config{}
-	for i, c := range conns {
-		if c.Name == "" {
-			c.Name = fmt.Sprintf("smsc%d", i+1)
+	configs := map[string]smpp.Config{}
+	for i, cc := range conns {
+		if cc.Name == "" {
+			cc.Name = fmt.Sprintf("smsc%d", i+1)
 		}
-		if _, dup := smscs[c.Name]; dup || c.Addr == "" {
-			return fmt.Errorf("%w: SMSC %q: names must be unique and addr is required", errUsage, c.Name)
+		if _, dup := configs[cc.Name]; dup || cc.Addr == "" {
+			return fmt.Errorf("%w: SMSC %q: names must be unique and addr is required", errUsage, cc.Name)
 		}
-		if *window > 0 {
-			c.Window = *window
+		if o.window > 0 {
+			cc.Window = o.window
 		}
-		if c.SystemID == "" {
-			c.SystemID = *smscUser
+		if cc.SystemID == "" {
+			cc.SystemID = o.smscUser
 		}
-		name := c.Name
-		smscs[name] = smpp.Config{Addr: c.Addr, SystemID: c.SystemID, Password: c.Password, Source: *line,
-			Window: c.Window, TPS: c.TPS, Logger: log,
-			Flash: smpp.Flash{UCS2: c.FlashUCS2, GSM7: c.FlashGSM7, Subunit: c.FlashSubunit},
+		name := cc.Name
+		configs[name] = smpp.Config{Addr: cc.Addr, SystemID: cc.SystemID, Password: cc.Password, Source: o.line,
+			Window: cc.Window, TPS: cc.TPS, Logger: s.log,
+			Flash: smpp.Flash{UCS2: cc.FlashUCS2, GSM7: cc.FlashGSM7, Subunit: cc.FlashSubunit},
 			Handler: func(in smpp.Inbound) error {
-				n := notifier.Load()
+				n := c.notifier.Load()
 				if n == nil {
 					return errors.New("heed: not ready")
 				}
-				return inbound(context.Background(), n, metrics, name, in)
+				return inbound(context.Background(), n, s.metrics, name, in)
 			}}
 		sender.names = append(sender.names, name)
 		if i == 0 {
 			sender.def = name
 		}
-		for _, l := range c.Lines {
+		for _, l := range cc.Lines {
 			sender.byLine[l] = name
 		}
 	}
 	slices.Sort(sender.names)
-	sender.pool = smpp.NewPool(smscs)
-	// closeSMPP unbinds every client, waiting (up to 5 s) for submits in
-	// flight and for the SMSC's answers; on shutdown it runs before the
-	// simulator stops, so the simulator is there to answer.
-	closeSMPP := func() {
-		smppOnce.Do(func() {
-			shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
-			defer stop()
-			for _, name := range sender.names {
-				c, _ := sender.pool.Client(name)
-				if err := c.Close(shutdown); err != nil {
-					log.Warn("unbind", "smsc", name, "err", err)
-				} else {
-					log.Info("smpp unbound", "smsc", name)
-				}
-			}
-		})
-	}
-	defer closeSMPP()
-	ready.add("smsc", func(context.Context) error {
+	sender.pool = smpp.NewPool(configs)
+	grace := o.smscGrace
+	s.ready.add("smsc", func(context.Context) error {
 		var errs []error
 		for _, l := range sender.links() {
-			if l.st.Bound || *smscGrace <= 0 {
+			if l.st.Bound || grace <= 0 {
 				continue
 			}
-			if d := time.Since(l.st.DownSince); d > *smscGrace {
+			if d := time.Since(l.st.DownSince); d > grace {
 				err := fmt.Errorf("%s unbound for %s", l.name, d.Round(time.Second))
 				if l.st.BindError != nil {
 					err = fmt.Errorf("%w (last bind attempt: %v)", err, l.st.BindError)
@@ -461,17 +574,25 @@ func serve(ctx context.Context, args []string) error {
 		}
 		return errors.Join(errs...)
 	})
+	return nil
+}
 
-	lookup, _ := led.base.(notify.Looker) // the embedded store has an id index
-	if *freeText {
-		log.Warn("--dev-free-text is on: reminders may carry free text, which skips the template review; never run this in production")
+// startNotifier builds the notifier over the store, the projections and
+// the SMSCs, marks what the last stop left unsettled, and starts its
+// receipt sweep.
+func (s *server) startNotifier(ctx context.Context) error {
+	o := s.o
+	lookup, _ := s.led.base.(notify.Looker) // the embedded store has an id index
+	if o.freeText {
+		s.log.Warn("--dev-free-text is on: reminders may carry free text, which skips the template review; never run this in production")
 	}
+	sender := s.smpp.sender
 	// The notifier's writes (keyword opt-outs and unmatched replies carry
 	// the message text) are sealed like the API's.
-	ncfg := notify.Config{Store: pii.Seal(store, d.Keys), Lookup: lookup, Decider: decider, Sender: sender, Sealer: d.Keys, FreeText: *freeText,
-		Keywords: cfg.Keywords, Lines: cfg.Lines, Senders: cfg.Senders, DefaultLine: *line, SMSCOf: sender.route, Log: log,
-		Pseudonym: pseudonymizer{d}.Pseudonym, OnState: metrics.ReminderState, ReceiptTimeout: *receiptTimeout,
-		Region: *region, Tenants: runner.Tenants, OnUnmatched: metrics.InboundUnmatched}
+	ncfg := notify.Config{Store: pii.Seal(s.store, s.d.Keys), Lookup: lookup, Decider: s.decider, Sender: sender, Sealer: s.d.Keys, FreeText: o.freeText,
+		Keywords: o.cfg.Keywords, Lines: o.cfg.Lines, Senders: o.cfg.Senders, DefaultLine: o.line, SMSCOf: sender.route, Log: s.log,
+		Pseudonym: pseudonymizer{s.d}.Pseudonym, OnState: s.metrics.ReminderState, ReceiptTimeout: o.receiptTimeout,
+		Region: o.region, Tenants: s.runner.Tenants, OnUnmatched: s.metrics.InboundUnmatched}
 	if err := ncfg.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -481,20 +602,21 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if marked > 0 {
-		log.Warn("reminders dispatched before the last stop had no submit outcome; marked outcome unknown, not resubmitted", "count", marked)
+		s.log.Warn("reminders dispatched before the last stop had no submit outcome; marked outcome unknown, not resubmitted", "count", marked)
 	}
-	notifier.Store(n)
-	metrics.Gauge("heed_reminders_open", "Reminders held in memory until they reach a final state.",
+	s.n = n
+	s.smpp.notifier.Store(n)
+	s.metrics.Gauge("heed_reminders_open", "Reminders held in memory until they reach a final state.",
 		func() float64 { return float64(n.Stats().Open) })
-	metrics.Gauge("heed_reminders_recent", "Settled reminders remembered so GET /v1/reminders/{id} need not read the log.",
+	s.metrics.Gauge("heed_reminders_recent", "Settled reminders remembered so GET /v1/reminders/{id} need not read the log.",
 		func() float64 { return float64(n.Stats().Recent) })
-	metrics.Gauge("heed_receipts_awaited", "SMSC message ids (in each form) held in memory for their receipt.",
+	s.metrics.Gauge("heed_receipts_awaited", "SMSC message ids (in each form) held in memory for their receipt.",
 		func() float64 { return float64(n.Stats().Awaiting) })
-	metrics.Gauge("heed_receipts_unmatched_held", "Receipts held for a submit response that may still come.",
+	s.metrics.Gauge("heed_receipts_unmatched_held", "Receipts held for a submit response that may still come.",
 		func() float64 { return float64(n.Stats().Early) })
 	// Forgets reminders whose receipt never came and matches late receipts
 	// from the log.
-	bg.run(log, "receipt sweep", func() error {
+	s.tasks.run("receipt sweep", func(ctx context.Context) error {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
 		for {
@@ -504,47 +626,59 @@ func serve(ctx context.Context, args []string) error {
 			case <-t.C:
 			}
 			if late, err := n.Sweep(ctx); err != nil {
-				log.Warn("receipt sweep", "err", err)
+				s.log.Warn("receipt sweep", "err", err)
 			} else if late > 0 {
-				log.Info("late receipts matched from the log", "count", late)
+				s.log.Info("late receipts matched from the log", "count", late)
 			}
 		}
 	})
+	return nil
+}
 
-	if *sipListen != "" {
-		gate, err := startSIP(*sipListen, cfg, n, pseudonymizer{d}, reg, log)
-		if err != nil {
-			return err
-		}
-		defer gate.Close()
+// startSIP runs the call gate on the --sip listeners, if any.
+func (s *server) startSIP() error {
+	if s.o.sipListen == "" {
+		return nil
 	}
+	gate, err := listenSIP(s.o.sipListen, s.o.cfg, s.n, pseudonymizer{s.d}, s.reg, s.log)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, gate.Close)
+	return nil
+}
 
+// startHTTP builds the API and starts serving it, with liveness,
+// readiness, metrics and, when asked, pprof and the simulator's
+// development routes. errc receives what ends the server.
+func (s *server) startHTTP() (*http.Server, <-chan error, error) {
+	o := s.o
 	// The bolt log lets the contact index read leaves without decoding them.
-	leaves, _ := led.base.(api.LeafReader)
-	srv := api.New(api.Config{Store: store, Leaves: leaves, Keys: keys, Pseudonyms: pseudonymizer{d}, Decider: decider,
-		Reminders: n, Texter: sender, Auditor: auditor{led}, PII: d.Keys, Gate: n, Metrics: metrics,
-		Region: *region, TrustedProxies: trusted, Log: log,
-		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: *codesWindow, PerDay: *codesDay, PerDayRestricted: *codesRestricted}),
-		Lines:    cfg.Lines, LineStates: runner, MaxSkew: *maxSkew, MaxBackdate: *maxBackdate, Backup: liveBackup{d: d, apiKeys: keys},
-		DecisionKey: decisionKey(d.Secrets.PseudonymKey)})
-	bg.run(log, "contact index", func() error { return srv.Run(ctx) })
+	leaves, _ := s.led.base.(api.LeafReader)
+	s.api = api.New(api.Config{Store: s.store, Leaves: leaves, Keys: s.keys, Pseudonyms: pseudonymizer{s.d}, Decider: s.decider,
+		Reminders: s.n, Texter: s.smpp.sender, Auditor: auditor{s.led}, PII: s.d.Keys, Gate: s.n, Metrics: s.metrics,
+		Region: o.region, TrustedProxies: o.trusted, Log: s.log,
+		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: o.codesWindow, PerDay: o.codesDay, PerDayRestricted: o.codesRestricted}),
+		Lines:    o.cfg.Lines, LineStates: s.runner, MaxSkew: o.maxSkew, MaxBackdate: o.maxBackdate, Backup: liveBackup{d: s.d, apiKeys: s.keys},
+		DecisionKey: decisionKey(s.d.Secrets.PseudonymKey)})
+	s.tasks.run("contact index", s.api.Run)
 
 	mux := http.NewServeMux()
 	// Liveness: the process answers. Readiness says whether it should get
 	// traffic.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.Handle("GET /readyz", &ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if *simDev && outbox != nil {
-		outbox.routes(mux, keys, simSrv)
-		log.Warn("development routes /dev/sim/* are on")
+	mux.Handle("GET /readyz", &s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if o.simDev && s.smpp.outbox != nil {
+		s.smpp.outbox.routes(mux, s.keys, s.smpp.sim)
+		s.log.Warn("development routes /dev/sim/* are on")
 	}
-	mux.Handle("/", srv)
+	mux.Handle("/", s.api)
 
-	if *pprofAddr != "" {
-		pl, err := net.Listen("tcp", *pprofAddr)
+	if o.pprof != "" {
+		pl, err := net.Listen("tcp", o.pprof)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		pm := http.NewServeMux()
 		pm.HandleFunc("/debug/pprof/", pprof.Index)
@@ -552,312 +686,59 @@ func serve(ctx context.Context, args []string) error {
 		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		ps := &http.Server{Handler: pm, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = ps.Serve(pl) }()
-		defer ps.Close()
+		s.closers = append(s.closers, ps.Close)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	log.Info("listening", "addr", ln.Addr().String(), "data", d.Dir, "smscs", len(sender.names))
+	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.d.Dir, "smscs", len(s.smpp.sender.names))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	if !startup() {
-		return sig.Err() // a signal came during startup
-	}
-	ready.serving.Store(true)
-	var served error
-	select {
-	case err := <-errc:
-		return err
-	case <-sig.Done():
-	case <-bg.diedC():
-		served = bg.Err()
-	}
-	// Drain: stop taking requests and let those in flight finish, then
-	// unbind from the SMSC, then stop the essential tasks.
-	ready.serving.Store(false)
-	log.Info("stopping: draining requests", "err", served)
+	return hs, errc, nil
+}
+
+// drain stops taking requests and lets those in flight finish, then
+// unbinds from the SMSCs (receipts still arriving are recorded: the store
+// is open), then stops the essential tasks. It returns the first task's
+// death, or nil.
+func (s *server) drain(hs *http.Server) error {
+	s.ready.serving.Store(false)
+	died := s.tasks.check(context.Background())
+	s.log.Info("stopping: draining requests", "err", died)
 	shutdown, stop := context.WithTimeout(context.Background(), 15*time.Second)
 	defer stop()
 	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("drain", "err", err)
+		s.log.Error("drain", "err", err)
 	}
-	// Then unbind (receipts still arriving are recorded: the store is
-	// open), then stop the simulator, then the followers.
-	closeSMPP()
-	stopSim()
-	bg.stop()
-	cancel()
-	bg.wait()
-	if err := runner.Snapshot(); err != nil {
-		log.Warn("snapshot", "err", err)
+	if err := s.stop(); err != nil {
+		s.log.Error("stopped", "err", err)
+		return err
 	}
-	if served != nil {
-		log.Error("stopped", "err", served)
-		return served
-	}
-	log.Info("stopped")
+	s.log.Info("stopped")
 	return nil
 }
 
-// The adapters below connect the parts to the small interfaces api and
-// notify define for what they consume.
-
-// pseudonymizer keys numbers with the ledger's pseudonym key.
-type pseudonymizer struct{ d *dataDir }
-
-func (p pseudonymizer) Pseudonym(e164 string) string {
-	return pii.Pseudonym(p.d.Secrets.PseudonymKey, e164)
-}
-
-// decisionKey keys the tags of decision ids. It is derived from the
-// pseudonym key, which every instance on one log shares, so an id one
-// instance issued verifies on another and no new secret is kept.
-func decisionKey(pseudonymKey []byte) []byte {
-	k, err := hkdf.Key(sha256.New, pseudonymKey, nil, "heed decision tags v1", 32)
-	if err != nil {
-		panic(err) // only for a length sha256 cannot give
+// stop unbinds from the SMSCs, stops the essential tasks and releases what
+// the steps opened, last opened first. It returns the first task's death.
+// Safe to call twice.
+func (s *server) stop() error {
+	if s.smpp != nil {
+		s.smpp.close()
 	}
-	return k
-}
-
-// smppSender submits through the SMSC that carries each line, and counts
-// what happens.
-type smppSender struct {
-	pool   *smpp.Pool
-	names  []string          // of the pool's connections, sorted
-	byLine map[string]string // line → SMSC name
-	def    string            // the SMSC of every other line
-	verify string            // the line sign-in codes go from
-	m      *api.Metrics
-}
-
-// smscLink is one SMSC connection's state, for readiness and metrics.
-type smscLink struct {
-	name string
-	st   smpp.Stats
-}
-
-func (s *smppSender) links() []smscLink {
-	out := make([]smscLink, 0, len(s.names))
-	for _, name := range s.names {
-		c, _ := s.pool.Client(name)
-		out = append(out, smscLink{name, c.Stats()})
-	}
-	return out
-}
-
-// route names the SMSC a line's messages go through.
-func (s *smppSender) route(line string) string {
-	if name, ok := s.byLine[line]; ok {
-		return name
-	}
-	return s.def
-}
-
-func (s *smppSender) submit(ctx context.Context, smsc string, m smpp.Message) (smpp.Result, error) {
-	s.m.SMPPSubmits.WithLabelValues(smsc).Inc()
-	res, err := s.pool.Submit(ctx, smsc, m)
-	status := "0x00000000"
-	var se *smpp.Error
-	if errors.As(err, &se) {
-		status = fmt.Sprintf("0x%08x", uint32(se.Status))
-	}
-	s.m.SMPPResponses.WithLabelValues(smsc, status).Inc()
-	return res, err
-}
-
-func (s *smppSender) Submit(ctx context.Context, m notify.Message) ([]string, error) {
-	res, err := s.submit(ctx, s.route(m.Line), smpp.Message{To: strings.TrimPrefix(m.Number, "+"), Text: m.Text, Flash: m.Flash,
-		RegisteredDelivery: 1, From: m.Line})
-	switch smpp.KindOf(err) {
-	case 0:
-		return res.IDs, err
-	case smpp.Permanent:
-		return nil, fmt.Errorf("%w: %v", notify.ErrPermanent, err)
-	case smpp.NotSent:
-		if errors.Is(err, smpp.ErrNotBound) {
-			return nil, fmt.Errorf("%w: %v", notify.ErrUnavailable, err)
+	err := s.tasks.stop()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if cerr := s.closers[i](); cerr != nil {
+			s.log.Warn("close", "err", cerr)
 		}
-		return nil, fmt.Errorf("%w: %v", notify.ErrNotSent, err)
 	}
-	return res.IDs, err
-}
-
-func (s *smppSender) SendText(ctx context.Context, e164, text string) error {
-	_, err := s.submit(ctx, s.route(s.verify), smpp.Message{To: strings.TrimPrefix(e164, "+"), Text: text, From: s.verify})
+	s.closers = nil
 	return err
 }
 
-// inbound routes what the SMSC delivers: receipts and opt-out replies.
-func inbound(ctx context.Context, n *notify.Notifier, m *api.Metrics, smsc string, in smpp.Inbound) error {
-	if r := in.Receipt; r != nil {
-		if !r.State.Final() {
-			return nil
-		}
-		m.SMPPReceipts.WithLabelValues(smsc, r.State.String()).Inc()
-		id := r.SubmitID
-		if id == "" {
-			id = r.ID
-		}
-		return n.OnReceipt(ctx, notify.Receipt{MessageID: id, Delivered: r.State == smpp.Delivered, Status: r.State.String()})
-	}
-	// The notifier reads the sender by its TON and NPI and records what it
-	// cannot act on; an error makes the SMSC deliver again later.
-	_, err := n.OnInbound(ctx, notify.Inbound{From: in.From, FromTON: in.FromTON, FromNPI: in.FromNPI,
-		To: in.To, Text: in.Text, SMSC: smsc, Concat: in.Concat})
-	return err
-}
-
-// ledgerParts are the log and its tree, whichever store holds them.
-type ledgerParts struct {
-	d      *dataDir
-	base   ledger.Store
-	hashes tlog.HashReader
-	// seal cuts a checkpoint now; nil when another process seals (KurrentDB).
-	seal func(context.Context) (merkle.Checkpoint, error)
-}
-
-// auditor serves checkpoints, proofs and bundles.
-type auditor struct{ l ledgerParts }
-
-func (a auditor) latest(ctx context.Context) (merkle.Checkpoint, error) {
-	if a.l.seal != nil {
-		// Cover every event acknowledged so far.
-		if cp, err := a.l.seal(ctx); err == nil || !errors.Is(err, merkle.ErrNotFound) {
-			return cp, err
-		}
-	}
-	// Another instance may hold the sealing lease: wait briefly for a
-	// checkpoint that covers the head.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		cp, err := a.l.d.Checkpoints.Latest()
-		head, herr := a.l.base.Head(ctx)
-		if herr != nil {
-			return merkle.Checkpoint{}, herr
-		}
-		if (err == nil && uint64(cp.Size) >= head) || time.Now().After(deadline) {
-			return cp, err
-		}
-		if err := ctx.Err(); err != nil {
-			return merkle.Checkpoint{}, err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (a auditor) Checkpoint(ctx context.Context) (api.Checkpoint, error) {
-	cp, err := a.latest(ctx)
-	if err != nil {
-		return api.Checkpoint{}, err
-	}
-	return api.Checkpoint{Size: cp.Size, Root: cp.Root[:], Note: string(cp.Note)}, nil
-}
-
-func (a auditor) Inclusion(_ context.Context, position, size int64) ([][]byte, error) {
-	p, err := merkle.Inclusion(a.l.hashes, position, size)
-	return hashes(p), err
-}
-
-func (a auditor) Consistency(_ context.Context, older, newer int64) ([][]byte, error) {
-	p, err := merkle.Consistency(a.l.hashes, older, newer)
-	return hashes(p), err
-}
-
-func hashes(hs []tlog.Hash) [][]byte {
-	out := make([][]byte, len(hs))
-	for i := range hs {
-		out[i] = hs[i][:]
-	}
-	return out
-}
-
-func (a auditor) Bundle(ctx context.Context, w io.Writer) error {
-	cp, err := a.latest(ctx)
-	if err != nil && !errors.Is(err, merkle.ErrNotFound) {
-		return err
-	}
-	cps, err := a.l.d.checkpoints(cp.Size)
-	if err != nil {
-		return err
-	}
-	return bundle.Export(ctx, w, a.l.base, a.l.d.Origin, a.l.d.Secrets.VerifierKey, cps, bundle.ExportOptions{Size: cp.Size})
-}
-
-// simOutbox keeps what the in-process simulator accepted, for /dev/sim/outbox.
-type simOutbox struct {
-	mu   sync.Mutex
-	msgs []outboxMessage
-}
-
-type outboxMessage struct {
-	To    string `json:"to"`
-	From  string `json:"from"`
-	Text  string `json:"text"`
-	Flash bool   `json:"flash"`
-	ID    string `json:"id"`
-}
-
-func (o *simOutbox) add(s sim.Submit) {
-	p := s.PDU
-	body := p.ShortMessage
-	if p.ESMClass&0x40 != 0 && len(body) > 0 && int(body[0])+1 <= len(body) {
-		body = body[int(body[0])+1:] // drop the UDH
-	}
-	m := outboxMessage{To: p.Dest, From: p.Source, Text: text.Decode(p.DataCoding, body), ID: s.ID,
-		Flash: p.DataCoding&0x13 == 0x10 || p.DataCoding&0xf3 == 0xf0}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.msgs) >= 10_000 {
-		o.msgs = o.msgs[1:]
-	}
-	o.msgs = append(o.msgs, m)
-}
-
-// routes serves the simulator's outbox and MO injection to admin keys.
-func (o *simOutbox) routes(mux *http.ServeMux, keys *auth.Keys, s *sim.Server) {
-	admin := func(h http.HandlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			k, err := keys.Lookup(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-			if err != nil || k.Role != auth.RoleAdmin {
-				http.Error(w, "admin key required", http.StatusUnauthorized)
-				return
-			}
-			h(w, r)
-		}
-	}
-	mux.HandleFunc("GET /dev/sim/outbox", admin(func(w http.ResponseWriter, r *http.Request) {
-		to := strings.TrimPrefix(r.URL.Query().Get("to"), "+")
-		o.mu.Lock()
-		out := []outboxMessage{}
-		for _, m := range o.msgs {
-			if to == "" || m.To == to {
-				out = append(out, m)
-			}
-		}
-		o.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	mux.HandleFunc("POST /dev/sim/mo", admin(func(w http.ResponseWriter, r *http.Request) {
-		var mo sim.MO
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&mo); err != nil {
-			http.Error(w, "want {From, To, Text}", http.StatusBadRequest)
-			return
-		}
-		mo.From = strings.TrimPrefix(mo.From, "+")
-		if err := s.Inject("", mo); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-}
-
-// startSIP runs the call gate on the --sip listeners.
-func startSIP(spec string, cfg serveConfig, gate sip.Gate, p pseudonymizer, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
+// listenSIP runs the call gate on the --sip listeners.
+func listenSIP(spec string, cfg serveConfig, gate sip.Gate, p pseudonymizer, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
 	ls, err := sip.ParseListen(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --sip: %v", errUsage, err)
