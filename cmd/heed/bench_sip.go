@@ -14,6 +14,7 @@ import (
 
 	"github.com/heed/heed/api"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 	"github.com/heed/heed/projections"
 	"github.com/heed/heed/sip"
@@ -108,7 +109,7 @@ func benchGate(ctx context.Context, book int, numbers func(int) string) (string,
 	}
 	fail := func(err error) (string, func(), error) { stop(); return "", nil, err }
 	const tenant = "bench"
-	pseudo := pseudonymizer{d}
+	pseudo := pii.PseudonymKey(d.Secrets.PseudonymKey)
 	at := time.Now().Add(-24 * time.Hour)
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -10,7 +10,6 @@ import (
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/ledger/secrets"
@@ -214,13 +213,6 @@ func openDataFor(dir, secretsDir, origin string, readOnly, external bool) (_ *da
 // go s.Run(ctx). Read-write opens only.
 func (d *dataDir) Sealer() *merkle.Sealer {
 	return &merkle.Sealer{Source: d.Store, Signer: d.Signer, Origin: d.Origin, Checkpoints: d.Checkpoints, Interval: d.SealEvery}
-}
-
-// checkpoints returns the checkpoints an export of the first size events
-// carries: at most bundle.DefaultMaxCheckpoints, spread evenly, the latest
-// included.
-func (d *dataDir) checkpoints(size int64) ([]merkle.Checkpoint, error) {
-	return d.checkpointsN(size, bundle.DefaultMaxCheckpoints)
 }
 
 // checkpointsN returns at most n checkpoints of trees up to size (all of

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,10 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -230,8 +230,11 @@ type server struct {
 	reg        *prometheus.Registry
 	metrics    *api.Metrics
 
-	led     ledgerParts
-	store   ledger.Store // led.base, metered
+	// ledger is the store the events are in: the embedded one, or
+	// KurrentDB.
+	ledger  ledger.Store
+	auditor api.LedgerAuditor
+	store   ledger.Store // ledger, metered
 	runner  *projections.Runner
 	decider notify.Decider
 	smpp    *smscs
@@ -325,7 +328,8 @@ func (s *server) openLedger(ctx context.Context) error {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = api.NewMetrics(s.reg)
 
-	s.led = ledgerParts{d: d, base: d.Store, hashes: d.Store, seal: d.Sealer().Seal}
+	s.ledger, s.auditor = d.Store, api.LedgerAuditor{Store: d.Store, Hashes: d.Store, Checkpoints: d.Checkpoints,
+		Seal: d.Sealer().Seal, Origin: d.Origin, VerifierKey: d.Secrets.VerifierKey}
 	if s.o.storeURL == "" {
 		sealer := d.Sealer()
 		sealer.Log = s.log
@@ -362,14 +366,14 @@ func (s *server) openLedger(ctx context.Context) error {
 		s.closers = append(s.closers, tree.Close)
 		ksealer := &kurrent.Sealer{Store: ks, Tree: tree, Checkpoints: d.Checkpoints, Signer: d.Signer, Origin: d.Origin, Interval: d.SealEvery, Log: s.log}
 		s.tasks.run("sealer", ksealer.Run)
-		s.led.base, s.led.hashes, s.led.seal = ks, tree, nil
+		s.ledger, s.auditor.Store, s.auditor.Hashes, s.auditor.Seal = ks, ks, tree, nil
 		s.log.Info("event store: KurrentDB")
 	}
-	s.store = s.metrics.Store(s.led.base)
+	s.store = s.metrics.Store(s.ledger)
 
 	seals := &sealWatch{grace: max(s.o.sealGrace, 2*d.SealEvery)}
 	s.ready.add("checkpoints", func(ctx context.Context) error {
-		head, err := s.led.base.Head(ctx)
+		head, err := s.ledger.Head(ctx)
 		if err != nil {
 			return fmt.Errorf("store unavailable: %w", err)
 		}
@@ -394,14 +398,14 @@ func (s *server) startKeys(ctx context.Context) error {
 		if err == nil {
 			var ev ledger.Event
 			if ev, err = auth.CreatedEvent(k, "heed serve", "first start"); err == nil {
-				_, err = auth.Record(ctx, s.led.base, ev)
+				_, err = auth.Record(ctx, s.ledger, ev)
 			}
 		}
 		if err != nil {
 			return err
 		}
 	}
-	follower := &auth.Follower{Keys: s.keys, Log: s.led.base}
+	follower := &auth.Follower{Keys: s.keys, Log: s.ledger}
 	if n, err := follower.CatchUp(ctx); err != nil {
 		return err
 	} else if n > 0 {
@@ -417,7 +421,7 @@ func (s *server) startKeys(ctx context.Context) error {
 // suspender acting on them.
 func (s *server) startProjections(ctx context.Context) error {
 	projections.Warm()
-	runner, err := projections.NewRunner(s.led.base, s.o.rules, projections.Options{Dir: filepath.Join(s.d.Dir, "projections")})
+	runner, err := projections.NewRunner(s.ledger, s.o.rules, projections.Options{Dir: filepath.Join(s.d.Dir, "projections")})
 	if err != nil {
 		return err
 	}
@@ -434,7 +438,7 @@ func (s *server) startProjections(ctx context.Context) error {
 	s.ready.add("projections", func(ctx context.Context) error {
 		// Decisions wait for the projections to reach the head; far behind
 		// (a rebuild, a restart on a big log) they would time out.
-		head, err := s.led.base.Head(ctx)
+		head, err := s.ledger.Head(ctx)
 		if err != nil {
 			return fmt.Errorf("store unavailable: %w", err)
 		}
@@ -447,7 +451,7 @@ func (s *server) startProjections(ctx context.Context) error {
 	s.tasks.run("line suspender", func(ctx context.Context) error { return suspender.Run(ctx, time.Minute) })
 	s.decider = s.metrics.Decider(notify.Projections(runner))
 	s.metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
-		head, err := s.led.base.Head(context.Background())
+		head, err := s.ledger.Head(context.Background())
 		if err != nil {
 			return 0
 		}
@@ -459,13 +463,11 @@ func (s *server) startProjections(ctx context.Context) error {
 // smscs are the SMPP connections: the configured SMSCs, or the simulator
 // in-process.
 type smscs struct {
-	sender *smppSender
-	// notifier receives what the SMSCs deliver once it exists.
-	notifier atomic.Pointer[notify.Notifier]
-	sim      *sim.Server
-	outbox   *simOutbox
-	log      *slog.Logger
-	once     sync.Once
+	*notify.SMSCs
+	sim    *sim.Server
+	outbox *simOutbox
+	log    *slog.Logger
+	once   sync.Once
 }
 
 // close unbinds every client, waiting a while for submits in flight and
@@ -475,16 +477,8 @@ func (c *smscs) close() {
 	c.once.Do(func() {
 		shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer stop()
-		for _, name := range c.sender.names {
-			if c.sender.pool == nil {
-				break // startSMPP failed before binding
-			}
-			cl, _ := c.sender.pool.Client(name)
-			if err := cl.Close(shutdown); err != nil {
-				c.log.Warn("unbind", "smsc", name, "err", err)
-			} else {
-				c.log.Info("smpp unbound", "smsc", name)
-			}
+		if c.SMSCs != nil {
+			c.SMSCs.Close(shutdown, c.log)
 		}
 		if c.sim != nil {
 			err := c.sim.Close()
@@ -499,6 +493,7 @@ func (c *smscs) close() {
 func (s *server) startSMPP() error {
 	o := s.o
 	c := &smscs{log: s.log}
+	s.smpp = c
 	conns := o.cfg.SMSCs
 	if len(conns) == 0 {
 		c.outbox = &simOutbox{}
@@ -511,22 +506,21 @@ func (s *server) startSMPP() error {
 		conns = []smscConfig{{Name: "simulator", Addr: srv.Addr(), SystemID: o.smscUser, Window: 100}}
 		s.log.Info("no SMSC configured: started the built-in SMSC simulator in-process", "addr", srv.Addr())
 	}
-	s.smpp = c
-	sender := &smppSender{byLine: map[string]string{}, m: s.metrics, verify: o.verifyLine}
-	c.sender = sender
-	s.metrics.SMPPLinks(func() []api.SMPPLink {
-		var out []api.SMPPLink
-		for _, l := range sender.links() {
-			out = append(out, api.SMPPLink{SMSC: l.name, Bound: l.st.Bound, InFlight: l.st.InFlight,
-				BindFailures: l.st.BindFailures, Reconnects: l.st.Reconnects, Throttles: l.st.Retried})
-		}
-		return out
-	})
-	configs := map[string]smpp.Config{}
-	for i, cc := range conns {
+	routes := make([]notify.SMSCRoute, len(conns))
+	for i := range conns {
+		cc := &conns[i]
 		if cc.Name == "" {
 			cc.Name = fmt.Sprintf("smsc%d", i+1)
 		}
+		routes[i] = notify.SMSCRoute{Name: cc.Name, Lines: cc.Lines}
+	}
+	m := s.metrics
+	sender := notify.NewSMSCs(routes, o.verifyLine)
+	sender.OnSubmit = func(smsc string) { m.SMPPSubmits.WithLabelValues(smsc).Inc() }
+	sender.OnResponse = func(smsc, status string) { m.SMPPResponses.WithLabelValues(smsc, status).Inc() }
+	sender.OnReceipt = func(smsc, state string) { m.SMPPReceipts.WithLabelValues(smsc, state).Inc() }
+	configs := map[string]smpp.Config{}
+	for _, cc := range conns {
 		if _, dup := configs[cc.Name]; dup || cc.Addr == "" {
 			return fmt.Errorf("%w: SMSC %q: names must be unique and addr is required", errUsage, cc.Name)
 		}
@@ -536,38 +530,32 @@ func (s *server) startSMPP() error {
 		if cc.SystemID == "" {
 			cc.SystemID = o.smscUser
 		}
-		name := cc.Name
-		configs[name] = smpp.Config{Addr: cc.Addr, SystemID: cc.SystemID, Password: cc.Password, Source: o.line,
+		configs[cc.Name] = smpp.Config{Addr: cc.Addr, SystemID: cc.SystemID, Password: cc.Password, Source: o.line,
 			Window: cc.Window, TPS: cc.TPS, Logger: s.log,
-			Flash: smpp.Flash{UCS2: cc.FlashUCS2, GSM7: cc.FlashGSM7, Subunit: cc.FlashSubunit},
-			Handler: func(in smpp.Inbound) error {
-				n := c.notifier.Load()
-				if n == nil {
-					return errors.New("heed: not ready")
-				}
-				return inbound(context.Background(), n, s.metrics, name, in)
-			}}
-		sender.names = append(sender.names, name)
-		if i == 0 {
-			sender.def = name
-		}
-		for _, l := range cc.Lines {
-			sender.byLine[l] = name
-		}
+			Flash:   smpp.Flash{UCS2: cc.FlashUCS2, GSM7: cc.FlashGSM7, Subunit: cc.FlashSubunit},
+			Handler: sender.Handler(cc.Name)}
 	}
-	slices.Sort(sender.names)
-	sender.pool = smpp.NewPool(configs)
+	sender.Bind(configs)
+	c.SMSCs = sender
+	m.SMPPLinks(func() []api.SMPPLink {
+		var out []api.SMPPLink
+		for _, l := range sender.Links() {
+			out = append(out, api.SMPPLink{SMSC: l.Name, Bound: l.Stats.Bound, InFlight: l.Stats.InFlight,
+				BindFailures: l.Stats.BindFailures, Reconnects: l.Stats.Reconnects, Throttles: l.Stats.Retried})
+		}
+		return out
+	})
 	grace := o.smscGrace
 	s.ready.add("smsc", func(context.Context) error {
 		var errs []error
-		for _, l := range sender.links() {
-			if l.st.Bound || grace <= 0 {
+		for _, l := range sender.Links() {
+			if l.Stats.Bound || grace <= 0 {
 				continue
 			}
-			if d := time.Since(l.st.DownSince); d > grace {
-				err := fmt.Errorf("%s unbound for %s", l.name, d.Round(time.Second))
-				if l.st.BindError != nil {
-					err = fmt.Errorf("%w (last bind attempt: %v)", err, l.st.BindError)
+			if d := time.Since(l.Stats.DownSince); d > grace {
+				err := fmt.Errorf("%s unbound for %s", l.Name, d.Round(time.Second))
+				if l.Stats.BindError != nil {
+					err = fmt.Errorf("%w (last bind attempt: %v)", err, l.Stats.BindError)
 				}
 				errs = append(errs, err)
 			}
@@ -582,16 +570,16 @@ func (s *server) startSMPP() error {
 // receipt sweep.
 func (s *server) startNotifier(ctx context.Context) error {
 	o := s.o
-	lookup, _ := s.led.base.(notify.Looker) // the embedded store has an id index
+	lookup, _ := s.ledger.(notify.Looker) // the embedded store has an id index
 	if o.freeText {
 		s.log.Warn("--dev-free-text is on: reminders may carry free text, which skips the template review; never run this in production")
 	}
-	sender := s.smpp.sender
+	sender := s.smpp.SMSCs
 	// The notifier's writes (keyword opt-outs and unmatched replies carry
 	// the message text) are sealed like the API's.
 	ncfg := notify.Config{Store: pii.Seal(s.store, s.d.Keys), Lookup: lookup, Decider: s.decider, Sender: sender, Sealer: s.d.Keys, FreeText: o.freeText,
-		Keywords: o.cfg.Keywords, Lines: o.cfg.Lines, Senders: o.cfg.Senders, DefaultLine: o.line, SMSCOf: sender.route, Log: s.log,
-		Pseudonym: pseudonymizer{s.d}.Pseudonym, OnState: s.metrics.ReminderState, ReceiptTimeout: o.receiptTimeout,
+		Keywords: o.cfg.Keywords, Lines: o.cfg.Lines, Senders: o.cfg.Senders, DefaultLine: o.line, SMSCOf: sender.Route, Log: s.log,
+		Pseudonym: pii.PseudonymKey(s.d.Secrets.PseudonymKey).Pseudonym, OnState: s.metrics.ReminderState, ReceiptTimeout: o.receiptTimeout,
 		Region: o.region, Tenants: s.runner.Tenants, OnUnmatched: s.metrics.InboundUnmatched}
 	if err := ncfg.Check(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -605,7 +593,7 @@ func (s *server) startNotifier(ctx context.Context) error {
 		s.log.Warn("reminders dispatched before the last stop had no submit outcome; marked outcome unknown, not resubmitted", "count", marked)
 	}
 	s.n = n
-	s.smpp.notifier.Store(n)
+	sender.Attach(n)
 	s.metrics.Gauge("heed_reminders_open", "Reminders held in memory until they reach a final state.",
 		func() float64 { return float64(n.Stats().Open) })
 	s.metrics.Gauge("heed_reminders_recent", "Settled reminders remembered so GET /v1/reminders/{id} need not read the log.",
@@ -640,7 +628,7 @@ func (s *server) startSIP() error {
 	if s.o.sipListen == "" {
 		return nil
 	}
-	gate, err := listenSIP(s.o.sipListen, s.o.cfg, s.n, pseudonymizer{s.d}, s.reg, s.log)
+	gate, err := listenSIP(s.o.sipListen, s.o.cfg, s.n, pii.PseudonymKey(s.d.Secrets.PseudonymKey), s.reg, s.log)
 	if err != nil {
 		return err
 	}
@@ -654,9 +642,9 @@ func (s *server) startSIP() error {
 func (s *server) startHTTP() (*http.Server, <-chan error, error) {
 	o := s.o
 	// The bolt log lets the contact index read leaves without decoding them.
-	leaves, _ := s.led.base.(api.LeafReader)
-	s.api = api.New(api.Config{Store: s.store, Leaves: leaves, Keys: s.keys, Pseudonyms: pseudonymizer{s.d}, Decider: s.decider,
-		Reminders: s.n, Texter: s.smpp.sender, Auditor: auditor{s.led}, PII: s.d.Keys, Gate: s.n, Metrics: s.metrics,
+	leaves, _ := s.ledger.(api.LeafReader)
+	s.api = api.New(api.Config{Store: s.store, Leaves: leaves, Keys: s.keys, Pseudonyms: pii.PseudonymKey(s.d.Secrets.PseudonymKey), Decider: s.decider,
+		Reminders: s.n, Texter: s.smpp.SMSCs, Auditor: s.auditor, PII: s.d.Keys, Gate: s.n, Metrics: s.metrics,
 		Region: o.region, TrustedProxies: o.trusted, Log: s.log,
 		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: o.codesWindow, PerDay: o.codesDay, PerDayRestricted: o.codesRestricted}),
 		Lines:    o.cfg.Lines, LineStates: s.runner, MaxSkew: o.maxSkew, MaxBackdate: o.maxBackdate, Backup: liveBackup{d: s.d, apiKeys: s.keys},
@@ -693,10 +681,21 @@ func (s *server) startHTTP() (*http.Server, <-chan error, error) {
 		return nil, nil, err
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.d.Dir, "smscs", len(s.smpp.sender.names))
+	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.d.Dir, "smscs", len(s.smpp.Names()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	return hs, errc, nil
+}
+
+// decisionKey keys the tags of decision ids. It is derived from the
+// pseudonym key, which every instance on one log shares, so an id one
+// instance issued verifies on another and no new secret is kept.
+func decisionKey(pseudonymKey []byte) []byte {
+	k, err := hkdf.Key(sha256.New, pseudonymKey, nil, "heed decision tags v1", 32)
+	if err != nil {
+		panic(err) // only for a length sha256 cannot give
+	}
+	return k
 }
 
 // drain stops taking requests and lets those in flight finish, then
@@ -738,7 +737,7 @@ func (s *server) stop() error {
 }
 
 // listenSIP runs the call gate on the --sip listeners.
-func listenSIP(spec string, cfg serveConfig, gate sip.Gate, p pseudonymizer, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
+func listenSIP(spec string, cfg serveConfig, gate sip.Gate, p pii.PseudonymKey, reg prometheus.Registerer, log *slog.Logger) (*sip.Server, error) {
 	ls, err := sip.ParseListen(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --sip: %v", errUsage, err)

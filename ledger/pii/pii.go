@@ -37,6 +37,13 @@ func Pseudonym(key []byte, e164 string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// PseudonymKey is a pseudonym key for the parts that take a pseudonymizer:
+// its Pseudonym is [Pseudonym] under the key.
+type PseudonymKey []byte
+
+// Pseudonym returns the subject of the number e164.
+func (k PseudonymKey) Pseudonym(e164 string) string { return Pseudonym(k, e164) }
+
 // Owner names the data key that seals a tenant's personal fields about one
 // subject. Keys are per (tenant, subject) so that one business's erasure
 // destroys only what it holds; a customer's erasure destroys every tenant's.
