@@ -72,8 +72,7 @@ func (s *Server) registerLines() {
 				WindowDays: ls.WindowDays, Threshold: ls.Threshold, MinContacts: ls.MinContacts, Suspended: ls.Suspended,
 				Recorded: ls.Recorded, AsOf: ls.AsOf}}
 			if ls.Reason != nil {
-				r := ls.Reason.Ledger()
-				out.Body.Reason = &r
+				out.Body.Reason = ls.Reason
 			}
 			return out, nil
 		})

@@ -154,13 +154,16 @@ type ComplaintReceived struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// Reason is one rule's contribution to a decision, as recorded in events.
+// Reason is one rule's contribution to a decision. Events are the ids of
+// the events it rests on; Positions, their log positions, are known to
+// the decision only and never recorded.
 type Reason struct {
-	Rule   string   `json:"rule"`
-	Effect string   `json:"effect"`
-	Text   string   `json:"text"`
-	TextZH string   `json:"text_zh,omitempty"`
-	Events []string `json:"events,omitempty"`
+	Rule      string   `json:"rule"`
+	Effect    string   `json:"effect"`
+	Text      string   `json:"text"`
+	TextZH    string   `json:"text_zh,omitempty"`
+	Events    []string `json:"events,omitempty"`
+	Positions []uint64 `json:"-"`
 }
 
 // ReminderRequested records a business's request for a service reminder.

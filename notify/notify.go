@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/projections"
 	"github.com/heed/heed/smpp"
 )
 
@@ -52,26 +53,12 @@ var (
 	ErrNotFound = errors.New("notify: no such reminder")
 )
 
-// Query asks whether a contact is allowed at At (zero: now). Contract,
-// when set, is the relationship the contact is about: only that one, active
-// or in its grace period, gives it a service basis.
-type Query struct {
-	Tenant, Subject, Number, Channel, Purpose, Line, Contract string
-	At                                                        time.Time
-	// After is a log position the decision must reflect (the caller's own
-	// append); zero means the log's head.
-	After uint64
-}
+// Query asks whether a contact is allowed (see [projections.Query]).
+type Query = projections.Query
 
 // Decision is the gate's answer. Revision is the ContactStream revision the
 // decision read; ReminderDispatched is appended with exactly that revision.
-type Decision struct {
-	Allowed      bool
-	Reasons      []ledger.Reason
-	RulesVersion string
-	AsOf         uint64
-	Revision     uint64
-}
+type Decision = projections.Decision
 
 // Decider decides whether a contact is allowed.
 type Decider interface {

@@ -37,6 +37,9 @@ type Query struct {
 	// about: it must be active (or in its grace period) for the decision to
 	// allow (rule relationship-active).
 	Contract string `json:"contract,omitempty"`
+	// After is a log position the decision must reflect (the caller's own
+	// append); zero means the log's head when Runner.Decide is called.
+	After uint64 `json:"-"`
 }
 
 // String describes q without its number, so logging a query never logs a
@@ -49,22 +52,9 @@ func (q Query) String() string {
 // GoString is String, for %#v.
 func (q Query) GoString() string { return q.String() }
 
-// Reason is one rule's contribution to a decision. Events are the ids of
-// the events it rests on; Positions are their log positions.
-type Reason struct {
-	Rule      string   `json:"rule"`
-	Effect    string   `json:"effect"`
-	Text      string   `json:"text"`
-	TextZH    string   `json:"text_zh"`
-	Events    []string `json:"events,omitempty"`
-	Positions []uint64 `json:"positions,omitempty"`
-}
-
-// Ledger converts r to the form recorded in ReminderDenied and
-// ReminderDispatched.
-func (r Reason) Ledger() ledger.Reason {
-	return ledger.Reason{Rule: r.Rule, Effect: r.Effect, Text: r.Text, TextZH: r.TextZH, Events: r.Events}
-}
+// Reason is one rule's contribution to a decision, in the form
+// ReminderDenied and ReminderDispatched record it.
+type Reason = ledger.Reason
 
 // Decision answers a Query. Allowed is true when no reason denies.
 // AsOf is the log position the decision reflects; Revision is the revision
@@ -77,16 +67,6 @@ type Decision struct {
 	AsOf         uint64    `json:"as_of"`
 	Revision     uint64    `json:"revision"`
 	At           time.Time `json:"at"`
-}
-
-// LedgerReasons converts the reasons for ReminderDenied and
-// ReminderDispatched payloads.
-func (d Decision) LedgerReasons() []ledger.Reason {
-	out := make([]ledger.Reason, len(d.Reasons))
-	for i, r := range d.Reasons {
-		out[i] = r.Ledger()
-	}
-	return out
 }
 
 // Denials returns the reasons that deny.

@@ -181,9 +181,13 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 	}
 }
 
-// Decide answers q after the projection has caught up with the log's
-// current head, so it reflects every append acknowledged before the call.
+// Decide answers q after the projection has applied q.After or, when it is
+// zero, caught up with the log's current head, so it reflects every append
+// acknowledged before the call.
 func (r *Runner) Decide(ctx context.Context, q Query) (Decision, error) {
+	if q.After > 0 {
+		return r.DecideAfter(ctx, q, q.After)
+	}
 	head, err := r.store.Head(ctx)
 	if err != nil {
 		return Decision{}, err

@@ -2,9 +2,11 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,15 +36,21 @@ func TestRenewalReminderToInsuredCustomerIsAllowed(t *testing.T) {
 	}
 	// The notifier records the reasons in ReminderDispatched as they are.
 	disp, err := ledger.NewEvent(tenant, subject, e.now(), ledger.ReminderDispatched{ReminderID: "r1", ContractRef: "AUTO-2025-001", ContentHash: "h",
-		Reasons: d.LedgerReasons(), RulesVersion: d.RulesVersion, AsOf: d.AsOf})
+		Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ledger.Validate(&disp); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.LedgerReasons(); len(got) != len(d.Reasons) || got[0].Rule != d.Reasons[0].Rule || got[0].TextZH == "" || len(got[0].Events) != 1 {
-		t.Errorf("ledger reasons %+v", got)
+	// They cite event ids, in both languages; log positions stay out.
+	var rec ledger.ReminderDispatched
+	if err := json.Unmarshal(disp.Data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Reasons; len(got) != len(d.Reasons) || got[0].Rule != d.Reasons[0].Rule || got[0].TextZH == "" || len(got[0].Events) != 1 ||
+		len(d.Reasons[0].Positions) != 1 || strings.Contains(string(disp.Data), "position") {
+		t.Errorf("recorded reasons %s", disp.Data)
 	}
 	if d.Revision != 1 || d.AsOf != pol.Position {
 		t.Errorf("revision %d as of %d, want 1 as of %d", d.Revision, d.AsOf, pol.Position)
