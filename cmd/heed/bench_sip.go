@@ -31,6 +31,7 @@ func benchSIP(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, "INVITEs a second (open loop); 0 sends as fast as the gate answers")
 	conns := fs.Int("conns", 64, "INVITEs outstanding at once (UDP sockets)")
 	book := fs.Int("book", 100_000, "numbers in the synthetic book of the in-process gate")
+	var err error
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the load to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,6 +55,15 @@ func benchSIP(ctx context.Context, args []string) error {
 		}
 		defer stop()
 		addr = gate
+	}
+	// Each allowed call waits for its record to be durable, so the disk's
+	// own flush latency, measured here beside the store, is the floor
+	// under the gate's.
+	var flush []time.Duration
+	if *target == "" {
+		if flush, err = fsyncLatency(os.TempDir(), 300); err != nil {
+			return err
+		}
 	}
 	// Calls go to the book in a random order, from a pool of lines (a call
 	// centre's seats), so that caps and region bursts see what a real
@@ -83,6 +93,9 @@ func benchSIP(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("answered=%d lost=%d elapsed_s=%.2f answers=%s p50_ms=%.3f\n", res.Answered, res.Lost,
 		res.Elapsed.Seconds(), strings.Join(mix, ","), float64(res.P50.Microseconds())/1000)
+	if flush != nil {
+		fmt.Printf("disk_flush_p50_ms=%.3f disk_flush_p99_ms=%.3f\n", ms(flush[len(flush)/2]), ms(flush[len(flush)*99/100]))
+	}
 	fmt.Printf("invites_per_s=%.0f p99_ms=%.3f\n", res.PerSecond, float64(res.P99.Microseconds())/1000)
 	return nil
 }
@@ -192,4 +205,30 @@ func benchGate(ctx context.Context, book int, numbers func(int) string) (string,
 	}
 	cleanup = append(cleanup, func() { _ = srv.Close() })
 	return bound[0].Addr, stop, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// fsyncLatency times n rewrites of a 4 KiB page in a scratch file in dir,
+// each made durable (fsync) as a store's commit is; sorted.
+func fsyncLatency(dir string, n int) ([]time.Duration, error) {
+	f, err := os.CreateTemp(dir, "heed-flush-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close(); _ = os.Remove(f.Name()) }()
+	page := make([]byte, 4096)
+	out := make([]time.Duration, 0, n)
+	for i := range n {
+		if _, err := f.WriteAt(page, int64(i%16)*4096); err != nil {
+			return nil, err
+		}
+		t := time.Now()
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t))
+	}
+	slices.Sort(out)
+	return out, nil
 }
