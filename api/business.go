@@ -46,8 +46,14 @@ type Common struct {
 	Backfill   bool       `json:"backfill,omitempty" doc:"record history older than the back-dating window; only keys allowed to backfill may set it, and a backfilled contact counts for the limits at its occurred_at"`
 }
 
+// IdempotencyKey is the Idempotency-Key header of a write input: a retry
+// with the same key (per tenant and event type) is a no-op.
+type IdempotencyKey struct {
+	Key string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+}
+
 type consentIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number    string          `json:"number" maxLength:"32" example:"+8613800138000"`
@@ -60,7 +66,7 @@ type consentIn struct {
 }
 
 type withdrawalIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number   string   `json:"number" maxLength:"32"`
@@ -74,7 +80,7 @@ type withdrawalIn struct {
 }
 
 type relationshipIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number      string     `json:"number" maxLength:"32"`
@@ -86,7 +92,7 @@ type relationshipIn struct {
 }
 
 type relationshipEndIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Ref  string `path:"ref" minLength:"1" maxLength:"128"`
 	Body struct {
 		Common
@@ -97,7 +103,7 @@ type relationshipEndIn struct {
 }
 
 type contactIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number      string `json:"number" maxLength:"32"`
@@ -113,7 +119,7 @@ type contactIn struct {
 }
 
 type complaintIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number  string `json:"number" maxLength:"32"`
@@ -125,7 +131,7 @@ type complaintIn struct {
 }
 
 type suppressionIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number string `json:"number" maxLength:"32"`

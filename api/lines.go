@@ -40,7 +40,7 @@ type LineBody struct {
 type lineOut struct{ Body LineBody }
 
 type externalComplaintIn struct {
-	Key  string `header:"Idempotency-Key" maxLength:"200" doc:"makes a retried request a no-op (alternative to a client event id)"`
+	IdempotencyKey
 	Body struct {
 		Common
 		Number  string `json:"number" maxLength:"32"`
