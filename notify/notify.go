@@ -97,6 +97,9 @@ const (
 	StateDelivered  = "delivered"
 	StateFailed     = "failed"
 	StateUnknown    = "outcome_unknown"
+	// StateDeferred is a planned reminder's answer when only rules that
+	// will pass later deny it (see Request.Defer): nothing was recorded.
+	StateDeferred = "deferred"
 )
 
 // DefaultKeywords are the opt-out replies recognised when none are configured.
@@ -288,6 +291,11 @@ type Request struct {
 	// ID is the reminder id; a retried request with the same id returns the
 	// reminder's state instead of sending again. Empty means a fresh id.
 	ID string
+	// Defer, if set, is shown the reasons of a denying decision; when it
+	// returns true (every denying rule is one that passes later, such as
+	// quiet hours), Remind records nothing and answers StateDeferred, so a
+	// planned reminder can be tried again later under the same id.
+	Defer func(reasons []ledger.Reason) bool
 }
 
 // Result is a reminder's state after a request.
@@ -304,18 +312,25 @@ type Result struct {
 	Replayed bool
 }
 
+// LineOf returns the line a reminder of tenant naming line goes from:
+// line itself, else the tenant's sender line, else the default line.
+func (n *Notifier) LineOf(tenant, line string) string {
+	if line == "" {
+		line = n.lineOf[tenant]
+	}
+	if line == "" {
+		line = n.cfg.DefaultLine
+	}
+	return line
+}
+
 // Remind runs one reminder through the gate and, if allowed, submits it.
 func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	fresh := r.ID == ""
 	if fresh {
 		r.ID = ledger.NewID()
 	}
-	if r.Line == "" {
-		r.Line = n.lineOf[r.Tenant]
-	}
-	if r.Line == "" {
-		r.Line = n.cfg.DefaultLine
-	}
+	r.Line = n.LineOf(r.Tenant, r.Line)
 	if owner, ok := n.cfg.Lines[r.Line]; ok && owner != r.Tenant {
 		return Result{}, ErrForeignLine
 	}
@@ -361,6 +376,10 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		// The template's reasons come first: they say what would be sent.
 		d.Reasons = append(slices.Clone(prep.reasons), d.Reasons...)
 		d.Allowed = d.Allowed && prep.ok
+		if !d.Allowed && r.Defer != nil && r.Defer(d.Reasons) {
+			res.State, res.Reasons = StateDeferred, d.Reasons
+			return res, nil
+		}
 		expected := ledger.Exact(d.Revision)
 		var ev ledger.Event
 		if d.Allowed {

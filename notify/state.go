@@ -15,9 +15,12 @@ import (
 	"github.com/heed/heed/ledger"
 )
 
-// reminderID returns the reminder id of a reminder event, or "".
+// reminderID returns the reminder id of an event of a reminder's
+// lifecycle (stateOf), or "". A planned reminder's timer events
+// (ReminderScheduled, ReminderDeferred, ReminderCancelled) carry its id
+// too, but say nothing of whether it was requested.
 func reminderID(e *ledger.Event) string {
-	if !strings.HasPrefix(e.Type, "Reminder") {
+	if _, ok := stateOf[e.Type]; !ok {
 		return ""
 	}
 	var p struct {

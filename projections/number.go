@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -148,6 +149,25 @@ func (c *regionCache) put(key uint64, name string) {
 		clear(c.ids) // bounded: about 20 MB
 	}
 	c.ids[key] = i
+}
+
+// Zones returns the time zones of an E.164 number, as the quiet-hours
+// rule reads them; a number that gives none has the rules' fallback zone.
+func (c *Config) Zones(number string) ([]*time.Location, error) {
+	n, err := parse(number)
+	if err != nil {
+		return nil, err
+	}
+	var out []*time.Location
+	for _, name := range zones(n) {
+		if l := location(name); l != nil {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, c.fallback)
+	}
+	return out, nil
 }
 
 // zones returns the number's IANA time zones, none when unknown.
