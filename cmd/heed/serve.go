@@ -82,6 +82,9 @@ type serveConfig struct {
 	// credentials: the realm (default heed) and MD5 or SHA-256.
 	SIPRealm  string `json:"sip_realm,omitempty"`
 	SIPDigest string `json:"sip_digest,omitempty"`
+	// ScheduleLineRates paces planned reminders per line (submits per
+	// second), over --schedule-line-rate.
+	ScheduleLineRates map[string]float64 `json:"schedule_line_rates,omitempty"`
 }
 
 // serveGOGC is serve's garbage-collection target (see debug.SetGCPercent).
@@ -111,6 +114,7 @@ type serveFlags struct {
 	freeText, simDev                           bool
 	rules                                      *projections.Config
 	cfg                                        serveConfig
+	schedule                                   scheduleFlags
 }
 
 // parseServe reads serve's flags and --config into one serveFlags.
@@ -143,6 +147,9 @@ func parseServe(args []string, log *slog.Logger) (*serveFlags, error) {
 	fs.StringVar(&o.sipListen, "sip", "", "run the call gate, a SIP redirect server, on these listeners (e.g. udp:127.0.0.1:5070,tcp:127.0.0.1:5070); trunks come from --config's sip_trunks; off when empty")
 	fs.BoolVar(&o.freeText, "dev-free-text", false, "let reminders carry free text instead of an approved template (local trials only: anything reaches any current customer as flash)")
 	fs.BoolVar(&o.simDev, "sim-dev", false, "with the built-in simulator: serve /dev/sim/outbox and /dev/sim/mo to admin keys (development and tests only)")
+	fs.BoolVar(&o.schedule.on, "schedule", true, "derive and fire planned reminders (reminder plans); --schedule=false turns the scheduler off")
+	fs.Float64Var(&o.schedule.lineRate, "schedule-line-rate", 100, "planned reminders submitted per second per line at most (0: unlimited); the config's schedule_line_rates name lines")
+	fs.Float64Var(&o.schedule.smscRate, "schedule-smsc-rate", 0, "planned reminders submitted per second per SMSC at most (0: unlimited); an SMSC's tps in the config paces it too")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -240,6 +247,8 @@ type server struct {
 	smpp    *smscs
 	n       *notify.Notifier
 	api     *api.Server
+	// stopSchedule stops the scheduler firing, before the SMSCs unbind.
+	stopSchedule func()
 }
 
 // serve starts heed in named steps, each adding its part and the
@@ -274,6 +283,9 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := s.startNotifier(tctx); err != nil {
+		return err
+	}
+	if err := s.startScheduler(); err != nil {
 		return err
 	}
 	// A new essential task that needs the whole server (a store, the
@@ -723,6 +735,9 @@ func (s *server) drain(hs *http.Server) error {
 // the steps opened, last opened first. It returns the first task's death.
 // Safe to call twice.
 func (s *server) stop() error {
+	if s.stopSchedule != nil {
+		s.stopSchedule()
+	}
 	if s.smpp != nil {
 		s.smpp.close()
 	}
