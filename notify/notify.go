@@ -167,6 +167,10 @@ type Config struct {
 	// waiting for its receipt (zero: a day). A receipt that comes later is
 	// matched from the log by Sweep.
 	ReceiptTimeout time.Duration
+	// CheckpointEvery is how many log events may pass before the notifier
+	// records where its start-up recovery may resume (zero: 100,000), so a
+	// restart reads that many events at most, not the whole log.
+	CheckpointEvery uint64
 	// MaxOpen caps the reminders kept in memory (zero: 1<<20); past it an
 	// arbitrary one is dropped, and its receipt too is matched from the log.
 	MaxOpen int
@@ -202,6 +206,9 @@ type Notifier struct {
 	recent     map[string]string // tenant/reminder id → subject
 	recentKeys []string          // ring, oldest at recentNext
 	recentNext int
+
+	recMu sync.Mutex
+	rec   *recovery // what Recover read, carried on by Checkpoint
 }
 
 type ref struct{ tenant, subject, id, line string }
@@ -259,6 +266,9 @@ func New(cfg Config) *Notifier {
 	}
 	if cfg.EarlyWait <= 0 {
 		cfg.EarlyWait = time.Minute
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 100_000
 	}
 	if cfg.SMSCOf == nil {
 		name := cfg.SMSC

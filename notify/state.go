@@ -2,7 +2,6 @@ package notify
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -396,92 +395,4 @@ func (n *Notifier) Sweep(ctx context.Context) (int, error) {
 		recorded++
 	}
 	return recorded, nil
-}
-
-// Recover reads the whole log once at start-up: it indexes reminders and
-// the message ids still awaiting receipts, and marks every reminder that
-// was dispatched but never got a submit outcome as ReminderOutcomeUnknown
-// (it may or may not have reached the SMSC, so it is never resubmitted).
-// It returns how many reminders it marked.
-func (n *Notifier) Recover(ctx context.Context) (int, error) {
-	type track struct {
-		ref
-		dispatched, outcome bool
-		ids                 []string
-		at                  time.Time
-		first               uint64 // position of its first event
-	}
-	// A settled reminder is dropped as soon as its final event is read, so
-	// the map holds the unsettled ones, not every reminder in the log.
-	all := map[string]*track{}
-	from := uint64(1)
-	for {
-		evs, err := n.cfg.Store.ReadAll(ctx, from, 4096)
-		if err != nil {
-			return 0, fmt.Errorf("notify: recover: %w", err)
-		}
-		for i := range evs {
-			e := &evs[i]
-			id := reminderID(e)
-			if id == "" {
-				continue
-			}
-			key := e.Tenant + "/" + id
-			t := all[key]
-			if t == nil {
-				t = &track{ref: ref{tenant: e.Tenant, subject: e.Subject, id: id}, first: e.Position}
-				all[key] = t
-			}
-			switch e.Type {
-			case ledger.TypeReminderDispatched:
-				t.dispatched = true
-			case ledger.TypeReminderSubmitted:
-				t.outcome = true
-				var p ledger.ReminderSubmitted
-				if json.Unmarshal(e.Data, &p) == nil {
-					t.ids, t.at = p.MessageIDs, e.RecordedAt
-				}
-			case ledger.TypeReminderOutcomeUnknown:
-				t.outcome = true
-			case ledger.TypeReminderDenied, ledger.TypeReminderDelivered, ledger.TypeReminderFailed:
-				// Settled: nothing to mark or track. A stray later event
-				// of it starts a track that is neither dispatched nor
-				// holding ids, which the end ignores.
-				delete(all, key)
-			}
-		}
-		if len(evs) < 4096 {
-			break
-		}
-		from = evs[len(evs)-1].Position + 1
-	}
-	pending := make([]*track, 0, len(all))
-	for _, t := range all {
-		pending = append(pending, t)
-	}
-	slices.SortFunc(pending, func(a, b *track) int { return cmp.Compare(a.first, b.first) })
-	marked := 0
-	for _, t := range pending {
-		switch {
-		case t.dispatched && !t.outcome:
-			ev, err := ledger.NewEvent(t.tenant, t.subject, n.cfg.Now(), ledger.ReminderOutcomeUnknown{
-				ReminderID: t.id, Detail: "dispatched before a restart without a recorded submit outcome; not resubmitted",
-			})
-			if err != nil {
-				return marked, err
-			}
-			ev.Actor = "heed:recover"
-			ev.ID = eventID(t.tenant, t.id, ledger.TypeReminderOutcomeUnknown)
-			if _, err := n.cfg.Store.Append(ctx, ledger.ContactStream(t.tenant, t.subject), ledger.Any(), []ledger.Event{ev}); err != nil {
-				return marked, fmt.Errorf("notify: recover: %w", err)
-			}
-			n.state(StateUnknown)
-			marked++
-		case len(t.ids) > 0 && n.cfg.Now().Sub(t.at) < n.cfg.ReceiptTimeout:
-			// Still waiting for a receipt, which may resolve it (a later
-			// one is matched from the log by Sweep).
-			n.track(t.ref, t.ids, t.at)
-		}
-	}
-	return marked, nil
 }

@@ -614,8 +614,8 @@ func (s *server) startNotifier(ctx context.Context) error {
 		func() float64 { return float64(n.Stats().Awaiting) })
 	s.metrics.Gauge("heed_receipts_unmatched_held", "Receipts held for a submit response that may still come.",
 		func() float64 { return float64(n.Stats().Early) })
-	// Forgets reminders whose receipt never came and matches late receipts
-	// from the log.
+	// Forgets reminders whose receipt never came, matches late receipts
+	// from the log, and checkpoints the notifier's recovery.
 	s.tasks.run("receipt sweep", func(ctx context.Context) error {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -629,6 +629,10 @@ func (s *server) startNotifier(ctx context.Context) error {
 				s.log.Warn("receipt sweep", "err", err)
 			} else if late > 0 {
 				s.log.Info("late receipts matched from the log", "count", late)
+			}
+			// Where the next start-up's recovery may resume.
+			if err := n.Checkpoint(ctx); err != nil {
+				s.log.Warn("notifier checkpoint", "err", err)
 			}
 		}
 	})
