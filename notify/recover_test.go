@@ -12,6 +12,8 @@ import (
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/kurrent"
+	"github.com/heed/heed/ledger/kurrent/fake"
 	"github.com/heed/heed/ledger/mem"
 )
 
@@ -32,27 +34,61 @@ func (m *minReads) ReadAll(ctx context.Context, from uint64, limit int) ([]ledge
 // only the log after it, yet marks what was dispatched since and still
 // resolves a reminder that was awaiting its receipt before it.
 func TestRecoverResumesFromCheckpoint(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) ledger.Store{
+		"mem": func(*testing.T) ledger.Store { return mem.New() },
+		"bolt": func(t *testing.T) ledger.Store {
+			st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+		"kurrent": func(t *testing.T) ledger.Store {
+			srv, err := fake.Start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Close)
+			st, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			t.Cleanup(func() { st.Close() })
+			testRecoverResumesFromCheckpoint(t, st)
+		})
+	}
+}
+
+func testRecoverResumesFromCheckpoint(t *testing.T, st ledger.Store) {
 	ctx := context.Background()
-	r := newRig(t)
-	r.relate(t, number)
+	approveRenewal(t, st)
+	relate(t, st, tenant, number)
+	sender := &fakeSender{}
+	n := New(Config{Store: st, Decider: &streamDecider{store: st}, Sender: sender,
+		Lines: map[string]string{line: tenant}, DefaultLine: line, Pseudonym: pseudo, SMSC: "sim"})
 	subject := pseudo(number)
 	lost := func(id string) {
 		ev, _ := ledger.NewEvent(tenant, subject, time.Now(), ledger.ReminderDispatched{ReminderID: id, ContractRef: "P-1", ContentHash: "sha256:x"})
-		if _, err := r.store.Append(ctx, ledger.ContactStream(tenant, subject), ledger.Any(), []ledger.Event{ev}); err != nil {
+		if _, err := st.Append(ctx, ledger.ContactStream(tenant, subject), ledger.Any(), []ledger.Event{ev}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	lost("lost-1")
-	waiting, err := r.n.Remind(ctx, req("waiting"))
+	waiting, err := n.Remind(ctx, req("waiting"))
 	if err != nil || waiting.State != StateSubmitted {
 		t.Fatalf("waiting: %s, %v", waiting.State, err)
 	}
-	cfg := r.n.cfg
+	cfg := n.cfg
 	cfg.CheckpointEvery = 1
 	if marked, err := New(cfg).Recover(ctx); err != nil || marked != 1 {
 		t.Fatalf("first restart marked %d, %v; want 1", marked, err)
 	}
-	cps, err := r.store.ReadStream(ctx, ledger.NotifierStream, 1, 0)
+	cps, err := st.ReadStream(ctx, ledger.NotifierStream, 1, 0)
 	if err != nil || len(cps) != 1 {
 		t.Fatalf("checkpoints after the first restart: %d, %v", len(cps), err)
 	}
@@ -66,7 +102,7 @@ func TestRecoverResumesFromCheckpoint(t *testing.T) {
 	}
 
 	lost("lost-2")
-	counting := &minReads{Store: r.store}
+	counting := &minReads{Store: st}
 	cfg.Store = counting
 	restarted := New(cfg)
 	if marked, err := restarted.Recover(ctx); err != nil || marked != 1 {
@@ -86,8 +122,8 @@ func TestRecoverResumesFromCheckpoint(t *testing.T) {
 	if got, _ := restarted.Get(ctx, tenant, "waiting"); got.State != StateDelivered {
 		t.Fatalf("the reminder awaiting its receipt across a checkpoint: %s, want delivered", got.State)
 	}
-	if r.sender.count() != 1 {
-		t.Fatalf("recovery resubmitted: %d submits", r.sender.count())
+	if sender.count() != 1 {
+		t.Fatalf("recovery resubmitted: %d submits", sender.count())
 	}
 }
 
