@@ -511,6 +511,7 @@ type ReminderBody struct {
 	MessageIDs []string        `json:"message_ids,omitempty"`
 	Events     []Written       `json:"events"`
 	Replayed   bool            `json:"replayed,omitempty" doc:"true when the id was known and nothing was sent"`
+	Failure    string          `json:"failure,omitempty" doc:"why a failed reminder failed: smsc_unavailable (no SMSC bound: nothing was sent), the SMSC's refusal of the submit, or the receipt's final status"`
 }
 
 type reminderOut struct {
@@ -530,6 +531,12 @@ func reminderBody(r notify.Result) ReminderBody {
 	}
 	for _, e := range r.Events {
 		b.Events = append(b.Events, written(e, false))
+		if e.Type == ledger.TypeReminderFailed && r.State == notify.StateFailed {
+			var f ledger.ReminderFailed
+			if json.Unmarshal(e.Data, &f) == nil {
+				b.Failure = f.Status
+			}
+		}
 	}
 	return b
 }

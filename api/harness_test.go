@@ -87,11 +87,15 @@ type fakeSender struct {
 	mu   sync.Mutex
 	n    int
 	sent []notify.Message
+	fail error // what Submit answers, when set: nothing is sent
 }
 
 func (s *fakeSender) Submit(_ context.Context, m notify.Message) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
+	}
 	s.n++
 	s.sent = append(s.sent, m)
 	return []string{fmt.Sprint(s.n)}, nil

@@ -79,6 +79,35 @@ func TestIssuePromotionToABogusContract(t *testing.T) {
 	}
 }
 
+// TestFailedReminderSaysWhy: a reminder that could not be sent because no
+// SMSC was bound is answered failed with smsc_unavailable, at once and
+// when read back, so the business knows to retry rather than wait for a
+// receipt.
+func TestFailedReminderSaysWhy(t *testing.T) {
+	h := newHarness(t)
+	withProjections(h)
+	if r := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "POL-F1"}); r.status != 201 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	h.approved(h.a, "renewal", renewalText)
+	h.sender.mu.Lock()
+	h.sender.fail = fmt.Errorf("smpp: %w: no bind", notify.ErrUnavailable)
+	h.sender.mu.Unlock()
+	r := h.do("POST", "/v1/reminders", h.a, renewal("down", numA, "POL-F1"))
+	if m := r.json(t); r.status != 201 || m["state"] != "failed" || m["failure"] != "smsc_unavailable" {
+		t.Fatalf("reminder while no SMSC is bound: %d %s", r.status, r.body)
+	}
+	if m := h.do("GET", "/v1/reminders/down", h.a, nil).json(t); m["failure"] != "smsc_unavailable" {
+		t.Fatalf("read back: %v", m)
+	}
+	h.sender.mu.Lock()
+	h.sender.fail = nil
+	h.sender.mu.Unlock()
+	if m := h.do("POST", "/v1/reminders", h.a, renewal("up", numA, "POL-F1")).json(t); m["state"] != "submitted" || m["failure"] != nil {
+		t.Fatalf("reminder once the SMSC is back: %v", m)
+	}
+}
+
 // TestTemplateReview walks a template through the review: proposed (the
 // automatic checks pass), unusable while pending, approved by a reviewer
 // (recorded as the actor), usable, revoked, unusable again; a rejected
