@@ -32,6 +32,23 @@ func TestRelationshipActive(t *testing.T) {
 			policy(b, past, nil)
 			return b.contact(tenant, subject, past, ledger.RelationshipStarted{ContractRef: "P-2", StartsAt: base.Add(days(3))})
 		}, true},
+		{"renewed past its first expiry", "P-1", func(b *book) uint32 {
+			p := policy(b, base.Add(-days(400)), ptr(base.Add(-days(91))))
+			b.contact(tenant, subject, past, ledger.RelationshipRenewed{ContractRef: "P-1", ExpiresAt: base.Add(days(270))})
+			return p
+		}, false},
+		{"renewed, then ended", "P-1", func(b *book) uint32 {
+			p := policy(b, past, ptr(base.Add(days(30))))
+			b.contact(tenant, subject, past, ledger.RelationshipRenewed{ContractRef: "P-1", ExpiresAt: base.Add(days(400))})
+			b.contact(tenant, subject, past, ledger.RelationshipEnded{ContractRef: "P-1", EndedAt: base.Add(-days(1))})
+			return p
+		}, true},
+		{"another contract renewed", "P-1", func(b *book) uint32 {
+			p := policy(b, base.Add(-days(400)), ptr(base.Add(-days(91))))
+			b.contact(tenant, subject, past, ledger.RelationshipStarted{ContractRef: "P-2", StartsAt: past})
+			b.contact(tenant, subject, past, ledger.RelationshipRenewed{ContractRef: "P-2", ExpiresAt: base.Add(days(400))})
+			return p
+		}, true},
 		{"bogus contract", "NO-SUCH-CONTRACT", func(b *book) uint32 { policy(b, past, nil); return 0 }, true},
 		{"second contract named", "P-2", func(b *book) uint32 {
 			policy(b, past, nil)

@@ -508,6 +508,12 @@ func (s *State) applyContact(i, h int, e *ledger.Event, pos, at, rec uint32) err
 			end = at
 		}
 		s.endContract(i, refHash(p.ContractRef), end)
+	case ledger.TypeRelationshipRenewed:
+		var p ledger.RelationshipRenewed
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			return err
+		}
+		s.renewContract(i, refHash(p.ContractRef), minute(p.ExpiresAt))
 	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
 		return s.applySuppression(i, h, e, pos, false)
 	case ledger.TypeContactMade:
@@ -838,6 +844,21 @@ func (s *State) endContract(i int, ref, end uint32) {
 	for j := range extra {
 		if extra[j].Ref == ref {
 			extra[j].End = end
+		}
+	}
+}
+
+// renewContract moves a contract's expiry; an ended one stays ended.
+func (s *State) renewContract(i int, ref, exp uint32) {
+	r := s.recs.at(i)
+	if r.deal.Pos != 0 && r.deal.Ref == ref {
+		r.deal.Exp = exp
+		return
+	}
+	extra := s.more[uint32(i)]
+	for j := range extra {
+		if extra[j].Ref == ref {
+			extra[j].Exp = exp
 		}
 	}
 }

@@ -43,7 +43,7 @@ func (s *server) startScheduler() error {
 		Help: "Time from a planned reminder's due time to its submit.", Buckets: lagBuckets})
 	s.reg.MustRegister(fired, deferred, cancelled, lag)
 	sched, err := schedule.New(s.tasks.ctx, schedule.Config{Store: s.store, Notifier: s.n, Decider: s.decider, Keys: s.d.Keys,
-		Rules: o.rules, SMSCOf: s.smpp.Route, LineRate: o.schedule.lineRate, SMSCRate: o.schedule.smscRate,
+		Rules: o.rules, SMSCOf: s.smpp.Route, Ready: s.bound, LineRate: o.schedule.lineRate, SMSCRate: o.schedule.smscRate,
 		LineRates: o.cfg.ScheduleLineRates, SMSCRates: smscRates(o.cfg), Dir: filepath.Join(s.d.Dir, "schedule"), Log: s.log,
 		Hooks: schedule.Hooks{
 			Fired: func(state string, d time.Duration) {
@@ -108,6 +108,17 @@ func (s *server) startScheduler() error {
 		}
 	}()
 	return nil
+}
+
+// bound reports whether the SMSC that carries line is bound.
+func (s *server) bound(line string) bool {
+	name := s.smpp.Route(line)
+	for _, l := range s.smpp.Links() {
+		if l.Name == name {
+			return l.Stats.Bound
+		}
+	}
+	return false
 }
 
 // smscRates paces planned reminders per SMSC at each SMSC's configured

@@ -27,8 +27,9 @@ type planVersion struct {
 const Actor = "heed:schedule"
 
 // retryable reports whether a planned reminder that failed with status
-// may be tried again: not when the SMSC refused it for good, and never
-// when its outcome is unknown (it may have been delivered).
+// may be tried again under its plan's retry: not when the SMSC refused it
+// for good, and never when its outcome is unknown (it may have been
+// delivered).
 func retryable(status string) bool {
 	switch status {
 	case "", "refused", "REJECTD":
@@ -36,6 +37,15 @@ func retryable(status string) bool {
 	}
 	return true
 }
+
+// unsent reports whether a failure status says the reminder certainly
+// never reached an SMSC: it is tried again whatever the plan says, as
+// nothing was sent.
+func unsent(status string) bool { return status == "not_sent" || status == "smsc_unavailable" }
+
+// unsentWait is how long after its n-th unsent attempt a reminder is
+// tried again.
+func unsentWait(n int) time.Duration { return time.Minute << (2 * (n - 1)) }
 
 // derive returns the events that bring v's timers in line with its
 // relationships, the plans' latest versions and the facts that cancel
@@ -219,19 +229,23 @@ func (s *Scheduler) derive(ctx context.Context, v *View) ([]ledger.Event, error)
 				}
 			}
 		}
-		// Retries of planned reminders whose delivery failed.
-		if pv.Def.Retry == nil {
-			continue
-		}
-		after, err := ledger.ParseRetryAfter(pv.Def.Retry.After)
-		if err != nil {
-			return nil, err
-		}
+		// Retries of planned reminders that failed: as the plan says after
+		// a failed delivery, and always when nothing left.
 		for _, id := range v.Order {
 			t := v.Timers[id]
 			n := t.Scheduled.Retry + 1
-			if t.Scheduled.ContractRef != ref || !t.Scheduled.ExpiresAt.Equal(r.ExpiresAt) || t.State != "failed" ||
-				!retryable(t.Failure) || n > pv.Def.Retry.Attempts {
+			if t.Scheduled.ContractRef != ref || !t.Scheduled.ExpiresAt.Equal(r.ExpiresAt) || t.State != "failed" || n > ledger.MaxRetries {
+				continue
+			}
+			var after time.Duration
+			switch {
+			case unsent(t.Failure):
+				after = unsentWait(n)
+			case pv.Def.Retry != nil && retryable(t.Failure) && n <= pv.Def.Retry.Attempts:
+				if after, err = ledger.ParseRetryAfter(pv.Def.Retry.After); err != nil {
+					return nil, err
+				}
+			default:
 				continue
 			}
 			base := ReminderID(v.Tenant, v.Subject, ref, r.ExpiresAt, t.Scheduled.Offset)

@@ -81,6 +81,9 @@ type Config struct {
 	Rules *projections.Config
 	// SMSCOf names the SMSC that carries a line.
 	SMSCOf func(line string) string
+	// Ready, if set, says whether a line's SMSC can take a submit now; a
+	// due timer waits (in memory) while it cannot, rather than fail.
+	Ready func(line string) bool
 	// LineRate and SMSCRate are submits per second per line and per SMSC
 	// (zero: unlimited); LineRates and SMSCRates override them by name.
 	LineRate, SMSCRate   float64
@@ -670,7 +673,9 @@ func (s *Scheduler) fireLoop(ctx context.Context, fire <-chan slot) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.cfg.Log.Warn("fire timer", "err", err)
+			if !errors.Is(err, errNotReady) {
+				s.cfg.Log.Warn("fire timer", "err", err)
+			}
 		}
 		s.mu.Lock()
 		if err != nil {
@@ -734,6 +739,9 @@ func (s *Scheduler) fire(ctx context.Context, t slot) (acted bool, err error) {
 		return s.deferTo(ctx, v, tm, []string{RuleSendWindow},
 			fmt.Sprintf("Outside the plan's send window %s-%s in the customer's time zone.", pv.Def.Window.Start, pv.Def.Window.End), next)
 	}
+	if s.cfg.Ready != nil && !s.cfg.Ready(s.cfg.Notifier.LineOf(v.Tenant, pv.Def.Line)) {
+		return false, errNotReady
+	}
 	params := map[string]string{}
 	for name, src := range pv.Def.Params {
 		switch src {
@@ -770,6 +778,8 @@ func (s *Scheduler) fire(ctx context.Context, t slot) (acted bool, err error) {
 	}
 	return true, nil
 }
+
+var errNotReady = errors.New("schedule: the line's SMSC is not bound")
 
 // RuleSendWindow is the rule a plan's send window defers by.
 const RuleSendWindow = "send-window"
