@@ -368,14 +368,13 @@ func (s *Server) eventID(tenant, clientID, idemKey, typ string) string {
 // stored event with the same id, type, actor and the payload rebuilt at its
 // time counts as the same write.
 func (s *Server) append(ctx context.Context, stream string, ev ledger.Event, rebuild func(time.Time) any) (ledger.Event, bool, error) {
-	start := time.Now()
 	out, err := s.cfg.Store.Append(ctx, stream, ledger.Any(), []ledger.Event{ev})
 	if err == nil {
 		// The contact index learns of the event from the log (a customer's
 		// query catches it up first), not here: noting it in every writer
 		// made the writers queue on the index's lock.
 		// A retry with identical content comes back as originally stored.
-		return out[0], out[0].RecordedAt.Before(start), nil
+		return out[0], out[0].Replayed, nil
 	}
 	if !errors.Is(err, ledger.ErrIDConflict) || rebuild == nil {
 		return ledger.Event{}, false, s.storeError("append", err)
@@ -657,7 +656,6 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 		Description: "Destroys this tenant's data key for the number and records SubjectErased in this tenant's contact stream; other businesses' data and decisions are untouched.",
 		Tags:        []string{"business"}, Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{401, 403, 422, 503}},
 		func(ctx context.Context, in *erasureIn) (*writeOutput, error) {
-			start := time.Now()
 			p := who(ctx)
 			_, subject, err := s.person("path.number", in.Number)
 			if err != nil {
@@ -671,7 +669,7 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			if err != nil {
 				return nil, err
 			}
-			return erasedOutput(evs[0], evs[0].RecordedAt.Before(start)), nil
+			return erasedOutput(evs[0], evs[0].Replayed), nil
 		})
 }
 

@@ -199,6 +199,8 @@ func (s *Server) recordCDR(ctx context.Context, format string, l cdrLayout, rec 
 		return "replayed", nil
 	case err != nil:
 		return "error", &CDRRowError{Field: "row", Why: "not recorded; upload the file again"}
+	case stored[0].Replayed:
+		return "replayed", nil
 	}
 	if !p.Gated {
 		s.cfg.Log.Warn("call detail record for a call the gate never saw", "tenant", tenant, "position", stored[0].Position)

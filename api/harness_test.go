@@ -146,9 +146,17 @@ type harness struct {
 	a, b    string // business keys of tenants "tenanta" and "tenantb"
 }
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB) *harness { return newHarnessOn(t, nil) }
+
+// newHarnessOn is newHarness with the API and the notifier writing through
+// wrap(store) when wrap is set.
+func newHarnessOn(t testing.TB, wrap func(ledger.Store) ledger.Store) *harness {
 	t.Helper()
 	st := mem.New()
+	var log ledger.Store = st
+	if wrap != nil {
+		log = wrap(st)
+	}
 	keys, err := auth.Open(filepath.Join(t.TempDir(), "apikeys.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -161,13 +169,13 @@ func newHarness(t testing.TB) *harness {
 	t.Cleanup(func() { dataKeys.Close() })
 	h.pii = dataKeys
 	dec := streamDecider{st}
-	h.notify = notify.New(notify.Config{Store: pii.Seal(st, dataKeys), Decider: dec, Sender: h.sender, DefaultLine: "10690001",
+	h.notify = notify.New(notify.Config{Store: pii.Seal(log, dataKeys), Decider: dec, Sender: h.sender, DefaultLine: "10690001",
 		Sealer: dataKeys, Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, Pseudonym: hmacPseudonyms{}.Pseudonym})
 	runner, err := projections.NewRunner(st, projections.Default(), projections.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.api = New(Config{Store: st, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify, PII: dataKeys,
+	h.api = New(Config{Store: log, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify, PII: dataKeys,
 		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify, Leaves: memLeaves{st},
 		Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, LineStates: runner})
 	ctx, cancel := context.WithCancel(context.Background())

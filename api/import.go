@@ -170,7 +170,6 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 					for j, i := range idx {
 						batch[j] = evs[i]
 					}
-					start := time.Now()
 					var stored []ledger.Event
 					err := s.cfg.Gate.Exclusive(batch[0].Subject, func() error {
 						var err error
@@ -186,7 +185,7 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 						return
 					}
 					for j, e := range stored {
-						results[idx[j]] = written(e, e.RecordedAt.Before(start))
+						results[idx[j]] = written(e, e.Replayed)
 					}
 				})
 			}

@@ -48,6 +48,10 @@ type Event struct {
 	Data json.RawMessage `json:"data"`
 	// PII holds personal fields sealed with the subject's data key.
 	PII []byte `json:"pii,omitempty"`
+	// Replayed is set on the events Store.Append returns when the append
+	// was a no-op: a retry of events an earlier append stored. It is never
+	// stored, and false on every event read.
+	Replayed bool `json:"-"`
 }
 
 // Event ids are public (they are in every audit bundle), so their random

@@ -82,17 +82,20 @@ type Store interface {
 	// position and recorded time). It returns only after the events are
 	// durable. Events with empty ids are given fresh UUIDv7 ids. If every
 	// event's id is already stored in stream with the same content, the
-	// append is a no-op that returns the stored events; an id stored with
-	// different content fails with ErrIDConflict.
+	// append is a no-op, whatever revision it expected, that returns the
+	// stored events with Replayed set; an id stored with different content,
+	// or an append mixing stored and new ids, fails with ErrIDConflict.
 	Append(ctx context.Context, stream string, expected Expected, events []Event) ([]Event, error)
 	// ReadStream returns up to limit events of stream with revision >= from
-	// (1-based), in revision order. A stream with no events yields
+	// (1-based), in revision order; a limit <= 0 means no limit, every
+	// event to the stream's end. A stream with no events yields
 	// ErrNotFound.
 	ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]Event, error)
 	// StreamRevision returns the stream's current revision (0 if absent).
 	StreamRevision(ctx context.Context, stream string) (uint64, error)
 	// ReadAll returns up to limit events of the global log with position >=
-	// from (1-based), in position order.
+	// from (1-based), in position order; a limit <= 0 means no limit, every
+	// event to the head.
 	ReadAll(ctx context.Context, from uint64, limit int) ([]Event, error)
 	// Follow calls fn for every event with position >= from, in order: first
 	// those already stored, then each new one as it is appended, with no gap

@@ -437,7 +437,9 @@ func (p *plan) retried(r *request) ([]ledger.Event, bool, error) {
 		if old.Stream != r.stream || !ledger.SameContent(old, ev) {
 			return nil, false, fmt.Errorf("%w: id %s", ledger.ErrIDConflict, ev.ID)
 		}
-		out = append(out, *old)
+		e := *old
+		e.Replayed = true
+		out = append(out, e)
 	}
 	if len(out) == 0 {
 		return nil, false, nil

@@ -267,6 +267,14 @@ func expectation(x ledger.Expected) kurrentdb.StreamState {
 // the first attempt was written; an Any append checks the stream for its
 // ids before it is repeated, since the server's idempotence is best effort
 // there.
+//
+// The events come back Replayed when they were found stored before this
+// call could have written them: their ids were in the index, or the server
+// refused or skipped the write and the stream holds them. Found after an
+// attempt whose outcome is unknown, they count as this call's. An append
+// the server skips because another instance stored the same events a
+// moment ago, before the index has them, is indistinguishable from a write
+// and is not marked.
 func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expected, events []ledger.Event) ([]ledger.Event, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -319,13 +327,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, err
 		}
 		if found {
-			return out, nil
+			return replayed(out), nil
 		}
 		return nil, fmt.Errorf("%w: an id of this append is stored in another stream", ledger.ErrIDConflict)
 	}
 	var res *kurrentdb.WriteResult
 	var stored []ledger.Event
+	attempts := 0
 	err := s.do(ctx, "append to "+stream, func(c *kurrentdb.Client, attempt int) error {
+		attempts = attempt
 		if attempt > 1 && expected.IsAny() {
 			out, found, err := s.findStored(ctx, stream, proposed)
 			if err != nil || found {
@@ -348,6 +358,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 			return nil, ferr
 		}
 		if found {
+			if attempts <= 1 {
+				out = replayed(out)
+			}
 			return out, nil
 		}
 		rev, rerr := s.streamRevision(ctx, stream)
@@ -367,11 +380,22 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	if !expected.IsAny() {
 		first = expected.Revision()
 	}
-	out, err := s.readBack(ctx, stream, first, proposed)
+	out, skipped, err := s.readBack(ctx, stream, first, proposed)
 	if err != nil {
 		return nil, err
 	}
+	if skipped && attempts <= 1 {
+		out = replayed(out)
+	}
 	return out, nil
+}
+
+// replayed marks evs as found stored, not written by this append.
+func replayed(evs []ledger.Event) []ledger.Event {
+	for i := range evs {
+		evs[i].Replayed = true
+	}
+	return evs
 }
 
 // canonical returns e as it will read back: its leaf decoded. Stored
@@ -400,11 +424,12 @@ func (s *Store) known(data []kurrentdb.EventData) bool {
 
 // readBack reads the events an append wrote (or found already written)
 // from revision first (0-based), checks they are the proposed ones, and
-// returns them with their positions.
-func (s *Store) readBack(ctx context.Context, stream string, first uint64, proposed []ledger.Event) ([]ledger.Event, error) {
+// returns them with their positions. skipped means they are elsewhere in
+// the stream: the server found them stored and wrote nothing.
+func (s *Store) readBack(ctx context.Context, stream string, first uint64, proposed []ledger.Event) (_ []ledger.Event, skipped bool, _ error) {
 	got, err := s.readStream(ctx, stream, first, len(proposed))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	match := len(got) == len(proposed)
 	for i := 0; match && i < len(got); i++ {
@@ -413,20 +438,20 @@ func (s *Store) readBack(ctx context.Context, stream string, first uint64, propo
 	if !match {
 		out, found, err := s.findStored(ctx, stream, proposed)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if !found {
-			return nil, fmt.Errorf("kurrent: append to %s succeeded but its events are not in the stream", stream)
+			return nil, false, fmt.Errorf("kurrent: append to %s succeeded but its events are not in the stream", stream)
 		}
-		return out, nil
+		return out, true, nil
 	}
 	for i := range got {
 		if !ledger.SameContent(&got[i], &proposed[i]) {
 			// The server matched the id and skipped the write.
-			return nil, fmt.Errorf("%w: id %s", ledger.ErrIDConflict, got[i].ID)
+			return nil, false, fmt.Errorf("%w: id %s", ledger.ErrIDConflict, got[i].ID)
 		}
 	}
-	return got, nil
+	return got, false, nil
 }
 
 // findStored looks for the proposed ids in stream. found means every id is

@@ -121,6 +121,7 @@ func (s *Store) retried(stream string, events []ledger.Event) ([]ledger.Event, b
 		if old.Stream != stream || !ledger.SameContent(&old, &events[i]) {
 			return nil, false, fmt.Errorf("%w: id %s", ledger.ErrIDConflict, events[i].ID)
 		}
+		old.Replayed = true
 		out = append(out, old)
 	}
 	if len(out) == 0 {

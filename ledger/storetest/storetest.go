@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Store) {
 		{"EmptyIDsGetUUIDv7", testEmptyIDs},
 		{"ExpectedRevision", testExpected},
 		{"RetryReturnsOriginal", testRetry},
+		{"RetryIsReplayed", testReplayed},
 		{"IDConflict", testIDConflict},
 		{"Invalid", testInvalid},
 		{"ReadStream", testReadStream},
@@ -263,6 +264,59 @@ func testRetry(t *testing.T, s ledger.Store) {
 	}
 	if head(t, s) != h {
 		t.Fatalf("retries changed the head from %d to %d", h, head(t, s))
+	}
+}
+
+// replayedAll reports whether every event is marked Replayed, and fails
+// the test if only some are.
+func replayedAll(t *testing.T, what string, evs []ledger.Event) bool {
+	t.Helper()
+	n := 0
+	for _, e := range evs {
+		if e.Replayed {
+			n++
+		}
+	}
+	if n != 0 && n != len(evs) {
+		t.Fatalf("%s: %d of %d events marked replayed", what, n, len(evs))
+	}
+	return n > 0
+}
+
+// testReplayed: an append that stores its events says so, a retry of it
+// under any expectation says it stored nothing, and no event read is
+// marked.
+func testReplayed(t *testing.T, s ledger.Store) {
+	ctx := context.Background()
+	in := consents(2)
+	out := mustAppend(t, s, "st", ledger.NoStream(), in)
+	if replayedAll(t, "first append", out) {
+		t.Fatal("the first append of its events is marked replayed")
+	}
+	mustAppend(t, s, "st", ledger.Any(), consents(1))
+	for _, exp := range []ledger.Expected{ledger.NoStream(), ledger.Any(), ledger.Exact(3), ledger.Exact(1)} {
+		again, err := s.Append(ctx, "st", exp, in)
+		if err != nil {
+			t.Fatalf("retry with %v: %v", exp, err)
+		}
+		if !replayedAll(t, "retry", again) {
+			t.Errorf("retry with %v is not marked replayed", exp)
+		}
+	}
+	fresh := mustAppend(t, s, "st", ledger.Exact(3), consents(1))
+	if replayedAll(t, "append after retries", fresh) {
+		t.Error("a new event after retries is marked replayed")
+	}
+	read, err := s.ReadStream(ctx, "st", 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ReadAll(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read) != 4 || len(all) != 4 || replayedAll(t, "stream read", read) || replayedAll(t, "log read", all) {
+		t.Errorf("reads: %d stream events, %d log events, some marked replayed", len(read), len(all))
 	}
 }
 
@@ -513,6 +567,18 @@ func testConcurrentRetries(t *testing.T, s ledger.Store) {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
 		sameEvents(t, "retried append", outs[i], outs[0])
+	}
+	// The caller that stored the events is never told it replayed them.
+	// (KurrentDB may skip a concurrent copy without saying so, so more than
+	// one caller may be told it stored them.)
+	written := 0
+	for i := range n {
+		if !replayedAll(t, "concurrent retry", outs[i]) {
+			written++
+		}
+	}
+	if written == 0 {
+		t.Error("every caller was told its append was a retry; one stored the events")
 	}
 	if h := head(t, s); h != 3 {
 		t.Fatalf("head %d after %d identical appends of 3 events, want 3", h, n)
