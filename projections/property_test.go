@@ -188,8 +188,6 @@ func diffStates(a, b *State) string {
 		return "subject index size"
 	case !slices.Equal(a.tenants.Names, b.tenants.Names) || !slices.Equal(a.lists.Names, b.lists.Names) || !slices.Equal(a.regions.Names, b.regions.Names):
 		return "interned names"
-	case a.skipped != b.skipped:
-		return "skipped"
 	case len(a.more) != len(b.more) || len(a.lines) != len(b.lines):
 		return "contracts or lines"
 	case !maps.EqualFunc(a.spill, b.spill, slices.Equal):

@@ -13,9 +13,16 @@ import (
 	"github.com/heed/heed/ledger"
 )
 
-// ErrBehind means the projection did not reach the position a decision
-// needs within the wait: the runner is stuck or far behind.
-var ErrBehind = errors.New("projections: projection is behind the log")
+// Sentinel errors.
+var (
+	// ErrBehind means the projection did not reach the position a decision
+	// needs within the wait: the runner is stuck or far behind.
+	ErrBehind = errors.New("projections: projection is behind the log")
+	// ErrUndecodable means an event's payload could not be read. The
+	// projection stops before it (see Runner.Err) rather than decide
+	// without it.
+	ErrUndecodable = errors.New("projections: event cannot be decoded")
+)
 
 // Options tune a Runner. The zero value works: no snapshots, a 5 s wait.
 type Options struct {
@@ -45,6 +52,8 @@ type Runner struct {
 	st      *State
 	waiters int
 	tick    chan struct{}
+	// failed is the error that stopped the projection (ErrUndecodable).
+	failed atomic.Pointer[error]
 }
 
 // NewRunner returns a runner under cfg, restored from the snapshot in
@@ -79,6 +88,15 @@ func NewRunner(store ledger.Store, cfg *Config, opt Options) (*Runner, error) {
 // Position is the last log position the projection has applied.
 func (r *Runner) Position() uint64 { return r.pos.Load() }
 
+// Err returns the error that stopped the projection, which then applies no
+// further event (an event it cannot decode), or nil.
+func (r *Runner) Err() error {
+	if err := r.failed.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // Config returns the rules the runner decides under.
 func (r *Runner) Config() *Config { return r.cfg }
 
@@ -109,7 +127,13 @@ func (r *Runner) apply(e *ledger.Event) error {
 	if e.Position <= r.st.pos {
 		return nil // a rebuild already covered it
 	}
+	if err := r.Err(); err != nil {
+		return err
+	}
 	if err := r.st.Apply(e); err != nil {
+		if errors.Is(err, ErrUndecodable) {
+			r.failed.Store(&err)
+		}
 		return err
 	}
 	r.pos.Store(r.st.pos)
@@ -337,7 +361,9 @@ func asOf(ctx context.Context, store ledger.Store, cfg *Config, q Query, others 
 	st := NewState(cfg)
 	st.regions, st.partial = regions, true
 	for i := range evs {
-		st.apply(&evs[i])
+		if err := st.apply(&evs[i]); err != nil {
+			return Decision{}, err
+		}
 		st.pos = evs[i].Position
 		known[evs[i].Position] = evs[i].ID
 	}

@@ -109,7 +109,7 @@ func (s *State) writeTo(w io.Writer) error {
 			return err
 		}
 	}
-	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines, Skipped: s.skipped}); err != nil {
+	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines}); err != nil {
 		return err
 	}
 	return bw.Flush()
@@ -234,7 +234,7 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 	if err := gob.NewDecoder(r).Decode(&x); err != nil {
 		return nil, err
 	}
-	s.tenants, s.lists, s.regions, s.skipped = x.Tenants, x.Lists, x.Regions, x.Skipped
+	s.tenants, s.lists, s.regions = x.Tenants, x.Lists, x.Regions
 	if x.More != nil {
 		s.more = x.More
 	}
@@ -272,7 +272,9 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 // Snapshot saves the runner's state to its directory. Appliers wait while
 // the state is written to the file; the sync and rename happen after.
 func (r *Runner) Snapshot() error {
-	if r.opt.Dir == "" {
+	// A projection stopped by an event it could not read may hold part of
+	// that event: the last snapshot before it stays.
+	if r.opt.Dir == "" || r.Err() != nil {
 		return nil
 	}
 	if err := os.MkdirAll(r.opt.Dir, 0o700); err != nil {

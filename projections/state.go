@@ -234,7 +234,6 @@ type State struct {
 	lists   intern
 	regions intern
 	lines   map[string]map[string]*line // by tenant, then name
-	skipped uint64
 	// partial is set on the scratch state of a past decision, which holds
 	// a few streams only: its line figures are not the line's.
 	partial bool
@@ -292,10 +291,6 @@ func (s *State) Position() uint64 { return s.pos }
 // Subjects counts tracked (tenant, subject) records.
 func (s *State) Subjects() int { return s.recs.n }
 
-// Skipped counts events whose payload could not be read; they advance the
-// position but change nothing.
-func (s *State) Skipped() uint64 { return s.skipped }
-
 // Apply applies the next event of the log; e.Position must follow the last
 // applied position.
 func (s *State) Apply(e *ledger.Event) error {
@@ -305,7 +300,9 @@ func (s *State) Apply(e *ledger.Event) error {
 	if e.Position > math.MaxUint32 {
 		return fmt.Errorf("%w: position %d beyond the compact state's range", ErrOrder, e.Position)
 	}
-	s.apply(e)
+	if err := s.apply(e); err != nil {
+		return err
+	}
 	s.pos = e.Position
 	return nil
 }
@@ -404,7 +401,10 @@ func (s *State) eachLine(fn func(*line)) {
 	}
 }
 
-func (s *State) apply(e *ledger.Event) {
+// apply folds e into the state. An event it cannot read fails with
+// ErrUndecodable: skipping it would leave decisions that ignore a fact the
+// log holds.
+func (s *State) apply(e *ledger.Event) error {
 	if e.RecordedAt.After(s.recorded) {
 		s.recorded = e.RecordedAt
 	}
@@ -419,7 +419,7 @@ func (s *State) apply(e *ledger.Event) {
 		i, h := s.record(e.Tenant, e.Subject)
 		s.recs.at(i).rev = uint32(e.Revision)
 		if err := s.applyContact(i, h, e, pos, at, rec); err != nil {
-			s.skipped++
+			return undecodable(e, err)
 		}
 	case strings.HasPrefix(e.Stream, "subject-") && e.Subject != "":
 		h := s.head(e.Subject)
@@ -427,13 +427,20 @@ func (s *State) apply(e *ledger.Event) {
 			_, h = s.record("", e.Subject)
 		}
 		if err := s.applySubject(h, e, pos); err != nil {
-			s.skipped++
+			return undecodable(e, err)
 		}
 	case strings.HasPrefix(e.Stream, "line-"):
 		if err := s.applyLine(e, pos); err != nil {
-			s.skipped++
+			return undecodable(e, err)
 		}
 	}
+	return nil
+}
+
+// undecodable names the event the projection could not read by its
+// position, type and id; the cause says what in it failed, never a value.
+func undecodable(e *ledger.Event, err error) error {
+	return fmt.Errorf("%w: position %d (%s %s): %v", ErrUndecodable, e.Position, e.Type, e.ID, err)
 }
 
 func (s *State) applyContact(i, h int, e *ledger.Event, pos, at, rec uint32) error {

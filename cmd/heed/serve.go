@@ -448,6 +448,9 @@ func (s *server) startProjections(ctx context.Context) error {
 		return nil
 	})
 	s.ready.add("projections", func(ctx context.Context) error {
+		if err := runner.Err(); err != nil {
+			return err // an event it cannot read stopped it
+		}
 		// Decisions wait for the projections to reach the head; far behind
 		// (a rebuild, a restart on a big log) they would time out.
 		head, err := s.ledger.Head(ctx)
@@ -462,6 +465,12 @@ func (s *server) startProjections(ctx context.Context) error {
 	suspender := projections.NewSuspender(runner, s.store, "heed:line-suspender")
 	s.tasks.run("line suspender", func(ctx context.Context) error { return suspender.Run(ctx, time.Minute) })
 	s.decider = s.metrics.Decider(notify.Projections(runner))
+	s.metrics.Gauge("heed_projection_undecodable", "1 when an event the projections cannot decode has stopped them (the error names its position).", func() float64 {
+		if errors.Is(runner.Err(), projections.ErrUndecodable) {
+			return 1
+		}
+		return 0
+	})
 	s.metrics.Gauge("heed_projection_lag_events", "Events appended but not yet applied to the projections.", func() float64 {
 		head, err := s.ledger.Head(context.Background())
 		if err != nil {
