@@ -66,6 +66,9 @@ type Checkpoint struct {
 	Size int64  `json:"size" doc:"number of events the tree covers"`
 	Root []byte `json:"root" doc:"RFC 6962 root hash"`
 	Note string `json:"note" doc:"the checkpoint as a signed note (C2SP tlog-checkpoint)"`
+	// Rotations lets a client that trusts an older signing key follow the
+	// chain to the key that signs Note.
+	Rotations []string `json:"rotations,omitempty" doc:"the signed checkpoints that announce a change of signing key, oldest first; each is signed by the old key and the new"`
 }
 
 // Gate orders writes that can turn a decision against reminders in flight:
@@ -136,6 +139,7 @@ type Server struct {
 	codeLocks stripes
 	people    *people
 	tags      tagger
+	reports   reportCache
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.

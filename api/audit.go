@@ -79,6 +79,8 @@ func (s *Server) registerAudit() {
 			}}, nil
 		})
 	s.registerPersonal(mw, sec)
+	s.registerReports()
+	s.registerLog()
 	huma.Register(s.api, op("audit-checkpoint", "/v1/audit/checkpoint", "The latest signed checkpoint"),
 		func(ctx context.Context, _ *struct{}) (*checkpointOut, error) {
 			if s.cfg.Auditor == nil {

@@ -61,13 +61,25 @@ func (a LedgerAuditor) latest(ctx context.Context) (merkle.Checkpoint, error) {
 }
 
 // Checkpoint returns the newest checkpoint, sealing the head first when
-// this process seals.
+// this process seals, with the announcements of key rotations up to it.
 func (a LedgerAuditor) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	cp, err := a.latest(ctx)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	return Checkpoint{Size: cp.Size, Root: cp.Root[:], Note: string(cp.Note)}, nil
+	out := Checkpoint{Size: cp.Size, Root: cp.Root[:], Note: string(cp.Note)}
+	if a.Checkpoints != nil {
+		rots, err := a.Checkpoints.Rotations()
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		for _, r := range rots {
+			if r.Size <= cp.Size {
+				out.Rotations = append(out.Rotations, string(r.Note))
+			}
+		}
+	}
+	return out, nil
 }
 
 // Inclusion proves the event at position is in the tree of size.

@@ -28,11 +28,11 @@ var ErrPeriod = errors.New("report: the period ends before it starts")
 // are measured against.
 type Rules struct {
 	// Threshold is the complaint rate that suspends a line.
-	Threshold float64
+	Threshold float64 `json:"threshold"`
 	// MinContacts is the fewest contacts for the rate to count.
-	MinContacts int
+	MinContacts int `json:"min_contacts"`
 	// WindowDays is the rule's own window, shown beside the period's rate.
-	WindowDays int
+	WindowDays int `json:"window_days"`
 }
 
 // Report is every figure of one period.
