@@ -81,6 +81,7 @@ func (s *Server) registerAudit() {
 	s.registerPersonal(mw, sec)
 	s.registerReports()
 	s.registerLog()
+	s.registerAuditPage()
 	huma.Register(s.api, op("audit-checkpoint", "/v1/audit/checkpoint", "The latest signed checkpoint"),
 		func(ctx context.Context, _ *struct{}) (*checkpointOut, error) {
 			if s.cfg.Auditor == nil {

@@ -87,6 +87,12 @@ var attacks = map[string]attack{
 	"audit-inclusion":   func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/inclusion?position=1", nil },
 	"audit-consistency": func(*harness) (string, string, any) { return "GET", "/v1/audit/proofs/consistency?old=1", nil },
 	"audit-bundle":      func(*harness) (string, string, any) { return "GET", "/v1/audit/bundle", nil },
+	"audit-log":         func(*harness) (string, string, any) { return "GET", "/v1/audit/log?tenant=tenantb", nil },
+	"audit-report":      func(*harness) (string, string, any) { return "GET", "/v1/audit/reports", nil },
+	"audit-report-chart": func(*harness) (string, string, any) {
+		return "GET", "/v1/audit/reports/contacts/chart.svg", nil
+	},
+	"audit-report-data": func(*harness) (string, string, any) { return "GET", "/v1/audit/reports/opt-out-list/data.csv", nil },
 	"reinstate-line": func(*harness) (string, string, any) {
 		return "POST", "/v1/lines/tenantb/LB/reinstatement", map[string]any{"reason": "mine now"}
 	},

@@ -32,9 +32,6 @@ func (s *Server) registerWeb() {
 		http.SetCookie(w, &http.Cookie{Name: customerCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		http.Redirect(w, r, "/me", http.StatusSeeOther)
 	})
-	s.mux.HandleFunc("GET /audit", func(w http.ResponseWriter, _ *http.Request) {
-		s.render(w, http.StatusOK, "audit.html", map[string]string{"Title": "Verify the ledger"})
-	})
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, data any) {

@@ -78,17 +78,19 @@ func (c *Chart) CSV() []byte {
 // the value labels drawn in them stay readable.
 var colours = []string{"#1d5a9e", "#a14d00", "#2b6e2f", "#6b3fa0", "#8a1c3c"}
 
-// Layout, in SVG user units.
+// Layout, in SVG user units. Each row's label sits above its bars, so
+// the chart stays readable when a phone shrinks it to its width.
 const (
-	width   = 720
-	labelW  = 210
-	valueW  = 70
+	width   = 400
+	left    = 6
+	valueW  = 56
 	barH    = 16
 	barGap  = 3
+	labelH  = 20
 	rowGap  = 10
-	top     = 12
-	legendH = 22
-	fontPx  = 13
+	top     = 10
+	legendH = 24
+	fontPx  = 15
 )
 
 // SVG draws the chart as a standalone SVG document.
@@ -100,31 +102,31 @@ func (c *Chart) SVG() []byte {
 	if len(c.Series) > 1 {
 		y += legendH
 	}
-	rowH := n*barH + (n-1)*barGap
+	rowH := labelH + n*barH + (n-1)*barGap
 	height := y + max(1, len(c.Rows))*(rowH+rowGap) + 24
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-labelledby="%s %s" font-family="system-ui, sans-serif" font-size="%d">`,
 		width, height, width, height, id("title"), id("desc"), fontPx)
 	fmt.Fprintf(&b, `<title id="%s">%s</title><desc id="%s">%s</desc>`, id("title"), esc(c.Title), id("desc"), esc(c.Desc))
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#ffffff"/>`, width, height)
 	if len(c.Series) > 1 {
-		x := labelW
+		x := left
 		for i, s := range c.Series {
-			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d" fill="#222222">%s</text>`,
-				x, top, colours[i%len(colours)], x+16, top+11, esc(s))
-			x += 16 + 8*utf8.RuneCountInString(s) + 20
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="13" height="13" fill="%s"/><text x="%d" y="%d" fill="#222222">%s</text>`,
+				x, top, colours[i%len(colours)], x+18, top+12, esc(s))
+			x += 18 + 9*utf8.RuneCountInString(s) + 16
 		}
 	}
 	if len(c.Rows) == 0 {
-		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#222222">%s</text></svg>`, 8, y+fontPx, esc(c.Empty))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#222222">%s</text></svg>`, left, y+fontPx, esc(c.Empty))
 		return b.Bytes()
 	}
 	scale := c.max()
-	barW := float64(width - labelW - valueW - 8)
-	x0 := labelW
+	barW := float64(width - left - valueW)
+	y0 := y
 	for _, r := range c.Rows {
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="#222222">%s</text>`, x0-8, y+rowH/2+fontPx/2-1, esc(clip(r.Label, 30)))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#222222" font-weight="600">%s</text>`, left, y+fontPx, esc(clip(r.Label, 44)))
 		for i, v := range r.Values {
-			by := y + i*(barH+barGap)
+			by := y + labelH + i*(barH+barGap)
 			w := 0.0
 			if scale > 0 {
 				w = barW * v / scale
@@ -135,21 +137,22 @@ func (c *Chart) SVG() []byte {
 				name += ", " + c.Series[i]
 			}
 			fmt.Fprintf(&b, `<rect class="bar" x="%d" y="%d" width="%s" height="%d" fill="%s"><title>%s: %s</title></rect>`,
-				x0, by, Number(math.Round(w*10)/10), barH, col, esc(name), Number(v))
-			fmt.Fprintf(&b, `<text x="%s" y="%d" fill="%s">%s</text>`, Number(math.Round((float64(x0)+w+4)*10)/10), by+barH-3, col, Number(round(v)))
+				left, by, Number(math.Round(w*10)/10), barH, col, esc(name), Number(v))
+			fmt.Fprintf(&b, `<text x="%s" y="%d" fill="%s">%s</text>`, Number(math.Round((float64(left)+w+4)*10)/10), by+barH-2, col, Number(round(v)))
 		}
 		y += rowH + rowGap
 	}
-	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#222222"/>`, x0, top, x0, y)
 	if c.Ref != nil && scale > 0 {
-		x := float64(x0) + barW*c.Ref.Value/scale
+		x := Number(math.Round((float64(left)+barW*c.Ref.Value/scale)*10) / 10)
 		fmt.Fprintf(&b, `<line class="ref" x1="%s" y1="%d" x2="%s" y2="%d" stroke="#b00020" stroke-width="2" stroke-dasharray="6 4"><title>%s: %s</title></line>`,
-			Number(math.Round(x*10)/10), top, Number(math.Round(x*10)/10), y, esc(c.Ref.Label), Number(c.Ref.Value))
+			x, y0, x, y, esc(c.Ref.Label), Number(c.Ref.Value))
 		anchor := "middle"
-		if x > float64(width-valueW) {
+		if c.Ref.Value/scale > 0.7 {
 			anchor = "end"
+		} else if c.Ref.Value/scale < 0.3 {
+			anchor = "start"
 		}
-		fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="%s" fill="#b00020">%s: %s</text>`, Number(math.Round(x*10)/10), y+16, anchor, esc(c.Ref.Label), Number(round(c.Ref.Value)))
+		fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="%s" fill="#b00020">%s: %s</text>`, x, y+14, anchor, esc(c.Ref.Label), Number(round(c.Ref.Value)))
 	}
 	b.WriteString(`</svg>`)
 	return b.Bytes()

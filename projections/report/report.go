@@ -51,7 +51,7 @@ type Report struct {
 	Denials    []Denials  `json:"denials" doc:"refused reminders and calls per rule"`
 	Complaints []LineRate `json:"complaints" doc:"complaint rate per line against the suspension threshold"`
 	OptOuts    []OptOut   `json:"opt_outs" doc:"each opt-out, with the contacts it covers made after it"`
-	Reminders  []Outcome  `json:"reminders" doc:"reminders requested in the period, by outcome at its end"`
+	Reminders  []Outcome  `json:"reminders" doc:"reminders requested or scheduled in the period, by their state at its end"`
 }
 
 // Contacts counts the contacts of one line on one channel: ContactMade
@@ -107,7 +107,8 @@ type OptOut struct {
 	GapSeconds    float64    `json:"gap_seconds,omitempty"`
 }
 
-// Outcome counts reminders by the state they were in at the period's end.
+// Outcome counts the reminders requested or scheduled in the period by the
+// state they were in at its end.
 type Outcome struct {
 	Outcome   string `json:"outcome"`
 	Reminders int    `json:"reminders"`
@@ -124,10 +125,15 @@ const (
 	Delivered = "delivered"
 	Failed    = "failed"
 	Unknown   = "outcome unknown"
+	// Scheduled and Deferred: a renewal timer not yet fired; Cancelled:
+	// one ended without sending.
+	Scheduled = "scheduled"
+	Deferred  = "deferred"
+	Cancelled = "cancelled"
 )
 
 // Outcomes lists the reminder outcomes in report order.
-var Outcomes = []string{Delivered, Submitted, Dispatched, Failed, Unknown, Denied, Requested}
+var Outcomes = []string{Delivered, Submitted, Dispatched, Failed, Unknown, Denied, Cancelled, Deferred, Scheduled, Requested}
 
 var outcomeOf = map[string]string{
 	ledger.TypeReminderRequested:      Requested,
@@ -137,6 +143,9 @@ var outcomeOf = map[string]string{
 	ledger.TypeReminderDelivered:      Delivered,
 	ledger.TypeReminderFailed:         Failed,
 	ledger.TypeReminderOutcomeUnknown: Unknown,
+	ledger.TypeReminderScheduled:      Scheduled,
+	ledger.TypeReminderDeferred:       Deferred,
+	ledger.TypeReminderCancelled:      Cancelled,
 }
 
 // Seek returns the first position whose event was recorded at or after t,
@@ -324,8 +333,9 @@ func (a *aggregate) reminder(e *ledger.Event, id string) {
 	k := reminderKey{e.Tenant, id}
 	out := outcomeOf[e.Type]
 	if _, ok := a.reminders[k]; !ok {
-		// A reminder requested before the period is not this period's.
-		if out != Requested && out != Denied && out != Dispatched {
+		// A reminder requested or scheduled before the period is not this
+		// period's.
+		if out != Requested && out != Denied && out != Dispatched && out != Scheduled {
 			return
 		}
 		a.order = append(a.order, k)
@@ -411,6 +421,12 @@ func (a *aggregate) add(ctx context.Context, e *ledger.Event) error {
 	case *ledger.ReminderFailed:
 		a.reminder(e, p.ReminderID)
 	case *ledger.ReminderOutcomeUnknown:
+		a.reminder(e, p.ReminderID)
+	case *ledger.ReminderScheduled:
+		a.reminder(e, p.ReminderID)
+	case *ledger.ReminderDeferred:
+		a.reminder(e, p.ReminderID)
+	case *ledger.ReminderCancelled:
 		a.reminder(e, p.ReminderID)
 	}
 	return nil

@@ -77,6 +77,11 @@ func reminder(tenant, subject string, min int, id, line string, outcome ...any) 
 	return fs
 }
 
+func timer(tenant, subject, id string) fact {
+	return fact{tenant, subject, 0, &ledger.ReminderScheduled{ReminderID: id, ContractRef: "P-1", PlanID: "renewal", PlanVersion: 1, Offset: "30d",
+		ExpiresAt: base.AddDate(0, 1, 0), DueAt: base}}
+}
+
 func dispatched(id, line string) *ledger.ReminderDispatched {
 	return &ledger.ReminderDispatched{ReminderID: id, ContractRef: "P-1", ContentHash: "h", Line: line, RulesVersion: "t"}
 }
@@ -226,9 +231,15 @@ func TestReportFiguresOnEveryStore(t *testing.T) {
 			reminder("a", "s4", 0, "r4", "L1", dispatched("r4", "L1"), &ledger.ReminderOutcomeUnknown{ReminderID: "r4"}),
 			reminder("a", "s5", 0, "r5", "L1", dispatched("r5", "L1"), submitted("r5")),
 			reminder("b", "s6", 0, "r1", "L2", dispatched("r1", "L2"), submitted("r1"), &ledger.ReminderDelivered{ReminderID: "r1"}),
+			// Renewal timers: one cancelled by an opt-out, one deferred,
+			// one pending, one that fired and was delivered.
+			{timer("a", "s7", "t1"), {"a", "s7", 1, &ledger.ReminderCancelled{ReminderID: "t1", Reason: ledger.CancelOptedOut}},
+				timer("a", "s7", "t2"), {"a", "s7", 2, &ledger.ReminderDeferred{ReminderID: "t2", Rule: "quiet-hours", DueAt: base, NextAt: base.Add(time.Hour)}},
+				timer("a", "s7", "t3"), timer("a", "s8", "t4")},
+			reminder("a", "s8", 5, "t4", "L1", dispatched("t4", "L1"), submitted("t4"), &ledger.ReminderDelivered{ReminderID: "t4"}),
 		},
 		check: func(t *testing.T, r Report) {
-			want := []Outcome{{Delivered, 2}, {Submitted, 1}, {Failed, 1}, {Unknown, 1}, {Denied, 1}}
+			want := []Outcome{{Delivered, 3}, {Submitted, 1}, {Failed, 1}, {Unknown, 1}, {Denied, 1}, {Cancelled, 1}, {Deferred, 1}, {Scheduled, 1}}
 			if !reflect.DeepEqual(r.Reminders, want) {
 				t.Errorf("reminders %+v, want %+v", r.Reminders, want)
 			}
