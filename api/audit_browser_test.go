@@ -15,6 +15,7 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -818,6 +819,43 @@ func TestAuditScriptsAgreeWithGo(t *testing.T) {
 		if ok != want[c.Name] || goSays(c) != want[c.Name] {
 			t.Errorf("%s: the page says %q, Go accepts it: %v; want accepted %v", c.Name, page[i], goSays(c), want[c.Name])
 		}
+	}
+	p.cspClean()
+}
+
+// TestAuditPageByKeyboard: an auditor who uses only the keyboard reaches
+// every control in reading order, pins a key and verifies the checkpoint.
+func TestAuditPageByKeyboard(t *testing.T) {
+	h := newHarness(t)
+	signer, vkey := newSigner(t)
+	h.api.cfg.Auditor = &signingAuditor{st: h.store, signer: signer}
+	complaints(h, 3)
+	p := openAuditPage(t, h.srv.URL, 1280, 800)
+	focused := func() string {
+		var s string
+		p.eval(`(() => { const e = document.activeElement; return e.id || e.getAttribute("href") || e.tagName })()`, &s)
+		return s
+	}
+	var order []string
+	for range 11 {
+		p.do(chromedp.KeyEvent(kb.Tab))
+		order = append(order, focused())
+	}
+	want := []string{"#main", "#trust", "#check", "#browse", "#report", "apikey", "pubkey", "pubkey-file", "pin", "verify", "SUMMARY"}
+	if strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Errorf("Tab visits %v, want %v", order, want)
+	}
+	// From the key field on: type, tab, press.
+	p.do(chromedp.Focus("#apikey"), chromedp.KeyEvent(h.auditor), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(vkey),
+		chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Enter),
+		chromedp.Poll[chromedp.Void](`document.getElementById("key-result").classList.contains("ok")`))
+	if f := focused(); f != "pin" {
+		t.Fatalf("after pinning, focus is on %s", f)
+	}
+	p.do(chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Enter),
+		chromedp.Poll[chromedp.Void](`document.getElementById("verify-result").classList.contains("ok") || document.getElementById("verify-result").classList.contains("fail")`))
+	if txt := p.text("#verify-result"); !strings.HasPrefix(txt, "Verified: the ledger's checkpoint of 3 events") {
+		t.Errorf("verified by keyboard: %q", txt)
 	}
 	p.cspClean()
 }

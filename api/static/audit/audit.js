@@ -311,7 +311,7 @@ const charts = [
       l.over ? "over: the rule suspends it" : l.at_threshold ? "at or over the rate, with fewer than " + r.rules.min_contacts + " contacts" : "under", l.suspensions]) },
   { id: "opt-outs", title: "Opt-outs and contacts after them", cols: ["Opt-out at", "Business", "Via", "Covers", "Contacts after it", "Time to the last contact after it"],
     rows: (r) => r.opt_outs.map((o) => [localTime(o.occurred_at), o.tenant || "every business", o.via, covers(o), o.contacts_after,
-      o.contacts_after ? gap(o.gap_seconds) : "none"]) },
+      o.contacts_after ? gap(o.gap_seconds || 0) : "none"]) },
   { id: "reminders", title: "Reminders by outcome", cols: ["Outcome", "Reminders"],
     rows: (r) => r.reminders.map((o) => [o.outcome, o.reminders]) },
 ];
