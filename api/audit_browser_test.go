@@ -467,8 +467,23 @@ func TestAuditPageInChromium(t *testing.T) {
 		if kind, _ := p.settle("#verify", "verify-result"); kind != "ok" {
 			t.Fatal("honest again")
 		}
+		// The other key comes from a file, as verifier.key holds it.
 		_, other := newSigner(t)
-		p.pin("", other)
+		file := filepath.Join(t.TempDir(), "verifier.key")
+		if err := os.WriteFile(file, []byte(other+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.eval(`document.getElementById("pubkey").value = ""`, nil)
+		p.do(chromedp.SetUploadFiles("#pubkey-file", []string{file}),
+			chromedp.Poll[chromedp.Void](`document.getElementById("pubkey").value !== ""`))
+		var loaded string
+		p.eval(`document.getElementById("pubkey").value`, &loaded)
+		if loaded != other {
+			t.Fatalf("the key loaded from the file reads %q, want %q", loaded, other)
+		}
+		if kind, text := p.settle("#pin", "key-result"); kind != "ok" {
+			t.Fatalf("pinning the key from the file: %s", text)
+		}
 		if txt := p.text("#verify-result"); txt != "" {
 			t.Errorf("pinning another key left %q on screen", txt)
 		}
