@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,17 +98,22 @@ func startKamailioAs(t testing.TB, host, gate, carrier, credential string) (list
 	var mu sync.Mutex
 	cmd.Stdout = lockedWriter{&mu, &logs}
 	cmd.Stderr = lockedWriter{&mu, &logs}
+	// Kamailio forks its workers, which hold its output open: it runs in
+	// a process group of its own so that stopping it stops them all, and
+	// Wait gives up on the output soon after the main process is gone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
 		if t.Failed() {
