@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 PEERS       := testdata/peers
 
-.PHONY: test deps chromium kamailio check fmt vet staticcheck gotest bench build
+.PHONY: test deps chromium fonts kamailio check fmt vet staticcheck gotest bench build
 
 test: deps check gotest
 
@@ -17,12 +17,16 @@ check: fmt vet staticcheck
 build:
 	$(GO) build ./...
 
-deps: $(STATICCHECK) $(PEERS)/node_modules/.installed chromium kamailio
+deps: $(STATICCHECK) $(PEERS)/node_modules/.installed chromium fonts kamailio
 	$(GO) mod download
 
 # The customer and auditor pages are tested in headless Chromium.
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# The customer page is Chinese by default: its screenshots need a CJK font.
+fonts:
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null)
 
 # The call gate is tested behind Kamailio, a PBX's outbound proxy.
 kamailio:

@@ -140,6 +140,9 @@ type Server struct {
 	people    *people
 	tags      tagger
 	reports   reportCache
+	// reminderSource answers /me's in-process GET /v1/me/reminders; nil
+	// is the API itself (tests stand in for it).
+	reminderSource http.Handler
 }
 
 // New builds the API. Call Run to keep its cross-tenant index current.

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,47 +30,4 @@ func browser(t *testing.T) context.Context {
 	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
 	t.Cleanup(cancel3)
 	return ctx
-}
-
-func TestCustomerPageInChromium(t *testing.T) {
-	h := newHarness(t)
-	h.do("POST", "/v1/relationships", h.a, map[string]any{"number": numA, "contract_ref": "P-7"})
-	h.approved(h.a, "renewal", renewalText)
-	h.do("POST", "/v1/reminders", h.a, renewal("r-1", numA, "P-7"))
-	h.do("POST", "/v1/withdrawals", h.a, map[string]any{"number": numA, "via": "sms_keyword"})
-	h.do("POST", "/v1/reminders", h.a, renewal("r-2", numA, "P-7"))
-	ctx := browser(t)
-
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(h.srv.URL+"/me"),
-		chromedp.SendKeys("#number", numA),
-		chromedp.Click("#send"),
-		chromedp.WaitVisible("#sent"),
-	); err != nil {
-		t.Fatal(err)
-	}
-	// The code arrives by SMS (here: the test's texter) once the form is sent.
-	if err := chromedp.Do(ctx,
-		chromedp.SendKeys("#code", h.texter.code(numA)),
-		chromedp.Click("#verify"),
-		chromedp.WaitVisible("#contacts"),
-	); err != nil {
-		t.Fatal(err)
-	}
-	count, err := chromedp.Run(ctx, chromedp.Text("#count"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	table, err := chromedp.Run(ctx, chromedp.Text("#contacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(count, "2 contacts") {
-		t.Fatalf("count: %q", count)
-	}
-	for _, want := range []string{"submitted", "denied", "withdrawal", "P-7", "tenanta"} {
-		if !strings.Contains(table, want) {
-			t.Errorf("the table lacks %q:\n%s", want, table)
-		}
-	}
 }

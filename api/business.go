@@ -665,7 +665,7 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			if in.Body != nil && in.Body.Reason != "" {
 				reason = in.Body.Reason
 			}
-			evs, err := s.erase(ctx, subject, []string{p.key.Tenant}, false, p.key.ID, reason)
+			evs, err := s.erase(ctx, subject, []string{p.key.Tenant}, false, p.key.ID, ledger.SubjectErased{Reason: reason})
 			if err != nil {
 				return nil, err
 			}
@@ -676,7 +676,7 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 // erase destroys each tenant's data key for subject and records
 // SubjectErased in each tenant's contact stream; everywhere adds the key
 // for no tenant, as a customer's erasure at every business asks.
-func (s *Server) erase(ctx context.Context, subject string, tenants []string, everywhere bool, actor, reason string) ([]ledger.Event, error) {
+func (s *Server) erase(ctx context.Context, subject string, tenants []string, everywhere bool, actor string, what ledger.SubjectErased) ([]ledger.Event, error) {
 	if s.cfg.PII == nil {
 		return nil, huma.Error503ServiceUnavailable("no key store is configured")
 	}
@@ -685,10 +685,10 @@ func (s *Server) erase(ctx context.Context, subject string, tenants []string, ev
 		var err error
 		if !everywhere {
 			var e ledger.Event
-			e, err = pii.EraseSubject(ctx, s.cfg.Store, s.cfg.PII, subject, tenants[0], actor, reason)
+			e, err = pii.Erase(ctx, s.cfg.Store, s.cfg.PII, subject, tenants[0], actor, what)
 			evs = []ledger.Event{e}
 		} else {
-			evs, err = pii.EraseEverywhere(ctx, s.cfg.Store, s.cfg.PII, subject, tenants, actor, reason)
+			evs, err = pii.EraseAll(ctx, s.cfg.Store, s.cfg.PII, subject, tenants, actor, what)
 		}
 		return err
 	})

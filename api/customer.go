@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"net/http"
 	"slices"
@@ -47,7 +48,9 @@ type sessionOut struct {
 
 type contactsOut struct {
 	Body struct {
-		Contacts []Contact `json:"contacts"`
+		Contacts   []Contact `json:"contacts"`
+		Businesses []Profile `json:"businesses" doc:"each business named in contacts, as it is shown to customers (display_name empty when it set no profile)"`
+		Zone       string    `json:"zone" doc:"the IANA time zone of the number's region, in which /me shows times"`
 	}
 }
 
@@ -68,6 +71,7 @@ type addrKey struct{}
 
 func (s *Server) registerCustomer() {
 	s.registerCustomerErasure()
+	s.registerCustomerActions()
 	withAddr := huma.Middlewares{func(ctx huma.Context, next func(huma.Context)) {
 		next(huma.WithValue(ctx, addrKey{}, s.clientAddr(ctx)))
 	}}
@@ -77,7 +81,7 @@ func (s *Server) registerCustomer() {
 		func(ctx context.Context, in *challengeIn) (*challengeOut, error) {
 			addr, _ := ctx.Value(addrKey{}).(string)
 			if err := s.challenge(ctx, in.Body.Number, addr); err != nil {
-				return nil, err
+				return nil, signInProblem(err)
 			}
 			out := &challengeOut{Status: http.StatusAccepted}
 			out.Body.Sent, out.Body.ExpiresIn = true, 300
@@ -90,7 +94,7 @@ func (s *Server) registerCustomer() {
 			addr, _ := ctx.Value(addrKey{}).(string)
 			tok, exp, err := s.session(in.Body.Number, in.Body.Code, addr)
 			if err != nil {
-				return nil, err
+				return nil, signInProblem(err)
 			}
 			out := &sessionOut{}
 			out.Body.Token, out.Body.ExpiresAt = tok, exp
@@ -107,6 +111,23 @@ func (s *Server) registerCustomer() {
 			}
 			out := &contactsOut{}
 			out.Body.Contacts = cs
+			_, out.Body.Zone = customerZone(who(ctx).number, s.cfg.Region)
+			out.Body.Businesses = []Profile{}
+			seen := map[string]bool{"": true}
+			for _, c := range cs {
+				if seen[c.Tenant] {
+					continue
+				}
+				seen[c.Tenant] = true
+				p, ok, err := s.profile(ctx, c.Tenant)
+				if err != nil {
+					return nil, s.storeError("contacts", err)
+				}
+				if !ok {
+					p = Profile{Tenant: c.Tenant, Lines: []string{}}
+				}
+				out.Body.Businesses = append(out.Body.Businesses, p)
+			}
 			return out, nil
 		})
 }
@@ -137,7 +158,7 @@ func (s *Server) registerCustomerErasure() {
 			}
 			evs, err := s.customerErase(ctx, who(ctx).number, tenant)
 			if err != nil {
-				return nil, err
+				return nil, selfServiceProblem(err)
 			}
 			out := &customerErasureOut{Status: http.StatusOK}
 			for _, e := range evs {
@@ -151,16 +172,52 @@ func (s *Server) registerCustomerErasure() {
 		})
 }
 
-// tooMany is a 429 problem whose Retry-After says, in whole seconds, when
-// the limit that refused the request lets one through again.
-func tooMany(msg string, err error) error {
-	p := huma.Error429TooManyRequests(msg)
+// Why a sign-in step failed, besides an unusable number (a problem from
+// person), a *auth.LimitError and a *auth.CodeError.
+var (
+	errNoSMS    = errors.New("api: SMS is not configured")
+	errSendCode = errors.New("api: the code could not be sent")
+)
+
+// signInProblem turns what challenge or session returned into the
+// problem the API answers: each says what happened and what to do next,
+// and every 429 says in Retry-After when to try again.
+func signInProblem(err error) error {
 	var le *auth.LimitError
-	if !errors.As(err, &le) {
-		return p
+	var ce *auth.CodeError
+	switch {
+	case errors.As(err, &le):
+		return tooMany("too many requests "+le.What()+"; try again after Retry-After seconds", le.RetryAfter)
+	case errors.Is(err, auth.ErrRateLimited):
+		return tooMany("too many requests; try again after Retry-After seconds", time.Minute)
+	case errors.As(err, &ce):
+		at := &huma.ErrorDetail{Location: "body.code"}
+		switch ce.Why {
+		case auth.CodeWrong:
+			at.Message = fmt.Sprintf("%d tries left", ce.Left)
+			return huma.Error401Unauthorized("wrong code", at)
+		case auth.CodeUsedUp:
+			at.Message = "ask for a new code"
+			return huma.Error401Unauthorized("this code was used already, or too many wrong codes were tried", at)
+		case auth.CodeExpired:
+			at.Message = "ask for a new code"
+			return huma.Error401Unauthorized("this code expired", at)
+		}
+		at.Message = "ask for a code first"
+		return huma.Error401Unauthorized("no code is waiting for this number", at)
+	case errors.Is(err, errNoSMS):
+		return huma.Error503ServiceUnavailable("SMS is not configured")
+	case errors.Is(err, errSendCode):
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("could not send the code; try again later"), http.Header{"Retry-After": {"60"}})
 	}
-	secs := int64((le.RetryAfter + time.Second - 1) / time.Second)
-	return huma.ErrorWithHeaders(p, http.Header{"Retry-After": {strconv.FormatInt(max(secs, 1), 10)}})
+	return err
+}
+
+// tooMany is a 429 problem whose Retry-After says, in whole seconds (at
+// least one), when the limit that refused the request lets one through.
+func tooMany(msg string, wait time.Duration) error {
+	secs := max(int64((wait+time.Second-1)/time.Second), 1)
+	return huma.ErrorWithHeaders(huma.Error429TooManyRequests(msg), http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}})
 }
 
 // codeText is the sign-in message: in Chinese for a Chinese number, in
@@ -172,6 +229,9 @@ func codeText(e164, code string) string {
 	return "heed verification code: " + code + " (valid 5 minutes). If you did not ask for it, ignore this message."
 }
 
+// selfErased is what a customer's own erasure records.
+var selfErased = ledger.SubjectErased{Reason: "customer_request", Via: ledger.ViaSelfService}
+
 // customerErase erases the personal data recorded about a customer's
 // number at one business (tenant), or at every business when tenant is
 // empty.
@@ -182,16 +242,16 @@ func (s *Server) customerErase(ctx context.Context, e164, tenant string) ([]ledg
 		return nil, s.storeError("erase", err)
 	}
 	if tenant == "" {
-		return s.erase(ctx, subject, tenants, true, "customer", "customer_request")
+		return s.erase(ctx, subject, tenants, true, "customer", selfErased)
 	}
 	if !slices.Contains(tenants, tenant) {
-		return nil, huma.Error422UnprocessableEntity("no business of that name holds data about your number",
-			&huma.ErrorDetail{Location: "body.tenant", Message: "not a business on your contact list"})
+		return nil, errUnknownBusiness
 	}
-	return s.erase(ctx, subject, []string{tenant}, false, "customer", "customer_request")
+	return s.erase(ctx, subject, []string{tenant}, false, "customer", selfErased)
 }
 
-// challenge sends a sign-in code to a number and records that it did.
+// challenge sends a sign-in code to a number and records that it did. Its
+// errors are those signInProblem reads.
 // The number's limits count the VerificationSent events in its subject
 // stream, so a restart does not reset them; a number that opted out of
 // everything at a business, or is on a national list, gets fewer codes
@@ -199,7 +259,7 @@ func (s *Server) customerErase(ctx context.Context, e164, tenant string) ([]ledg
 // sign in to see what was done with it.
 func (s *Server) challenge(ctx context.Context, number, addr string) error {
 	if s.cfg.Texter == nil {
-		return huma.Error503ServiceUnavailable("SMS is not configured")
+		return errNoSMS
 	}
 	e164, subject, err := s.person("body.number", number)
 	if err != nil {
@@ -216,14 +276,14 @@ func (s *Server) challenge(ctx context.Context, number, addr string) error {
 	}
 	code, err := s.cfg.Sessions.Challenge(e164, addr, sent, restricted)
 	if errors.Is(err, auth.ErrRateLimited) {
-		return tooMany("too many codes requested; try again later", err)
+		return err
 	}
 	if err != nil {
 		return huma.Error500InternalServerError("could not make a code")
 	}
 	if err := s.cfg.Texter.SendText(ctx, e164, codeText(e164, code)); err != nil {
 		s.cfg.Log.Error("send code", "err", err)
-		return huma.Error503ServiceUnavailable("could not send the code; try again later")
+		return errSendCode
 	}
 	ev, err := ledger.NewEvent("", subject, s.cfg.Now(), &ledger.VerificationSent{Channel: ledger.ChannelSMS})
 	if err != nil {
@@ -234,20 +294,14 @@ func (s *Server) challenge(ctx context.Context, number, addr string) error {
 	return err
 }
 
-// session exchanges a code for a customer token.
+// session exchanges a code for a customer token. Its errors are those
+// signInProblem reads.
 func (s *Server) session(number, code, addr string) (string, time.Time, error) {
 	e164, _, err := s.person("body.number", number)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	tok, exp, err := s.cfg.Sessions.Verify(e164, code, addr)
-	switch {
-	case errors.Is(err, auth.ErrRateLimited):
-		return "", time.Time{}, tooMany("too many attempts; try again later", err)
-	case err != nil:
-		return "", time.Time{}, huma.Error401Unauthorized("wrong or expired code")
-	}
-	return tok, exp, nil
+	return s.cfg.Sessions.Verify(e164, code, addr)
 }
 
 // codeHistory reads when codes were sent to subject (as the log recorded

@@ -117,7 +117,14 @@ func (s *Server) registerImport(mw huma.Middlewares, sec []map[string][]string) 
 						if e.Data, err = json.Marshal(pl); err != nil {
 							return nil, err
 						}
+					case *ledger.ConsentWithdrawn:
+						if pl.Via == ledger.ViaSelfService {
+							return nil, huma.Error403Forbidden("only the customer records a self-service opt-out", &huma.ErrorDetail{Location: loc + " data.via", Message: "not self-service"})
+						}
 					case *ledger.ComplaintReceived:
+						if pl.Via != "" || pl.Contact != "" {
+							return nil, huma.Error403Forbidden("only the customer records a self-service complaint", &huma.ErrorDetail{Location: loc + " data.via", Message: "leave via and contact out"})
+						}
 						if pl.Source != "customer" {
 							return nil, huma.Error403Forbidden("a business records only its customers' complaints", &huma.ErrorDetail{Location: loc + " data.source", Message: "must be customer"})
 						}

@@ -27,6 +27,15 @@ type Profile struct {
 	SetAt         time.Time `json:"set_at" doc:"when it was set"`
 }
 
+// name is the business's name in lang; the Chinese name stands in for a
+// missing English one.
+func (p Profile) name(lang string) string {
+	if lang == langEN && p.DisplayNameEN != "" {
+		return p.DisplayNameEN
+	}
+	return p.DisplayName
+}
+
 type profileIn struct {
 	Tenant string `path:"tenant" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9_.]+$"`
 	Body   struct {

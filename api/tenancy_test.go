@@ -79,6 +79,12 @@ var attacks = map[string]attack{
 	"customer-erasure": func(*harness) (string, string, any) {
 		return "POST", "/v1/me/erasure", map[string]any{"tenant": "tenantb"}
 	},
+	"customer-withdrawal": func(*harness) (string, string, any) {
+		return "POST", "/v1/me/withdrawals", map[string]any{"tenant": "tenantb"}
+	},
+	"customer-complaint": func(*harness) (string, string, any) {
+		return "POST", "/v1/me/complaints", map[string]any{"tenant": "tenantb", "contact": "rb-1"}
+	},
 	"audit-personal": func(h *harness) (string, string, any) {
 		return "GET", "/v1/audit/events/1/personal?purpose=curious", nil
 	},
@@ -191,8 +197,8 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}
 			}
-			if (op.OperationID == "customer-contacts" || op.OperationID == "customer-erasure") && r.status != http.StatusUnauthorized {
-				t.Errorf("customer-contacts with a business key: %d, want 401", r.status)
+			if (op.OperationID == "customer-contacts" || op.OperationID == "customer-erasure" || op.OperationID == "customer-withdrawal" || op.OperationID == "customer-complaint") && r.status != http.StatusUnauthorized {
+				t.Errorf("%s with a business key: %d, want 401", op.OperationID, r.status)
 			}
 		}
 	}

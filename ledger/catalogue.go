@@ -53,10 +53,14 @@ var (
 	Channels       = []string{ChannelCall, ChannelSMS, ChannelFlash}
 	Purposes       = []string{PurposeService, PurposeMarketing}
 	ConsentSources = []string{"web_form", "call_recording", "paper", "sms_reply", "bundled_terms", "api"}
-	WithdrawVias   = []string{"sms_keyword", "call", "agent", "web", "api"}
+	WithdrawVias   = []string{"sms_keyword", "call", "agent", "web", "api", ViaSelfService}
 	Scopes         = []string{"tenant", "global"}
 	ComplaintFrom  = []string{"customer", "operator", "regulator"}
 )
+
+// ViaSelfService marks what a customer did on their own page after
+// proving the number: an opt-out, a complaint, an erasure.
+const ViaSelfService = "self-service"
 
 // Evidence is what proves a consent was given.
 type Evidence struct {
@@ -147,11 +151,15 @@ type ContactMade struct {
 }
 
 // ComplaintReceived records a complaint against the tenant or a line.
+// One a customer made on their own page is via self-service and names the
+// contact (its event id, or the reminder id) it is about.
 type ComplaintReceived struct {
 	Line    string `json:"line,omitempty"`
 	Channel string `json:"channel,omitempty"`
 	Source  string `json:"source"`
 	Reason  string `json:"reason,omitempty"`
+	Via     string `json:"via,omitempty"`
+	Contact string `json:"contact,omitempty"`
 }
 
 // Reason is one rule's contribution to a decision. Events are the ids of
@@ -245,9 +253,11 @@ type LineReinstated struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// SubjectErased records that the subject's data key was destroyed.
+// SubjectErased records that the subject's data key was destroyed; via
+// self-service when the customer asked on their own page.
 type SubjectErased struct {
 	Reason string `json:"reason,omitempty"`
+	Via    string `json:"via,omitempty"`
 }
 
 // VerificationSent records a one-time code sent to a customer (never the
@@ -469,12 +479,22 @@ func validate(v any) error {
 		}
 		return in("purpose", p.Purpose, Purposes)
 	case *ComplaintReceived:
+		if p.Via != "" && p.Via != ViaSelfService {
+			return fmt.Errorf("via %q is not %s", p.Via, ViaSelfService)
+		}
+		if len(p.Contact) > MaxIDLen {
+			return fmt.Errorf("contact is longer than %d bytes", MaxIDLen)
+		}
 		if p.Channel != "" {
 			if err := in("channel", p.Channel, Channels); err != nil {
 				return err
 			}
 		}
 		return in("source", p.Source, ComplaintFrom)
+	case *SubjectErased:
+		if p.Via != "" && p.Via != ViaSelfService {
+			return fmt.Errorf("via %q is not %s", p.Via, ViaSelfService)
+		}
 	case *LineSuspended:
 		if p.Line == "" || p.Rule == "" {
 			return fmt.Errorf("line and rule are required")

@@ -168,3 +168,51 @@ func TestNumberLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsSayWhyACodeIsRefused: a person is told whether to try again
+// (wrong, with the tries left) or to ask for a new code (used, used up by
+// wrong tries, expired, none sent).
+func TestSessionsSayWhyACodeIsRefused(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s := NewSessions(SessionConfig{Now: func() time.Time { return now }, MaxAttempts: 3})
+	const num = "+8613800138000"
+	why := func(code string) (string, int) {
+		t.Helper()
+		_, _, err := s.Verify(num, code, "a")
+		var ce *CodeError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrBadCode) {
+			t.Fatalf("Verify = %v, want a CodeError", err)
+		}
+		return ce.Why, ce.Left
+	}
+	if w, _ := why("123456"); w != CodeNone {
+		t.Errorf("before any code: %s", w)
+	}
+	code, _ := s.Challenge(num, "a", nil, false)
+	for left := 2; left > 0; left-- {
+		if w, l := why("000000x"); w != CodeWrong || l != left {
+			t.Errorf("wrong code: %s, %d left; want %d", w, l, left)
+		}
+	}
+	if w, _ := why("000000x"); w != CodeUsedUp {
+		t.Errorf("the last wrong try: %s", w)
+	}
+	if w, _ := why(code); w != CodeUsedUp {
+		t.Errorf("the right code after it was used up: %s", w)
+	}
+	code, _ = s.Challenge(num, "a", nil, false)
+	if _, _, err := s.Verify(num, code, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := why(code); w != CodeUsedUp {
+		t.Errorf("a code used once: %s", w)
+	}
+	code, _ = s.Challenge(num, "a", nil, false)
+	now = now.Add(6 * time.Minute)
+	if w, _ := why(code); w != CodeExpired {
+		t.Errorf("an expired code: %s", w)
+	}
+	if w, _ := why(code); w != CodeNone {
+		t.Errorf("an expired code, again: %s", w)
+	}
+}

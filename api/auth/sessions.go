@@ -22,6 +22,32 @@ var (
 	ErrNoSession = errors.New("auth: no such session")
 )
 
+// Why a code was refused (CodeError.Why).
+const (
+	// CodeWrong: not the code sent; Left more tries remain.
+	CodeWrong = "wrong"
+	// CodeUsedUp: the code worked once already, or too many wrong tries
+	// used it up.
+	CodeUsedUp = "used_up"
+	// CodeExpired: the code outlived CodeTTL.
+	CodeExpired = "expired"
+	// CodeNone: no code is waiting for the number (never asked for, or
+	// asked for before a restart).
+	CodeNone = "none"
+)
+
+// CodeError is ErrBadCode saying why, so that a person is told what to do
+// next: try again, or ask for a new code.
+type CodeError struct {
+	Why  string
+	Left int // tries left, for CodeWrong
+}
+
+func (e *CodeError) Error() string { return ErrBadCode.Error() + ": " + e.Why }
+
+// Is makes a CodeError match ErrBadCode.
+func (e *CodeError) Is(target error) bool { return target == ErrBadCode }
+
 // LimitError is ErrRateLimited with the time until a request would be
 // allowed again.
 type LimitError struct {
@@ -30,6 +56,9 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string { return ErrRateLimited.Error() + " " + e.what }
+
+// What says which limit refused: "for this number" or "from this address".
+func (e *LimitError) What() string { return e.what }
 
 // Is makes a LimitError match ErrRateLimited.
 func (e *LimitError) Is(target error) bool { return target == ErrRateLimited }
@@ -56,10 +85,13 @@ type SessionConfig struct {
 // short-lived tokens bound to one number. State is in memory: a restart
 // signs everyone out, which is the safe direction.
 type Sessions struct {
-	cfg    SessionConfig
-	mu     sync.Mutex
-	codes  map[string]*pending // by E.164 number
-	tokens map[string]session  // by token hash
+	cfg   SessionConfig
+	mu    sync.Mutex
+	codes map[string]*pending // by E.164 number
+	// spent remembers, until it would have expired, a code that was used
+	// or burnt, so a second try is told so rather than "no code".
+	spent  map[string]time.Time
+	tokens map[string]session // by token hash
 	byAddr limiter
 }
 
@@ -100,6 +132,7 @@ func NewSessions(cfg SessionConfig) *Sessions {
 	return &Sessions{
 		cfg:    cfg,
 		codes:  map[string]*pending{},
+		spent:  map[string]time.Time{},
 		tokens: map[string]session{},
 		byAddr: limiter{hits: map[string][]time.Time{}},
 	}
@@ -139,11 +172,13 @@ func (s *Sessions) Challenge(number, addr string, sent []time.Time, restricted b
 	}
 	code := fmt.Sprintf("%06d", n.Int64())
 	s.codes[number] = &pending{hash: codeHash(number, code), expires: now.Add(s.cfg.CodeTTL)}
+	delete(s.spent, number)
 	return code, nil
 }
 
 // Verify exchanges a code for a token. A code works once; after
-// MaxAttempts wrong tries it stops working.
+// MaxAttempts wrong tries it stops working. A refused code is a
+// *CodeError saying why.
 func (s *Sessions) Verify(number, code, addr string) (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,19 +187,28 @@ func (s *Sessions) Verify(number, code, addr string) (string, time.Time, error) 
 		return "", time.Time{}, &LimitError{RetryAfter: wait, what: "from this address"}
 	}
 	p := s.codes[number]
-	if p == nil || now.After(p.expires) {
+	if p == nil {
+		if until, ok := s.spent[number]; ok && !now.After(until) {
+			return "", time.Time{}, &CodeError{Why: CodeUsedUp}
+		}
+		return "", time.Time{}, &CodeError{Why: CodeNone}
+	}
+	if now.After(p.expires) {
 		delete(s.codes, number)
-		return "", time.Time{}, ErrBadCode
+		return "", time.Time{}, &CodeError{Why: CodeExpired}
 	}
 	h := codeHash(number, code)
 	if subtle.ConstantTimeCompare(h[:], p.hash[:]) != 1 {
 		p.attempts++
 		if p.attempts >= s.cfg.MaxAttempts {
 			delete(s.codes, number)
+			s.spent[number] = p.expires
+			return "", time.Time{}, &CodeError{Why: CodeUsedUp}
 		}
-		return "", time.Time{}, ErrBadCode
+		return "", time.Time{}, &CodeError{Why: CodeWrong, Left: s.cfg.MaxAttempts - p.attempts}
 	}
 	delete(s.codes, number)
+	s.spent[number] = p.expires
 	token := "cust_" + randomText(24)
 	exp := now.Add(s.cfg.TokenTTL)
 	s.tokens[hash(token)] = session{number: number, expires: exp}
@@ -193,6 +237,11 @@ func (s *Sessions) prune(now time.Time) {
 	for n, p := range s.codes {
 		if now.After(p.expires) {
 			delete(s.codes, n)
+		}
+	}
+	for n, until := range s.spent {
+		if now.After(until) {
+			delete(s.spent, n)
 		}
 	}
 }

@@ -45,12 +45,17 @@ func ErasureStream(tenant, subject string) string {
 // erasing everywhere after a business erased) records its own request,
 // with the time the key was destroyed.
 func EraseSubject(ctx context.Context, log Appender, keys *Keys, subject, tenant, actor, reason string) (ledger.Event, error) {
+	return Erase(ctx, log, keys, subject, tenant, actor, ledger.SubjectErased{Reason: reason})
+}
+
+// Erase is EraseSubject recording the SubjectErased given (with its via).
+func Erase(ctx context.Context, log Appender, keys *Keys, subject, tenant, actor string, what ledger.SubjectErased) (ledger.Event, error) {
 	owner := Owner(tenant, subject)
 	at, err := keys.EraseContext(ctx, owner)
 	if err != nil {
 		return ledger.Event{}, err
 	}
-	e, err := ledger.NewEvent(tenant, subject, at, ledger.SubjectErased{Reason: reason})
+	e, err := ledger.NewEvent(tenant, subject, at, what)
 	if err != nil {
 		return ledger.Event{}, err
 	}
@@ -68,9 +73,14 @@ func EraseSubject(ctx context.Context, log Appender, keys *Keys, subject, tenant
 // number asks for. It stops at the first failure; a retry repeats the
 // erasures done (each a no-op) and goes on.
 func EraseEverywhere(ctx context.Context, log Appender, keys *Keys, subject string, tenants []string, actor, reason string) ([]ledger.Event, error) {
+	return EraseAll(ctx, log, keys, subject, tenants, actor, ledger.SubjectErased{Reason: reason})
+}
+
+// EraseAll is EraseEverywhere recording the SubjectErased given.
+func EraseAll(ctx context.Context, log Appender, keys *Keys, subject string, tenants []string, actor string, what ledger.SubjectErased) ([]ledger.Event, error) {
 	var out []ledger.Event
 	for _, t := range append([]string{""}, tenants...) {
-		e, err := EraseSubject(ctx, log, keys, subject, t, actor, reason)
+		e, err := Erase(ctx, log, keys, subject, t, actor, what)
 		if err != nil {
 			return out, err
 		}
