@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
@@ -162,8 +161,7 @@ func (s *Server) customerComplain(ctx context.Context, e164, tenant, contact, re
 	}
 	ev.ID = uuid.NewSHA1(complaintIDs, []byte(tenant+"\x00"+subject+"\x00"+contact)).String()
 	ev.Actor = customerActor
-	start := time.Now()
-	e, _, err = s.append(ctx, stream, ev, nil)
+	e, replayed, err := s.append(ctx, stream, ev, nil)
 	if err != nil {
 		// Two complaints about one contact at once: the other won.
 		if prev, ok, rerr := s.complained(ctx, stream, contact); rerr == nil && ok {
@@ -171,7 +169,7 @@ func (s *Server) customerComplain(ctx context.Context, e164, tenant, contact, re
 		}
 		return ledger.Event{}, false, err
 	}
-	return e, e.RecordedAt.Before(start), nil
+	return e, replayed, nil
 }
 
 // complained finds the customer's complaint about contact in stream.
