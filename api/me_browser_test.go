@@ -390,3 +390,72 @@ func upcomingStub(body string) http.Handler {
 		_, _ = w.Write([]byte(body))
 	})
 }
+
+// TestCustomerPageByKeyboard: the page is used with the keyboard alone,
+// in an order that follows what is read: skip link, language, number,
+// send; then the code; then, past the skip link, a complaint opened,
+// written and sent with keys.
+func TestCustomerPageByKeyboard(t *testing.T) {
+	h := newHarness(t)
+	customerStory(t, h)
+	ctx := customerBrowser(t, "en")
+	focus := func() string {
+		t.Helper()
+		f, err := chromedp.Run(ctx, chromedp.Evaluate[string](`((e) => e.id || e.className || e.tagName)(document.activeElement)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	tabs := func(want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+				t.Fatal(err)
+			}
+			if got := focus(); got != w {
+				t.Fatalf("focus on %q, want %q", got, w)
+			}
+		}
+	}
+	if err := chromedp.Do(ctx, phone.set(), chromedp.Navigate(h.srv.URL+"/me"), chromedp.WaitVisible("#number")); err != nil {
+		t.Fatal(err)
+	}
+	tabs("skip", "lang", "number")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(numA)); err != nil {
+		t.Fatal(err)
+	}
+	tabs("send")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r"), chromedp.WaitVisible("#code")); err != nil {
+		t.Fatal(err)
+	}
+	tabs("skip", "lang", "code")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(h.texter.code(numA)+"\r"), chromedp.WaitVisible("#contacts")); err != nil {
+		t.Fatal(err)
+	}
+	// The skip link lands in the content; the first thing to act on there
+	// is the first complaint.
+	tabs("skip")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	if got := focus(); got != "main" {
+		t.Fatalf("the skip link left focus on %q", got)
+	}
+	tabs("complain-2")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	tabs("reason-2")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("called at night")); err != nil {
+		t.Fatal(err)
+	}
+	tabs("complain-send-2")
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "#notice", "Your complaint was recorded against line 10690002.")
+	if c := selfService(t, h, "tenantb", numA, ledger.TypeComplaintReceived); len(c) != 1 {
+		t.Errorf("complaints recorded by keyboard: %d", len(c))
+	}
+}
