@@ -93,9 +93,12 @@ type Config struct {
 	PII       *pii.Keys
 	Decider   notify.Decider
 	Reminders Reminders
-	Texter    Texter
-	Auditor   Auditor
-	Gate      Gate
+	// Planned, if set, serves the queue of planned reminders and what
+	// they will say.
+	Planned Planned
+	Texter  Texter
+	Auditor Auditor
+	Gate    Gate
 	// Backup, if set, enables GET /v1/admin/backup.
 	Backup Backuper
 	// Leaves, if set, reads Store's leaves undecoded (ledger/bolt does):

@@ -88,6 +88,7 @@ type relationshipIn struct {
 		Product     string     `json:"product,omitempty" maxLength:"128"`
 		StartsAt    *time.Time `json:"starts_at,omitempty" doc:"defaults to occurred_at"`
 		ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+		Plan        string     `json:"plan,omitempty" pattern:"^[A-Za-z0-9_.-]{1,64}$" doc:"a reminder plan of this business (POST /v1/plans): its reminders are planned from expires_at, and the number is kept sealed to send them"`
 	}
 }
 
@@ -166,11 +167,20 @@ func (s *Server) registerBusiness() {
 	huma.Register(s.api, post("start-relationship", "/v1/relationships", "Record the start of a customer relationship (a contract)"),
 		func(ctx context.Context, in *relationshipIn) (*writeOutput, error) {
 			b := in.Body
-			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, _ string) any {
+			if b.Plan != "" {
+				if err := s.knownPlan(ctx, b.Plan, b.ExpiresAt); err != nil {
+					return nil, err
+				}
+			}
+			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, e164 string) any {
 				if b.StartsAt != nil {
 					at = b.StartsAt.UTC()
 				}
-				return &ledger.RelationshipStarted{ContractRef: b.ContractRef, Product: b.Product, StartsAt: at, ExpiresAt: b.ExpiresAt}
+				r := &ledger.RelationshipStarted{ContractRef: b.ContractRef, Product: b.Product, StartsAt: at, ExpiresAt: b.ExpiresAt, Plan: b.Plan}
+				if b.Plan != "" {
+					r.Number = e164
+				}
+				return r
 			})
 		})
 	endOp := post("end-relationship", "/v1/relationships/{ref}/end", "Record the end of a customer relationship")
@@ -238,6 +248,7 @@ func (s *Server) registerBusiness() {
 
 	s.registerDecisions(biz, sec)
 	s.registerReminders(biz, sec)
+	s.registerPlans(biz, sec)
 	s.registerSubjects(biz, sec)
 	s.registerImport(biz, sec)
 	s.registerCDR(biz, sec)

@@ -72,6 +72,7 @@ type addrKey struct{}
 func (s *Server) registerCustomer() {
 	s.registerCustomerErasure()
 	s.registerCustomerActions()
+	s.registerMyReminders()
 	withAddr := huma.Middlewares{func(ctx huma.Context, next func(huma.Context)) {
 		next(huma.WithValue(ctx, addrKey{}, s.clientAddr(ctx)))
 	}}

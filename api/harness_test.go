@@ -144,6 +144,9 @@ type harness struct {
 	auditor string
 	review  string // a reviewer's key
 	a, b    string // business keys of tenants "tenanta" and "tenantb"
+	// bPlanned and bDay are tenant B's planned reminder and its local due
+	// day, for the tenancy checks.
+	bPlanned, bDay string
 }
 
 func newHarness(t testing.TB) *harness { return newHarnessOn(t, nil) }
@@ -151,6 +154,13 @@ func newHarness(t testing.TB) *harness { return newHarnessOn(t, nil) }
 // newHarnessOn is newHarness with the API and the notifier writing through
 // wrap(store) when wrap is set.
 func newHarnessOn(t testing.TB, wrap func(ledger.Store) ledger.Store) *harness {
+	t.Helper()
+	return newHarnessWith(t, wrap, nil)
+}
+
+// newHarnessWith is newHarnessOn with the API's config edited first;
+// edit sees the harness's store and keys.
+func newHarnessWith(t testing.TB, wrap func(ledger.Store) ledger.Store, edit func(*harness, *Config)) *harness {
 	t.Helper()
 	st := mem.New()
 	var log ledger.Store = st
@@ -175,9 +185,13 @@ func newHarnessOn(t testing.TB, wrap func(ledger.Store) ledger.Store) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.api = New(Config{Store: log, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify, PII: dataKeys,
+	cfg := Config{Store: log, Keys: keys, Pseudonyms: hmacPseudonyms{}, Decider: dec, Reminders: h.notify, PII: dataKeys,
 		Texter: h.texter, Auditor: fakeAuditor{st}, Gate: h.notify, Leaves: memLeaves{st},
-		Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, LineStates: runner})
+		Lines: map[string]string{"10690001": "tenanta", "10690002": "tenantb"}, LineStates: runner}
+	if edit != nil {
+		edit(h, &cfg)
+	}
+	h.api = New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = h.api.Run(ctx) }()
 	h.srv = httptest.NewServer(h.api)

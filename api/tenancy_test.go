@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -16,6 +17,10 @@ import (
 type attack func(h *harness) (method, path string, body any)
 
 const shared = "+8613700137000" // a number both tenants know
+
+// sharedPlanned is a number B plans reminders to (shared is on B's
+// do-not-contact list, which cancels them).
+const sharedPlanned = "+8613700137001"
 
 // attacks has an entry for every operation in the OpenAPI document; the
 // test fails if an operation is added without one.
@@ -115,6 +120,19 @@ var attacks = map[string]attack{
 		return "PUT", "/v1/tenants/tenantb/profile", map[string]any{"display_name": "mine now"}
 	},
 	"get-tenant-profile": func(*harness) (string, string, any) { return "GET", "/v1/tenants/tenantb/profile", nil },
+	"define-plan":        func(*harness) (string, string, any) { return "POST", "/v1/plans", motorPlan("7d") },
+	"get-plan":           func(*harness) (string, string, any) { return "GET", "/v1/plans/motor", nil },
+	"renew-relationship": func(*harness) (string, string, any) {
+		return "POST", "/v1/relationships/B-2/renew", map[string]any{"number": sharedPlanned, "expires_at": "2030-01-01T00:00:00Z"}
+	},
+	"relationship-reminders": func(*harness) (string, string, any) {
+		return "GET", "/v1/relationships/B-2/reminders?number=" + url.QueryEscape(sharedPlanned), nil
+	},
+	"cancel-planned-reminder": func(h *harness) (string, string, any) {
+		return "POST", "/v1/relationships/B-2/reminders/" + h.bPlanned + "/cancel", map[string]any{"number": sharedPlanned}
+	},
+	"planned-queue":      func(h *harness) (string, string, any) { return "GET", "/v1/planned-reminders?day=" + h.bDay, nil },
+	"customer-reminders": func(*harness) (string, string, any) { return "GET", "/v1/me/reminders", nil },
 	"revoke-key": func(h *harness) (string, string, any) {
 		return "DELETE", "/v1/keys/" + h.keyID(h.b), nil
 	},
@@ -123,7 +141,7 @@ var attacks = map[string]attack{
 // TestTenantIsolation: for every operation, tenant A's key neither reads
 // nor writes tenant B's data.
 func TestTenantIsolation(t *testing.T) {
-	h := newHarness(t)
+	h := plannedHarness(t)
 	// Tenant B's data about the shared number.
 	var bIDs []string
 	for _, c := range []struct {
@@ -147,6 +165,32 @@ func TestTenantIsolation(t *testing.T) {
 			bIDs = append(bIDs, id.(string))
 		}
 	}
+	// B's plan, and a relationship under it with its planned reminders.
+	r = h.do("POST", "/v1/plans", h.b, motorPlan("7d"))
+	if r.status != 201 {
+		t.Fatalf("B's plan: %d %s", r.status, r.body)
+	}
+	bIDs = append(bIDs, r.json(t)["event"].(string))
+	exp := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
+	if r := h.do("POST", "/v1/relationships", h.b, map[string]any{"number": sharedPlanned, "contract_ref": "B-2", "plan": "motor",
+		"expires_at": exp.Format(time.RFC3339)}); r.status != 201 {
+		t.Fatalf("B's planned relationship: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.bPlanned == "" {
+		r := h.do("GET", "/v1/relationships/B-2/reminders?number="+url.QueryEscape(sharedPlanned), h.b, nil)
+		if list := r.json(t)["reminders"].([]any); len(list) == 1 {
+			m := list[0].(map[string]any)
+			h.bPlanned = m["reminder_id"].(string)
+			due := must(time.Parse(time.RFC3339, m["due_at"].(string)))
+			h.bDay = due.In(must(time.LoadLocation("Asia/Shanghai"))).Format(time.DateOnly)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("B's planned reminder: %s", r.body)
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	bIDs = append(bIDs, h.bPlanned)
 	r = h.do("POST", "/v1/reminders", h.b, renewal("rb-1", shared, "B-1"))
 	if r.status != 201 || r.json(t)["state"] != "submitted" {
 		t.Fatalf("B's reminder: %d %s", r.status, r.body)
@@ -197,7 +241,7 @@ func TestTenantIsolation(t *testing.T) {
 					t.Errorf("%s with a business key: %d, want 403", op.OperationID, r.status)
 				}
 			}
-			if (op.OperationID == "customer-contacts" || op.OperationID == "customer-erasure" || op.OperationID == "customer-withdrawal" || op.OperationID == "customer-complaint") && r.status != http.StatusUnauthorized {
+			if (op.OperationID == "customer-contacts" || op.OperationID == "customer-erasure" || op.OperationID == "customer-withdrawal" || op.OperationID == "customer-complaint" || op.OperationID == "customer-reminders") && r.status != http.StatusUnauthorized {
 				t.Errorf("%s with a business key: %d, want 401", op.OperationID, r.status)
 			}
 		}

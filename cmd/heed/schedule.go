@@ -56,6 +56,7 @@ func (s *server) startScheduler() error {
 	if err != nil {
 		return err
 	}
+	s.planned = sched
 	s.metrics.Gauge("heed_schedule_timers_pending", "Planned reminders neither fired nor cancelled.",
 		func() float64 { return float64(sched.Stats().Pending) })
 	s.metrics.Gauge("heed_schedule_timers_due", "Planned reminders due and not yet fired, deferred or cancelled.",

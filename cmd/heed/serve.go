@@ -249,6 +249,7 @@ type server struct {
 	api     *api.Server
 	// stopSchedule stops the scheduler firing, before the SMSCs unbind.
 	stopSchedule func()
+	planned      api.Planned // nil when the scheduler is off
 }
 
 // serve starts heed in named steps, each adding its part and the
@@ -673,7 +674,7 @@ func (s *server) startHTTP() (*http.Server, <-chan error, error) {
 		Region: o.region, TrustedProxies: o.trusted, Log: s.log,
 		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: o.codesWindow, PerDay: o.codesDay, PerDayRestricted: o.codesRestricted}),
 		Lines:    o.cfg.Lines, LineStates: s.runner, MaxSkew: o.maxSkew, MaxBackdate: o.maxBackdate, Backup: liveBackup{d: s.d, apiKeys: s.keys},
-		DecisionKey: decisionKey(s.d.Secrets.PseudonymKey)})
+		DecisionKey: decisionKey(s.d.Secrets.PseudonymKey), Planned: s.planned})
 	s.tasks.run("contact index", s.api.Run)
 
 	mux := http.NewServeMux()

@@ -742,21 +742,8 @@ func (s *Scheduler) fire(ctx context.Context, t slot) (acted bool, err error) {
 	if s.cfg.Ready != nil && !s.cfg.Ready(s.cfg.Notifier.LineOf(v.Tenant, pv.Def.Line)) {
 		return false, errNotReady
 	}
-	params := map[string]string{}
-	for name, src := range pv.Def.Params {
-		switch src {
-		case ledger.SourceProduct:
-			params[name] = r.Product
-		case ledger.SourceContractRef:
-			params[name] = r.ContractRef
-		case ledger.SourceExpiresAt:
-			params[name] = date(r.ExpiresAt, locs[0])
-		case ledger.SourceStartsAt:
-			params[name] = date(r.StartsAt, locs[0])
-		}
-	}
 	req := notify.Request{Tenant: v.Tenant, Actor: Actor, Number: number, Subject: v.Subject, ContractRef: r.ContractRef,
-		TemplateID: pv.Def.TemplateID, TemplateVersion: pv.Def.TemplateVersion, Params: params, Line: pv.Def.Line,
+		TemplateID: pv.Def.TemplateID, TemplateVersion: pv.Def.TemplateVersion, Params: params(&pv.Def, r, locs[0]), Line: pv.Def.Line,
 		ID: rid, Defer: deferrable}
 	res, err := s.cfg.Notifier.Remind(ctx, req)
 	if err != nil {
