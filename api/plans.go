@@ -332,8 +332,12 @@ type myRemindersOut struct {
 func (s *Server) registerMyReminders() {
 	huma.Register(s.api, huma.Operation{OperationID: "customer-reminders", Method: http.MethodGet, Path: "/v1/me/reminders",
 		Summary: "The reminders businesses plan to send my number", Tags: []string{"customer"},
-		Middlewares: huma.Middlewares{s.requireCustomer}, Security: []map[string][]string{{"customer": {}}}, Errors: []int{401}},
+		Description: "404 when this heed runs no scheduler of planned reminders.",
+		Middlewares: huma.Middlewares{s.requireCustomer}, Security: []map[string][]string{{"customer": {}}}, Errors: []int{401, 404}},
 		func(ctx context.Context, _ *struct{}) (*myRemindersOut, error) {
+			if s.cfg.Planned == nil {
+				return nil, huma.Error404NotFound("no planned reminders are served here")
+			}
 			number := who(ctx).number
 			subject := s.cfg.Pseudonyms.Pseudonym(number)
 			tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
@@ -356,10 +360,8 @@ func (s *Server) registerMyReminders() {
 						continue
 					}
 					m := MyReminder{Tenant: t, Business: business, ReminderID: r.ReminderID, ContractRef: r.ContractRef, DueAt: r.DueAt, Status: r.Status}
-					if s.cfg.Planned != nil {
-						if text, err := s.cfg.Planned.Preview(ctx, v, v.Timers[r.ReminderID], number); err == nil {
-							m.Text = text
-						}
+					if text, err := s.cfg.Planned.Preview(ctx, v, v.Timers[r.ReminderID], number); err == nil {
+						m.Text = text
 					}
 					out.Body.Reminders = append(out.Body.Reminders, m)
 				}
