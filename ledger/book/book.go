@@ -1,0 +1,277 @@
+// Package book records a renewal book: a file of a tenant's customer
+// relationships, one per row (number, contract_ref, product, starts_at,
+// expires_at, plan), as RelationshipStarted events.
+//
+// A book is read as a stream, row by row, and never held whole: a reader
+// goroutine splits rows off the file and hands each to one of Workers
+// recorders, chosen by its contract ref, so the rows of one ref are
+// recorded in file order while the others share the store's group
+// commits. At most about Workers*5 rows are in flight, each at most
+// MaxRow bytes, whatever the file's size.
+//
+// Each row is one event in one append: a row is recorded whole or not at
+// all. Its event id derives from the tenant and the contract ref, so
+// running a file again appends nothing new, and a run killed half-way is
+// finished by running it again: which rows are done is read from the log
+// itself, never from a side file that could disagree with it. A ref the
+// ledger already holds for another number is refused, in the same file or
+// across files, because the store refuses an id in a second stream.
+//
+// A bad row never stops the good ones: it is reported with its row number,
+// the field and why, and never with a value from the file (a column of
+// phone numbers in the wrong place would otherwise reach logs).
+package book
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heed/heed/ledger"
+)
+
+// Errors of a whole file. A file that fails with one of them has had
+// nothing recorded.
+var (
+	// ErrColumns means the file's columns are wrong: a CSV header (or the
+	// first NDJSON row) names an unknown or repeated column, or misses a
+	// required one.
+	ErrColumns = errors.New("book: wrong columns")
+	// ErrFormat means the file is not in the format it was read as.
+	ErrFormat = errors.New("book: unreadable file")
+)
+
+// Format is how a book is written.
+type Format string
+
+// The formats a book can take.
+const (
+	// CSV is comma-separated values with a header row naming the columns,
+	// in any order; product and plan may be left out.
+	CSV Format = "csv"
+	// NDJSON is one JSON object per line, its members named as the
+	// columns, every value a string.
+	NDJSON Format = "ndjson"
+)
+
+// Columns are the columns of a book, in their usual order.
+var Columns = []string{"number", "contract_ref", "product", "starts_at", "expires_at", "plan"}
+
+// required are the columns every book has.
+var required = []string{"number", "contract_ref", "starts_at", "expires_at"}
+
+// Limits of a row, in bytes.
+const (
+	// MaxRow bounds a row: anything longer is refused unread.
+	MaxRow = 4096
+	// MaxNumber, MaxRef, MaxProduct and MaxPlan bound their fields (those
+	// of POST /v1/relationships).
+	MaxNumber  = 32
+	MaxRef     = 128
+	MaxProduct = 128
+	MaxPlan    = 64
+	maxDate    = 64
+)
+
+// Plans tells whether a tenant has defined a reminder plan.
+type Plans interface {
+	Defined(ctx context.Context, tenant, plan string) (bool, error)
+}
+
+// Config says where and as whom a book is recorded.
+type Config struct {
+	// Store receives the events. Personal fields are sealed by whatever
+	// store the caller passes (a pii.Sealing, as every writer uses).
+	Store ledger.Store
+	// Tenant owns the relationships; Actor is recorded as their writer.
+	Tenant string
+	Actor  string
+	// Subject turns a number as written in the file into its subject,
+	// the way every other writer does (normalise, then pseudonymise). Its
+	// error must not hold the number; it is reported as "not a valid
+	// phone number" whatever it says.
+	Subject func(number string) (string, error)
+	// Plans checks the plan a row names; nil refuses every row that names
+	// one.
+	Plans Plans
+	// Location is the time zone of a date written without a time
+	// (2026-12-31 is its midnight there); nil means UTC.
+	Location *time.Location
+	// Now is the clock [time.Now]. A relationship that starts in the
+	// future is recorded as occurring now.
+	Now func() time.Time
+	// Workers is how many rows are recorded at once [256]: concurrent
+	// appends share the store's commits.
+	Workers int
+	// Report receives each refused row's errors, one call per field, from
+	// one goroutine at a time, in the order rows finish (not file order).
+	Report func(RowError)
+}
+
+// RowError is why one field of one row was refused. It never holds a
+// value from the file.
+type RowError struct {
+	// Row is the 1-based line of the file (a CSV header is line 1).
+	Row int `json:"row"`
+	// Field is the column, or "row" for the row as a whole.
+	Field string `json:"field"`
+	Why   string `json:"why"`
+}
+
+func (e RowError) String() string { return fmt.Sprintf("row %d: %s: %s", e.Row, e.Field, e.Why) }
+
+// Counts is what an import has done so far.
+type Counts struct {
+	// Rows is how many rows were read (blank lines and the header not
+	// counted); every row ends up in exactly one of the three others.
+	Rows int64 `json:"rows"`
+	// Recorded rows were appended by this run.
+	Recorded int64 `json:"recorded"`
+	// Already rows were in the ledger before: an earlier run of this file
+	// or one repeating its rows.
+	Already int64 `json:"already"`
+	// Refused rows were bad; each has at least one RowError.
+	Refused int64 `json:"refused"`
+	// Bytes is how much of the file was read.
+	Bytes int64 `json:"bytes"`
+}
+
+// Done is how many rows have an outcome.
+func (c Counts) Done() int64 { return c.Recorded + c.Already + c.Refused }
+
+// Importer records books. Progress may be called while Run runs.
+type Importer struct {
+	cfg                                      Config
+	rows, recorded, already, refused, nbytes atomic.Int64
+	reportMu                                 sync.Mutex
+	plans                                    *planCache
+}
+
+// New returns an Importer for cfg.
+func New(cfg Config) (*Importer, error) {
+	if cfg.Store == nil || cfg.Subject == nil {
+		return nil, errors.New("book: Store and Subject are required")
+	}
+	if cfg.Tenant == "" {
+		return nil, errors.New("book: a tenant is required")
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 256
+	}
+	return &Importer{cfg: cfg, plans: newPlanCache(cfg.Plans, cfg.Tenant)}, nil
+}
+
+// Progress returns the counts so far.
+func (im *Importer) Progress() Counts {
+	return Counts{Rows: im.rows.Load(), Recorded: im.recorded.Load(), Already: im.already.Load(),
+		Refused: im.refused.Load(), Bytes: im.nbytes.Load()}
+}
+
+// Run reads a book from r and records its rows. It returns ErrColumns or
+// ErrFormat, with nothing recorded, for a file it cannot take; an error of
+// the store or ctx stops it, with the rows before recorded and the rest
+// left to a later run. Bad rows are counted and reported, not returned.
+func (im *Importer) Run(ctx context.Context, r io.Reader, format Format) (Counts, error) {
+	src, err := newSource(r, format, &im.nbytes)
+	if err != nil {
+		return im.Progress(), err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queues := make([]chan raw, im.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan raw, 4)
+		q := queues[i]
+		wg.Go(func() {
+			for row := range q {
+				if ctx.Err() != nil {
+					continue // drain: the run is over
+				}
+				if err := im.record(ctx, &row); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	var readErr error
+	for ctx.Err() == nil {
+		row, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		im.rows.Add(1)
+		if len(row.errs) > 0 {
+			im.refuse(row.line, row.errs...)
+			continue
+		}
+		select {
+		case queues[shard(row.ref, len(queues))] <- row:
+		case <-ctx.Done():
+		}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	if readErr != nil {
+		return im.Progress(), readErr
+	}
+	if err := context.Cause(ctx); err != nil {
+		return im.Progress(), err
+	}
+	return im.Progress(), nil
+}
+
+// refuse counts a bad row and reports its errors.
+func (im *Importer) refuse(line int, errs ...fieldError) {
+	im.refused.Add(1)
+	if im.cfg.Report == nil {
+		return
+	}
+	im.reportMu.Lock()
+	defer im.reportMu.Unlock()
+	for _, e := range errs {
+		im.cfg.Report(RowError{Row: line, Field: e.field, Why: e.why})
+	}
+}
+
+// shard picks the recorder of a contract ref (FNV-1a), so that the rows of
+// one ref are recorded one after the other, in file order: of two rows
+// giving one ref two numbers, the later one is the one refused, in every
+// run.
+func shard(ref string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(ref); i++ {
+		h ^= uint32(ref[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// idSpace namespaces the event ids of imported relationships.
+var idSpace = uuid.MustParse("5f0c3a8e-9b7d-4c21-8e6f-2a4b1d9c7e53")
+
+// EventID is the id of the RelationshipStarted an import records for a
+// tenant's contract ref: the same in every run, so a repeated row is a
+// retry the store recognises, and a ref given to a second number is an id
+// the store refuses in a second stream.
+func EventID(tenant, ref string) string {
+	return uuid.NewSHA1(idSpace, []byte(tenant+"\x00"+ref)).String()
+}

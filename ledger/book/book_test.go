@@ -1,0 +1,398 @@
+package book_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/book"
+	"github.com/heed/heed/ledger/kurrent"
+	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/mem"
+)
+
+// stores opens a fresh store of each kind.
+var stores = map[string]func(t testing.TB) ledger.Store{
+	"mem": func(t testing.TB) ledger.Store {
+		st := mem.New()
+		t.Cleanup(func() { st.Close() })
+		return st
+	},
+	"bolt": func(t testing.TB) ledger.Store {
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	},
+	"kurrent": func(t testing.TB) ledger.Store {
+		srv, err := fake.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	},
+}
+
+// subject stands in for the API's normalisation and pseudonym: E.164 or
+// an 11-digit Chinese mobile, ASCII digits only. The package takes it as a
+// function, so the rules themselves are tested where they live (api).
+func subject(n string) (string, error) {
+	d := strings.TrimPrefix(n, "+")
+	if d == "" || strings.Trim(d, "0123456789") != "" {
+		return "", errors.New("not a number")
+	}
+	switch {
+	case n[0] == '+' && len(d) >= 8 && len(d) <= 15:
+	case n[0] == '1' && len(d) == 11:
+		n = "+86" + n
+	default:
+		return "", errors.New("not a number")
+	}
+	h := sha256.Sum256([]byte(n))
+	return hex.EncodeToString(h[:8]), nil
+}
+
+type plans map[string]bool
+
+func (p plans) Defined(_ context.Context, _, plan string) (bool, error) { return p[plan], nil }
+
+// report collects the row errors of a run.
+type report struct {
+	mu   sync.Mutex
+	errs []book.RowError
+}
+
+func (r *report) add(e book.RowError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, e)
+}
+
+func (r *report) sorted() []book.RowError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.errs)
+	slices.SortFunc(out, func(a, b book.RowError) int {
+		if a.Row != b.Row {
+			return a.Row - b.Row
+		}
+		return strings.Compare(a.Field, b.Field)
+	})
+	return out
+}
+
+var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func run(t testing.TB, st ledger.Store, tenant, file string, f book.Format) (book.Counts, *report, error) {
+	t.Helper()
+	rep := &report{}
+	im, err := book.New(book.Config{Store: st, Tenant: tenant, Actor: "test", Subject: subject,
+		Plans: plans{"renewal": true}, Now: func() time.Time { return now }, Report: rep.add, Workers: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := im.Run(context.Background(), strings.NewReader(file), f)
+	return c, rep, err
+}
+
+// relationships returns the contract refs recorded for tenant, each with
+// its subject, and fails on any event that is not a RelationshipStarted
+// or a ref recorded twice.
+func relationships(t testing.TB, st ledger.Store, tenant string) map[string]string {
+	t.Helper()
+	evs, err := st.ReadAll(context.Background(), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range evs {
+		if e.Tenant != tenant {
+			continue
+		}
+		if e.Type != ledger.TypeRelationshipStarted {
+			t.Fatalf("event %d is a %s", e.Position, e.Type)
+		}
+		var p ledger.RelationshipStarted
+		if err := json.Unmarshal(e.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := out[p.ContractRef]; dup {
+			t.Fatalf("%s recorded twice", p.ContractRef)
+		}
+		out[p.ContractRef] = e.Subject
+	}
+	return out
+}
+
+const header = "number,contract_ref,product,starts_at,expires_at,plan\n"
+
+// good rows surround every bad one in the table.
+const (
+	good1 = "+8613800000001,G-1,car,2025-06-01,2026-06-01,renewal\n"
+	good2 = "13800000002,G-2,home,2025-07-01T00:00:00+08:00,2026-07-01T00:00:00+08:00,\n"
+)
+
+// secret is a phone number put in every field of the bad rows: no error
+// may repeat it, nor any long part of it.
+const secret = "+8613912345678"
+
+func TestBadRows(t *testing.T) {
+	long := strings.Repeat("x", 129)
+	cases := []struct {
+		name  string
+		row   string
+		field string
+		why   string
+	}{
+		{"bad starts_at", secret + ",B-1,car,31/12/2025,2026-12-31,renewal", "starts_at", "not a date"},
+		{"bad expires_at", secret + ",B-1,car,2025-12-31,2026-02-30,renewal", "expires_at", "not a date"},
+		{"expiry before start", secret + ",B-1,car,2025-12-31,2025-01-01,renewal", "expires_at", "not after starts_at"},
+		{"expiry at start", secret + ",B-1,car,2025-12-31,2025-12-31,renewal", "expires_at", "not after starts_at"},
+		{"number with spaces", "+86 139 1234 5678,B-1,car,2025-12-31,2026-12-31,renewal", "number", "not a valid phone number"},
+		{"number with letters", "+86139123456ab,B-1,car,2025-12-31,2026-12-31,renewal", "number", "not a valid phone number"},
+		{"number missing", ",B-1,car,2025-12-31,2026-12-31,renewal", "number", "missing"},
+		{"number too long", strings.Repeat("1", 33) + ",B-1,car,2025-12-31,2026-12-31,renewal", "number", "longer than 32"},
+		{"ref missing", secret + ",,car,2025-12-31,2026-12-31,renewal", "contract_ref", "missing"},
+		{"ref too long", secret + "," + long + ",car,2025-12-31,2026-12-31,renewal", "contract_ref", "longer than 128"},
+		{"ref with a control character", secret + ",B\x01-1,car,2025-12-31,2026-12-31,renewal", "contract_ref", "control"},
+		{"product too long", secret + ",B-1," + long + ",2025-12-31,2026-12-31,renewal", "product", "longer than 128"},
+		{"unknown plan", secret + ",B-1,car,2025-12-31,2026-12-31,gold", "plan", "no such reminder plan"},
+		{"plan too long", secret + ",B-1,car,2025-12-31,2026-12-31," + strings.Repeat("p", 65), "plan", "longer than 64"},
+		{"invalid UTF-8 (GBK)", secret + ",B-1,\xc6\xfb\xb3\xb5\xcf\xd5,2025-12-31,2026-12-31,renewal", "product", "not UTF-8"},
+		{"too few fields", secret + ",B-1,car,2025-12-31,2026-12-31", "row", "has 5 fields, the header names 6"},
+		{"too many fields", secret + ",B-1,car,2025-12-31,2026-12-31,renewal," + secret, "row", "has 7 fields"},
+		{"unclosed quote", secret + ",\"B-1,car,2025-12-31,2026-12-31,renewal", "row", "not closed"},
+		{"stray quote", secret + ",B\"1,car,2025-12-31,2026-12-31,renewal", "row", "quote inside"},
+		{"row too long", secret + ",B-1," + strings.Repeat(secret, 400) + ",2025-12-31,2026-12-31,renewal", "row", "longer than 4096"},
+		{"row longer than the read buffer", secret + ",B-1," + strings.Repeat(secret, 10000) + ",2025-12-31,2026-12-31,renewal", "row", "longer than 4096"},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					st := open(t)
+					c, rep, err := run(t, st, "acme", header+good1+tc.row+"\n"+good2, book.CSV)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if c != (book.Counts{Rows: 3, Recorded: 2, Refused: 1, Bytes: c.Bytes}) {
+						t.Fatalf("counts %+v", c)
+					}
+					errs := rep.sorted()
+					if len(errs) != 1 || errs[0].Row != 3 || errs[0].Field != tc.field || !strings.Contains(errs[0].Why, tc.why) {
+						t.Fatalf("errors %v, want row 3 %s: %s", errs, tc.field, tc.why)
+					}
+					noNumber(t, errs[0].String())
+					// Nothing of the bad row was written, all of the good.
+					got := relationships(t, st, "acme")
+					if len(got) != 2 || got["G-1"] == "" || got["G-2"] == "" {
+						t.Fatalf("recorded %v", got)
+					}
+					if head, _ := st.Head(context.Background()); head != 2 {
+						t.Fatalf("head %d, want 2", head)
+					}
+				})
+			}
+		})
+	}
+}
+
+// noNumber fails if s holds the secret number or any 7 of its digits in a
+// row.
+func noNumber(t testing.TB, s string) {
+	t.Helper()
+	d := strings.TrimPrefix(secret, "+")
+	for i := 0; i+7 <= len(d); i++ {
+		if strings.Contains(s, d[i:i+7]) {
+			t.Fatalf("%q holds part of the number", s)
+		}
+	}
+}
+
+// TestDuplicateRef: a contract ref given to a second number is refused,
+// in the same file (the later row, every run) or across files, and the
+// first number keeps it; the same ref repeated identically is already
+// recorded; with other values it is refused.
+func TestDuplicateRef(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			file := header + good1 +
+				secret + ",G-1,car,2025-06-01,2026-06-01,renewal\n" + // another number
+				good1 + // the same row again
+				"+8613800000001,G-1,car,2025-06-01,2027-06-01,renewal\n" + // other values
+				good2
+			c, rep, err := run(t, st, "acme", file, book.CSV)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Recorded != 2 || c.Already != 1 || c.Refused != 2 {
+				t.Fatalf("counts %+v", c)
+			}
+			errs := rep.sorted()
+			if len(errs) != 2 || errs[0].Row != 3 || errs[0].Field != "contract_ref" || !strings.Contains(errs[0].Why, "another number") ||
+				errs[1].Row != 5 || !strings.Contains(errs[1].Why, "another product, dates or plan") {
+				t.Fatalf("errors %v", errs)
+			}
+			first, _ := subject("+8613800000001")
+			if got := relationships(t, st, "acme"); got["G-1"] != first {
+				t.Fatalf("G-1 belongs to %s", got["G-1"])
+			}
+			// Another file giving G-2 to another number.
+			c, rep, err = run(t, st, "acme", header+secret+",G-2,home,2025-07-01,2026-07-01,\n", book.CSV)
+			if err != nil || c.Refused != 1 || len(rep.errs) != 1 || !strings.Contains(rep.errs[0].Why, "another number") {
+				t.Fatalf("second file: %+v %v %v", c, rep.errs, err)
+			}
+			noNumber(t, fmt.Sprint(rep.errs))
+			// Another tenant's G-1 is its own.
+			if c, _, err := run(t, st, "other", header+secret+",G-1,car,2025-06-01,2026-06-01,renewal\n", book.CSV); err != nil || c.Recorded != 1 {
+				t.Fatalf("other tenant: %+v %v", c, err)
+			}
+		})
+	}
+}
+
+// TestRerun: running a book again appends nothing and counts every row
+// as already recorded; a row added to it is the only one recorded.
+func TestRerun(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			var b strings.Builder
+			b.WriteString(header)
+			for i := range 300 {
+				fmt.Fprintf(&b, "+86138%08d,R-%d,car,2025-06-01,2026-%02d-01,renewal\n", i, i, i%12+1)
+			}
+			// A relationship starting after now is recorded as occurring
+			// now, which differs between runs: still already recorded.
+			b.WriteString("+8613899999999,R-future,car,2026-09-01,2027-09-01,\n")
+			file := b.String()
+			if c, _, err := run(t, st, "acme", file, book.CSV); err != nil || c.Recorded != 301 {
+				t.Fatalf("first run: %+v %v", c, err)
+			}
+			head, _ := st.Head(context.Background())
+			now = now.Add(time.Hour)
+			c, rep, err := run(t, st, "acme", file, book.CSV)
+			if err != nil || c.Recorded != 0 || c.Already != 301 || len(rep.errs) != 0 {
+				t.Fatalf("second run: %+v %v %v", c, rep.errs, err)
+			}
+			if again, _ := st.Head(context.Background()); again != head {
+				t.Fatalf("head %d after the re-run, was %d", again, head)
+			}
+			c, _, err = run(t, st, "acme", file+"+8613899999998,R-new,car,2025-06-01,2026-06-01,\n", book.CSV)
+			if err != nil || c.Recorded != 1 || c.Already != 301 {
+				t.Fatalf("third run: %+v %v", c, err)
+			}
+			if n := len(relationships(t, st, "acme")); n != 302 {
+				t.Fatalf("%d relationships", n)
+			}
+		})
+	}
+}
+
+// TestFileErrors: a file with wrong columns, or not in its format, is
+// refused whole before anything is written.
+func TestFileErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		format book.Format
+		file   string
+		err    error
+		why    string
+	}{
+		{"empty", book.CSV, "", book.ErrColumns, "empty"},
+		{"no header", book.CSV, good1 + good2, book.ErrColumns, "column 1 is not one of"},
+		{"unknown column", book.CSV, "number,contract_ref,starts_at,expiry\n" + good1, book.ErrColumns, `column 4 ("expiry")`},
+		{"missing column", book.CSV, "number,contract_ref,starts_at\n" + good1, book.ErrColumns, "missing column expires_at"},
+		{"repeated column", book.CSV, "number,contract_ref,starts_at,expires_at,number\n", book.ErrColumns, "appears twice"},
+		{"NDJSON read as CSV", book.CSV, `{"number":"` + secret + `"}` + "\n", book.ErrColumns, "looks like NDJSON"},
+		{"header not UTF-8", book.CSV, "number,contract_ref,starts_at,expires_at,\xff\n", book.ErrFormat, "not UTF-8"},
+		{"CSV read as NDJSON", book.NDJSON, header + good1, book.ErrFormat, "not a JSON object"},
+		{"NDJSON unknown member", book.NDJSON, `{"number":"1","contract_ref":"a","starts_at":"2025-01-01","expires_at":"2026-01-01","expiry":"x"}` + "\n", book.ErrColumns, `member ("expiry")`},
+		{"NDJSON missing member", book.NDJSON, `{"number":"1","contract_ref":"a","starts_at":"2025-01-01"}` + "\n", book.ErrColumns, "missing column expires_at"},
+		{"NDJSON member named as a number", book.NDJSON, `{"number":"1","contract_ref":"a","starts_at":"2025-01-01","expires_at":"2026-01-01","` + secret + `":"x"}` + "\n", book.ErrColumns, "member of the first row"},
+		{"unknown format", book.Format("xlsx"), header + good1, book.ErrFormat, "unknown format"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := stores["mem"](t)
+			c, rep, err := run(t, st, "acme", tc.file, tc.format)
+			if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("err %v, want %v: %s", err, tc.err, tc.why)
+			}
+			noNumber(t, err.Error())
+			if head, _ := st.Head(context.Background()); head != 0 || c.Done() != 0 || len(rep.errs) != 0 {
+				t.Fatalf("head %d, counts %+v, errors %v", head, c, rep.errs)
+			}
+		})
+	}
+}
+
+// TestNDJSON: the same rows as NDJSON, with its own bad rows.
+func TestNDJSON(t *testing.T) {
+	file := `{"number":"+8613800000001","contract_ref":"N-1","product":"car","starts_at":"2025-06-01","expires_at":"2026-06-01","plan":"renewal"}
+{"number":"13800000002","contract_ref":"N-2","starts_at":"2025-06-01","expires_at":"2026-06-01"}
+
+{"number":"` + secret + `","contract_ref":"N-3","starts_at":"2025-06-01","expires_at":"2026-06-01","policy":"x"}
+{"number":"` + secret + `","contract_ref":"N-4","starts_at":"2025-06-01","expires_at":"2026-06-01","number":"` + secret + `"}
+{"number":8613912345678,"contract_ref":"N-5","starts_at":"2025-06-01","expires_at":"2026-06-01"}
+{"number":"` + secret + `","contract_ref":"N-6","starts_at":"2025-06-01","expires_at":"2026-06-01","product":"` + "\xff" + `"}
+["` + secret + `"]
+{"number":"` + secret + `","contract_ref":"N-8","starts_at":"2025-06-01","expires_at":"2025-06-01"}
+{"number":"+8613800000009","contract_ref":"N-9","starts_at":"2025-06-01","expires_at":"2026-06-01"}
+`
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			c, rep, err := run(t, st, "acme", file, book.NDJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c != (book.Counts{Rows: 9, Recorded: 3, Refused: 6, Bytes: int64(len(file))}) {
+				t.Fatalf("counts %+v", c)
+			}
+			want := []book.RowError{
+				{Row: 4, Field: "row", Why: `member ("policy") is not one of`},
+				{Row: 5, Field: "row", Why: "a member appears twice"},
+				{Row: 6, Field: "number", Why: "must be a JSON string"},
+				{Row: 7, Field: "row", Why: "not UTF-8"},
+				{Row: 8, Field: "row", Why: "not a JSON object"},
+				{Row: 9, Field: "expires_at", Why: "not after starts_at"},
+			}
+			got := rep.sorted()
+			if len(got) != len(want) {
+				t.Fatalf("errors %v", got)
+			}
+			for i := range want {
+				if got[i].Row != want[i].Row || got[i].Field != want[i].Field || !strings.Contains(got[i].Why, want[i].Why) {
+					t.Fatalf("error %d: %v, want %v", i, got[i], want[i])
+				}
+			}
+			noNumber(t, fmt.Sprint(got))
+			if r := relationships(t, st, "acme"); len(r) != 3 || r["N-1"] == "" || r["N-2"] == "" || r["N-9"] == "" {
+				t.Fatalf("recorded %v", r)
+			}
+		})
+	}
+}
