@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,4 +398,71 @@ func TestNDJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLargeFile: a 200 MB file is read as a stream, never held: here one
+// row of 200 MB between two good ones is refused unread while the heap
+// stays small, and the good rows after it are recorded.
+func TestLargeFile(t *testing.T) {
+	const size = 200 << 20
+	st := stores["mem"](t)
+	huge := io.MultiReader(strings.NewReader(header+good1+secret+","), &repeat{b: []byte("0123456789"), n: size},
+		strings.NewReader("\n"+good2))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	rep := &report{}
+	im, err := book.New(book.Config{Store: st, Tenant: "acme", Subject: subject, Plans: plans{"renewal": true}, Report: rep.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > base && ms.HeapInuse-base > peak.Load() {
+					peak.Store(ms.HeapInuse - base)
+				}
+			}
+		}
+	}()
+	c, err := im.Run(context.Background(), huge, book.CSV)
+	close(stop)
+	<-sampled
+	if err != nil || c.Recorded != 2 || c.Refused != 1 || c.Bytes < size {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	if errs := rep.sorted(); len(errs) != 1 || errs[0].Row != 3 || !strings.Contains(errs[0].Why, "longer than 4096") {
+		t.Fatalf("errors %v", errs)
+	}
+	if p := peak.Load(); p > 16<<20 {
+		t.Fatalf("the heap grew by %d MiB reading a %d MiB file", p>>20, size>>20)
+	}
+}
+
+// repeat reads b over and over, n bytes in all.
+type repeat struct {
+	b []byte
+	n int
+}
+
+func (r *repeat) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := 0
+	for k < len(p) && r.n > 0 {
+		c := copy(p[k:min(len(p), k+r.n)], r.b)
+		k += c
+		r.n -= c
+	}
+	return k, nil
 }

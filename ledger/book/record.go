@@ -183,6 +183,9 @@ func (im *Importer) append(ctx context.Context, ev *ledger.Event) (outcome, erro
 // relationship is already recorded; the same id or contract ref with other
 // values is refused.
 func compare(evs []ledger.Event, ev *ledger.Event) (outcome, bool) {
+	if len(evs) == 0 {
+		return "", false
+	}
 	var want ledger.RelationshipStarted
 	if err := json.Unmarshal(ev.Data, &want); err != nil {
 		return "cannot be encoded", true

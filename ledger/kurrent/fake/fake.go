@@ -117,9 +117,12 @@ func StartCluster(n int) ([]*Server, error) {
 		}
 		s := &Server{state: st, addr: lis.Addr().String()}
 		st.nodes = append(st.nodes, s)
+		if st.leader == nil {
+			// Before serving: a call may arrive as soon as it listens.
+			st.leader = s
+		}
 		s.serve(lis)
 	}
-	st.leader = st.nodes[0]
 	return st.nodes, nil
 }
 
