@@ -25,13 +25,14 @@ const benchRows = 100_000
 // subject is a keyed hash of the number, as heed's pseudonym is.
 func BenchmarkImport(b *testing.B) {
 	key := []byte("benchmark pseudonym key, 32 byte")
-	subj := func(n string) (string, error) {
-		if _, err := subject(n); err != nil {
-			return "", err
+	subj := func(n string) (string, string, error) {
+		e164, _, err := subject(n)
+		if err != nil {
+			return "", "", err
 		}
 		m := hmac.New(sha256.New, key)
-		m.Write([]byte(n))
-		return hex.EncodeToString(m.Sum(nil)), nil
+		m.Write([]byte(e164))
+		return e164, hex.EncodeToString(m.Sum(nil)), nil
 	}
 	var rows, peak int64
 	var elapsed time.Duration

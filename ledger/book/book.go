@@ -92,11 +92,11 @@ type Config struct {
 	// Tenant owns the relationships; Actor is recorded as their writer.
 	Tenant string
 	Actor  string
-	// Subject turns a number as written in the file into its subject,
-	// the way every other writer does (normalise, then pseudonymise). Its
-	// error must not hold the number; it is reported as "not a valid
-	// phone number" whatever it says.
-	Subject func(number string) (string, error)
+	// Subject turns a number as written in the file into its E.164 form
+	// and its subject, the way every other writer does (normalise, then
+	// pseudonymise). Whatever its error says, the row is reported as "not
+	// a valid phone number", never with the number.
+	Subject func(number string) (e164, subject string, err error)
 	// Plans checks the plan a row names; nil refuses every row that names
 	// one.
 	Plans Plans

@@ -60,20 +60,20 @@ var stores = map[string]func(t testing.TB) ledger.Store{
 // subject stands in for the API's normalisation and pseudonym: E.164 or
 // an 11-digit Chinese mobile, ASCII digits only. The package takes it as a
 // function, so the rules themselves are tested where they live (api).
-func subject(n string) (string, error) {
+func subject(n string) (e164, subject string, err error) {
 	d := strings.TrimPrefix(n, "+")
 	if d == "" || strings.Trim(d, "0123456789") != "" {
-		return "", errors.New("not a number")
+		return "", "", errors.New("not a number")
 	}
 	switch {
 	case n[0] == '+' && len(d) >= 8 && len(d) <= 15:
 	case n[0] == '1' && len(d) == 11:
 		n = "+86" + n
 	default:
-		return "", errors.New("not a number")
+		return "", "", errors.New("not a number")
 	}
 	h := sha256.Sum256([]byte(n))
-	return hex.EncodeToString(h[:8]), nil
+	return n, hex.EncodeToString(h[:8]), nil
 }
 
 type plans map[string]bool
@@ -258,7 +258,7 @@ func TestDuplicateRef(t *testing.T) {
 				errs[1].Row != 5 || !strings.Contains(errs[1].Why, "another product, dates or plan") {
 				t.Fatalf("errors %v", errs)
 			}
-			first, _ := subject("+8613800000001")
+			_, first, _ := subject("+8613800000001")
 			if got := relationships(t, st, "acme"); got["G-1"] != first {
 				t.Fatalf("G-1 belongs to %s", got["G-1"])
 			}

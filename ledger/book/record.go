@@ -49,7 +49,7 @@ func (im *Importer) check(ctx context.Context, r *raw) (*ledger.Event, []fieldEr
 		bad("number", fmt.Sprintf("longer than %d bytes", MaxNumber))
 	default:
 		var err error
-		if subject, err = im.cfg.Subject(r.number); err != nil {
+		if _, subject, err = im.cfg.Subject(r.number); err != nil {
 			bad("number", "not a valid phone number: give it in E.164 form (+ and the country code) or as a national number, ASCII digits only")
 		}
 	}
