@@ -28,6 +28,21 @@ type BoltStore struct {
 	path string
 	mu   sync.RWMutex // exclusive only while Compact swaps the file
 	db   *bolt.DB
+
+	// New keys are written in groups (see PutIfAbsent): puts is the
+	// group waiting for the transaction in flight, if putting.
+	putMu   sync.Mutex
+	puts    []*put
+	putting bool
+}
+
+// put is one PutIfAbsent waiting for its group's transaction.
+type put struct {
+	subject string
+	wrapped []byte
+	out     []byte
+	err     error
+	done    chan struct{}
 }
 
 var _ KeyStore = (*BoltStore)(nil)
@@ -83,21 +98,57 @@ func (b *BoltStore) Get(_ context.Context, subject string) ([]byte, error) {
 	return w, err
 }
 
-// PutIfAbsent implements KeyStore.
+// PutIfAbsent implements KeyStore. Each transaction commits with an
+// fsync, so the calls that arrive while one is in flight wait and go in
+// the next one together: a bulk import creating a key for every new
+// subject pays one fsync per group, not per subject, and a lone call
+// waits for nothing.
 func (b *BoltStore) PutIfAbsent(_ context.Context, subject string, wrapped []byte) ([]byte, error) {
+	p := &put{subject: subject, wrapped: wrapped, done: make(chan struct{})}
+	b.putMu.Lock()
+	b.puts = append(b.puts, p)
+	if b.putting {
+		b.putMu.Unlock()
+		<-p.done
+		return p.out, p.err
+	}
+	b.putting = true
+	for len(b.puts) > 0 {
+		group := b.puts
+		b.puts = nil
+		b.putMu.Unlock()
+		b.putGroup(group)
+		b.putMu.Lock()
+	}
+	b.putting = false
+	b.putMu.Unlock()
+	return p.out, p.err
+}
+
+// putGroup writes a group of puts in one transaction and releases them.
+func (b *BoltStore) putGroup(group []*put) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	var w []byte
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketSubject)
-		if v := keys.Get([]byte(subject)); v != nil {
-			w = append([]byte(nil), v...)
-			return nil
+		for _, p := range group {
+			if v := keys.Get([]byte(p.subject)); v != nil {
+				p.out = append([]byte(nil), v...)
+				continue
+			}
+			p.out = p.wrapped
+			if err := keys.Put([]byte(p.subject), p.wrapped); err != nil {
+				return err
+			}
 		}
-		w = wrapped
-		return keys.Put([]byte(subject), wrapped)
+		return nil
 	})
-	return w, err
+	for _, p := range group {
+		if err != nil {
+			p.out, p.err = nil, err
+		}
+		close(p.done)
+	}
 }
 
 // Delete implements KeyStore.

@@ -5,6 +5,7 @@ package piitest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -110,6 +111,31 @@ func Run(t *testing.T, open func(t *testing.T) pii.KeyStore) {
 		}
 		if w, err := s.Get(ctx, "race"); err != nil || !bytes.Equal(w, got[0]) {
 			t.Fatalf("Get = %q, %v; want the winner %q", w, err, got[0])
+		}
+	})
+	t.Run("ConcurrentSubjectsKeepTheirKeys", func(t *testing.T) {
+		// A bulk import puts many subjects' keys at once, twice each.
+		s := open(t)
+		const n = 64
+		got := make([][]byte, 2*n)
+		errs := make([]error, 2*n)
+		var wg sync.WaitGroup
+		for i := range 2 * n {
+			wg.Go(func() {
+				got[i], errs[i] = s.PutIfAbsent(ctx, fmt.Sprintf("s-%d", i%n), []byte(fmt.Sprintf("key-%d", i)))
+			})
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || errs[i+n] != nil {
+				t.Fatal(errors.Join(errs[i], errs[i+n]))
+			}
+			if !bytes.Equal(got[i], got[i+n]) || !bytes.Equal(got[i], []byte(fmt.Sprintf("key-%d", i))) && !bytes.Equal(got[i], []byte(fmt.Sprintf("key-%d", i+n))) {
+				t.Fatalf("subject %d: %q and %q", i, got[i], got[i+n])
+			}
+			if w, err := s.Get(ctx, fmt.Sprintf("s-%d", i)); err != nil || !bytes.Equal(w, got[i]) {
+				t.Fatalf("Get s-%d = %q, %v; want %q", i, w, err, got[i])
+			}
 		}
 	})
 }
