@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -67,8 +68,9 @@ func BenchmarkImport(b *testing.B) {
 			}
 		}()
 		b.StartTimer()
-		res, err := book.Bench(context.Background(), book.Config{Store: st, Tenant: "bench", Actor: "bench", Subject: subj,
-			Plans: plans{"renewal": true}}, benchRows, uint64(i)*benchRows, "renewal")
+		definePlan(b, st, "bench", "renewal")
+		res, err := book.Bench(context.Background(), book.Config{Store: st, Keys: dataKeys(b), Tenant: "bench", Actor: "bench", Subject: subj},
+			benchRows, uint64(i)*benchRows, os.Getenv("BOOK_BENCH_PLAN"))
 		b.StopTimer()
 		close(stop)
 		<-sampled

@@ -17,6 +17,11 @@
 // ledger already holds for another number is refused, in the same file or
 // across files, because the store refuses an id in a second stream.
 //
+// A row naming a plan carries the customer's number, sealed with the
+// subject's data key, for the scheduler that sends the plan's reminders; a
+// later export of the book with a contract's expiry moved later records a
+// RelationshipRenewed.
+//
 // A bad row never stops the good ones: it is reported with its row number,
 // the field and why, and never with a value from the file (a column of
 // phone numbers in the wrong place would otherwise reach logs).
@@ -34,6 +39,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
 )
 
 // Errors of a whole file. A file that fails with one of them has had
@@ -79,16 +85,12 @@ const (
 	maxDate    = 64
 )
 
-// Plans tells whether a tenant has defined a reminder plan.
-type Plans interface {
-	Defined(ctx context.Context, tenant, plan string) (bool, error)
-}
-
 // Config says where and as whom a book is recorded.
 type Config struct {
-	// Store receives the events. Personal fields are sealed by whatever
-	// store the caller passes (a pii.Sealing, as every writer uses).
+	// Store receives the events, through a pii.Sealing on Keys: a row
+	// naming a plan carries its number, sealed for the scheduler.
 	Store ledger.Store
+	Keys  *pii.Keys
 	// Tenant owns the relationships; Actor is recorded as their writer.
 	Tenant string
 	Actor  string
@@ -97,9 +99,6 @@ type Config struct {
 	// pseudonymise). Whatever its error says, the row is reported as "not
 	// a valid phone number", never with the number.
 	Subject func(number string) (e164, subject string, err error)
-	// Plans checks the plan a row names; nil refuses every row that names
-	// one.
-	Plans Plans
 	// Location is the time zone of a date written without a time
 	// (2026-12-31 is its midnight there); nil means UTC.
 	Location *time.Location
@@ -131,8 +130,11 @@ type Counts struct {
 	// Rows is how many rows were read (blank lines and the header not
 	// counted); every row ends up in exactly one of the three others.
 	Rows int64 `json:"rows"`
-	// Recorded rows were appended by this run.
+	// Recorded rows were new relationships, recorded by this run.
 	Recorded int64 `json:"recorded"`
+	// Renewed rows moved the expiry of a relationship recorded before to
+	// a later one (RelationshipRenewed): a later export of the same book.
+	Renewed int64 `json:"renewed"`
 	// Already rows were in the ledger before: an earlier run of this file
 	// or one repeating its rows.
 	Already int64 `json:"already"`
@@ -143,20 +145,21 @@ type Counts struct {
 }
 
 // Done is how many rows have an outcome.
-func (c Counts) Done() int64 { return c.Recorded + c.Already + c.Refused }
+func (c Counts) Done() int64 { return c.Recorded + c.Renewed + c.Already + c.Refused }
 
 // Importer records books. Progress may be called while Run runs.
 type Importer struct {
-	cfg                                      Config
-	rows, recorded, already, refused, nbytes atomic.Int64
-	reportMu                                 sync.Mutex
-	plans                                    *planCache
+	cfg                                               Config
+	store                                             ledger.Store
+	rows, recorded, renewed, already, refused, nbytes atomic.Int64
+	reportMu                                          sync.Mutex
+	plans                                             *planCache
 }
 
 // New returns an Importer for cfg.
 func New(cfg Config) (*Importer, error) {
-	if cfg.Store == nil || cfg.Subject == nil {
-		return nil, errors.New("book: Store and Subject are required")
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Subject == nil {
+		return nil, errors.New("book: Store, Keys and Subject are required")
 	}
 	if cfg.Tenant == "" {
 		return nil, errors.New("book: a tenant is required")
@@ -168,14 +171,15 @@ func New(cfg Config) (*Importer, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 256
+		cfg.Workers = 1024
 	}
-	return &Importer{cfg: cfg, plans: newPlanCache(cfg.Plans, cfg.Tenant)}, nil
+	store := pii.Seal(cfg.Store, cfg.Keys)
+	return &Importer{cfg: cfg, store: store, plans: newPlanCache(store, cfg.Tenant)}, nil
 }
 
 // Progress returns the counts so far.
 func (im *Importer) Progress() Counts {
-	return Counts{Rows: im.rows.Load(), Recorded: im.recorded.Load(), Already: im.already.Load(),
+	return Counts{Rows: im.rows.Load(), Recorded: im.recorded.Load(), Renewed: im.renewed.Load(), Already: im.already.Load(),
 		Refused: im.refused.Load(), Bytes: im.nbytes.Load()}
 }
 

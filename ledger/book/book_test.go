@@ -1,6 +1,7 @@
 package book_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
 	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/pii"
 )
 
 // stores opens a fresh store of each kind.
@@ -76,9 +78,33 @@ func subject(n string) (e164, subject string, err error) {
 	return n, hex.EncodeToString(h[:8]), nil
 }
 
-type plans map[string]bool
+// dataKeys opens a key store for the subjects' data keys.
+func dataKeys(t testing.TB) *pii.Keys {
+	t.Helper()
+	k, err := pii.OpenKeys(filepath.Join(t.TempDir(), "keys.db"), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
 
-func (p plans) Defined(_ context.Context, _, plan string) (bool, error) { return p[plan], nil }
+// definePlan defines version 1 of a tenant's plan, unless it exists.
+func definePlan(t testing.TB, st ledger.Store, tenant, plan string) {
+	t.Helper()
+	ctx := context.Background()
+	if rev, err := st.StreamRevision(ctx, ledger.PlanStream(tenant, plan)); err != nil || rev > 0 {
+		return
+	}
+	e, err := ledger.NewEvent(tenant, "", now, &ledger.ReminderPlanDefined{PlanID: plan, Version: 1, Offsets: []string{"30d", "7d"},
+		Window: ledger.SendWindow{Start: "10:00", End: "18:00"}, TemplateID: "renewal", TemplateVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, ledger.PlanStream(tenant, plan), ledger.NoStream(), []ledger.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // report collects the row errors of a run.
 type report struct {
@@ -107,11 +133,19 @@ func (r *report) sorted() []book.RowError {
 
 var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
+// keysOf holds each store's data keys, as a data directory holds both.
+var keysOf sync.Map
+
 func run(t testing.TB, st ledger.Store, tenant, file string, f book.Format) (book.Counts, *report, error) {
 	t.Helper()
+	k, ok := keysOf.Load(st)
+	if !ok {
+		k, _ = keysOf.LoadOrStore(st, dataKeys(t))
+	}
+	definePlan(t, st, tenant, "renewal")
 	rep := &report{}
-	im, err := book.New(book.Config{Store: st, Tenant: tenant, Actor: "test", Subject: subject,
-		Plans: plans{"renewal": true}, Now: func() time.Time { return now }, Report: rep.add, Workers: 8})
+	im, err := book.New(book.Config{Store: st, Keys: k.(*pii.Keys), Tenant: tenant, Actor: "test", Subject: subject,
+		Now: func() time.Time { return now }, Report: rep.add, Workers: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +154,8 @@ func run(t testing.TB, st ledger.Store, tenant, file string, f book.Format) (boo
 }
 
 // relationships returns the contract refs recorded for tenant, each with
-// its subject, and fails on any event that is not a RelationshipStarted
-// or a ref recorded twice.
+// its subject, and fails on any event that is not a plan, a
+// RelationshipStarted or a renewal, or a ref started twice.
 func relationships(t testing.TB, st ledger.Store, tenant string) map[string]string {
 	t.Helper()
 	evs, err := st.ReadAll(context.Background(), 1, 0)
@@ -130,7 +164,7 @@ func relationships(t testing.TB, st ledger.Store, tenant string) map[string]stri
 	}
 	out := map[string]string{}
 	for _, e := range evs {
-		if e.Tenant != tenant {
+		if e.Tenant != tenant || e.Type == ledger.TypeReminderPlanDefined || e.Type == ledger.TypeRelationshipRenewed {
 			continue
 		}
 		if e.Type != ledger.TypeRelationshipStarted {
@@ -212,8 +246,8 @@ func TestBadRows(t *testing.T) {
 					if len(got) != 2 || got["G-1"] == "" || got["G-2"] == "" {
 						t.Fatalf("recorded %v", got)
 					}
-					if head, _ := st.Head(context.Background()); head != 2 {
-						t.Fatalf("head %d, want 2", head)
+					if head, _ := st.Head(context.Background()); head != 3 { // and the plan
+						t.Fatalf("head %d, want 3", head)
 					}
 				})
 			}
@@ -235,8 +269,9 @@ func noNumber(t testing.TB, s string) {
 
 // TestDuplicateRef: a contract ref given to a second number is refused,
 // in the same file (the later row, every run) or across files, and the
-// first number keeps it; the same ref repeated identically is already
-// recorded; with other values it is refused.
+// first number keeps it; the same row again is already recorded; the same
+// contract with a later expiry is a renewal, with an earlier one or
+// another product refused.
 func TestDuplicateRef(t *testing.T) {
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
@@ -244,23 +279,38 @@ func TestDuplicateRef(t *testing.T) {
 			file := header + good1 +
 				secret + ",G-1,car,2025-06-01,2026-06-01,renewal\n" + // another number
 				good1 + // the same row again
-				"+8613800000001,G-1,car,2025-06-01,2027-06-01,renewal\n" + // other values
+				"+8613800000001,G-1,car,2025-06-01,2027-06-01,renewal\n" + // renewed
+				"+8613800000001,G-1,car,2025-06-01,2026-12-01,renewal\n" + // earlier than the renewal
+				"+8613800000001,G-1,bike,2025-06-01,2027-06-01,renewal\n" + // another product
 				good2
 			c, rep, err := run(t, st, "acme", file, book.CSV)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Recorded != 2 || c.Already != 1 || c.Refused != 2 {
+			if c.Recorded != 2 || c.Already != 1 || c.Renewed != 1 || c.Refused != 3 {
 				t.Fatalf("counts %+v", c)
 			}
 			errs := rep.sorted()
-			if len(errs) != 2 || errs[0].Row != 3 || errs[0].Field != "contract_ref" || !strings.Contains(errs[0].Why, "another number") ||
-				errs[1].Row != 5 || !strings.Contains(errs[1].Why, "another product, dates or plan") {
+			want := []book.RowError{
+				{Row: 3, Field: "contract_ref", Why: "already recorded for another number"},
+				{Row: 6, Field: "expires_at", Why: "before the expiry already recorded"},
+				{Row: 7, Field: "contract_ref", Why: "another product, start or plan"},
+			}
+			if len(errs) != len(want) {
 				t.Fatalf("errors %v", errs)
+			}
+			for i := range want {
+				if errs[i].Row != want[i].Row || errs[i].Field != want[i].Field || !strings.Contains(errs[i].Why, want[i].Why) {
+					t.Fatalf("error %d: %v, want %v", i, errs[i], want[i])
+				}
 			}
 			_, first, _ := subject("+8613800000001")
 			if got := relationships(t, st, "acme"); got["G-1"] != first {
 				t.Fatalf("G-1 belongs to %s", got["G-1"])
+			}
+			evs, err := st.ReadStream(context.Background(), ledger.ContactStream("acme", first), 1, 0)
+			if err != nil || len(evs) != 2 || evs[1].Type != ledger.TypeRelationshipRenewed || !strings.Contains(string(evs[1].Data), "2027-06-01") {
+				t.Fatalf("G-1's stream: %v, %v", evs, err)
 			}
 			// Another file giving G-2 to another number.
 			c, rep, err = run(t, st, "acme", header+secret+",G-2,home,2025-07-01,2026-07-01,\n", book.CSV)
@@ -271,6 +321,51 @@ func TestDuplicateRef(t *testing.T) {
 			// Another tenant's G-1 is its own.
 			if c, _, err := run(t, st, "other", header+secret+",G-1,car,2025-06-01,2026-06-01,renewal\n", book.CSV); err != nil || c.Recorded != 1 {
 				t.Fatalf("other tenant: %+v %v", c, err)
+			}
+		})
+	}
+}
+
+// TestSealedNumber: a row naming a plan carries its number for the
+// scheduler, sealed with the subject's data key, never in the clear; a
+// row without one carries none.
+func TestSealedNumber(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			file := header + secret + ",S-1,car,2025-06-01,2026-06-01,renewal\n+8613800000001,S-2,car,2025-06-01,2026-06-01,\n"
+			if c, _, err := run(t, st, "acme", file, book.CSV); err != nil || c.Recorded != 2 {
+				t.Fatalf("%+v, %v", c, err)
+			}
+			evs, err := st.ReadAll(context.Background(), 1, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, _ := keysOf.Load(st)
+			for _, e := range evs {
+				if e.Type != ledger.TypeRelationshipStarted {
+					continue
+				}
+				leaf, _ := e.Leaf()
+				noNumber(t, string(leaf))
+				fields, err := k.(*pii.Keys).OpenEvent(context.Background(), &e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var p ledger.RelationshipStarted
+				if err := json.Unmarshal(e.Data, &p); err != nil {
+					t.Fatal(err)
+				}
+				switch p.ContractRef {
+				case "S-1":
+					if p.Plan != "renewal" || fields["number"] != secret {
+						t.Fatalf("S-1: plan %q, sealed %v", p.Plan, fields)
+					}
+				case "S-2":
+					if p.Plan != "" || len(e.PII) != 0 {
+						t.Fatalf("S-2: plan %q, %d sealed bytes", p.Plan, len(e.PII))
+					}
+				}
 			}
 		})
 	}
@@ -345,7 +440,7 @@ func TestFileErrors(t *testing.T) {
 				t.Fatalf("err %v, want %v: %s", err, tc.err, tc.why)
 			}
 			noNumber(t, err.Error())
-			if head, _ := st.Head(context.Background()); head != 0 || c.Done() != 0 || len(rep.errs) != 0 {
+			if head, _ := st.Head(context.Background()); head != 1 || c.Done() != 0 || len(rep.errs) != 0 { // the plan alone
 				t.Fatalf("head %d, counts %+v, errors %v", head, c, rep.errs)
 			}
 		})
@@ -406,6 +501,7 @@ func TestNDJSON(t *testing.T) {
 func TestLargeFile(t *testing.T) {
 	const size = 200 << 20
 	st := stores["mem"](t)
+	definePlan(t, st, "acme", "renewal")
 	huge := io.MultiReader(strings.NewReader(header+good1+secret+","), &repeat{b: []byte("0123456789"), n: size},
 		strings.NewReader("\n"+good2))
 	runtime.GC()
@@ -413,7 +509,7 @@ func TestLargeFile(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapInuse
 	rep := &report{}
-	im, err := book.New(book.Config{Store: st, Tenant: "acme", Subject: subject, Plans: plans{"renewal": true}, Report: rep.add})
+	im, err := book.New(book.Config{Store: st, Keys: dataKeys(t), Tenant: "acme", Subject: subject, Report: rep.add})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package book_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/heed/heed/ledger/book"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/pii"
 )
 
 // The crash test runs an import in a child process (this test binary,
@@ -24,6 +26,7 @@ import (
 const (
 	envStore = "BOOK_CRASH_STORE" // bolt:PATH or a kurrentdb:// URL
 	envRows  = "BOOK_CRASH_ROWS"
+	envKeys  = "BOOK_CRASH_KEYS" // the data keys' file
 )
 
 func TestMain(m *testing.M) {
@@ -42,7 +45,12 @@ func crashChild(s string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	im, err := book.New(book.Config{Store: st, Tenant: "acme", Actor: "child", Subject: subject, Now: func() time.Time { return now }, Workers: 32})
+	keys, err := pii.OpenKeys(os.Getenv(envKeys), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	im, err := book.New(book.Config{Store: st, Keys: keys, Tenant: "acme", Actor: "child", Subject: subject, Now: func() time.Time { return now }, Workers: 32})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -53,7 +61,7 @@ func crashChild(s string) int {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	if _, err := im.Run(context.Background(), book.Synthetic(n, 0, "", now), book.CSV); err != nil {
+	if _, err := im.Run(context.Background(), book.Synthetic(n, 0, "renewal", now), book.CSV); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -91,23 +99,34 @@ func TestCrashResume(t *testing.T) {
 	for name, target := range targets {
 		t.Run(name, func(t *testing.T) {
 			s := target(t)
-			for _, at := range []int64{rows / 10, rows / 3, rows / 2} {
-				killAt(t, s, rows, at)
-			}
+			keys := filepath.Join(t.TempDir(), "keys.db")
 			st, err := openCrashStore(s)
 			if err != nil {
 				t.Fatal(err)
 			}
+			definePlan(t, st, "acme", "renewal")
+			st.Close()
+			for _, at := range []int64{rows / 10, rows / 3, rows / 2} {
+				killAt(t, s, keys, rows, at)
+			}
+			if st, err = openCrashStore(s); err != nil {
+				t.Fatal(err)
+			}
 			defer st.Close()
+			k, err := pii.OpenKeys(keys, bytes.Repeat([]byte{7}, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
 			before := len(relationships(t, st, "acme"))
 			if before < rows/2 || before >= rows {
 				t.Fatalf("%d rows recorded by the killed runs, want at least %d and fewer than %d", before, rows/2, rows)
 			}
-			im, err := book.New(book.Config{Store: st, Tenant: "acme", Actor: "parent", Subject: subject, Now: func() time.Time { return now }})
+			im, err := book.New(book.Config{Store: st, Keys: k, Tenant: "acme", Actor: "parent", Subject: subject, Now: func() time.Time { return now }})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := im.Run(context.Background(), book.Synthetic(rows, 0, "", now), book.CSV)
+			c, err := im.Run(context.Background(), book.Synthetic(rows, 0, "renewal", now), book.CSV)
 			if err != nil || c.Rows != rows || c.Refused != 0 || c.Already != int64(before) || c.Recorded != int64(rows-before) {
 				t.Fatalf("the last run: %+v, %v (%d recorded before)", c, err, before)
 			}
@@ -119,10 +138,10 @@ func TestCrashResume(t *testing.T) {
 }
 
 // killAt runs the child on store s and kills it once it has done at rows.
-func killAt(t *testing.T, s string, rows int, at int64) {
+func killAt(t *testing.T, s, keys string, rows int, at int64) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envStore+"="+s, envRows+"="+strconv.Itoa(rows))
+	cmd.Env = append(os.Environ(), envStore+"="+s, envKeys+"="+keys, envRows+"="+strconv.Itoa(rows))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -3,12 +3,15 @@ package book
 import (
 	"context"
 	"sync"
+
+	"github.com/heed/heed/ledger"
 )
 
-// planCache remembers which plans a tenant has, for one import: a book
-// names a handful of plans on a million rows.
+// planCache remembers which plans a tenant has defined (a plan stream
+// with at least one ReminderPlanDefined), for one import: a book names a
+// handful of plans on a million rows.
 type planCache struct {
-	plans  Plans
+	store  ledger.Store
 	tenant string
 	mu     sync.Mutex
 	known  map[string]bool
@@ -17,24 +20,22 @@ type planCache struct {
 // maxPlans bounds the cache; names past it are looked up every time.
 const maxPlans = 4096
 
-func newPlanCache(p Plans, tenant string) *planCache {
-	return &planCache{plans: p, tenant: tenant, known: map[string]bool{}}
+func newPlanCache(store ledger.Store, tenant string) *planCache {
+	return &planCache{store: store, tenant: tenant, known: map[string]bool{}}
 }
 
 func (c *planCache) defined(ctx context.Context, plan string) (bool, error) {
-	if c.plans == nil {
-		return false, nil
-	}
 	c.mu.Lock()
 	known, ok := c.known[plan]
 	c.mu.Unlock()
 	if ok {
 		return known, nil
 	}
-	known, err := c.plans.Defined(ctx, c.tenant, plan)
+	rev, err := c.store.StreamRevision(ctx, ledger.PlanStream(c.tenant, plan))
 	if err != nil {
 		return false, err
 	}
+	known = rev > 0
 	c.mu.Lock()
 	if len(c.known) < maxPlans {
 		c.known[plan] = known

@@ -5,16 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 	"unicode"
+
+	"github.com/google/uuid"
 
 	"github.com/heed/heed/ledger"
 )
 
+// row is a checked row: what its relationship is, about whom.
+type row struct {
+	line    int
+	subject string
+	rel     ledger.RelationshipStarted
+}
+
 // record checks a row and records it; it returns only errors that end the
 // run (the store's, ctx's), having counted and reported the row otherwise.
 func (im *Importer) record(ctx context.Context, r *raw) error {
-	ev, errs, err := im.check(ctx, r)
+	ok, errs, err := im.check(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -22,26 +32,30 @@ func (im *Importer) record(ctx context.Context, r *raw) error {
 		im.refuse(r.line, errs...)
 		return nil
 	}
-	outcome, err := im.append(ctx, ev)
+	o, err := im.append(ctx, ok)
 	switch {
 	case err != nil:
 		return err
-	case outcome == recorded:
+	case o == recorded:
 		im.recorded.Add(1)
-	case outcome == already:
+	case o == renewed:
+		im.renewed.Add(1)
+	case o == already:
 		im.already.Add(1)
 	default:
-		im.refuse(r.line, fieldError{"contract_ref", string(outcome)})
+		im.refuse(r.line, fieldError{o.field(), o.why()})
 	}
 	return nil
 }
 
-// check turns a row into its event, or says what is wrong with each of
-// its fields; err is the store's, when it could not tell.
-func (im *Importer) check(ctx context.Context, r *raw) (*ledger.Event, []fieldError, error) {
+var planID = regexp.MustCompile(ledger.PlanIDPattern)
+
+// check turns a row into its relationship, or says what is wrong with each
+// of its fields; err is the store's, when it could not tell.
+func (im *Importer) check(ctx context.Context, r *raw) (*row, []fieldError, error) {
 	var errs []fieldError
 	bad := func(field, why string) { errs = append(errs, fieldError{field, why}) }
-	subject := ""
+	var e164, subject string
 	switch {
 	case r.number == "":
 		bad("number", "missing")
@@ -49,11 +63,11 @@ func (im *Importer) check(ctx context.Context, r *raw) (*ledger.Event, []fieldEr
 		bad("number", fmt.Sprintf("longer than %d bytes", MaxNumber))
 	default:
 		var err error
-		if _, subject, err = im.cfg.Subject(r.number); err != nil {
+		if e164, subject, err = im.cfg.Subject(r.number); err != nil {
 			bad("number", "not a valid phone number: give it in E.164 form (+ and the country code) or as a national number, ASCII digits only")
 		}
 	}
-	text := func(field, v string, max int, need bool) {
+	text := func(field, v string, max int, need bool) bool {
 		switch {
 		case v == "" && need:
 			bad(field, "missing")
@@ -61,41 +75,37 @@ func (im *Importer) check(ctx context.Context, r *raw) (*ledger.Event, []fieldEr
 			bad(field, fmt.Sprintf("longer than %d bytes", max))
 		case hasControl(v):
 			bad(field, "holds control characters")
+		default:
+			return true
 		}
+		return false
 	}
 	text("contract_ref", r.ref, MaxRef, true)
 	text("product", r.product, MaxProduct, false)
-	text("plan", r.plan, MaxPlan, false)
+	if text("plan", r.plan, MaxPlan, false) && r.plan != "" {
+		if !planID.MatchString(r.plan) {
+			bad("plan", "not a plan id: letters, digits, '_', '.' or '-'")
+		} else if known, err := im.plans.defined(ctx, r.plan); err != nil {
+			return nil, nil, err
+		} else if !known {
+			bad("plan", "no such reminder plan for this tenant")
+		}
+	}
 	starts, okS := im.date(r.starts, "starts_at", bad)
 	expires, okE := im.date(r.expires, "expires_at", bad)
 	if okS && okE && !expires.After(starts) {
 		bad("expires_at", "not after starts_at")
 	}
-	if r.plan != "" && len(r.plan) <= MaxPlan && !hasControl(r.plan) {
-		known, err := im.plans.defined(ctx, r.plan)
-		switch {
-		case err != nil:
-			return nil, nil, err
-		case !known:
-			bad("plan", "no such reminder plan for this tenant")
-		}
-	}
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
-	data, err := json.Marshal(&ledger.RelationshipStarted{ContractRef: r.ref, Product: r.product, StartsAt: starts, ExpiresAt: &expires})
-	if err != nil {
-		return nil, []fieldError{{"row", "cannot be encoded"}}, nil
+	rel := ledger.RelationshipStarted{ContractRef: r.ref, Product: r.product, StartsAt: starts, ExpiresAt: &expires, Plan: r.plan}
+	if r.plan != "" {
+		// The scheduler sends the plan's reminders to it; the store
+		// seals it (Config.Keys).
+		rel.Number = e164
 	}
-	// A relationship happened when it started, which makes the event the
-	// same in every run (a retry the store recognises), unless it starts
-	// in the future: then heed learnt of it now.
-	at := starts
-	if now := im.cfg.Now().UTC(); starts.After(now) {
-		at = now
-	}
-	return &ledger.Event{ID: EventID(im.cfg.Tenant, r.ref), Type: ledger.TypeRelationshipStarted, Tenant: im.cfg.Tenant,
-		Subject: subject, OccurredAt: at, Actor: im.cfg.Actor, Schema: 1, Data: data}, nil, nil
+	return &row{line: r.line, subject: subject, rel: rel}, nil, nil
 }
 
 func hasControl(s string) bool {
@@ -134,79 +144,110 @@ func (im *Importer) date(v, field string, bad func(field, why string)) (time.Tim
 	return t.UTC(), true
 }
 
-// outcome is how an append of a row ended: recorded, already, or why the
-// store would not take it.
-type outcome string
+// outcome is how a row ended: recorded, renewed, already, or a field and
+// why the row was refused.
+type outcome struct{ f, w string }
 
-const (
-	recorded outcome = ""
-	already  outcome = "already"
+var (
+	recorded = outcome{w: "recorded"}
+	renewed  = outcome{w: "renewed"}
+	already  = outcome{w: "already"}
 )
 
-// append appends a row's event to its contact stream, unless the stream
-// already holds it. It reads the stream first, so that a re-run appends
-// nothing and tells an identical row (already) from a ref recorded with
-// other values, and appends at the revision it read, so that what it read
+func refused(field, why string) outcome { return outcome{field, why} }
+
+func (o outcome) field() string { return o.f }
+func (o outcome) why() string   { return o.w }
+
+// renewalSpace namespaces the event ids of renewals an import records.
+var renewalSpace = uuid.MustParse("9d4e1b7a-2c6f-4a83-b5e0-7f3c9a1d6e24")
+
+// renewalID is the id of the RelationshipRenewed an import records for a
+// ref's new expiry: the same in every run.
+func renewalID(tenant, ref string, expires time.Time) string {
+	return uuid.NewSHA1(renewalSpace, []byte(tenant+"\x00"+ref+"\x00"+expires.UTC().Format(time.RFC3339Nano))).String()
+}
+
+// append records a row in its contact stream, unless the stream already
+// holds it. It reads the stream first, so that a re-run appends nothing
+// and a ref already recorded is told apart: the same relationship
+// (already), the same one running to a later expiry (a renewal), or
+// another; then it appends at the revision it read, so that what it read
 // still holds when the event lands.
-func (im *Importer) append(ctx context.Context, ev *ledger.Event) (outcome, error) {
-	stream := ledger.ContactStream(ev.Tenant, ev.Subject)
+func (im *Importer) append(ctx context.Context, r *row) (outcome, error) {
+	stream := ledger.ContactStream(im.cfg.Tenant, r.subject)
 	for range 8 {
-		evs, err := im.cfg.Store.ReadStream(ctx, stream, 1, 0)
+		evs, err := im.store.ReadStream(ctx, stream, 1, 0)
 		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-			return "", err
+			return outcome{}, err
 		}
-		if o, found := compare(evs, ev); found {
+		o, payload, id := im.compare(evs, r)
+		if payload == nil {
 			return o, nil
 		}
-		start := time.Now()
-		out, err := im.cfg.Store.Append(ctx, stream, ledger.Exact(uint64(len(evs))), []ledger.Event{*ev})
+		now := im.cfg.Now().UTC()
+		at := now
+		if s, ok := payload.(*ledger.RelationshipStarted); ok && !s.StartsAt.After(now) {
+			// A relationship happened when it started: the event is then
+			// the same in every run. One that starts later, heed learnt
+			// of now.
+			at = s.StartsAt
+		}
+		ev, err := ledger.NewEvent(im.cfg.Tenant, r.subject, at, payload)
+		if err != nil {
+			return refused("row", "cannot be encoded"), nil
+		}
+		ev.ID, ev.Actor = id, im.cfg.Actor
+		_, err = im.store.Append(ctx, stream, ledger.Exact(uint64(len(evs))), []ledger.Event{ev})
 		switch {
 		case err == nil:
-			if out[0].RecordedAt.Before(start) {
-				return already, nil
-			}
-			return recorded, nil
+			return o, nil
 		case errors.Is(err, ledger.ErrWrongRevision):
 			continue // the stream moved on: read it again
 		case errors.Is(err, ledger.ErrIDConflict):
 			// Not in this stream (it was read), so in another's.
-			return "already recorded for another number", nil
+			return refused("contract_ref", "already recorded for another number"), nil
 		case errors.Is(err, ledger.ErrInvalid):
-			return "refused by the ledger as invalid", nil
+			return refused("row", "refused by the ledger as invalid"), nil
 		}
-		return "", err
+		return outcome{}, err
 	}
-	return "", fmt.Errorf("book: the contact stream of row's subject kept changing")
+	return outcome{}, errors.New("book: a contact stream kept changing while a row was recorded")
 }
 
-// compare looks for a row's event among its stream's events: the same
-// relationship is already recorded; the same id or contract ref with other
-// values is refused.
-func compare(evs []ledger.Event, ev *ledger.Event) (outcome, bool) {
-	if len(evs) == 0 {
-		return "", false
-	}
-	var want ledger.RelationshipStarted
-	if err := json.Unmarshal(ev.Data, &want); err != nil {
-		return "cannot be encoded", true
-	}
+// compare finds what a row's stream holds of its contract ref and says
+// what to append (nil: nothing) with which id, and what it will mean.
+func (im *Importer) compare(evs []ledger.Event, r *row) (outcome, any, string) {
+	want := &r.rel
+	id := EventID(im.cfg.Tenant, want.ContractRef)
+	var got *ledger.RelationshipStarted
+	var expires *time.Time
 	for i := range evs {
-		if evs[i].Type != ledger.TypeRelationshipStarted {
-			continue
+		switch evs[i].Type {
+		case ledger.TypeRelationshipStarted:
+			var p ledger.RelationshipStarted
+			if json.Unmarshal(evs[i].Data, &p) != nil || p.ContractRef != want.ContractRef && evs[i].ID != id {
+				continue
+			}
+			got, expires = &p, p.ExpiresAt
+		case ledger.TypeRelationshipRenewed:
+			var p ledger.RelationshipRenewed
+			if got == nil || json.Unmarshal(evs[i].Data, &p) != nil || p.ContractRef != want.ContractRef {
+				continue
+			}
+			expires = &p.ExpiresAt
 		}
-		var got ledger.RelationshipStarted
-		if err := json.Unmarshal(evs[i].Data, &got); err != nil || got.ContractRef != want.ContractRef && evs[i].ID != ev.ID {
-			continue
-		}
-		if sameRelationship(&got, &want) {
-			return already, true
-		}
-		return "already recorded for this number with another product, dates or plan", true
 	}
-	return "", false
-}
-
-func sameRelationship(a, b *ledger.RelationshipStarted) bool {
-	return a.ContractRef == b.ContractRef && a.Product == b.Product && a.StartsAt.Equal(b.StartsAt) &&
-		(a.ExpiresAt == nil) == (b.ExpiresAt == nil) && (a.ExpiresAt == nil || a.ExpiresAt.Equal(*b.ExpiresAt))
+	switch {
+	case got == nil:
+		return recorded, want, id
+	case got.ContractRef != want.ContractRef || got.Product != want.Product || !got.StartsAt.Equal(want.StartsAt) || got.Plan != want.Plan:
+		return refused("contract_ref", "already recorded for this number with another product, start or plan"), nil, ""
+	case expires != nil && expires.Equal(*want.ExpiresAt):
+		return already, nil, ""
+	case expires != nil && expires.After(*want.ExpiresAt):
+		return refused("expires_at", "before the expiry already recorded for this contract: a renewal only moves it later"), nil, ""
+	}
+	return renewed, &ledger.RelationshipRenewed{ContractRef: want.ContractRef, ExpiresAt: *want.ExpiresAt},
+		renewalID(im.cfg.Tenant, want.ContractRef, *want.ExpiresAt)
 }
