@@ -23,7 +23,6 @@ import (
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger/book"
 	"github.com/heed/heed/ledger/merkle"
-	"github.com/heed/heed/ledger/pii"
 )
 
 func init() {
@@ -96,7 +95,7 @@ func importBook(ctx context.Context, args []string) error {
 		return err
 	}
 	im, err := book.New(book.Config{
-		Store: pii.Seal(d.Store, d.Keys), Tenant: t, Actor: cliActor(), Location: loc, Report: report.add,
+		Store: d.Store, Keys: d.Keys, Tenant: t, Actor: cliActor(), Location: loc, Report: report.add,
 		Subject: func(number string) (string, string, error) {
 			e164, err := api.Normalize(number, *region)
 			if err != nil {
@@ -267,7 +266,7 @@ func summary(what string, c book.Counts, el time.Duration) string {
 	if s := el.Seconds(); s > 0 {
 		rate = float64(c.Done()) / s
 	}
-	return fmt.Sprintf("%s rows=%d recorded=%d already=%d refused=%d rows_per_s=%.0f", what, c.Rows, c.Recorded, c.Already, c.Refused, rate)
+	return fmt.Sprintf("%s rows=%d recorded=%d renewed=%d already=%d refused=%d rows_per_s=%.0f", what, c.Rows, c.Recorded, c.Renewed, c.Already, c.Refused, rate)
 }
 
 // showProgress shows the import's progress until the returned stop is

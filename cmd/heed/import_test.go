@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/heed/heed/ledger"
 )
 
 // captured runs fn with stdout and stderr going to pipes, and returns what
@@ -89,7 +92,7 @@ func TestImportCLI(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errOut)
 	}
-	if !strings.Contains(out, "progress rows=") || !strings.Contains(out, "imported rows=2003 recorded=2000 already=0 refused=3") {
+	if !strings.Contains(out, "progress rows=") || !strings.Contains(out, "imported rows=2003 recorded=2000 renewed=0 already=0 refused=3") {
 		t.Fatalf("stdout:\n%s", out)
 	}
 	for _, want := range []string{"row 2002: contract_ref: already recorded for another number", "row 2003: number: not a valid phone number",
@@ -105,7 +108,7 @@ func TestImportCLI(t *testing.T) {
 	out, errOut = captured(t, func() {
 		code = run([]string{"import", "--data", dir, "--errors", report, badFile, "--progress-every", "0"})
 	})
-	if code != 1 || strings.Contains(out, "progress") || !strings.Contains(out, "imported rows=2003 recorded=0 already=2000 refused=3") {
+	if code != 1 || strings.Contains(out, "progress") || !strings.Contains(out, "imported rows=2003 recorded=0 renewed=0 already=2000 refused=3") {
 		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	rep := string(mustRead(t, report))
@@ -114,8 +117,21 @@ func TestImportCLI(t *testing.T) {
 	}
 	noSecret(t, out+errOut+rep)
 
-	// A good book as NDJSON: exit 0.
-	nd := write("more.ndjson", `{"number":"+8613800009999","contract_ref":"N-1","starts_at":"2025-06-01","expires_at":"2026-06-01"}`+"\n")
+	// A good book as NDJSON, naming a plan the tenant defined: exit 0.
+	d, err = openData(dir, "", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := ledger.NewEvent("acme", "", time.Now(), &ledger.ReminderPlanDefined{PlanID: "renewal", Version: 1, Offsets: []string{"30d"},
+		Window: ledger.SendWindow{Start: "10:00", End: "18:00"}, TemplateID: "renewal", TemplateVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Store.Append(context.Background(), ledger.PlanStream("acme", "renewal"), ledger.NoStream(), []ledger.Event{plan}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	nd := write("more.ndjson", `{"number":"+8613800009999","contract_ref":"N-1","starts_at":"2025-06-01","expires_at":"2026-06-01","plan":"renewal"}`+"\n")
 	if code := run([]string{"import", "--data", dir, "--tenant", "acme", nd}); code != 0 {
 		t.Fatalf("good book: exit %d", code)
 	}
@@ -128,7 +144,7 @@ func TestImportCLI(t *testing.T) {
 	}
 	head, _ := d.Store.Head(context.Background())
 	d.Close()
-	if head != 2001+1 { // the relationships and KeyCreated
+	if head != 2001+2 { // the relationships, the plan and KeyCreated
 		t.Fatalf("head %d", head)
 	}
 }
