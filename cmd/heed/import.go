@@ -23,6 +23,7 @@ import (
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger/book"
 	"github.com/heed/heed/ledger/merkle"
+	"github.com/heed/heed/ledger/pii"
 )
 
 func init() {
@@ -101,7 +102,7 @@ func importBook(ctx context.Context, args []string) error {
 			if err != nil {
 				return "", "", err
 			}
-			return e164, pseudonymizer{d}.Pseudonym(e164), nil
+			return e164, pii.PseudonymKey(d.Secrets.PseudonymKey).Pseudonym(e164), nil
 		},
 	})
 	if err != nil {
