@@ -208,6 +208,7 @@ func TestBadRows(t *testing.T) {
 		{"expiry at start", secret + ",B-1,car,2025-12-31,2025-12-31,renewal", "expires_at", "not after starts_at"},
 		{"number with spaces", "+86 139 1234 5678,B-1,car,2025-12-31,2026-12-31,renewal", "number", "not a valid phone number"},
 		{"number with letters", "+86139123456ab,B-1,car,2025-12-31,2026-12-31,renewal", "number", "not a valid phone number"},
+		{"number after a space", " " + secret + ",B-1,car,2025-12-31,2026-12-31,renewal", "number", "not a valid phone number"},
 		{"number missing", ",B-1,car,2025-12-31,2026-12-31,renewal", "number", "missing"},
 		{"number too long", strings.Repeat("1", 33) + ",B-1,car,2025-12-31,2026-12-31,renewal", "number", "longer than 32"},
 		{"ref missing", secret + ",,car,2025-12-31,2026-12-31,renewal", "contract_ref", "missing"},
@@ -472,7 +473,7 @@ func TestNDJSON(t *testing.T) {
 			}
 			want := []book.RowError{
 				{Row: 4, Field: "row", Why: `member ("policy") is not one of`},
-				{Row: 5, Field: "row", Why: "a member appears twice"},
+				{Row: 5, Field: "number", Why: "appears twice"},
 				{Row: 6, Field: "number", Why: "must be a JSON string"},
 				{Row: 7, Field: "row", Why: "not UTF-8"},
 				{Row: 8, Field: "row", Why: "not a JSON object"},

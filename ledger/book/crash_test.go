@@ -84,7 +84,7 @@ func openCrashStore(s string) (ledger.Store, error) {
 // On the embedded store and on KurrentDB (its fake, which outlives the
 // killed children).
 func TestCrashResume(t *testing.T) {
-	const rows = 3000
+	const rows = 1000
 	targets := map[string]func(t *testing.T) string{
 		"bolt": func(t *testing.T) string { return "bolt:" + filepath.Join(t.TempDir(), "ledger.db") },
 		"kurrent": func(t *testing.T) string {

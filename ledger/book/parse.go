@@ -219,7 +219,7 @@ func (s *source) csvRow(line []byte) raw {
 			r.errs = append(r.errs, fieldError{Columns[col], notUTF8})
 			continue
 		}
-		*r.field(col) = string(bytes.TrimSpace(c))
+		*r.field(col) = string(c)
 	}
 	return r
 }
@@ -328,6 +328,9 @@ func (s *source) firstObject() error {
 			why := "not a JSON object"
 			if len(r.errs) > 0 {
 				why = r.errs[0].why
+				if f := r.errs[0].field; f != "row" {
+					why = f + ": " + why
+				}
 			}
 			return fmt.Errorf("%w: the first row (line %d) is not a book's row: %s", ErrFormat, s.line, why)
 		}
@@ -380,7 +383,7 @@ func (s *source) object(line []byte) (raw, *jsonRow) {
 	}
 	for col := range Columns {
 		if m := j.member(col); m != nil {
-			*r.field(col) = strings.TrimSpace(*m)
+			*r.field(col) = *m
 		}
 	}
 	return r, &j
@@ -390,8 +393,14 @@ func (s *source) object(line []byte) (raw, *jsonRow) {
 // strings, without quoting it.
 func jsonError(err error) fieldError {
 	var se *jsonv2.SemanticError
+	var sy *jsontext.SyntacticError
 	switch {
 	case errors.Is(err, jsontext.ErrDuplicateName):
+		if errors.As(err, &sy) {
+			if name := strings.TrimPrefix(string(sy.JSONPointer), "/"); slices.Contains(Columns, name) {
+				return fieldError{name, "appears twice"}
+			}
+		}
 		return fieldError{"row", "a member appears twice"}
 	case errors.As(err, &se) && se.JSONPointer != "":
 		name := strings.TrimPrefix(string(se.JSONPointer), "/")
