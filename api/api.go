@@ -216,8 +216,11 @@ func (s *Server) Run(ctx context.Context) error {
 // ServeHTTP limits the body, records metrics and serves the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit, what := int64(MaxBody), "1 MiB"
-	if r.URL.Path == cdrPath {
+	switch r.URL.Path {
+	case cdrPath:
 		limit, what = MaxCDRBody, "64 MiB"
+	case bookPath:
+		limit, what = MaxBookBody, "1 GiB"
 	}
 	if r.ContentLength > limit {
 		writeProblem(w, http.StatusRequestEntityTooLarge, "request body is larger than "+what)

@@ -251,6 +251,7 @@ func (s *Server) registerBusiness() {
 	s.registerPlans(biz, sec)
 	s.registerSubjects(biz, sec)
 	s.registerImport(biz, sec)
+	s.registerBook(biz, sec)
 	s.registerCDR(biz, sec)
 }
 

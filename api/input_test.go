@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -112,7 +113,15 @@ var badInputStatus = map[string]map[string]int{
 	// An import line is decoded by the handler, not validated by huma, so
 	// a wrong type is an undecodable line.
 	"import-events": {"wrong type": 400},
+	// A book's first line names its columns: one that cannot be read is
+	// a book refused whole, whatever its size below the book's limit.
+	"import-relationships": {"wrong type": 400, "body too large": 400},
 }
+
+// rowReports are the operations that record the good rows of a body and
+// answer for each bad one: a case refused as an unprocessable value (422)
+// is there a row refused, with the field named, in a 200 answer.
+var rowReports = map[string]bool{"import-relationships": true}
 
 // badNumbers are spellings of numA (or no number at all) that must not be
 // taken for it.
@@ -494,6 +503,13 @@ func TestEveryOperationRefusesBadInput(t *testing.T) {
 					hdr = []string{"Content-Type", c.ctype}
 				}
 				r := h.do(c.method, c.path, tok, body, hdr...)
+				if rowReports[op.OperationID] && c.status == http.StatusUnprocessableEntity && c.body != nil {
+					checkRowRefused(t, c.name, r, c.mention)
+					if after := h.head(); after != before {
+						t.Errorf("%s: a refused row appended: head %d → %d", c.name, before, after)
+					}
+					continue
+				}
 				if r.status != c.status {
 					t.Errorf("%s: %d, want %d: %.300s", c.name, r.status, c.status, r.body)
 				}
@@ -503,6 +519,33 @@ func TestEveryOperationRefusesBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkRowRefused asserts r answers 200 with the one row refused, an
+// error naming mention, and no number.
+func checkRowRefused(t *testing.T, name string, r resp, mention string) {
+	t.Helper()
+	var a struct {
+		Refused int `json:"refused"`
+		Errors  []struct {
+			Field string `json:"field"`
+		} `json:"errors"`
+	}
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &a) != nil || a.Refused != 1 {
+		t.Errorf("%s: %d, want the row refused in a 200 answer: %.300s", name, r.status, r.body)
+	}
+	named := mention == ""
+	for _, e := range a.Errors {
+		named = named || e.Field == mention
+	}
+	if !named {
+		t.Errorf("%s: no error of field %q: %s", name, mention, r.body)
+	}
+	for _, n := range []string{"13800138000", "13700000011", "13700000022", "１３８００１３８０００"} {
+		if strings.Contains(string(r.body), n) {
+			t.Errorf("%s: the answer repeats a number: %s", name, r.body)
+		}
 	}
 }
 

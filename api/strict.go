@@ -33,7 +33,11 @@ func (s *Server) strictInput(oapi *huma.OpenAPI, op *huma.Operation) {
 	// connection for the client going away, and a deadline huma set then
 	// would end that wait and cancel the request's context mid-handler.
 	timeout := op.BodyReadTimeout
-	if op.RequestBody != nil {
+	// Whether the operation has a body huma reads is known now: one that
+	// streams its body (a renewal book) declares none and documents it
+	// after registration, and is left to read it itself.
+	reads := op.RequestBody != nil
+	if reads {
 		op.BodyReadTimeout = -1
 	}
 	op.Middlewares = append(op.Middlewares, func(ctx huma.Context, next func(huma.Context)) {
@@ -41,7 +45,7 @@ func (s *Server) strictInput(oapi *huma.OpenAPI, op *huma.Operation) {
 			_ = huma.WriteErr(s.api, ctx, http.StatusBadRequest, d.title, &huma.ErrorDetail{Location: d.location, Message: d.message})
 			return
 		}
-		if op.RequestBody == nil {
+		if !reads {
 			next(ctx)
 			return
 		}

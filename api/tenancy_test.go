@@ -71,6 +71,9 @@ var attacks = map[string]attack{
 	"import-events": func(*harness) (string, string, any) {
 		return "POST", "/v1/events:import", `{"type":"RelationshipEnded","number":"` + shared + `","occurred_at":"` + recent + `","data":{"contract_ref":"B-1","ended_at":"` + recent + `"}}`
 	},
+	"import-relationships": func(*harness) (string, string, any) {
+		return "POST", "/v1/relationships:import", "number,contract_ref,starts_at,expires_at\n" + shared + ",B-1,2025-06-01,2026-06-01\n"
+	},
 	"record-cdrs": func(*harness) (string, string, any) {
 		return "POST", "/v1/calls:cdr?format=csv", "call_id,callee,answered,duration_s\nrb-1," + shared + ",true,10\n"
 	},
@@ -223,7 +226,7 @@ func TestTenantIsolation(t *testing.T) {
 			switch op.OperationID {
 			case "import-events":
 				hdr = []string{"Content-Type", "application/x-ndjson"}
-			case "record-cdrs":
+			case "record-cdrs", "import-relationships":
 				hdr = []string{"Content-Type", "text/csv"}
 			}
 			r := h.do(method, path, h.a, body, hdr...)
