@@ -83,7 +83,7 @@ func (s *Scheduler) derive(ctx context.Context, v *View) ([]ledger.Event, error)
 		if v.erased > r.Started.Position {
 			w.erased = true
 		} else {
-			_, locs, err := s.number(ctx, &r.Started)
+			_, locs, err := s.numberOf(ctx, v, r)
 			switch {
 			case errors.Is(err, pii.ErrErased) || errors.Is(err, errNoNumber):
 				w.erased = true
@@ -272,6 +272,28 @@ func (s *Scheduler) causeTime(v *View, cause string, t *Timer) time.Time {
 }
 
 var errNoNumber = errors.New("schedule: the relationship carries no number")
+
+// opened is a relationship's number once opened, or why it could not be.
+type opened struct {
+	number string
+	locs   []*time.Location
+	err    error
+}
+
+// numberOf is number for a relationship of v, opened once per View.
+func (s *Scheduler) numberOf(ctx context.Context, v *View, r *Relationship) (string, []*time.Location, error) {
+	if o, ok := v.numbers[r.ContractRef]; ok {
+		return o.number, o.locs, o.err
+	}
+	n, locs, err := s.number(ctx, &r.Started)
+	if ctx.Err() == nil {
+		if v.numbers == nil {
+			v.numbers = map[string]opened{}
+		}
+		v.numbers[r.ContractRef] = opened{n, locs, err}
+	}
+	return n, locs, err
+}
 
 // number opens the number sealed in a RelationshipStarted event and
 // returns it with its time zones.

@@ -731,7 +731,7 @@ func (s *Scheduler) fire(ctx context.Context, t slot) (acted bool, err error) {
 	if r == nil || pv == nil {
 		return false, fmt.Errorf("schedule: timer %s lost its relationship or plan", rid)
 	}
-	number, locs, err := s.number(ctx, &r.Started)
+	number, locs, err := s.numberOf(ctx, v, r)
 	if err != nil {
 		return false, err
 	}

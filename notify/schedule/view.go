@@ -80,6 +80,7 @@ type View struct {
 	erased        uint64
 	erasedID      string
 	recorded      map[string]time.Time // event id → when recorded
+	numbers       map[string]opened    // contract → its number, once opened
 }
 
 // blocker returns the cancellation reason that stops every reminder of
