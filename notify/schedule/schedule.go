@@ -123,8 +123,12 @@ type Scheduler struct {
 	busy  map[uint64]bool
 	live  bool // the index has reached the head it saw at start
 	stale bool // a plan changed: look for timers of older versions
-	next  uint32
-	retry map[uint64]uint32 // timers whose firing failed → not before
+	// next is the earliest due time of the timers not handed out, as of
+	// the last scan and the events since (0: none); rescan asks for a scan
+	// whatever it says.
+	next   uint32
+	rescan bool
+	retry  map[uint64]uint32 // timers whose firing failed → not before
 
 	ready   chan struct{}
 	readyIn time.Duration
@@ -293,7 +297,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // becomeLive marks the index caught up; s.mu is held.
 func (s *Scheduler) becomeLive(start time.Time) {
-	s.live, s.stale = true, true
+	s.live, s.stale, s.rescan = true, true, true
 	s.readyIn = time.Since(start)
 	close(s.ready)
 	s.poke(s.derived)
@@ -592,8 +596,12 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 	var paced pacedHeap
 	for {
 		now := s.cfg.Now()
-		if paced.Len() < 4*s.cfg.Workers {
-			s.mu.Lock()
+		// The table is scanned only when a timer may be due: a scan reads
+		// every slot.
+		room := paced.Len() < 4*s.cfg.Workers
+		s.mu.Lock()
+		if room && (s.rescan || (s.next != 0 && sec(now) >= s.next)) {
+			s.rescan = false
 			batch, next, due := s.idx.collect(sec(now), 8192)
 			s.next = next
 			s.due.Store(int64(due))
@@ -616,6 +624,8 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 			for i, t := range keep {
 				paced.push(paced1{at: s.pace.reserve(lines[i], now), s: t})
 			}
+		} else {
+			s.mu.Unlock()
 		}
 		for paced.Len() > 0 && !paced.peek().at.After(now) {
 			t := paced.pop().s
@@ -632,8 +642,12 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 			wait = min(wait, paced.peek().at.Sub(s.cfg.Now()))
 		}
 		s.mu.Lock()
-		if s.next != 0 {
-			wait = min(wait, instant(s.next).Sub(s.cfg.Now()))
+		if paced.Len() < 4*s.cfg.Workers {
+			if s.rescan {
+				wait = 0
+			} else if s.next != 0 {
+				wait = min(wait, instant(s.next).Sub(s.cfg.Now()))
+			}
 		}
 		s.mu.Unlock()
 		if wait <= 0 {
@@ -685,6 +699,9 @@ func (s *Scheduler) fireLoop(ctx context.Context, fire <-chan slot) error {
 		}
 		if !acted || err != nil {
 			s.idx.release(t.key, t.pos)
+			if s.next == 0 || t.due < s.next {
+				s.next = t.due
+			}
 		}
 		s.mu.Unlock()
 	}
