@@ -301,6 +301,12 @@ type Request struct {
 	// ID is the reminder id; a retried request with the same id returns the
 	// reminder's state instead of sending again. Empty means a fresh id.
 	ID string
+	// Unseen says the caller read the contact stream and found no event
+	// of reminder ID, so Remind need not read it again; a request racing
+	// it under the same id still ends answered from the stream (the ids
+	// of a reminder's events derive from it, and the store refuses a
+	// second content under one).
+	Unseen bool
 	// Defer, if set, is shown the reasons of a denying decision; when it
 	// returns true (every denying rule is one that passes later, such as
 	// quiet hours), Remind records nothing and answers StateDeferred, so a
@@ -345,7 +351,7 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 		return Result{}, ErrForeignLine
 	}
 	stream := ledger.ContactStream(r.Tenant, r.Subject)
-	if !fresh {
+	if !fresh && !r.Unseen {
 		// A caller's id may be a retry: answer with what happened then.
 		if res, ok, err := n.existing(ctx, r.Tenant, r.Subject, r.ID); err != nil || ok {
 			return res, err

@@ -761,7 +761,7 @@ func (s *Scheduler) fire(ctx context.Context, t slot) (acted bool, err error) {
 	}
 	req := notify.Request{Tenant: v.Tenant, Actor: Actor, Number: number, Subject: v.Subject, ContractRef: r.ContractRef,
 		TemplateID: pv.Def.TemplateID, TemplateVersion: pv.Def.TemplateVersion, Params: params(&pv.Def, r, locs[0]), Line: pv.Def.Line,
-		ID: rid, Defer: deferrable}
+		ID: rid, Unseen: true, Defer: deferrable}
 	res, err := s.cfg.Notifier.Remind(ctx, req)
 	if err != nil {
 		return false, err
