@@ -605,7 +605,7 @@ func (p *plan) alloc(n int) []byte {
 func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
 	// bbolt keeps references to keys and values until commit, so they
 	// need memory of their own, carved from the batch's arena.
-	buf := p.alloc(8 + len(pr.ev.ID) + len(pr.tmpl) + 64)
+	buf := p.alloc(8 + len(pr.ev.ID) + pr.tmpl.Len() + 64)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
 	w := put{pos: buf[0:8:8], stream: pr.ev.Stream, rev: rev, at: pos}
 	id := len(buf)
