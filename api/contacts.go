@@ -179,9 +179,18 @@ func (x *index) reach(ctx context.Context, st ledger.Store) error {
 			return err
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for x.seen.Load() < head && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	deadline := time.NewTimer(2 * time.Second)
+	defer deadline.Stop()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for x.seen.Load() < head {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return nil // answer with what it has
+		case <-poll.C:
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/mem"
 )
 
 // TestContactIndexSameFromLeavesAndEvents: on a bolt log, the index built
@@ -110,5 +112,25 @@ func BenchmarkContactIndex(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 		})
+	}
+}
+
+// TestIndexWaitHonoursContext: a request waiting for the contact index to
+// reach the head stops waiting when the request ends.
+func TestIndexWaitHonoursContext(t *testing.T) {
+	st := mem.New()
+	defer st.Close()
+	e, err := ledger.NewEvent("acme", "s1", time.Now(), ledger.ComplaintReceived{Source: "customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(context.Background(), ledger.ContactStream("acme", "s1"), ledger.Any(), []ledger.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	x := newIndex() // never fed: it stays behind the head
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := x.of(ctx, st, "s1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("waited out a cancelled request: %v", err)
 	}
 }

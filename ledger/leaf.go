@@ -267,8 +267,8 @@ func (t *LeafTemplate) Append(dst []byte, rev, pos uint64, recorded time.Time) [
 }
 
 // DecodeLeaf decodes a stored leaf. Leaves are canonical, so a reader of
-// their one layout decodes them several times faster than encoding/json;
-// anything it does not expect goes to encoding/json. Unlike [ParseLeaf] it
+// their one layout does without encoding/json's reflection; anything it
+// does not expect goes to encoding/json. Unlike [ParseLeaf] it
 // does not check the leaf is canonical.
 func DecodeLeaf(b []byte) (Event, error) {
 	if e, ok := decodeLeaf(b); ok {

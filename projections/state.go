@@ -572,9 +572,8 @@ func (s *State) applySubject(h int, e *ledger.Event, pos uint32) error {
 	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
 		return s.applySuppression(h, h, e, pos, true)
 	case ledger.TypeSubjectErased:
-		// Erasures by one business used to be recorded here, with its
-		// tenant: they stay that business's. One without a tenant is an
-		// erasure everywhere.
+		// An erasure here with a tenant (the log may hold them) is that
+		// business's; one without a tenant is an erasure everywhere.
 		if e.Tenant != "" {
 			i, _ := s.record(e.Tenant, e.Subject)
 			s.erased[uint32(i)] = pos
