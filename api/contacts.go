@@ -1,13 +1,11 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +27,10 @@ type index struct {
 
 	// With leaves, the index reads the stored leaves and picks tenant,
 	// subject and stream out of their canonical prefix instead of having
-	// every event decoded for it (see leafKeys).
+	// every event decoded for it (see ledger.ReadLeafHead).
 	leaves  LeafReader
 	catchMu sync.Mutex
-	decoded int // leaves leafKeys could not read, decoded instead (under catchMu)
+	decoded int // leaves ReadLeafHead could not read, decoded instead (under catchMu)
 }
 
 // LeafReader reads the log's stored canonical leaves (ledger.Event.Leaf)
@@ -47,8 +45,8 @@ func newIndex() *index { return &index{tenants: newTenantSets(), tmpls: map[tena
 type tenantTemplate struct{ tenant, id string }
 
 func (x *index) note(e ledger.Event) {
-	if e.Type == ledger.TypeTemplateProposed {
-		x.noteTemplate([]byte(e.Tenant), []byte(e.Stream))
+	if kind, id, ok := ledger.ParseStream(e.Stream, e.Tenant); e.Type == ledger.TypeTemplateProposed && kind == ledger.StreamTemplate && ok {
+		x.noteTemplate([]byte(e.Tenant), []byte(id))
 	}
 	if e.Tenant == "" || e.Subject == "" {
 		return
@@ -56,13 +54,12 @@ func (x *index) note(e ledger.Event) {
 	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
 }
 
-// noteTemplate records the template whose stream is stream.
-func (x *index) noteTemplate(tenant, stream []byte) {
-	pre := ledger.TemplateStream(string(tenant), "")
-	if len(tenant) == 0 || !bytes.HasPrefix(stream, []byte(pre)) || len(stream) == len(pre) {
+// noteTemplate records tenant's template id.
+func (x *index) noteTemplate(tenant, id []byte) {
+	if len(tenant) == 0 {
 		return
 	}
-	k := tenantTemplate{string(tenant), string(stream[len(pre):])}
+	k := tenantTemplate{string(tenant), string(id)}
 	x.mu.Lock()
 	x.tmpls[k] = true
 	x.mu.Unlock()
@@ -118,7 +115,7 @@ func (x *index) catchUp(ctx context.Context) error {
 			return err
 		}
 		for _, l := range ls {
-			k, ok := leafKeys(l)
+			k, ok := ledger.ReadLeafHead(l)
 			if !ok {
 				x.decoded++
 				e, err := ledger.ParseLeaf(l)
@@ -129,87 +126,19 @@ func (x *index) catchUp(ctx context.Context) error {
 				x.seen.Store(e.Position)
 				continue
 			}
-			if k.contact() {
-				x.noteKeys(k.tenant, k.subject)
-			} else if len(k.subject) == 0 && bytes.HasPrefix(k.stream, []byte("template-")) {
-				x.noteTemplate(k.tenant, k.stream)
+			// A leaf that ties a tenant to its subject (what note checks on
+			// a decoded event): most are in the tenant's contact stream for
+			// the subject; others (a reply to the tenant's line) hold data
+			// a customer's erasure at every business must reach all the
+			// same.
+			if len(k.Tenant) > 0 && len(k.Subject) > 0 {
+				x.noteKeys(k.Tenant, k.Subject)
+			} else if kind, id, ok := ledger.ParseStream(k.Stream, k.Tenant); kind == ledger.StreamTemplate && ok {
+				x.noteTemplate(k.Tenant, id)
 			}
-			x.seen.Store(k.position)
+			x.seen.Store(k.Position)
 		}
 	}
-}
-
-// keys are the fields of a leaf the index needs, still in the leaf's bytes.
-type keys struct {
-	tenant, subject, stream []byte
-	position                uint64
-}
-
-// contact reports whether the leaf ties a tenant to its subject (what
-// note checks on a decoded event): most are in the tenant's contact stream
-// for the subject; others (a reply to the tenant's line) hold data a
-// customer's erasure at every business must reach all the same.
-func (k keys) contact() bool {
-	return len(k.tenant) > 0 && len(k.subject) > 0
-}
-
-// leafKeys reads tenant, subject, stream and position from the canonical
-// prefix of a leaf: {"id":…,"type":…,"tenant":…,"subject":…,"stream":…,
-// "revision":…,"position":…. ok is false for anything else, including a
-// string with an escape in it; the caller then decodes the leaf.
-func leafKeys(b []byte) (k keys, ok bool) {
-	if _, b, ok = str(b, `{"id":"`); !ok {
-		return k, false
-	}
-	if _, b, ok = str(b, `,"type":"`); !ok {
-		return k, false
-	}
-	if v, rest, ok := str(b, `,"tenant":"`); ok {
-		k.tenant, b = v, rest
-	}
-	if v, rest, ok := str(b, `,"subject":"`); ok {
-		k.subject, b = v, rest
-	}
-	if k.stream, b, ok = str(b, `,"stream":"`); !ok {
-		return k, false
-	}
-	if _, b, ok = num(b, `,"revision":`); !ok {
-		return k, false
-	}
-	if k.position, _, ok = num(b, `,"position":`); !ok {
-		return k, false
-	}
-	return k, true
-}
-
-// str reads a JSON string after prefix; it refuses escapes.
-func str(b []byte, prefix string) (val, rest []byte, ok bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return nil, b, false
-	}
-	b = b[len(prefix):]
-	i := bytes.IndexByte(b, '"')
-	if i < 0 || bytes.IndexByte(b[:i], '\\') >= 0 {
-		return nil, b, false
-	}
-	return b[:i], b[i+1:], true
-}
-
-// num reads an unsigned integer after prefix.
-func num(b []byte, prefix string) (n uint64, rest []byte, ok bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return 0, b, false
-	}
-	b = b[len(prefix):]
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i == 0 || i > 19 {
-		return 0, b, false
-	}
-	n, err := strconv.ParseUint(string(b[:i]), 10, 64)
-	return n, b[i:], err == nil
 }
 
 // of returns the tenants of subject once the index has caught up with the
@@ -250,9 +179,18 @@ func (x *index) reach(ctx context.Context, st ledger.Store) error {
 			return err
 		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for x.seen.Load() < head && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	deadline := time.NewTimer(2 * time.Second)
+	defer deadline.Stop()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for x.seen.Load() < head {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return nil // answer with what it has
+		case <-poll.C:
+		}
 	}
 	return nil
 }

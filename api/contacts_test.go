@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -11,53 +12,8 @@ import (
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
+	"github.com/heed/heed/ledger/mem"
 )
-
-func TestLeafKeysMatchDecodedEvent(t *testing.T) {
-	at := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name string
-		e    ledger.Event
-		ok   bool // false: the index decodes the leaf instead
-	}{
-		{"contact", ledger.Event{ID: "e1", Type: ledger.TypeContactMade, Tenant: "acme", Subject: "s1",
-			Stream: ledger.ContactStream("acme", "s1"), Revision: 1, Position: 7}, true},
-		{"no tenant", ledger.Event{ID: "e2", Type: ledger.TypeSubjectErased, Subject: "s1",
-			Stream: ledger.SubjectStream("s1"), Revision: 3, Position: 12345678901}, true},
-		{"line stream", ledger.Event{ID: "e3", Type: ledger.TypeContactMade, Tenant: "acme",
-			Stream: ledger.LineStream("acme", "1069"), Revision: 2, Position: 9}, true},
-		{"another tenant's stream", ledger.Event{ID: "e4", Type: ledger.TypeContactMade, Tenant: "acme", Subject: "s1",
-			Stream: ledger.ContactStream("acme-s1", "s1"), Revision: 1, Position: 10}, true},
-		{"escaped tenant", ledger.Event{ID: "e5", Type: ledger.TypeContactMade, Tenant: `a"b`, Subject: "s1",
-			Stream: ledger.ContactStream(`a"b`, "s1"), Revision: 1, Position: 11}, false},
-		{"unicode subject", ledger.Event{ID: "e6", Type: ledger.TypeContactMade, Tenant: "acme", Subject: "顾客",
-			Stream: ledger.ContactStream("acme", "顾客"), Revision: 4, Position: 12}, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			e := tc.e
-			e.OccurredAt, e.RecordedAt, e.Schema = at, at, 1
-			e.Data = []byte(`{"stream":"contact-x-y","revision":1,"position":99,"tenant":"zz"}`)
-			leaf, err := e.Leaf()
-			if err != nil {
-				t.Fatal(err)
-			}
-			k, ok := leafKeys(leaf)
-			if ok != tc.ok {
-				t.Fatalf("leafKeys ok = %v, want %v (%s)", ok, tc.ok, leaf)
-			}
-			if !ok {
-				return
-			}
-			want := e.Tenant != "" && e.Subject != ""
-			if string(k.tenant) != e.Tenant || string(k.subject) != e.Subject || string(k.stream) != e.Stream ||
-				k.position != e.Position || k.contact() != want {
-				t.Fatalf("leafKeys = %q %q %q %d contact=%v; event %q %q %q %d contact=%v",
-					k.tenant, k.subject, k.stream, k.position, k.contact(), e.Tenant, e.Subject, e.Stream, e.Position, want)
-			}
-		})
-	}
-}
 
 // TestContactIndexSameFromLeavesAndEvents: on a bolt log, the index built
 // from undecoded leaves equals the one built from followed events.
@@ -156,5 +112,25 @@ func BenchmarkContactIndex(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 		})
+	}
+}
+
+// TestIndexWaitHonoursContext: a request waiting for the contact index to
+// reach the head stops waiting when the request ends.
+func TestIndexWaitHonoursContext(t *testing.T) {
+	st := mem.New()
+	defer st.Close()
+	e, err := ledger.NewEvent("acme", "s1", time.Now(), ledger.ComplaintReceived{Source: "customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(context.Background(), ledger.ContactStream("acme", "s1"), ledger.Any(), []ledger.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	x := newIndex() // never fed: it stays behind the head
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := x.of(ctx, st, "s1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("waited out a cancelled request: %v", err)
 	}
 }

@@ -88,8 +88,8 @@ func typed(raw string) string {
 // already in E.164 form (+861[3-9] and nine digits; +8617 is left to Parse
 // because CN's national prefix for parsing names 179xx carrier codes),
 // without Parse: its
-// regular expressions (extensions, punctuation, national prefixes) cost
-// ~10 µs and cannot change such an input. Validity is still the library's.
+// regular expressions (extensions, punctuation, national prefixes) are
+// costly and cannot change such an input. Validity is still the library's.
 // TestChinaMobileMatchesParse holds this equal to the full path.
 func chinaMobile(raw string) (string, bool) {
 	if len(raw) != 14 || raw[:4] != "+861" || raw[4] < '3' || raw[4] > '9' || raw[4] == '7' {
@@ -116,8 +116,8 @@ func chinaMobile(raw string) (string, bool) {
 
 // cnMobile returns CN's general and mobile number descriptions, taken from
 // the library's own metadata and compiled once. IsValidNumber builds and
-// looks up each type's pattern on every call (~10 µs and 2 KB for a mobile
-// number, the commonest input); a national number that fits both the
+// looks up each type's pattern on every call, costly for a mobile number,
+// the commonest input; a national number that fits both the
 // general and the mobile description is one it would call valid, as a
 // mobile number or a type it tests first. Anything else still goes to it.
 var cnMobile = sync.OnceValue(func() *cnDescs {

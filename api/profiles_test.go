@@ -9,14 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
-	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/ledgertest"
 )
 
 var pingan = map[string]any{"display_name": "平安保险", "display_name_en": "Ping An Insurance", "service_phone": "95511", "lines": []string{"10690001"}}
@@ -134,34 +130,10 @@ func TestTenantProfileRefusesBadInput(t *testing.T) {
 // TestTenantProfileOnEveryStore: a profile set through the API reads back
 // the same from the in-memory store, bbolt and KurrentDB (its fake).
 func TestTenantProfileOnEveryStore(t *testing.T) {
-	stores := map[string]func(t *testing.T) ledger.Store{
-		"mem": func(t *testing.T) ledger.Store { return mem.New() },
-		"bolt": func(t *testing.T) ledger.Store {
-			st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		},
-		"kurrent": func(t *testing.T) ledger.Store {
-			srv, err := fake.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Close)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			st, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		},
-	}
+	stores := ledgertest.Stores
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
-			t.Cleanup(func() { st.Close() })
 			keys, err := auth.Open(filepath.Join(t.TempDir(), "apikeys.db"))
 			if err != nil {
 				t.Fatal(err)

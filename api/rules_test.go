@@ -13,9 +13,7 @@ import (
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/mem"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
@@ -250,30 +248,7 @@ func TestComplaintSuspendsTheLineAtOnce(t *testing.T) {
 
 // stores opens each kind of store the API runs over: in memory, the
 // embedded bbolt store, and KurrentDB (the in-process fake).
-var stores = map[string]func(t *testing.T) ledger.Store{
-	"mem": func(*testing.T) ledger.Store { return mem.New() },
-	"bolt": func(t *testing.T) ledger.Store {
-		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"kurrentdb": func(t *testing.T) ledger.Store {
-		srv, err := fake.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
-		st, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-}
+var stores = ledgertest.Stores
 
 func complaintSuspendsTheLineAtOnce(t *testing.T, store ledger.Store) {
 	rules := projections.Default()

@@ -342,8 +342,8 @@ func payload(e *Event) (any, error) {
 // differently cased member names and invalid UTF-8 are refused, so that
 // every reader of the leaf (heed's projections, an auditor's tool) sees
 // the same values; encoding/json would take the last of two duplicates
-// and match names in any case. It is also about four times faster than
-// encoding/json's strict Decoder, and Validate runs on every append.
+// and match names in any case. It is also cheaper than encoding/json's
+// strict Decoder, and Validate runs on every append.
 var strict = jsonv2.RejectUnknownMembers(true)
 
 // MaxIDLen bounds an event id. Stores index events by id, and a key too

@@ -373,7 +373,7 @@ func (n *Notifier) scanTenants(ctx context.Context, subject string) ([]string, e
 		}
 		for i := range evs {
 			e := &evs[i]
-			if e.Subject == subject && e.Tenant != "" && !seen[e.Tenant] && strings.HasPrefix(e.Stream, "contact-") {
+			if kind, _, _ := ledger.ParseStream(e.Stream, e.Tenant); e.Subject == subject && e.Tenant != "" && !seen[e.Tenant] && kind == ledger.StreamContact {
 				seen[e.Tenant] = true
 				out = append(out, e.Tenant)
 			}

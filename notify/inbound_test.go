@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/mem"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/smpp/text"
@@ -119,28 +118,7 @@ func relate(t *testing.T, st ledger.Store, tenant, num string) {
 // recorded as unmatched. Run on the in-memory store and on KurrentDB (the
 // in-process fake).
 func TestSharedLineOptOut(t *testing.T) {
-	stores := map[string]func(t *testing.T) ledger.Store{
-		"mem": func(t *testing.T) ledger.Store {
-			st := mem.New()
-			t.Cleanup(func() { st.Close() })
-			return st
-		},
-		"kurrent": func(t *testing.T) ledger.Store {
-			srv, err := fake.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Close)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
+	stores := map[string]ledgertest.Opener{"mem": ledgertest.Stores["mem"], "kurrent": ledgertest.Stores["kurrent"]}
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

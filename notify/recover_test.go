@@ -12,8 +12,7 @@ import (
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/mem"
 )
 
@@ -34,31 +33,9 @@ func (m *minReads) ReadAll(ctx context.Context, from uint64, limit int) ([]ledge
 // only the log after it, yet marks what was dispatched since and still
 // resolves a reminder that was awaiting its receipt before it.
 func TestRecoverResumesFromCheckpoint(t *testing.T) {
-	for name, open := range map[string]func(t *testing.T) ledger.Store{
-		"mem": func(*testing.T) ledger.Store { return mem.New() },
-		"bolt": func(t *testing.T) ledger.Store {
-			st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		},
-		"kurrent": func(t *testing.T) ledger.Store {
-			srv, err := fake.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Close)
-			st, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		},
-	} {
+	for name, open := range ledgertest.Stores {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
-			t.Cleanup(func() { st.Close() })
 			testRecoverResumesFromCheckpoint(t, st)
 		})
 	}

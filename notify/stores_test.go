@@ -2,16 +2,11 @@ package notify
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
-	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/ledgertest"
 )
 
 // TestTemplatesOnEveryStore: the template review read through the Store
@@ -19,36 +14,7 @@ import (
 // store and KurrentDB (its in-process fake): approved sends, revoked and
 // another tenant's deny.
 func TestTemplatesOnEveryStore(t *testing.T) {
-	stores := map[string]func(t *testing.T) ledger.Store{
-		"mem": func(t *testing.T) ledger.Store {
-			st := mem.New()
-			t.Cleanup(func() { st.Close() })
-			return st
-		},
-		"bolt": func(t *testing.T) ledger.Store {
-			st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
-		},
-		"kurrent": func(t *testing.T) ledger.Store {
-			srv, err := fake.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Close)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
+	stores := ledgertest.Stores
 	for name, open := range stores {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

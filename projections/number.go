@@ -16,8 +16,8 @@ var ErrNumber = errors.New("projections: number is not a valid E.164 number")
 // parse reads an E.164 number: '+' and ASCII digits, nothing else (the API
 // hands on only numbers it normalized; anything looser would let two
 // spellings of one number be asked about). The common spelling is read
-// directly (phonenumbers.Parse costs ~6 µs, a third of a decision's
-// budget); the rest goes through phonenumbers.Parse.
+// directly, since phonenumbers.Parse is a large share of a decision's
+// cost; the rest goes through phonenumbers.Parse.
 func parse(number string) (*phonenumbers.PhoneNumber, error) {
 	if len(number) < 3 || len(number) > 16 || number[0] != '+' {
 		return nil, ErrNumber
@@ -48,9 +48,9 @@ func parse(number string) (*phonenumbers.PhoneNumber, error) {
 }
 
 // Warm loads the tables Region and the quiet-hours rule read, which the
-// phone-number library loads on first use under a global lock (~50 ms
-// each): a server calls it before taking traffic so that its requests do
-// not all queue behind a load. Region falls back to the English table for
+// phone-number library loads on first use under a global lock: a server
+// calls it before taking traffic so that its requests do not all queue
+// behind a load. Region falls back to the English table for
 // numbers the Chinese one lacks, so both are loaded.
 func Warm() {
 	if n, err := parse("+8613800138000"); err == nil {

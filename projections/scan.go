@@ -7,9 +7,9 @@ import (
 )
 
 // A small reader for the flat JSON payloads of the catalogue. Applying
-// events is dominated by encoding/json's reflection (~2 µs a payload); this
-// reads the few fields the projection needs without allocating, and hands
-// anything unusual (escapes, odd shapes) back to encoding/json.
+// events would be dominated by encoding/json's reflection; this reads the
+// few fields the projection needs without allocating, and hands anything
+// unusual (escapes, odd shapes) back to encoding/json.
 
 func ws(d []byte, i int) int {
 	for i < len(d) && (d[i] == ' ' || d[i] == '\n' || d[i] == '\t' || d[i] == '\r') {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 // ErrNoSnapshot means the directory holds no usable snapshot for these
@@ -115,41 +117,13 @@ func (s *State) writeTo(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Save writes the state to dir atomically: a temporary file, synced, then
-// renamed over the previous snapshot, and the directory synced.
+// Save writes the state to dir, replacing the previous snapshot
+// atomically.
 func (s *State) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, snapshotFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := s.writeTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return commit(f, filepath.Join(dir, snapshotFile))
-}
-
-func commit(f *os.File, path string) error {
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(filepath.Join(dir, snapshotFile), 0o600, s.writeTo)
 }
 
 // Restore loads the snapshot in dir taken under cfg. It returns
@@ -280,18 +254,13 @@ func (r *Runner) Snapshot() error {
 	if err := os.MkdirAll(r.opt.Dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(r.opt.Dir, snapshotFile+".*")
-	if err != nil {
+	return atomicfile.Write(filepath.Join(r.opt.Dir, snapshotFile), 0o600, func(w io.Writer) error {
+		r.mu.RLock()
+		err := r.st.writeTo(w)
+		r.mu.RUnlock()
+		if err == nil {
+			r.saved.Store(r.opt.Now().UnixNano())
+		}
 		return err
-	}
-	defer os.Remove(f.Name())
-	r.mu.RLock()
-	err = r.st.writeTo(f)
-	r.mu.RUnlock()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	r.saved.Store(r.opt.Now().UnixNano())
-	return commit(f, filepath.Join(r.opt.Dir, snapshotFile))
+	})
 }

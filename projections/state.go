@@ -414,14 +414,14 @@ func (s *State) apply(e *ledger.Event) error {
 	// a business chooses occurred_at, and a contact dated far ahead or
 	// far back would escape every window.
 	rec := minute(e.RecordedAt)
-	switch {
-	case strings.HasPrefix(e.Stream, "contact-") && e.Subject != "":
+	switch kind, _, _ := ledger.ParseStream(e.Stream, e.Tenant); {
+	case kind == ledger.StreamContact && e.Subject != "":
 		i, h := s.record(e.Tenant, e.Subject)
 		s.recs.at(i).rev = uint32(e.Revision)
 		if err := s.applyContact(i, h, e, pos, at, rec); err != nil {
 			return undecodable(e, err)
 		}
-	case strings.HasPrefix(e.Stream, "subject-") && e.Subject != "":
+	case kind == ledger.StreamSubject && e.Subject != "":
 		h := s.head(e.Subject)
 		if h < 0 {
 			_, h = s.record("", e.Subject)
@@ -429,7 +429,7 @@ func (s *State) apply(e *ledger.Event) error {
 		if err := s.applySubject(h, e, pos); err != nil {
 			return undecodable(e, err)
 		}
-	case strings.HasPrefix(e.Stream, "line-"):
+	case kind == ledger.StreamLine:
 		if err := s.applyLine(e, pos); err != nil {
 			return undecodable(e, err)
 		}
@@ -572,9 +572,8 @@ func (s *State) applySubject(h int, e *ledger.Event, pos uint32) error {
 	case ledger.TypeSuppressionListed, ledger.TypeSuppressionLifted:
 		return s.applySuppression(h, h, e, pos, true)
 	case ledger.TypeSubjectErased:
-		// Erasures by one business used to be recorded here, with its
-		// tenant: they stay that business's. One without a tenant is an
-		// erasure everywhere.
+		// An erasure here with a tenant (the log may hold them) is that
+		// business's; one without a tenant is an erasure everywhere.
 		if e.Tenant != "" {
 			i, _ := s.record(e.Tenant, e.Subject)
 			s.erased[uint32(i)] = pos
@@ -633,8 +632,8 @@ func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, isGlobal
 func (s *State) applyLine(e *ledger.Event, pos uint32) error {
 	// The line is named by its stream, so the revision a suspender expects
 	// is always that stream's.
-	name, ok := strings.CutPrefix(e.Stream, "line-"+e.Tenant+"-")
-	if !ok || name == "" {
+	_, name, ok := ledger.ParseStream(e.Stream, e.Tenant)
+	if !ok {
 		return errors.New("line stream of another tenant")
 	}
 	l := s.line(e.Tenant, name)

@@ -18,6 +18,7 @@ import (
 	"github.com/heed/heed/api"
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/backup"
+	"github.com/heed/heed/ledger/atomicfile"
 	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/ledger/pii"
@@ -222,7 +223,7 @@ func backupCmd(ctx context.Context, args []string) error {
 		}
 		rcpt = once.Recipient()
 	}
-	err = writeAtomic(*out, func(f io.Writer) error {
+	err = atomicfile.Write(*out, 0o600, func(f io.Writer) error {
 		var src io.Reader
 		if *server != "" {
 			body, done, err := fetchBackup(ctx, *server, *keyFile, rcpt)
@@ -427,8 +428,8 @@ func restoreInto(in, dir string, key backup.Key) (int, error) {
 		if !restorable[name] {
 			return n, fmt.Errorf("%w: unexpected file %q in the backup", backup.ErrFormat, name)
 		}
-		// writeAtomic's temporary file has mode 0600.
-		if err := writeAtomic(filepath.Join(dir, name), func(f io.Writer) error {
+		// Restored files have mode 0600, as serve creates them.
+		if err := atomicfile.Write(filepath.Join(dir, name), 0o600, func(f io.Writer) error {
 			_, err := io.Copy(f, content)
 			return err
 		}); err != nil {

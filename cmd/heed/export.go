@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/heed/heed/ledger/atomicfile"
 	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/merkle"
 )
@@ -66,7 +66,7 @@ func export(ctx context.Context, args []string) error {
 	if *out == "-" {
 		err = write(os.Stdout)
 	} else {
-		err = writeAtomic(*out, write)
+		err = atomicfile.Write(*out, 0o600, write)
 	}
 	bar.finish()
 	if err != nil {
@@ -74,28 +74,6 @@ func export(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "exported %d events to %s\n", cp.Size, *out)
 	return nil
-}
-
-// writeAtomic writes path through a temp file in the same directory,
-// fsynced and renamed into place, so a failure leaves no partial bundle.
-func writeAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // progress is a progress bar on stdout when stdout is a terminal, and

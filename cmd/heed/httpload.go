@@ -17,8 +17,8 @@ var errHTTPLoad = errors.New("bench http")
 
 // loadConn is one keep-alive HTTP/1.1 connection that sends one prepared
 // POST over and over with different bodies. The load generator shares the
-// machine with the server it measures, and net/http's client spends about
-// 30 µs of CPU on each request; this spends a few, so the figures are the
+// machine with the server it measures, and net/http's client spends far
+// more CPU on each request than this does, so the figures are the
 // server's and not the generator's.
 type loadConn struct {
 	addr string

@@ -113,10 +113,6 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // further fails and leaves the store usable.
 func WithMaxSize(n int) Option { return func(o *options) { o.maxSize = n } }
 
-// WithMaxBatch caps how many append requests share one transaction
-// (default 1024).
-func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
-
 // Store is the bbolt-backed ledger.Store. It is also a tlog.HashReader over
 // the Merkle tree of its global log.
 type Store struct {

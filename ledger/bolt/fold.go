@@ -9,14 +9,13 @@ import (
 // folding is a fold in progress: the stream index entries of the events at
 // or below upto, written into the streams bucket a sorted slice per commit.
 //
-// Writing a whole generation in one commit stalled every appender for as
-// long as it took to rewrite most of the bucket's pages (100–200 ms at
-// 65536 entries, and growing with the bucket). Spread over the commits of
-// the next fold interval, each commit writes the next few keys in order,
-// so a page of the bucket is still written about once per generation, but
-// no commit carries more than a sliver of the work. Spread over a quarter
-// of the interval instead, as it first was, the slices of a 2M-event store
-// made its p99 at 256 appenders 10.9–12.2 ms instead of 6.3–7.1 ms.
+// Writing a whole generation in one commit would stall every appender for
+// as long as it takes to rewrite most of the bucket's pages, which grows
+// with the bucket. Spread over the commits of the next fold interval, each
+// commit writes the next few keys in order, so a page of the bucket is
+// still written about once per generation, but no commit carries more than
+// a sliver of the work; a shorter spread makes the slices, and the tail
+// latency of the commits that carry them, larger.
 //
 // Only the committer goroutine touches it. The entries stay in recent
 // until the last slice has committed, with the folded position, in the

@@ -119,18 +119,16 @@ func uniqueIDs(props []proposal) error {
 	return nil
 }
 
-// pruneStep is how many folded entries the sequencer forgets per batch, in
-// about 0.1 ms; a generation of 65,536 is gone within 32 batches, long
-// before the next fold starts.
+// pruneStep is how many folded entries the sequencer forgets per batch,
+// few enough to keep a batch short; a generation of 65,536 is gone within
+// 32 batches, long before the next fold starts.
 const pruneStep = 2048
 
 // maxFill bounds how long the sequencer waits for the callers inside
 // Append to queue before it sends a batch. The wait ends as soon as they
 // have all queued or left, so it is reached only when the machine is too
 // busy to run them promptly; then a fuller batch saves commits (each with
-// two fsyncs and a rewrite of the buckets' right edges). Under 64-way HTTP
-// load, a bound of 2 ms cut p99 by about a tenth against half the last
-// commit's duration, the bound before, at the same throughput.
+// two fsyncs and a rewrite of the buckets' right edges).
 const maxFill = 2 * time.Millisecond
 
 // sequence is the goroutine that orders appends. It gathers whatever
@@ -184,11 +182,11 @@ func (s *Store) sequence() {
 		plans <- p
 		if open {
 			// No commit runs while the sequencer fills, so one read
-			// transaction serves every request that arrives: opening one
-			// per wake-up (and its four buckets) cost about 0.6 µs an
-			// event at 256 appenders. It must be closed before the batch
-			// is sealed, as the commit that follows may need to remap the
-			// file and so wait for every read transaction to end.
+			// transaction serves every request that arrives, rather than
+			// one (and its four buckets) per wake-up. It must be closed
+			// before the batch is sealed, as the commit that follows may
+			// need to remap the file and so wait for every read
+			// transaction to end.
 			p.hold = true
 			s.fill(p, maxFill)
 			p.hold = false
@@ -241,8 +239,7 @@ func (s *Store) fill(p *plan, limit time.Duration) {
 			// The callers still to come are mostly runnable, not yet
 			// run. Yielding lets several of them queue, so that the
 			// sequencer then parks and wakes once for them all instead
-			// of once each: at 256 appenders, 0.3 µs of CPU an append
-			// less, and 4–10% more appends a second.
+			// of once each.
 			runtime.Gosched()
 		}
 		select {
@@ -325,21 +322,8 @@ type put struct {
 	rev, at       uint64
 }
 
-// ReadHashes reads the tree as the batch sees it: its own hashes, those of
-// the batch in flight, then the file's.
-func (p *plan) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		h, err := p.hash(x)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = h
-	}
-	return out, nil
-}
-
-// hash reads one stored hash as the batch sees it (see ReadHashes).
+// hash reads one stored hash as the batch sees it: its own hashes, those
+// of the batch in flight, then the file's.
 func (p *plan) hash(x int64) (tlog.Hash, error) {
 	switch {
 	case x >= p.base:
@@ -547,9 +531,8 @@ func (p *plan) show() {
 }
 
 // publishEvery is how many new puts wake the committer while a batch
-// fills. Waking it for each request that arrived (about 140 wake-ups a
-// batch at 256 appenders) cost 0.4 µs of CPU an append more than waking it
-// every 16 puts; 8 and 32 did about as well as 16.
+// fills: waking it for each request that arrived would cost CPU on every
+// append, and a batch at many appenders holds over a hundred requests.
 const publishEvery = 16
 
 // seal tells the committer that p is complete.
@@ -605,7 +588,7 @@ func (p *plan) alloc(n int) []byte {
 func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *ledger.Event) error {
 	// bbolt keeps references to keys and values until commit, so they
 	// need memory of their own, carved from the batch's arena.
-	buf := p.alloc(8 + len(pr.ev.ID) + len(pr.tmpl) + 64)
+	buf := p.alloc(8 + len(pr.ev.ID) + pr.tmpl.Len() + 64)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
 	w := put{pos: buf[0:8:8], stream: pr.ev.Stream, rev: rev, at: pos}
 	id := len(buf)

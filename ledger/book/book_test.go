@@ -19,45 +19,13 @@ import (
 	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bolt"
 	"github.com/heed/heed/ledger/book"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
-	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/pii"
 )
 
 // stores opens a fresh store of each kind.
-var stores = map[string]func(t testing.TB) ledger.Store{
-	"mem": func(t testing.TB) ledger.Store {
-		st := mem.New()
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"bolt": func(t testing.TB) ledger.Store {
-		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"kurrent": func(t testing.TB) ledger.Store {
-		srv, err := fake.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	},
-}
+var stores = ledgertest.Stores
 
 // subject stands in for the API's normalisation and pseudonym: E.164 or
 // an 11-digit Chinese mobile, ASCII digits only. The package takes it as a

@@ -282,7 +282,7 @@ func (b *batch) work() {
 	b.hashes = make([]tlog.Hash, len(b.ends))
 	for i := range b.ends {
 		line := b.line(i)
-		pos, ok := quickLeaf(line)
+		pos, ok := ledger.LeafPosition(line)
 		if !ok {
 			e, err := ledger.ParseLeaf(line)
 			if err != nil {

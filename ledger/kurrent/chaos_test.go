@@ -12,6 +12,7 @@ import (
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 )
 
 // TestChaos appends from two instances at once while the server loses
@@ -26,7 +27,7 @@ func TestChaos(t *testing.T) {
 }
 
 func chaos(t *testing.T, seed uint64) {
-	srv, a := open(t)
+	srv, a := ledgertest.Kurrent(t)
 	b, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

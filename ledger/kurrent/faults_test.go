@@ -14,6 +14,7 @@ import (
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/storetest"
 )
 
@@ -46,7 +47,7 @@ func TestAppendFaults(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, s := open(t)
+			srv, s := ledgertest.Kurrent(t)
 			ctx := context.Background()
 			in := consents(3)
 			srv.FailAppends(tc.faults...)
@@ -84,7 +85,7 @@ func TestAppendFaults(t *testing.T) {
 // TestWrongRevisionMapped checks the server's wrong-expected-version
 // answer becomes ledger.ErrWrongRevision and writes nothing.
 func TestWrongRevisionMapped(t *testing.T) {
-	srv, s := open(t)
+	srv, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	if _, err := s.Append(ctx, "st", ledger.NoStream(), consents(2)); err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func TestWrongRevisionMapped(t *testing.T) {
 // handle; the client panics, and the store turns that into an error and
 // keeps working.
 func TestClientPanicRecovered(t *testing.T) {
-	srv, s := open(t)
+	srv, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	if _, err := s.Append(ctx, "st", ledger.NoStream(), consents(2)); err != nil {
 		t.Fatal(err)
@@ -129,7 +130,7 @@ func TestClientPanicRecovered(t *testing.T) {
 // TestReadRetried checks a read that meets an unavailable node is
 // repeated.
 func TestReadRetried(t *testing.T) {
-	srv, s := open(t)
+	srv, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	if _, err := s.Append(ctx, "st", ledger.NoStream(), consents(2)); err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestFollowAcrossDrops(t *testing.T) {
 }
 
 func followAcrossDrops(t *testing.T, resend bool) {
-	srv, s := open(t)
+	srv, s := ledgertest.Kurrent(t)
 	srv.ResendOnResume(resend)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -223,7 +224,7 @@ func followAcrossDrops(t *testing.T, resend bool) {
 // instances would: each assigns the same position to the same event
 // without coordinating.
 func TestInstancesAgree(t *testing.T) {
-	srv, a := open(t)
+	srv, a := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	b, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
 	if err != nil {
@@ -288,7 +289,7 @@ func consentsFrom(e ledger.Event) ledger.Event {
 // give up its connection for good, then brings it back: the store renews
 // its client, and the append issued during the outage succeeds once.
 func TestServerRestart(t *testing.T) {
-	srv, s := open(t)
+	srv, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	if _, err := s.Append(ctx, "st", ledger.NoStream(), consents(1)); err != nil {
 		t.Fatal(err)
@@ -338,7 +339,7 @@ func TestIsURL(t *testing.T) {
 }
 
 func TestOpenURL(t *testing.T) {
-	srv, _ := open(t)
+	srv, _ := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	if _, err := kurrent.Open(ctx, "postgres://"+srv.Addr(), kurrent.Options{}); !errors.Is(err, kurrent.ErrScheme) {
 		t.Fatalf("postgres:// err = %v, want ErrScheme", err)
@@ -354,7 +355,7 @@ func TestOpenURL(t *testing.T) {
 // &, < and > unescaped: the leaf escapes them, and the append and its
 // retry must still be recognised as the same event.
 func TestRawDataWithHTMLCharacters(t *testing.T) {
-	_, s := open(t)
+	_, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	e := consents(1)[0]
 	e.Data = []byte(`{"purposes":["service"],"channels":["sms"],"source":"web_form","evidence":{"url":"https://example.com/?a=1&b=<2>"}}`)

@@ -12,13 +12,14 @@ import (
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/ledger/pii/piitest"
 )
 
 func TestKeyStoreConformance(t *testing.T) {
 	piitest.Run(t, func(t *testing.T) pii.KeyStore {
-		_, s := open(t)
+		_, s := ledgertest.Kurrent(t)
 		return kurrent.NewKeyStore(s)
 	})
 }
@@ -29,7 +30,7 @@ var kek = bytes.Repeat([]byte{7}, 32)
 // cluster, each with its own connection.
 func twoInstances(t *testing.T) (*fake.Server, *kurrent.Store, *pii.Keys, *pii.Keys) {
 	t.Helper()
-	srv, a := open(t)
+	srv, a := ledgertest.Kurrent(t)
 	b, err := kurrent.Open(context.Background(), srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +255,7 @@ func TestKeyStoreServer(t *testing.T) {
 // never written, so a placeholder goes first), so a seal that began before
 // the erasure cannot store a key there afterwards.
 func TestEraseWithoutKeyLeavesNoSlot(t *testing.T) {
-	srv, s := open(t)
+	srv, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	k := kurrent.NewKeyStore(s)
 	if _, err := k.Delete(ctx, "late"); err != nil {

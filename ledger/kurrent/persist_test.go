@@ -9,6 +9,7 @@ import (
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/storetest"
 )
 
@@ -54,7 +55,7 @@ func sameLeaves(t *testing.T, got, want []string) {
 // what $all gained meanwhile, and ends with the index a fresh start builds.
 func TestIndexResumes(t *testing.T) {
 	ctx := context.Background()
-	srv, other := open(t)
+	srv, other := ledgertest.Kurrent(t)
 	path := filepath.Join(t.TempDir(), "kurrent-index.db")
 	a := openIndexed(t, srv, path)
 	for range 20 {
@@ -106,7 +107,7 @@ func TestIndexResumes(t *testing.T) {
 func TestIndexFromAnotherCluster(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "kurrent-index.db")
-	srv1, _ := open(t)
+	srv1, _ := ledgertest.Kurrent(t)
 	a := openIndexed(t, srv1, path)
 	if _, err := a.Append(ctx, "contact-acme-a", ledger.Any(), consents(4)); err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestIndexFromAnotherCluster(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	srv2, other := open(t)
+	srv2, other := ledgertest.Kurrent(t)
 	for range 3 {
 		raw(t, srv2, "other")
 		if _, err := other.Append(ctx, "contact-acme-z", ledger.Any(), consents(2)); err != nil {

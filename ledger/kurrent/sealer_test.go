@@ -19,11 +19,12 @@ import (
 	"github.com/heed/heed/ledger/bundle"
 	"github.com/heed/heed/ledger/kurrent"
 	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/merkle"
 )
 
 func TestLeaseExclusive(t *testing.T) {
-	_, s := open(t)
+	_, s := ledgertest.Kurrent(t)
 	ctx := context.Background()
 	const ttl = 300 * time.Millisecond
 	a, b := s.NewLease("test", "a", ttl), s.NewLease("test", "b", ttl)

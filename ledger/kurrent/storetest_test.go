@@ -8,7 +8,7 @@ import (
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/storetest"
 )
 
@@ -16,7 +16,7 @@ import (
 // in-process fake server; it always runs, in CI too.
 func TestConformanceFake(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ledger.Store {
-		_, s := open(t)
+		_, s := ledgertest.Kurrent(t)
 		return s
 	})
 }
@@ -25,7 +25,7 @@ func TestConformanceFake(t *testing.T) {
 // like some server versions, sends stream reads without commit positions.
 func TestConformanceFakeNoStreamPositions(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) ledger.Store {
-		srv, s := open(t)
+		srv, s := ledgertest.Kurrent(t)
 		srv.OmitStreamPositions(true)
 		return s
 	})
@@ -51,23 +51,4 @@ func TestConformanceServer(t *testing.T) {
 		}
 		return s
 	})
-}
-
-// open starts a fake server and opens a store on it; both are closed when
-// the test ends.
-func open(t *testing.T) (*fake.Server, *kurrent.Store) {
-	t.Helper()
-	srv, err := fake.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return srv, s
 }

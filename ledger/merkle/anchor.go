@@ -6,9 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 // An anchor file holds a copy of the newest signed checkpoint of a log,
@@ -40,35 +41,11 @@ func WriteAnchor(path string, cp Checkpoint) error {
 	if len(cp.Note) == 0 {
 		return fmt.Errorf("%w: unsigned", ErrMalformed)
 	}
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(cp.Note)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("merkle: anchor: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(cp.Note)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("merkle: anchor: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("merkle: anchor: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
 		return fmt.Errorf("merkle: anchor: %w", err)
 	}
 	return nil

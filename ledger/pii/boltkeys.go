@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 var (
@@ -244,10 +245,7 @@ func (b *BoltStore) Compact() error {
 	if err := b.db.Close(); err != nil {
 		return fmt.Errorf("pii: compact: %w", err)
 	}
-	renameErr := os.Rename(tmp, b.path)
-	if renameErr == nil {
-		renameErr = syncDir(filepath.Dir(b.path))
-	}
+	renameErr := atomicfile.Rename(tmp, b.path)
 	db, err := openDB(b.path)
 	if err != nil {
 		return err
@@ -263,13 +261,4 @@ func (b *BoltStore) Compact() error {
 		return fmt.Errorf("pii: compact: %w", renameErr)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -4,12 +4,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 // NextSigningFile holds the new signing key while a rotation is under
@@ -71,25 +74,10 @@ func CommitSigningKey(dir string) error {
 
 // replaceFile writes dir/file atomically (mode 0600), replacing it.
 func replaceFile(dir, file, line string) error {
-	f, err := os.CreateTemp(dir, "."+file+".tmp*")
-	if err != nil {
-		return fmt.Errorf("secrets: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.WriteString(strings.TrimSpace(line) + "\n")
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, file))
-	}
+	err := atomicfile.Write(filepath.Join(dir, file), 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, strings.TrimSpace(line)+"\n")
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("secrets: replacing %s: %w", filepath.Join(dir, file), err)
 	}
@@ -97,12 +85,7 @@ func replaceFile(dir, file, line string) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("secrets: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,6 +32,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 // File names inside the data directory.
@@ -296,39 +299,11 @@ func loadOrCreate(dir, file string, secret bool, mk func() (string, error)) (str
 }
 
 // writeFile creates dir/file atomically with mode 0600: a crash leaves
-// either no file or the whole key, never a torn one.
+// either no file or the whole key, never a torn one, and of two processes
+// starting at once the loser gets fs.ErrExist and reads the winner's key.
 func writeFile(dir, file string, data []byte) error {
-	f, err := os.CreateTemp(dir, "."+file+".tmp*")
-	if err != nil {
+	return atomicfile.Create(filepath.Join(dir, file), 0o600, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	// Link rather than rename so two processes starting at once cannot
-	// overwrite each other's key: the loser gets fs.ErrExist and reads the
-	// winner's.
-	if err := os.Link(tmp, filepath.Join(dir, file)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	})
 }

@@ -13,10 +13,7 @@ import (
 	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
-	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 	"github.com/heed/heed/projections"
@@ -29,36 +26,7 @@ const (
 )
 
 // stores opens each kind of store a test runs on.
-var stores = map[string]func(t *testing.T) ledger.Store{
-	"mem": func(t *testing.T) ledger.Store {
-		st := mem.New()
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"bolt": func(t *testing.T) ledger.Store {
-		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"kurrent": func(t *testing.T) ledger.Store {
-		srv, err := fake.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	},
-}
+var stores = ledgertest.Stores
 
 // clock is a settable clock. Tests run it ahead of the real one, never
 // behind: the store records events at real time, and a decision's "now"

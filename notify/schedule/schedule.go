@@ -320,8 +320,8 @@ func (s *Scheduler) apply(e *ledger.Event) {
 		return
 	}
 	s.pos, s.posID = e.Position, e.ID
-	switch {
-	case strings.HasPrefix(e.Stream, "plan-"):
+	switch kind, _, _ := ledger.ParseStream(e.Stream, e.Tenant); kind {
+	case ledger.StreamPlan:
 		if e.Type != ledger.TypeReminderPlanDefined {
 			return
 		}
@@ -330,7 +330,7 @@ func (s *Scheduler) apply(e *ledger.Event) {
 			return
 		}
 		s.addPlan(&planVersion{Tenant: e.Tenant, Def: p, At: e.RecordedAt})
-	case strings.HasPrefix(e.Stream, "contact-"):
+	case ledger.StreamContact:
 		s.applyContact(e)
 	}
 }

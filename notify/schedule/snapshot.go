@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 // The snapshot is the index as of a log position: a header line (JSON:
@@ -35,8 +37,8 @@ type snapshotHeader struct {
 	Dirty    int            `json:"dirty"`
 }
 
-// Snapshot saves the index (temporary file, fsync, rename, directory
-// fsync), so that a restart reads it back instead of the whole log.
+// Snapshot saves the index atomically, so that a restart reads it back
+// instead of the whole log.
 func (s *Scheduler) Snapshot() error {
 	if s.cfg.Dir == "" {
 		return nil
@@ -44,40 +46,24 @@ func (s *Scheduler) Snapshot() error {
 	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.cfg.Dir, snapshotFile+".*")
-	if err != nil {
+	err := atomicfile.Write(filepath.Join(s.cfg.Dir, snapshotFile), 0o600, func(f io.Writer) error {
+		h := crc32.New(castagnoli)
+		w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+		s.mu.Lock()
+		err := s.write(w)
+		s.mu.Unlock()
+		if err == nil {
+			err = w.Flush()
+		}
+		if err == nil {
+			err = binary.Write(f, binary.LittleEndian, h.Sum32())
+		}
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	h := crc32.New(castagnoli)
-	w := bufio.NewWriterSize(io.MultiWriter(tmp, h), 1<<20)
-	s.mu.Lock()
-	err = s.write(w)
-	s.mu.Unlock()
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = binary.Write(tmp, binary.LittleEndian, h.Sum32())
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("schedule: snapshot: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.cfg.Dir, snapshotFile)); err != nil {
-		return fmt.Errorf("schedule: snapshot: %w", err)
-	}
-	d, err := os.Open(s.cfg.Dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // write writes the snapshot's body; s.mu is held.

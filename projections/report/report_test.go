@@ -2,49 +2,16 @@ package report
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/heed/heed/ledger"
-	"github.com/heed/heed/ledger/bolt"
-	"github.com/heed/heed/ledger/kurrent"
-	"github.com/heed/heed/ledger/kurrent/fake"
-	"github.com/heed/heed/ledger/mem"
+	"github.com/heed/heed/ledger/ledgertest"
 )
 
 // stores opens each store a report must work on.
-var stores = map[string]func(t *testing.T) ledger.Store{
-	"mem": func(t *testing.T) ledger.Store {
-		st := mem.New()
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"bolt": func(t *testing.T) ledger.Store {
-		st, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	},
-	"kurrent": func(t *testing.T) ledger.Store {
-		srv, err := fake.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := kurrent.Open(ctx, srv.URL(), kurrent.Options{Backoff: 5 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	},
-}
+var stores = ledgertest.Stores
 
 // base is the business time of the histories; each fact is minutes after it.
 var base = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)

@@ -46,9 +46,6 @@ func (p *PDU) Set(t Tag, v []byte) {
 	p.TLVs = append(p.TLVs, TLV{Tag: t, Value: v})
 }
 
-// Uint8 returns a one-byte value.
-func Uint8(v byte) []byte { return []byte{v} }
-
 // Uint16 returns a two-byte big-endian value.
 func Uint16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
