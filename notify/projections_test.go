@@ -22,8 +22,13 @@ func TestNoSubmissionAfterOptOutWithProjections(t *testing.T) {
 	optOutRace(t, n, st, sender, nums, 1000, "退订")
 }
 
-// noon is 12:00 in Shanghai, inside the hours reminders may be sent.
-func noon() time.Time { return time.Date(2026, 6, 1, 4, 0, 0, 0, time.UTC) }
+// noon is 12:00 in Shanghai, inside the hours reminders may be sent. It is
+// tomorrow's: the projections never decide before the newest event the
+// store has recorded, and the in-memory store records at the wall clock, so
+// a fixed date in the past would put decisions at the wall clock's hour.
+func noon() time.Time { return noonAt }
+
+var noonAt = time.Now().UTC().Truncate(24 * time.Hour).Add(28 * time.Hour)
 
 // followedStore returns a store and the real projections following it, at
 // noon, with the frequency caps lifted so that only the fact a test races
