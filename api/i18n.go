@@ -1,9 +1,13 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections"
 )
 
 // Languages of the customer's page.
@@ -268,34 +272,16 @@ func textOf(lang string) *meText {
 }
 
 // ruleText says in plain words, in both languages, what each rule means
-// for the customer when it allowed a contact and when it refused one. The
-// rule ids never reach the page.
-var ruleText = map[string]struct{ allowZH, allowEN, denyZH, denyEN string }{
-	"suppression": {denyZH: "您的号码在该企业的免打扰名单上，或在全国免打扰名单上（营销不得联系）。",
-		denyEN: "Your number is on the business's do-not-contact list, or on a national one that forbids marketing."},
-	"withdrawal": {denyZH: "您曾要求该企业不要再这样联系您。", denyEN: "You had asked this business not to contact you this way."},
-	"marketing-consent": {allowZH: "您明确同意过接收该企业的营销信息。", allowEN: "You had clearly agreed to marketing from this business.",
-		denyZH: "您没有有效地同意接收营销信息（应用条款中的捆绑同意不算，过期的同意也不算）。",
-		denyEN: "You had not validly agreed to marketing (consent buried in app terms does not count, nor does an expired one)."},
-	"service-basis": {allowZH: "您是该企业的客户（有有效的合同，或合同刚到期不久），或同意过接收服务信息。",
-		allowEN: "You are a customer of the business (a contract that is active or recently expired), or agreed to service messages.",
-		denyZH:  "您不是该企业的客户，也没有同意过接收服务信息。", denyEN: "You are not a customer of the business and did not agree to service messages."},
-	"relationship-active": {allowZH: "提醒说的是您与该企业的有效合同（或刚到期不久的合同）。",
-		allowEN: "The reminder is about your active (or recently expired) contract with the business.",
-		denyZH:  "提醒说的合同不是您与该企业的有效合同。", denyEN: "The reminder is not about an active contract of yours with the business."},
-	"flash-service-only": {denyZH: "闪信只能用于服务提醒，不能用于营销。", denyEN: "Flash messages may carry service reminders only, never marketing."},
-	"quiet-hours":        {denyZH: "当时是您当地的休息时间，不得联系。", denyEN: "It was night-time where you live, when no contact is allowed."},
-	"frequency":          {denyZH: "短时间内联系您的次数已达上限。", denyEN: "You had already been contacted as often as the limits allow."},
-	"complaint-cooldown": {denyZH: "您近期投诉过该企业，它暂时不能向您推销。", denyEN: "You had recently complained about the business, so it may not market to you for a while."},
-	"line-suspended":     {denyZH: "这条线路因投诉过多已被暂停。", denyEN: "The line was suspended for too many complaints."},
-	"region-burst":       {denyZH: "这条线路在一小时内向您所在地区拨打太多，暂时不得再联系。", denyEN: "The line had contacted your area too often within the hour."},
-	"template-approved": {allowZH: "短信来自经过人工审核的服务模板。", allowEN: "The text came from a service template a reviewer approved.",
-		denyZH: "短信模板未经审核批准，或已被撤销。", denyEN: "The text's template was not approved, or was revoked."},
-	"template-params": {allowZH: "模板中填写的内容符合要求（没有夹带其他文字）。", allowEN: "What the template was filled in with passed its checks (no smuggled text).",
-		denyZH: "模板中填写的内容不符合要求。", denyEN: "What the template was filled in with failed its checks."},
-	"free-text": {allowZH: "这条短信是测试环境中的自由文本。", allowEN: "The text was free text, allowed only on a test server.",
-		denyZH: "自由文本不能作为闪信发送。", denyEN: "Free text may not be sent as a flash message."},
-}
+// for the customer when it allowed a contact and when it refused one: the
+// eligibility rules' Plain and the notifier's template rules. The rule ids
+// never reach the page.
+var ruleText = func() map[string]projections.Plain {
+	m := maps.Clone(notify.TemplateRulesPlain)
+	for _, r := range projections.Rules {
+		m[r.ID] = r.Plain
+	}
+	return m
+}()
 
 // ruleSentence is what a reason means for the customer, in lang.
 func ruleSentence(lang, rule, effect string) string {
@@ -303,13 +289,13 @@ func ruleSentence(lang, rule, effect string) string {
 	s := ""
 	switch {
 	case effect == "allow" && lang == langEN:
-		s = t.allowEN
+		s = t.AllowEN
 	case effect == "allow":
-		s = t.allowZH
+		s = t.AllowZH
 	case lang == langEN:
-		s = t.denyEN
+		s = t.DenyEN
 	default:
-		s = t.denyZH
+		s = t.DenyZH
 	}
 	if ok && s != "" {
 		return s

@@ -524,10 +524,13 @@ func (n *Notifier) Remind(ctx context.Context, r Request) (Result, error) {
 	return res, nil
 }
 
-// ownCounted are the rules that count contacts: the reminder's own
-// dispatch feeds them, so a decision made after it may deny by them without
-// anything having changed.
-var ownCounted = map[string]bool{"frequency": true, "region-burst": true}
+// ownCounted reports whether rule counts contacts (projections.Rule.Counts):
+// the reminder's own dispatch feeds it, so a decision made after it may
+// deny by it without anything having changed.
+func ownCounted(rule string) bool {
+	r, ok := projections.LookupRule(rule)
+	return ok && r.Counts != ""
+}
 
 // recheck closes the gap the dispatch's revision check leaves: facts in the
 // subject's stream (global suppression, erasure) and the line's stream
@@ -576,7 +579,7 @@ func (n *Notifier) recheck(ctx context.Context, q Query, asOf, pos uint64) (*Dec
 func denyRules(reasons []ledger.Reason) string {
 	var rules []string
 	for _, r := range reasons {
-		if r.Effect == "deny" && !ownCounted[r.Rule] {
+		if r.Effect == "deny" && !ownCounted(r.Rule) {
 			rules = append(rules, r.Rule)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify/template"
+	"github.com/heed/heed/projections"
 )
 
 // States of a template version.
@@ -34,6 +35,17 @@ const (
 	// RuleFreeText: a reminder sent as free text (only with the dev switch).
 	RuleFreeText = "free-text"
 )
+
+// TemplateRulesPlain says what each template rule meant to the customer it
+// was about, like projections.Rule.Plain for the eligibility rules.
+var TemplateRulesPlain = map[string]projections.Plain{
+	RuleTemplateApproved: {AllowZH: "短信来自经过人工审核的服务模板。", AllowEN: "The text came from a service template a reviewer approved.",
+		DenyZH: "短信模板未经审核批准，或已被撤销。", DenyEN: "The text's template was not approved, or was revoked."},
+	RuleTemplateParams: {AllowZH: "模板中填写的内容符合要求（没有夹带其他文字）。", AllowEN: "What the template was filled in with passed its checks (no smuggled text).",
+		DenyZH: "模板中填写的内容不符合要求。", DenyEN: "What the template was filled in with failed its checks."},
+	RuleFreeText: {AllowZH: "这条短信是测试环境中的自由文本。", AllowEN: "The text was free text, allowed only on a test server.",
+		DenyZH: "自由文本不能作为闪信发送。", DenyEN: "Free text may not be sent as a flash message."},
+}
 
 // Version is one version of a tenant's flash template and where its
 // review stands.

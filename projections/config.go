@@ -15,28 +15,6 @@ import (
 // ErrConfig means a rules configuration file is malformed or out of range.
 var ErrConfig = errors.New("projections: invalid rules configuration")
 
-// Rule ids. They are stable: they appear in recorded decisions and in
-// customers' explanations, so a rule may change its numbers but never its id.
-const (
-	RuleSuppression       = "suppression"
-	RuleWithdrawal        = "withdrawal"
-	RuleMarketingConsent  = "marketing-consent"
-	RuleServiceBasis      = "service-basis"
-	RuleFlashServiceOnly  = "flash-service-only"
-	RuleQuietHours        = "quiet-hours"
-	RuleFrequency         = "frequency"
-	RuleComplaintCooldown = "complaint-cooldown"
-	RuleLineSuspended     = "line-suspended"
-	RuleRegionBurst       = "region-burst"
-)
-
-// Rules lists every rule id in the order Decide evaluates them.
-var Rules = []string{
-	RuleSuppression, RuleWithdrawal, RuleMarketingConsent, RuleServiceBasis,
-	RuleFlashServiceOnly, RuleQuietHours, RuleFrequency, RuleComplaintCooldown,
-	RuleLineSuspended, RuleRegionBurst,
-}
-
 // ringSize is how many recent contacts a (tenant, subject) keeps in its
 // record; the few subjects that need more spill into a side map.
 const ringSize = 6
@@ -97,20 +75,14 @@ type Config struct {
 	version              string
 }
 
-// Default returns the rule numbers of DESIGN.md.
+// Default returns the rule numbers of DESIGN.md, as Rules declares them.
 func Default() *Config {
 	c := &Config{Version: "default"}
-	c.ServiceBasis.GraceDays = 90
-	c.QuietHours.Start, c.QuietHours.End = "21:00", "08:00"
-	c.QuietHours.FallbackZone = "Asia/Shanghai"
-	c.Frequency.Service = Limit{Max: 3, Days: 7}
-	c.Frequency.Marketing = Limit{Max: 1, Days: 30}
-	c.Frequency.SubjectPerDay = 10
-	c.ComplaintCooldown.Days = 180
-	c.LineSuspension.WindowDays = 30
-	c.LineSuspension.Rate = 1.0 / 10000
-	c.LineSuspension.MinContacts = 10000
-	c.RegionBurst.MaxPerHour = 60
+	for _, r := range Rules {
+		for _, n := range r.Numbers {
+			n.set(c)
+		}
+	}
 	if err := c.Validate(); err != nil {
 		panic(err)
 	}
@@ -144,58 +116,20 @@ func ParseConfig(b []byte) (*Config, error) {
 // Validate checks every field and prepares derived values; the error names
 // the offending field.
 func (c *Config) Validate() error {
-	bad := func(field string, v any, want string) error {
-		return fmt.Errorf("%w: %s = %v: %s", ErrConfig, field, v, want)
-	}
 	if c.Version == "" {
-		return bad("version", `""`, "must name the rule set")
+		return badNumber("version", `""`, "must name the rule set")
 	}
-	for _, r := range c.Disabled {
-		if !slices.Contains(Rules, r) {
-			return bad("disabled", r, "is not a rule id")
+	for _, id := range c.Disabled {
+		if r, ok := LookupRule(id); !ok || r.Fixed {
+			return badNumber("disabled", id, "is not a rule id")
 		}
 	}
-	if c.ServiceBasis.GraceDays < 0 || c.ServiceBasis.GraceDays > 3650 {
-		return bad("service_basis.grace_days", c.ServiceBasis.GraceDays, "must be 0..3650")
-	}
-	var err error
-	if c.quietStart, err = clock(c.QuietHours.Start); err != nil {
-		return bad("quiet_hours.start", c.QuietHours.Start, err.Error())
-	}
-	if c.quietEnd, err = clock(c.QuietHours.End); err != nil {
-		return bad("quiet_hours.end", c.QuietHours.End, err.Error())
-	}
-	if c.fallback, err = time.LoadLocation(c.QuietHours.FallbackZone); err != nil || c.QuietHours.FallbackZone == "" {
-		return bad("quiet_hours.fallback_zone", c.QuietHours.FallbackZone, "must be an IANA time zone")
-	}
-	for _, l := range []struct {
-		name string
-		l    Limit
-	}{{"frequency.service", c.Frequency.Service}, {"frequency.marketing", c.Frequency.Marketing}} {
-		if l.l.Max < 1 || l.l.Max > 1000 {
-			return bad(l.name+".max", l.l.Max, "must be 1..1000")
+	for _, r := range Rules {
+		for _, n := range r.Numbers {
+			if err := n.check(c); err != nil {
+				return err
+			}
 		}
-		if l.l.Days < 1 || l.l.Days > 366 {
-			return bad(l.name+".days", l.l.Days, "must be 1..366")
-		}
-	}
-	if c.Frequency.SubjectPerDay < 1 || c.Frequency.SubjectPerDay > 1000 {
-		return bad("frequency.subject_per_day", c.Frequency.SubjectPerDay, "must be 1..1000")
-	}
-	if c.ComplaintCooldown.Days < 0 || c.ComplaintCooldown.Days > 3650 {
-		return bad("complaint_cooldown.days", c.ComplaintCooldown.Days, "must be 0..3650")
-	}
-	if c.LineSuspension.WindowDays < 1 || c.LineSuspension.WindowDays > 366 {
-		return bad("line_suspension.window_days", c.LineSuspension.WindowDays, "must be 1..366")
-	}
-	if !(c.LineSuspension.Rate > 0 && c.LineSuspension.Rate <= 1) {
-		return bad("line_suspension.rate", c.LineSuspension.Rate, "must be in (0, 1]")
-	}
-	if c.LineSuspension.MinContacts < 1 {
-		return bad("line_suspension.min_contacts", c.LineSuspension.MinContacts, "must be at least 1")
-	}
-	if c.RegionBurst.MaxPerHour < 1 || c.RegionBurst.MaxPerHour > 65535 {
-		return bad("region_burst.max_per_hour", c.RegionBurst.MaxPerHour, "must be 1..65535")
 	}
 	// The hash covers the numbers, not the name, so two files with the
 	// same numbers share it whatever they are called.

@@ -162,45 +162,12 @@ func (e *eval) add(rule, effect, en, zh string, pos ...uint32) {
 }
 
 func (e *eval) run() {
-	for _, rule := range Rules {
-		if !e.cfg.enabled(rule) {
-			continue
+	for i := range Rules {
+		if r := &Rules[i]; e.cfg.enabled(r.ID) {
+			r.eval(e)
 		}
-		switch rule {
-		case RuleSuppression:
-			e.suppression()
-			e.erasure()
-		case RuleWithdrawal:
-			e.withdrawal()
-		case RuleMarketingConsent:
-			e.marketing()
-		case RuleServiceBasis:
-			e.service()
-		case RuleFlashServiceOnly:
-			e.flash()
-		case RuleQuietHours:
-			e.quiet()
-		case RuleFrequency:
-			e.frequency()
-		case RuleComplaintCooldown:
-			e.cooldown()
-		case RuleLineSuspended:
-			e.suspended()
-		case RuleRegionBurst:
-			e.burst()
-		}
-	}
-	// Not switchable: a flash reminder about a relationship the business
-	// does not have would be a message to anyone (invariant 4).
-	if e.q.Contract != "" {
-		e.relationship()
 	}
 }
-
-// RuleRelationshipActive is the rule a query naming a Contract adds: that
-// contract must be active for the tenant and subject, or expired less than
-// the service-basis grace period ago.
-const RuleRelationshipActive = "relationship-active"
 
 // Where a contract stands at the decision's moment.
 const (

@@ -269,8 +269,19 @@ func TestRules(t *testing.T) {
 			{name: "60 calls to Shanghai", setup: func(b *book) uint32 { policy(b, past, nil); burstOf(b, 60, "上海市", base); return 0 }},
 			{name: "60 calls from another line", q: Query{Line: "pbx-9"}, setup: func(b *book) uint32 { policy(b, past, nil); burstOf(b, 60, "北京市", base); return 0 }},
 		},
+		RuleRelationshipActive: {
+			{name: "no contract named", setup: basis},
+			{name: "active contract named", q: Query{Contract: "P-1"}, setup: basis},
+			{name: "unknown contract named", deny: true, q: Query{Contract: "P-9"}, setup: basis},
+			{name: "ended contract named", deny: true, q: Query{Contract: "P-1"}, setup: func(b *book) uint32 {
+				p := policy(b, past, nil)
+				b.contact(tenant, subject, past, ledger.RelationshipEnded{ContractRef: "P-1", EndedAt: base.Add(-days(1))})
+				return p
+			}},
+		},
 	}
-	for _, rule := range Rules {
+	for i, r := range Rules {
+		rule := r.ID
 		cases := tests[rule]
 		var allows, denies int
 		for _, tc := range cases {
@@ -314,6 +325,9 @@ func TestRules(t *testing.T) {
 				for _, r := range d.Reasons {
 					if r.Rule == rule && (r.Text == "" || r.TextZH == "") {
 						t.Errorf("reason without text: %+v", r)
+					}
+					if r.Rule == rule && r.Effect == Allow && Rules[i].Plain.AllowEN == "" {
+						t.Errorf("%s allows, but its Plain has no sentence for the customer when it does", rule)
 					}
 					if r.Rule == rule && r.Effect == Deny && cite != 0 && !slices.Contains(r.Positions, uint64(cite)) {
 						t.Errorf("denial cites %v, want it to include %d", r.Positions, cite)

@@ -788,10 +788,13 @@ var errNotReady = errors.New("schedule: the line's SMSC is not bound")
 // RuleSendWindow is the rule a plan's send window defers by.
 const RuleSendWindow = "send-window"
 
-// deferRules are the rules of the decision that pass later: a reminder
-// they deny is deferred, not denied.
-var deferRules = map[string]bool{projections.RuleQuietHours: true, projections.RuleFrequency: true,
-	projections.RuleRegionBurst: true}
+// passes reports whether rule's denial lifts with time alone
+// (projections.Rule.Passes): a reminder only such rules deny is deferred,
+// not denied.
+func passes(rule string) bool {
+	r, ok := projections.LookupRule(rule)
+	return ok && r.Passes
+}
 
 func deferrable(reasons []ledger.Reason) bool {
 	rules, _ := denying(reasons)
@@ -799,7 +802,7 @@ func deferrable(reasons []ledger.Reason) bool {
 		return false
 	}
 	for _, r := range rules {
-		if !deferRules[r] {
+		if !passes(r) {
 			return false
 		}
 	}
@@ -836,7 +839,7 @@ func (s *Scheduler) nextAllowed(ctx context.Context, q notify.Query, now time.Ti
 		rules, _ := denying(d.Reasons)
 		blocked, onlyCaps := false, true
 		for _, r := range rules {
-			if deferRules[r] {
+			if passes(r) {
 				blocked = true
 				onlyCaps = onlyCaps && r == projections.RuleFrequency
 			}
