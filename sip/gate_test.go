@@ -117,6 +117,10 @@ func newHarnessWith(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gat
 	cfg.RegionBurst.MaxPerHour = 65535
 	if rules != nil {
 		rules(cfg)
+		// Validate derives the minutes quiet hours are checked in.
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runner, err := projections.NewRunner(h.st, cfg, projections.Options{Now: now})
 	if err != nil {
