@@ -266,27 +266,31 @@ type VerificationSent struct {
 	Channel string `json:"channel"`
 }
 
-// schemas maps each type to its payload constructors by schema version.
-var schemas = map[string]map[int]func() any{
-	TypeConsentGranted:         {1: func() any { return new(ConsentGranted) }},
-	TypeConsentWithdrawn:       {1: func() any { return new(ConsentWithdrawn) }},
-	TypeRelationshipStarted:    {1: func() any { return new(RelationshipStarted) }},
-	TypeRelationshipEnded:      {1: func() any { return new(RelationshipEnded) }},
-	TypeSuppressionListed:      {1: func() any { return new(SuppressionListed) }},
-	TypeSuppressionLifted:      {1: func() any { return new(SuppressionLifted) }},
-	TypeContactMade:            {1: func() any { return new(ContactMade) }},
-	TypeComplaintReceived:      {1: func() any { return new(ComplaintReceived) }},
-	TypeReminderRequested:      {1: func() any { return new(ReminderRequested) }},
-	TypeReminderDenied:         {1: func() any { return new(ReminderDenied) }},
-	TypeReminderDispatched:     {1: func() any { return new(ReminderDispatched) }},
-	TypeReminderSubmitted:      {1: func() any { return new(ReminderSubmitted) }},
-	TypeReminderDelivered:      {1: func() any { return new(ReminderDelivered) }},
-	TypeReminderFailed:         {1: func() any { return new(ReminderFailed) }},
-	TypeReminderOutcomeUnknown: {1: func() any { return new(ReminderOutcomeUnknown) }},
-	TypeLineSuspended:          {1: func() any { return new(LineSuspended) }},
-	TypeLineReinstated:         {1: func() any { return new(LineReinstated) }},
-	TypeSubjectErased:          {1: func() any { return new(SubjectErased) }},
-	TypeVerificationSent:       {1: func() any { return new(VerificationSent) }},
+// schemas maps each type to its payload constructors by schema version;
+// register fills it, once for each type, next to the type's payload and its
+// check.
+var schemas = map[string]map[int]func() any{}
+
+func init() {
+	register(TypeConsentGranted, map[int]func() any{1: func() any { return new(ConsentGranted) }})
+	register(TypeConsentWithdrawn, map[int]func() any{1: func() any { return new(ConsentWithdrawn) }})
+	register(TypeRelationshipStarted, map[int]func() any{1: func() any { return new(RelationshipStarted) }})
+	register(TypeRelationshipEnded, map[int]func() any{1: func() any { return new(RelationshipEnded) }})
+	register(TypeSuppressionListed, map[int]func() any{1: func() any { return new(SuppressionListed) }})
+	register(TypeSuppressionLifted, map[int]func() any{1: func() any { return new(SuppressionLifted) }})
+	register(TypeContactMade, map[int]func() any{1: func() any { return new(ContactMade) }})
+	register(TypeComplaintReceived, map[int]func() any{1: func() any { return new(ComplaintReceived) }})
+	register(TypeReminderRequested, map[int]func() any{1: func() any { return new(ReminderRequested) }})
+	register(TypeReminderDenied, map[int]func() any{1: func() any { return new(ReminderDenied) }})
+	register(TypeReminderDispatched, map[int]func() any{1: func() any { return new(ReminderDispatched) }})
+	register(TypeReminderSubmitted, map[int]func() any{1: func() any { return new(ReminderSubmitted) }})
+	register(TypeReminderDelivered, map[int]func() any{1: func() any { return new(ReminderDelivered) }})
+	register(TypeReminderFailed, map[int]func() any{1: func() any { return new(ReminderFailed) }})
+	register(TypeReminderOutcomeUnknown, map[int]func() any{1: func() any { return new(ReminderOutcomeUnknown) }})
+	register(TypeLineSuspended, map[int]func() any{1: func() any { return new(LineSuspended) }})
+	register(TypeLineReinstated, map[int]func() any{1: func() any { return new(LineReinstated) }})
+	register(TypeSubjectErased, map[int]func() any{1: func() any { return new(SubjectErased) }})
+	register(TypeVerificationSent, map[int]func() any{1: func() any { return new(VerificationSent) }})
 }
 
 // Types returns the catalogue's event types, sorted.
@@ -394,9 +398,8 @@ func NewEvent(tenant, subject string, occurredAt time.Time, payload any) (Event,
 	return Event{ID: NewID(), Type: t, Tenant: tenant, Subject: subject, OccurredAt: occurredAt.UTC(), Schema: 1, Data: data}, nil
 }
 
-// checker is a payload that validates itself. Event types added in their
-// own files (catalogue_*.go) implement it instead of growing validate's
-// switch, and register their constructors with register.
+// checker is a payload that validates itself: every payload type with a
+// rule beyond its JSON shape implements it next to its definition.
 type checker interface{ check() error }
 
 // register adds an event type's payload constructors by schema version. It
@@ -412,97 +415,125 @@ func validate(v any) error {
 	if c, ok := v.(checker); ok {
 		return c.check()
 	}
-	in := func(field, val string, allowed []string) error {
-		if !slices.Contains(allowed, val) {
-			return fmt.Errorf("%s %q is not one of %s", field, val, strings.Join(allowed, ", "))
-		}
-		return nil
+	return nil
+}
+
+// oneOf refuses val unless it is one of allowed.
+func oneOf(field, val string, allowed []string) error {
+	if !slices.Contains(allowed, val) {
+		return fmt.Errorf("%s %q is not one of %s", field, val, strings.Join(allowed, ", "))
 	}
-	each := func(field string, vals []string, allowed []string) error {
-		for _, x := range vals {
-			if err := in(field, x, allowed); err != nil {
-				return err
-			}
+	return nil
+}
+
+// eachOf refuses vals unless each is one of allowed.
+func eachOf(field string, vals []string, allowed []string) error {
+	for _, x := range vals {
+		if err := oneOf(field, x, allowed); err != nil {
+			return err
 		}
-		return nil
 	}
-	switch p := v.(type) {
-	case *ConsentGranted:
-		if len(p.Purposes) == 0 || len(p.Channels) == 0 {
-			return fmt.Errorf("purposes and channels are required")
-		}
-		if err := each("purpose", p.Purposes, Purposes); err != nil {
+	return nil
+}
+
+func (p *ConsentGranted) check() error {
+	if len(p.Purposes) == 0 || len(p.Channels) == 0 {
+		return fmt.Errorf("purposes and channels are required")
+	}
+	if err := eachOf("purpose", p.Purposes, Purposes); err != nil {
+		return err
+	}
+	if err := eachOf("channel", p.Channels, Channels); err != nil {
+		return err
+	}
+	return oneOf("source", p.Source, ConsentSources)
+}
+
+func (p *ConsentWithdrawn) check() error {
+	if err := eachOf("purpose", p.Purposes, Purposes); err != nil {
+		return err
+	}
+	if err := eachOf("channel", p.Channels, Channels); err != nil {
+		return err
+	}
+	return oneOf("via", p.Via, WithdrawVias)
+}
+
+func (p *RelationshipStarted) check() error {
+	if p.ContractRef == "" {
+		return fmt.Errorf("contract_ref is required")
+	}
+	return p.checkPlan()
+}
+
+func (p *RelationshipEnded) check() error {
+	if p.ContractRef == "" {
+		return fmt.Errorf("contract_ref is required")
+	}
+	return nil
+}
+
+func (p *SuppressionListed) check() error {
+	if p.List == "" {
+		return fmt.Errorf("list is required")
+	}
+	return oneOf("scope", p.Scope, Scopes)
+}
+
+func (p *SuppressionLifted) check() error {
+	if p.List == "" {
+		return fmt.Errorf("list is required")
+	}
+	return oneOf("scope", p.Scope, Scopes)
+}
+
+func (p *ContactMade) check() error {
+	if p.Line == "" {
+		return fmt.Errorf("line is required")
+	}
+	if p.Decision != nil {
+		if err := p.Decision.check(); err != nil {
 			return err
 		}
-		if err := each("channel", p.Channels, Channels); err != nil {
+	}
+	if err := oneOf("channel", p.Channel, Channels); err != nil {
+		return err
+	}
+	return oneOf("purpose", p.Purpose, Purposes)
+}
+
+func (p *ComplaintReceived) check() error {
+	if p.Via != "" && p.Via != ViaSelfService {
+		return fmt.Errorf("via %q is not %s", p.Via, ViaSelfService)
+	}
+	if len(p.Contact) > MaxIDLen {
+		return fmt.Errorf("contact is longer than %d bytes", MaxIDLen)
+	}
+	if p.Channel != "" {
+		if err := oneOf("channel", p.Channel, Channels); err != nil {
 			return err
 		}
-		return in("source", p.Source, ConsentSources)
-	case *ConsentWithdrawn:
-		if err := each("purpose", p.Purposes, Purposes); err != nil {
-			return err
-		}
-		if err := each("channel", p.Channels, Channels); err != nil {
-			return err
-		}
-		return in("via", p.Via, WithdrawVias)
-	case *RelationshipStarted:
-		if p.ContractRef == "" {
-			return fmt.Errorf("contract_ref is required")
-		}
-		return p.checkPlan()
-	case *RelationshipEnded:
-		if p.ContractRef == "" {
-			return fmt.Errorf("contract_ref is required")
-		}
-	case *SuppressionListed:
-		if p.List == "" {
-			return fmt.Errorf("list is required")
-		}
-		return in("scope", p.Scope, Scopes)
-	case *SuppressionLifted:
-		if p.List == "" {
-			return fmt.Errorf("list is required")
-		}
-		return in("scope", p.Scope, Scopes)
-	case *ContactMade:
-		if p.Line == "" {
-			return fmt.Errorf("line is required")
-		}
-		if p.Decision != nil {
-			if err := p.Decision.check(); err != nil {
-				return err
-			}
-		}
-		if err := in("channel", p.Channel, Channels); err != nil {
-			return err
-		}
-		return in("purpose", p.Purpose, Purposes)
-	case *ComplaintReceived:
-		if p.Via != "" && p.Via != ViaSelfService {
-			return fmt.Errorf("via %q is not %s", p.Via, ViaSelfService)
-		}
-		if len(p.Contact) > MaxIDLen {
-			return fmt.Errorf("contact is longer than %d bytes", MaxIDLen)
-		}
-		if p.Channel != "" {
-			if err := in("channel", p.Channel, Channels); err != nil {
-				return err
-			}
-		}
-		return in("source", p.Source, ComplaintFrom)
-	case *SubjectErased:
-		if p.Via != "" && p.Via != ViaSelfService {
-			return fmt.Errorf("via %q is not %s", p.Via, ViaSelfService)
-		}
-	case *LineSuspended:
-		if p.Line == "" || p.Rule == "" {
-			return fmt.Errorf("line and rule are required")
-		}
-	case *LineReinstated:
-		if p.Line == "" {
-			return fmt.Errorf("line is required")
-		}
+	}
+	return oneOf("source", p.Source, ComplaintFrom)
+}
+
+func (p *SubjectErased) check() error {
+	if p.Via != "" && p.Via != ViaSelfService {
+		return fmt.Errorf("via %q is not %s", p.Via, ViaSelfService)
+	}
+	return nil
+}
+
+func (p *LineSuspended) check() error {
+	if p.Line == "" || p.Rule == "" {
+		return fmt.Errorf("line and rule are required")
+	}
+	return nil
+}
+
+func (p *LineReinstated) check() error {
+	if p.Line == "" {
+		return fmt.Errorf("line is required")
 	}
 	return nil
 }
