@@ -23,7 +23,7 @@ type KeyAdmin interface {
 
 type keyIn struct {
 	Body struct {
-		Role      string    `json:"role" enum:"admin,business,auditor,regulator,reviewer"`
+		Role      role      `json:"role"`
 		Tenant    string    `json:"tenant,omitempty" maxLength:"64" doc:"required for business keys"`
 		ExpiresIn string    `json:"expires_in,omitempty" maxLength:"32" doc:"lifetime, e.g. 720h or 90d; the key then answers 401 'expired'"`
 		ExpiresAt time.Time `json:"expires_at,omitzero" doc:"when the key stops working (instead of expires_in)"`
@@ -100,7 +100,7 @@ func (s *Server) registerAdmin() {
 		Tags: []string{"admin"}, DefaultStatus: http.StatusCreated, Middlewares: admin, Security: sec,
 		Errors: []int{401, 403, 422}},
 		func(ctx context.Context, in *keyIn) (*keyOut, error) {
-			spec := auth.Spec{Role: in.Body.Role, Tenant: in.Body.Tenant, Expires: in.Body.ExpiresAt, Backfill: in.Body.Backfill}
+			spec := auth.Spec{Role: string(in.Body.Role), Tenant: in.Body.Tenant, Expires: in.Body.ExpiresAt, Backfill: in.Body.Backfill}
 			if in.Body.ExpiresIn != "" {
 				if !spec.Expires.IsZero() {
 					return nil, huma.Error422UnprocessableEntity("give expires_in or expires_at, not both")

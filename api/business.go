@@ -57,9 +57,9 @@ type consentIn struct {
 	Body struct {
 		Common
 		Number    string          `json:"number" maxLength:"32" example:"+8613800138000"`
-		Purposes  []string        `json:"purposes" minItems:"1" enum:"service,marketing"`
-		Channels  []string        `json:"channels" minItems:"1" enum:"call,sms,flash"`
-		Source    string          `json:"source" enum:"web_form,call_recording,paper,sms_reply,bundled_terms,api"`
+		Purposes  []purpose       `json:"purposes" minItems:"1"`
+		Channels  []channel       `json:"channels" minItems:"1"`
+		Source    consentSource   `json:"source"`
 		Evidence  ledger.Evidence `json:"evidence,omitempty"`
 		ExpiresAt *time.Time      `json:"expires_at,omitempty"`
 	}
@@ -69,13 +69,13 @@ type withdrawalIn struct {
 	IdempotencyKey
 	Body struct {
 		Common
-		Number   string   `json:"number" maxLength:"32"`
-		Purposes []string `json:"purposes,omitempty" enum:"service,marketing" doc:"empty means every purpose"`
-		Channels []string `json:"channels,omitempty" enum:"call,sms,flash" doc:"empty means every channel"`
-		All      bool     `json:"all,omitempty"`
-		Via      string   `json:"via" enum:"sms_keyword,call,agent,web,api"`
-		RawText  string   `json:"raw_text,omitempty" maxLength:"1000"`
-		Line     string   `json:"line,omitempty" maxLength:"64"`
+		Number   string      `json:"number" maxLength:"32"`
+		Purposes []purpose   `json:"purposes,omitempty" doc:"empty means every purpose"`
+		Channels []channel   `json:"channels,omitempty" doc:"empty means every channel"`
+		All      bool        `json:"all,omitempty"`
+		Via      withdrawVia `json:"via"`
+		RawText  string      `json:"raw_text,omitempty" maxLength:"1000"`
+		Line     string      `json:"line,omitempty" maxLength:"64"`
 	}
 }
 
@@ -107,15 +107,15 @@ type contactIn struct {
 	IdempotencyKey
 	Body struct {
 		Common
-		Number      string `json:"number" maxLength:"32"`
-		Line        string `json:"line" minLength:"1" maxLength:"64"`
-		Channel     string `json:"channel" enum:"call,sms,flash"`
-		Purpose     string `json:"purpose" enum:"service,marketing"`
-		Campaign    string `json:"campaign,omitempty" maxLength:"128"`
-		Outcome     string `json:"outcome,omitempty" maxLength:"64"`
-		DurationS   int    `json:"duration_s,omitempty" minimum:"0"`
-		DecisionID  string `json:"decision_id,omitempty" maxLength:"200" doc:"the id of the decision the contact relied on (POST /v1/decisions)"`
-		DecisionTag string `json:"decision_tag,omitempty" maxLength:"64" doc:"that decision's tag"`
+		Number      string  `json:"number" maxLength:"32"`
+		Line        string  `json:"line" minLength:"1" maxLength:"64"`
+		Channel     channel `json:"channel"`
+		Purpose     purpose `json:"purpose"`
+		Campaign    string  `json:"campaign,omitempty" maxLength:"128"`
+		Outcome     string  `json:"outcome,omitempty" maxLength:"64"`
+		DurationS   int     `json:"duration_s,omitempty" minimum:"0"`
+		DecisionID  string  `json:"decision_id,omitempty" maxLength:"200" doc:"the id of the decision the contact relied on (POST /v1/decisions)"`
+		DecisionTag string  `json:"decision_tag,omitempty" maxLength:"64" doc:"that decision's tag"`
 	}
 }
 
@@ -123,11 +123,11 @@ type complaintIn struct {
 	IdempotencyKey
 	Body struct {
 		Common
-		Number  string `json:"number" maxLength:"32"`
-		Line    string `json:"line,omitempty" maxLength:"64"`
-		Channel string `json:"channel,omitempty" enum:"call,sms,flash"`
-		Source  string `json:"source" enum:"customer,operator,regulator" doc:"a business key records customer complaints only"`
-		Reason  string `json:"reason,omitempty" maxLength:"1000"`
+		Number  string          `json:"number" maxLength:"32"`
+		Line    string          `json:"line,omitempty" maxLength:"64"`
+		Channel channel         `json:"channel,omitempty"`
+		Source  complaintSource `json:"source" doc:"a business key records customer complaints only"`
+		Reason  string          `json:"reason,omitempty" maxLength:"1000"`
 	}
 }
 
@@ -156,13 +156,13 @@ func (s *Server) registerBusiness() {
 		func(ctx context.Context, in *consentIn) (*writeOutput, error) {
 			b := in.Body
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ConsentGranted{
-				Purposes: b.Purposes, Channels: b.Channels, Source: b.Source, Evidence: b.Evidence, ExpiresAt: b.ExpiresAt})
+				Purposes: strs(b.Purposes), Channels: strs(b.Channels), Source: string(b.Source), Evidence: b.Evidence, ExpiresAt: b.ExpiresAt})
 		})
 	huma.Register(s.api, post("record-withdrawal", "/v1/withdrawals", "Record an opt-out"),
 		func(ctx context.Context, in *withdrawalIn) (*writeOutput, error) {
 			b := in.Body
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ConsentWithdrawn{
-				Purposes: b.Purposes, Channels: b.Channels, All: b.All, Via: b.Via, RawText: b.RawText, Line: b.Line})
+				Purposes: strs(b.Purposes), Channels: strs(b.Channels), All: b.All, Via: string(b.Via), RawText: b.RawText, Line: b.Line})
 		})
 	huma.Register(s.api, post("start-relationship", "/v1/relationships", "Record the start of a customer relationship (a contract)"),
 		func(ctx context.Context, in *relationshipIn) (*writeOutput, error) {
@@ -215,9 +215,9 @@ func (s *Server) registerBusiness() {
 				// rule; it is the same name Decide computes for the number
 				// it is asked about.
 				return &ledger.ContactMade{
-					Line: b.Line, Channel: b.Channel, Purpose: b.Purpose, Campaign: b.Campaign, Outcome: b.Outcome,
+					Line: b.Line, Channel: string(b.Channel), Purpose: string(b.Purpose), Campaign: b.Campaign, Outcome: b.Outcome,
 					DurationS: b.DurationS, DecisionID: b.DecisionID, Region: s.region(e164), Backfill: b.Backfill,
-					Decision: s.cite(who(ctx).key.Tenant, e164, b.Channel, b.Purpose, b.Line, at, b.DecisionID, b.DecisionTag, &cited)}
+					Decision: s.cite(who(ctx).key.Tenant, e164, string(b.Channel), string(b.Purpose), b.Line, at, b.DecisionID, b.DecisionTag, &cited)}
 			})
 			if err == nil && out.Status == http.StatusCreated {
 				s.cfg.Metrics.contact(cited)
@@ -234,7 +234,7 @@ func (s *Server) registerBusiness() {
 				return nil, err
 			}
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ComplaintReceived{
-				Line: b.Line, Channel: b.Channel, Source: b.Source, Reason: b.Reason})
+				Line: b.Line, Channel: string(b.Channel), Source: string(b.Source), Reason: b.Reason})
 		})
 	huma.Register(s.api, post("record-suppression", "/v1/suppressions", "Put a number on, or take it off, the tenant's do-not-contact list"),
 		func(ctx context.Context, in *suppressionIn) (*writeOutput, error) {
@@ -441,8 +441,8 @@ func sameJSON(a, b json.RawMessage) bool {
 type decisionIn struct {
 	Body struct {
 		Number  string     `json:"number" maxLength:"32"`
-		Channel string     `json:"channel" enum:"call,sms,flash"`
-		Purpose string     `json:"purpose" enum:"service,marketing"`
+		Channel channel    `json:"channel"`
+		Purpose purpose    `json:"purpose"`
 		Line    string     `json:"line,omitempty" maxLength:"64"`
 		At      *time.Time `json:"at,omitempty" doc:"ask about a past moment; defaults to now"`
 	}
@@ -480,7 +480,7 @@ func (s *Server) registerDecisions(mw huma.Middlewares, sec []map[string][]strin
 				at = in.Body.At.UTC()
 			}
 			d, err := s.cfg.Decider.Decide(ctx, notify.Query{Tenant: p.key.Tenant, Subject: subject, Number: e164,
-				Channel: in.Body.Channel, Purpose: in.Body.Purpose, Line: in.Body.Line, At: at})
+				Channel: string(in.Body.Channel), Purpose: string(in.Body.Purpose), Line: in.Body.Line, At: at})
 			if err != nil {
 				s.cfg.Log.Error("decide", "err", err)
 				return nil, huma.Error500InternalServerError("decision failed")
@@ -491,7 +491,7 @@ func (s *Server) registerDecisions(mw huma.Middlewares, sec []map[string][]strin
 			if at.IsZero() {
 				at = s.cfg.Now().UTC()
 			}
-			id, tag := s.tags.issue(question{tenant: p.key.Tenant, subject: subject, channel: in.Body.Channel, purpose: in.Body.Purpose, line: in.Body.Line},
+			id, tag := s.tags.issue(question{tenant: p.key.Tenant, subject: subject, channel: string(in.Body.Channel), purpose: string(in.Body.Purpose), line: in.Body.Line},
 				d.Allowed, d.RulesVersion, d.AsOf, at)
 			return &decisionOut{Body: DecisionBody{ID: id, Tag: tag, At: at, Allowed: d.Allowed, Reasons: d.Reasons, RulesVersion: d.RulesVersion, AsOf: d.AsOf, Revision: d.Revision}}, nil
 		})
@@ -639,7 +639,7 @@ var ErasureReasons = []string{"customer_request", "retention_expired", "legal_ob
 type erasureIn struct {
 	Number string `path:"number" maxLength:"32"`
 	Body   *struct {
-		Reason string `json:"reason,omitempty" enum:"customer_request,retention_expired,legal_obligation,consent_withdrawn,other" doc:"defaults to customer_request"`
+		Reason erasureReason `json:"reason,omitempty" doc:"defaults to customer_request"`
 	} `required:"false"`
 }
 
@@ -675,7 +675,7 @@ func (s *Server) registerSubjects(mw huma.Middlewares, sec []map[string][]string
 			}
 			reason := "customer_request"
 			if in.Body != nil && in.Body.Reason != "" {
-				reason = in.Body.Reason
+				reason = string(in.Body.Reason)
 			}
 			evs, err := s.erase(ctx, subject, []string{p.key.Tenant}, false, p.key.ID, ledger.SubjectErased{Reason: reason})
 			if err != nil {

@@ -43,12 +43,12 @@ type externalComplaintIn struct {
 	IdempotencyKey
 	Body struct {
 		Common
-		Number  string `json:"number" maxLength:"32"`
-		Line    string `json:"line" minLength:"1" maxLength:"64" doc:"the line complained about"`
-		Tenant  string `json:"tenant,omitempty" maxLength:"64" doc:"the business the line belongs to; may be left out for a line heed's configuration assigns"`
-		Channel string `json:"channel,omitempty" enum:"call,sms,flash"`
-		Source  string `json:"source" enum:"operator,regulator"`
-		Reason  string `json:"reason,omitempty" maxLength:"1000"`
+		Number  string         `json:"number" maxLength:"32"`
+		Line    string         `json:"line" minLength:"1" maxLength:"64" doc:"the line complained about"`
+		Tenant  string         `json:"tenant,omitempty" maxLength:"64" doc:"the business the line belongs to; may be left out for a line heed's configuration assigns"`
+		Channel channel        `json:"channel,omitempty"`
+		Source  externalSource `json:"source"`
+		Reason  string         `json:"reason,omitempty" maxLength:"1000"`
 	}
 }
 
@@ -104,7 +104,7 @@ func (s *Server) registerExternal() {
 				return nil, err
 			}
 			payload := func() any {
-				return &ledger.ComplaintReceived{Line: b.Line, Channel: b.Channel, Source: b.Source, Reason: b.Reason}
+				return &ledger.ComplaintReceived{Line: b.Line, Channel: string(b.Channel), Source: string(b.Source), Reason: b.Reason}
 			}
 			ev, err := ledger.NewEvent(tenant, subject, at, payload())
 			if err != nil {

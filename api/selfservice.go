@@ -22,9 +22,9 @@ const customerActor = "customer"
 
 type meWithdrawalIn struct {
 	Body struct {
-		Tenant   string   `json:"tenant" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9_.]+$" doc:"the business to stop, as GET /v1/me/contacts names it"`
-		Channels []string `json:"channels,omitempty" maxItems:"3" enum:"call,sms,flash" doc:"stop these channels only; empty: every channel"`
-		Purposes []string `json:"purposes,omitempty" maxItems:"2" enum:"service,marketing" doc:"stop these purposes only; empty: every purpose"`
+		Tenant   string    `json:"tenant" minLength:"1" maxLength:"64" pattern:"^[A-Za-z0-9_.]+$" doc:"the business to stop, as GET /v1/me/contacts names it"`
+		Channels []channel `json:"channels,omitempty" maxItems:"3" doc:"stop these channels only; empty: every channel"`
+		Purposes []purpose `json:"purposes,omitempty" maxItems:"2" doc:"stop these purposes only; empty: every purpose"`
 	}
 }
 
@@ -44,7 +44,7 @@ func (s *Server) registerCustomerActions() {
 		Description: "Records ConsentWithdrawn via self-service in that business's contact stream. It holds until the customer agrees again.",
 		Tags:        []string{"customer"}, Middlewares: mw, Security: sec, DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 422}},
 		func(ctx context.Context, in *meWithdrawalIn) (*writeOutput, error) {
-			e, err := s.customerWithdraw(ctx, who(ctx).number, in.Body.Tenant, in.Body.Channels, in.Body.Purposes)
+			e, err := s.customerWithdraw(ctx, who(ctx).number, in.Body.Tenant, strs(in.Body.Channels), strs(in.Body.Purposes))
 			if err != nil {
 				return nil, selfServiceProblem(err)
 			}
