@@ -23,6 +23,7 @@ import (
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections/contactindex"
 )
 
 // MaxBody is the largest request body accepted, in bytes.
@@ -137,7 +138,7 @@ type Server struct {
 	cfg      Config
 	api      huma.API
 	mux      *http.ServeMux
-	contacts *index
+	contacts ContactIndex
 	// codeLocks serialise sign-in challenges per number.
 	codeLocks stripes
 	people    *people
@@ -180,8 +181,7 @@ func New(cfg Config) *Server {
 	// The one place writes pass: personal fields are sealed here, whichever
 	// operation wrote them.
 	cfg.Store = pii.Seal(cfg.Store, cfg.PII)
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: newIndex(), people: newPeople(200_000), tags: newTagger(cfg.DecisionKey)}
-	s.contacts.leaves = cfg.Leaves
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: contactindex.New(cfg.Store, cfg.Leaves), people: newPeople(200_000), tags: newTagger(cfg.DecisionKey)}
 	hc := huma.DefaultConfig("heed", cfg.Version)
 	hc.Info.Description = "Compliance ledger for outbound customer contact, and the flash-SMS notifier that obeys it."
 	hc.CreateHooks = nil // no $schema links in bodies
@@ -210,7 +210,7 @@ func (s *Server) API() huma.API { return s.api }
 
 // Run keeps the cross-tenant contact index current until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
-	return s.contacts.run(ctx, s.cfg.Store)
+	return s.contacts.Run(ctx)
 }
 
 // ServeHTTP limits the body, records metrics and serves the request.

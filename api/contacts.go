@@ -3,35 +3,14 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/notify"
+	"github.com/heed/heed/projections/contactindex"
 )
-
-// index knows which tenants recorded something about each subject (in
-// their contact stream, mostly), so a customer's view reads a handful of
-// streams instead of scanning the log, and a customer's erasure reaches
-// every tenant's key.
-type index struct {
-	mu      sync.RWMutex
-	tenants tenantSets    // subject → tenants
-	seen    atomic.Uint64 // last log position applied
-	// tmpls are the flash templates proposed so far (see review.go).
-	tmpls map[tenantTemplate]bool
-
-	// With leaves, the index reads the stored leaves and picks tenant,
-	// subject and stream out of their canonical prefix instead of having
-	// every event decoded for it (see ledger.ReadLeafHead).
-	leaves  LeafReader
-	catchMu sync.Mutex
-	decoded int // leaves ReadLeafHead could not read, decoded instead (under catchMu)
-}
 
 // LeafReader reads the log's stored canonical leaves (ledger.Event.Leaf)
 // without decoding them, as ledger/bolt does.
@@ -39,160 +18,18 @@ type LeafReader interface {
 	ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error)
 }
 
-func newIndex() *index { return &index{tenants: newTenantSets(), tmpls: map[tenantTemplate]bool{}} }
-
-// tenantTemplate names one tenant's template.
-type tenantTemplate struct{ tenant, id string }
-
-func (x *index) note(e ledger.Event) {
-	if kind, id, ok := ledger.ParseStream(e.Stream, e.Tenant); e.Type == ledger.TypeTemplateProposed && kind == ledger.StreamTemplate && ok {
-		x.noteTemplate([]byte(e.Tenant), []byte(id))
-	}
-	if e.Tenant == "" || e.Subject == "" {
-		return
-	}
-	x.noteKeys([]byte(e.Tenant), []byte(e.Subject))
-}
-
-// noteTemplate records tenant's template id.
-func (x *index) noteTemplate(tenant, id []byte) {
-	if len(tenant) == 0 {
-		return
-	}
-	k := tenantTemplate{string(tenant), string(id)}
-	x.mu.Lock()
-	x.tmpls[k] = true
-	x.mu.Unlock()
-}
-
-func (x *index) noteKeys(tenant, subject []byte) {
-	// Looked up with the bytes: no string is made for a known pair.
-	x.mu.RLock()
-	ok := x.tenants.has(tenant, subject)
-	x.mu.RUnlock()
-	if !ok {
-		x.add(string(tenant), string(subject))
-	}
-}
-
-func (x *index) add(tenant, subject string) {
-	x.mu.Lock()
-	x.tenants.add(tenant, subject)
-	x.mu.Unlock()
-}
-
-func (x *index) run(ctx context.Context, st ledger.Store) error {
-	if x.leaves == nil {
-		return st.Follow(ctx, x.seen.Load()+1, func(e ledger.Event) error {
-			x.note(e)
-			x.seen.Store(e.Position)
-			return nil
-		})
-	}
-	// Polled, not followed: a customer's query catches up itself (see of),
-	// so the poll only keeps that catch-up short.
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if err := x.catchUp(ctx); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// catchUp applies the leaves stored since the last one applied.
-func (x *index) catchUp(ctx context.Context) error {
-	x.catchMu.Lock()
-	defer x.catchMu.Unlock()
-	for {
-		ls, err := x.leaves.ReadLeaves(ctx, x.seen.Load()+1, 4096)
-		if err != nil || len(ls) == 0 {
-			return err
-		}
-		for _, l := range ls {
-			k, ok := ledger.ReadLeafHead(l)
-			if !ok {
-				x.decoded++
-				e, err := ledger.ParseLeaf(l)
-				if err != nil {
-					return fmt.Errorf("api: contact index: %w", err)
-				}
-				x.note(e)
-				x.seen.Store(e.Position)
-				continue
-			}
-			// A leaf that ties a tenant to its subject (what note checks on
-			// a decoded event): most are in the tenant's contact stream for
-			// the subject; others (a reply to the tenant's line) hold data
-			// a customer's erasure at every business must reach all the
-			// same.
-			if len(k.Tenant) > 0 && len(k.Subject) > 0 {
-				x.noteKeys(k.Tenant, k.Subject)
-			} else if kind, id, ok := ledger.ParseStream(k.Stream, k.Tenant); kind == ledger.StreamTemplate && ok {
-				x.noteTemplate(k.Tenant, id)
-			}
-			x.seen.Store(k.Position)
-		}
-	}
-}
-
-// of returns the tenants of subject once the index has caught up with the
-// log's head (or after a short wait, with what it has).
-func (x *index) of(ctx context.Context, st ledger.Store, subject string) ([]string, error) {
-	if err := x.reach(ctx, st); err != nil {
-		return nil, err
-	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return x.tenants.of(subject), nil
-}
-
-// templates returns every tenant's templates once the index has caught up
-// with the log's head (or after a short wait, with what it has).
-func (x *index) templates(ctx context.Context, st ledger.Store) ([]tenantTemplate, error) {
-	if err := x.reach(ctx, st); err != nil {
-		return nil, err
-	}
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	out := make([]tenantTemplate, 0, len(x.tmpls))
-	for k := range x.tmpls {
-		out = append(out, k)
-	}
-	return out, nil
-}
-
-// reach waits until the index has applied the log's head, up to a short
-// while.
-func (x *index) reach(ctx context.Context, st ledger.Store) error {
-	head, err := st.Head(ctx)
-	if err != nil {
-		return err
-	}
-	if x.leaves != nil {
-		if err := x.catchUp(ctx); err != nil {
-			return err
-		}
-	}
-	deadline := time.NewTimer(2 * time.Second)
-	defer deadline.Stop()
-	poll := time.NewTicker(5 * time.Millisecond)
-	defer poll.Stop()
-	for x.seen.Load() < head {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-deadline.C:
-			return nil // answer with what it has
-		case <-poll.C:
-		}
-	}
-	return nil
+// ContactIndex is the cross-tenant projection the customer's pages, the
+// erasure and the template review read (contactindex.Index): it answers
+// once it has caught up with the log's head, or after a short wait with
+// what it has, and stops waiting when ctx ends.
+type ContactIndex interface {
+	// Run keeps the index current until ctx is done.
+	Run(ctx context.Context) error
+	// Tenants lists, sorted, the tenants that recorded something about
+	// subject.
+	Tenants(ctx context.Context, subject string) ([]string, error)
+	// Templates lists every tenant's proposed templates.
+	Templates(ctx context.Context) ([]contactindex.Template, error)
 }
 
 // Basis is the recorded fact a contact relied on.
@@ -240,7 +77,7 @@ type Contact struct {
 // contactsOf lists every contact and reminder to a number, across tenants.
 func (s *Server) contactsOf(ctx context.Context, e164 string) ([]Contact, error) {
 	subject := s.cfg.Pseudonyms.Pseudonym(e164)
-	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	tenants, err := s.contacts.Tenants(ctx, subject)
 	if err != nil {
 		return nil, err
 	}

@@ -238,7 +238,7 @@ var selfErased = ledger.SubjectErased{Reason: "customer_request", Via: ledger.Vi
 // empty.
 func (s *Server) customerErase(ctx context.Context, e164, tenant string) ([]ledger.Event, error) {
 	subject := s.cfg.Pseudonyms.Pseudonym(e164)
-	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	tenants, err := s.contacts.Tenants(ctx, subject)
 	if err != nil {
 		return nil, s.storeError("erase", err)
 	}
@@ -342,7 +342,7 @@ func (s *Server) codeHistory(ctx context.Context, subject string) ([]time.Time, 
 			return sent, true, nil
 		}
 	}
-	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	tenants, err := s.contacts.Tenants(ctx, subject)
 	if err != nil {
 		return nil, false, err
 	}

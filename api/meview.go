@@ -331,7 +331,7 @@ func (s *Server) recordView(ctx context.Context, lang, number, token string, n n
 		return nil, err
 	}
 	subject := s.cfg.Pseudonyms.Pseudonym(number)
-	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	tenants, err := s.contacts.Tenants(ctx, subject)
 	if err != nil {
 		return nil, err
 	}

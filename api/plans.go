@@ -340,7 +340,7 @@ func (s *Server) registerMyReminders() {
 			}
 			number := who(ctx).number
 			subject := s.cfg.Pseudonyms.Pseudonym(number)
-			tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+			tenants, err := s.contacts.Tenants(ctx, subject)
 			if err != nil {
 				return nil, s.storeError("reminders", err)
 			}

@@ -247,17 +247,17 @@ func (s *Server) templateNow(ctx context.Context, tenant, id string, version int
 // templateList lists the versions of the templates of the tenants tenant
 // accepts that keep accepts, by tenant and id.
 func (s *Server) templateList(ctx context.Context, tenant func(string) bool, keep func(notify.Version) bool, showTenant bool) (*templateListOut, error) {
-	all, err := s.contacts.templates(ctx, s.cfg.Store)
+	all, err := s.contacts.Templates(ctx)
 	if err != nil {
 		return nil, s.storeError("templates", err)
 	}
 	out := &templateListOut{}
 	out.Body.Templates = []TemplateBody{}
 	for _, tt := range all {
-		if !tenant(tt.tenant) {
+		if !tenant(tt.Tenant) {
 			continue
 		}
-		vs, _, err := notify.ReadTemplate(ctx, s.cfg.Store, tt.tenant, tt.id)
+		vs, _, err := notify.ReadTemplate(ctx, s.cfg.Store, tt.Tenant, tt.ID)
 		if err != nil {
 			return nil, s.storeError("templates", err)
 		}
@@ -265,7 +265,7 @@ func (s *Server) templateList(ctx context.Context, tenant func(string) bool, kee
 			if keep(v) {
 				show := ""
 				if showTenant {
-					show = tt.tenant
+					show = tt.Tenant
 				}
 				out.Body.Templates = append(out.Body.Templates, templateBody(show, v))
 			}

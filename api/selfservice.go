@@ -92,7 +92,7 @@ func selfServiceProblem(err error) error {
 
 // knownTo checks that tenant recorded something about subject.
 func (s *Server) knownTo(ctx context.Context, subject, tenant string) error {
-	tenants, err := s.contacts.of(ctx, s.cfg.Store, subject)
+	tenants, err := s.contacts.Tenants(ctx, subject)
 	if err != nil {
 		return s.storeError("contacts", err)
 	}

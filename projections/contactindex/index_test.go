@@ -1,4 +1,4 @@
-package api
+package contactindex
 
 import (
 	"context"
@@ -43,13 +43,12 @@ func TestContactIndexSameFromLeavesAndEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	followed, leaved := newIndex(), newIndex()
-	leaved.leaves = st
-	for _, x := range []*index{followed, leaved} {
+	followed, leaved := New(st, nil), New(st, st)
+	for _, x := range []*Index{followed, leaved} {
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); _ = x.run(ctx, st) }()
-		if _, err := x.of(ctx, st, "s1"); err != nil {
+		go func() { defer close(done); _ = x.Run(ctx) }()
+		if _, err := x.Tenants(ctx, "s1"); err != nil {
 			t.Fatal(err)
 		}
 		cancel()
@@ -97,13 +96,13 @@ func BenchmarkContactIndex(b *testing.B) {
 	for _, mode := range []string{"follow", "leaves"} {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
-				x := newIndex()
+				x := New(st, nil)
 				if mode == "leaves" {
-					x.leaves = st
+					x = New(st, st)
 				}
 				ctx, cancel := context.WithCancel(ctx)
 				done := make(chan struct{})
-				go func() { defer close(done); _ = x.run(ctx, st) }()
+				go func() { defer close(done); _ = x.Run(ctx) }()
 				for x.seen.Load() < n {
 					time.Sleep(100 * time.Microsecond)
 				}
@@ -127,10 +126,57 @@ func TestIndexWaitHonoursContext(t *testing.T) {
 	if _, err := st.Append(context.Background(), ledger.ContactStream("acme", "s1"), ledger.Any(), []ledger.Event{e}); err != nil {
 		t.Fatal(err)
 	}
-	x := newIndex() // never fed: it stays behind the head
+	x := New(st, nil) // never run: it stays behind the head
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := x.of(ctx, st, "s1"); !errors.Is(err, context.Canceled) {
+	if _, err := x.Tenants(ctx, "s1"); !errors.Is(err, context.Canceled) {
 		t.Errorf("waited out a cancelled request: %v", err)
+	}
+}
+
+// TestIndexAnswersAcrossTenants: what a customer's page reads of the
+// index — the tenants that recorded something about the number, sorted,
+// and no others; the templates each tenant proposed — follows appends
+// made after the index started, on both ways of reading the log.
+func TestIndexAnswersAcrossTenants(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	indexes := map[string]*Index{"follow": New(st, nil), "leaves": New(st, st)}
+	for _, x := range indexes {
+		go func() { _ = x.Run(ctx) }()
+	}
+	add := func(stream, tenant, subject string, p any) {
+		e, err := ledger.NewEvent(tenant, subject, time.Now(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, stream, ledger.Any(), []ledger.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	contact := ledger.ContactMade{Channel: ledger.ChannelCall, Purpose: ledger.PurposeService, Line: "1069"}
+	add(ledger.ContactStream("zeta", "s1"), "zeta", "s1", contact)
+	add(ledger.ContactStream("acme", "s1"), "acme", "s1", contact)
+	add(ledger.ContactStream("acme", "s2"), "acme", "s2", contact)
+	add(ledger.TemplateStream("acme", "renewal"), "acme", "", ledger.TemplateProposed{TemplateID: "renewal", Version: 1,
+		Purpose: ledger.PurposeService, Signature: "平安保险", Text: "您的保单将到期。"})
+	for name, x := range indexes {
+		t.Run(name, func(t *testing.T) {
+			for subject, want := range map[string][]string{"s1": {"acme", "zeta"}, "s2": {"acme"}, "s3": {}} {
+				got, err := x.Tenants(ctx, subject)
+				if err != nil || !slices.Equal(got, want) {
+					t.Errorf("Tenants(%s) = %v, %v; want %v", subject, got, err, want)
+				}
+			}
+			tm, err := x.Templates(ctx)
+			if err != nil || !slices.Equal(tm, []Template{{Tenant: "acme", ID: "renewal"}}) {
+				t.Errorf("Templates = %v, %v", tm, err)
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package contactindex
 
 import (
 	"encoding/hex"
