@@ -199,4 +199,3 @@ func (x *Index) reach(ctx context.Context) error {
 	}
 	return nil
 }
-
