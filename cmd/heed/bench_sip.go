@@ -172,7 +172,16 @@ func benchGate(ctx context.Context, book int, numbers func(int) string) (string,
 	if err, _ := firstErr.Load().(error); err != nil {
 		return fail(err)
 	}
-	runner, err := projections.NewRunner(d.Store, projections.Default(), projections.Options{})
+	// The calls are decided at the real time: quiet hours, still
+	// evaluated, move to the other side of the clock, so that the book's
+	// customers are redirected at any hour the bench runs.
+	rules := projections.Default()
+	away := time.Now().In(time.FixedZone("CST", 8*3600)).Add(12 * time.Hour)
+	rules.QuietHours.Start, rules.QuietHours.End = away.Format("15:04"), away.Add(time.Hour).Format("15:04")
+	if err := rules.Validate(); err != nil {
+		return fail(err)
+	}
+	runner, err := projections.NewRunner(d.Store, rules, projections.Options{})
 	if err != nil {
 		return fail(err)
 	}
