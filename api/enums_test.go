@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,15 +35,7 @@ func TestAPIEnumsAreTheRegistries(t *testing.T) {
 		// flash templates carry service reminders only.
 		"ledger.Purposes: service": {ledger.PurposeService},
 	}
-	h := newHarness(t)
-	r := h.do("GET", "/openapi.json", "", nil)
-	if r.status != 200 {
-		t.Fatalf("GET /openapi.json: %d", r.status)
-	}
-	var doc any
-	if err := json.Unmarshal(r.body, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := servedOpenAPI(t)
 	checked := 0
 	var walk func(path string, x any)
 	walk = func(path string, x any) {

@@ -15,15 +15,7 @@ var update = flag.Bool("update", false, "rewrite testdata/openapi.json from the 
 // the server serves must equal testdata/openapi.json, which
 // `go test ./api -run OpenAPIGolden -update` rewrites.
 func TestOpenAPIGolden(t *testing.T) {
-	h := newHarness(t)
-	r := h.do("GET", "/openapi.json", "", nil)
-	if r.status != 200 {
-		t.Fatalf("GET /openapi.json: %d", r.status)
-	}
-	var doc any
-	if err := json.Unmarshal(r.body, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := servedOpenAPI(t)
 	got, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -42,4 +34,19 @@ func TestOpenAPIGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("the served OpenAPI document differs from %s; review the change and run go test ./api -run OpenAPIGolden -update", path)
 	}
+}
+
+// servedOpenAPI returns the OpenAPI document a server serves, decoded.
+func servedOpenAPI(t *testing.T) any {
+	t.Helper()
+	h := newHarness(t)
+	r := h.do("GET", "/openapi.json", "", nil)
+	if r.status != 200 {
+		t.Fatalf("GET /openapi.json: %d", r.status)
+	}
+	var doc any
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }
