@@ -172,6 +172,7 @@ func benchSchedule(ctx context.Context, args []string) error {
 		}
 		return time.Since(start), ctx.Err()
 	}
+	cpuImport := processCPU()
 	// The book: a synthetic renewal book (ledger/book's: expiries over
 	// the coming year, in Shanghai's dates) imported as heed import does.
 	res, err := book.Bench(ctx, book.Config{Store: d.Store, Keys: d.Keys, Tenant: tenant, Actor: "heed bench", Location: shanghai,
@@ -189,7 +190,9 @@ func benchSchedule(ctx context.Context, args []string) error {
 		return fmt.Errorf("the book's import recorded %d of %d rows", res.Recorded, *n)
 	}
 	imported := res.PerSecond
-	fmt.Printf("imported=%d elapsed_s=%.1f imported_per_s=%.0f\n", res.Recorded, res.Elapsed.Seconds(), imported)
+	cpuImport = processCPU() - cpuImport
+	fmt.Printf("imported=%d elapsed_s=%.1f imported_per_s=%.0f cpu_us_per_row=%.0f\n", res.Recorded, res.Elapsed.Seconds(), imported,
+		float64(cpuImport.Microseconds())/float64(res.Recorded))
 	if _, err := write("writing the firing book", *fire, fireRow); err != nil {
 		return err
 	}
@@ -334,6 +337,7 @@ func benchSchedule(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cpuFire := processCPU()
 	clock.runFrom(f0.Add(-time.Second))
 	firstDue := time.Now().Add(time.Second)
 	deadline := time.Now().Add(spread + 10*time.Minute)
@@ -346,6 +350,7 @@ func benchSchedule(ctx context.Context, args []string) error {
 		}
 	}
 	stopProfile()
+	cpuFire = processCPU() - cpuFire
 	mu.Lock()
 	firing := lastFire.Sub(firstDue)
 	got := slices.Clone(lags)
@@ -358,8 +363,8 @@ func benchSchedule(ctx context.Context, args []string) error {
 	}
 	slices.Sort(got)
 	p99 := got[len(got)*99/100]
-	fmt.Printf("fired=%d elapsed_s=%.2f delivered=%d lag_p50_ms=%.0f lag_max_ms=%.0f\n", len(got), firing.Seconds(),
-		delivered.Load(), ms(got[len(got)/2]), ms(got[len(got)-1]))
+	fmt.Printf("fired=%d elapsed_s=%.2f delivered=%d lag_p50_ms=%.0f lag_max_ms=%.0f cpu_us_per_fired=%.0f\n", len(got), firing.Seconds(),
+		delivered.Load(), ms(got[len(got)/2]), ms(got[len(got)-1]), float64(cpuFire.Microseconds())/float64(len(got)))
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
