@@ -188,11 +188,12 @@ type Config struct {
 
 // Notifier runs reminders and inbound opt-outs.
 type Notifier struct {
-	gate     gate
-	cfg      Config
-	keywords map[string]bool
-	lineOf   map[string]string // tenant → the line its reminders use by default
-	mo       *smpp.Reassembler[Inbound]
+	gate      gate
+	templates templates
+	cfg       Config
+	keywords  map[string]bool
+	lineOf    map[string]string // tenant → the line its reminders use by default
+	mo        *smpp.Reassembler[Inbound]
 
 	// Only reminders without a final state are held in memory; the log
 	// answers for the others (see find).

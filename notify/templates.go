@@ -195,17 +195,17 @@ func (n *Notifier) prepare(ctx context.Context, r Request) (prepared, error) {
 	fields := map[string]string{}
 	switch {
 	case r.TemplateID != "":
-		vs, rev, err := ReadTemplate(ctx, n.cfg.Store, r.Tenant, r.TemplateID)
+		tr, err := n.templates.read(ctx, n.cfg.Store, r.Tenant, r.TemplateID)
 		if err != nil {
 			return p, err
 		}
-		p.stream, p.rev = ledger.TemplateStream(r.Tenant, r.TemplateID), rev
-		reason, v := approval(vs, r.TemplateID, r.TemplateVersion)
+		p.stream, p.rev = ledger.TemplateStream(r.Tenant, r.TemplateID), tr.rev
+		reason, v := approval(tr.vs, r.TemplateID, r.TemplateVersion)
 		p.reasons = append(p.reasons, reason)
 		if v == nil {
 			return p, nil
 		}
-		t, err := template.Parse(v.Signature, v.Text)
+		t, err := tr.parse(v)
 		if err == nil {
 			p.text, err = t.Render(r.Params)
 		}
