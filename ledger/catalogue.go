@@ -473,18 +473,16 @@ func (p *RelationshipEnded) check() error {
 	return nil
 }
 
-func (p *SuppressionListed) check() error {
-	if p.List == "" {
-		return fmt.Errorf("list is required")
-	}
-	return oneOf("scope", p.Scope, Scopes)
-}
+func (p *SuppressionListed) check() error { return checkList(p.List, p.Scope) }
 
-func (p *SuppressionLifted) check() error {
-	if p.List == "" {
+func (p *SuppressionLifted) check() error { return checkList(p.List, p.Scope) }
+
+// checkList checks what a listing and a lifting both name.
+func checkList(list, scope string) error {
+	if list == "" {
 		return fmt.Errorf("list is required")
 	}
-	return oneOf("scope", p.Scope, Scopes)
+	return oneOf("scope", scope, Scopes)
 }
 
 func (p *ContactMade) check() error {

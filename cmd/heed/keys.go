@@ -42,6 +42,21 @@ func keysLog(ctx context.Context, data dataFlags, storeURL string) (auth.Appende
 	return d.Store, func() { d.Close() }, nil
 }
 
+// keysLogAndFile opens where key events are recorded (keysLog) and the
+// API key file, and returns one function that closes both.
+func keysLogAndFile(ctx context.Context, data dataFlags, storeURL string) (auth.Appender, *auth.Keys, func(), error) {
+	log, closeLog, err := keysLog(ctx, data, storeURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, err := openAPIKeys(*data.dir)
+	if err != nil {
+		closeLog()
+		return nil, nil, nil, err
+	}
+	return log, keys, func() { keys.Close(); closeLog() }, nil
+}
+
 // cliActor names the person at the command line as the actor of events.
 func cliActor() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
@@ -95,16 +110,11 @@ func keysCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, closeLog, err := keysLog(ctx, data, *storeURL)
+	log, keys, closeKeys, err := keysLogAndFile(ctx, data, *storeURL)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	keys, err := openAPIKeys(*data.dir)
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
+	defer closeKeys()
 	tok, key, err := keys.Issue(auth.Spec{Role: *role, Tenant: *tenant, Expires: exp, Backfill: *backfill})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -173,16 +183,11 @@ func keysRevoke(ctx context.Context, args []string) error {
 	if id == "" {
 		return fmt.Errorf("%w: give one key id (heed keys list shows them)", errUsage)
 	}
-	log, closeLog, err := keysLog(ctx, data, *storeURL)
+	log, keys, closeKeys, err := keysLogAndFile(ctx, data, *storeURL)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	keys, err := openAPIKeys(*data.dir)
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
+	defer closeKeys()
 	key, did, err := keys.Revoke(auth.Revocation{ID: id, By: cliActor(), Reason: *reason})
 	switch {
 	case errors.Is(err, auth.ErrUnknownKey):
