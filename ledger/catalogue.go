@@ -440,23 +440,26 @@ func (p *ConsentGranted) check() error {
 	if len(p.Purposes) == 0 || len(p.Channels) == 0 {
 		return fmt.Errorf("purposes and channels are required")
 	}
-	if err := eachOf("purpose", p.Purposes, Purposes); err != nil {
-		return err
-	}
-	if err := eachOf("channel", p.Channels, Channels); err != nil {
+	if err := checkCover(p.Purposes, p.Channels); err != nil {
 		return err
 	}
 	return oneOf("source", p.Source, ConsentSources)
 }
 
 func (p *ConsentWithdrawn) check() error {
-	if err := eachOf("purpose", p.Purposes, Purposes); err != nil {
-		return err
-	}
-	if err := eachOf("channel", p.Channels, Channels); err != nil {
+	if err := checkCover(p.Purposes, p.Channels); err != nil {
 		return err
 	}
 	return oneOf("via", p.Via, WithdrawVias)
+}
+
+// checkCover checks the purposes and channels a consent or an opt-out
+// covers.
+func checkCover(purposes, channels []string) error {
+	if err := eachOf("purpose", purposes, Purposes); err != nil {
+		return err
+	}
+	return eachOf("channel", channels, Channels)
 }
 
 func (p *RelationshipStarted) check() error {
