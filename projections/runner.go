@@ -48,9 +48,13 @@ type Runner struct {
 	pos     atomic.Uint64
 	saved   atomic.Int64 // unix nanoseconds of the last snapshot
 
-	mu      sync.RWMutex
-	st      *State
-	waiters int
+	mu sync.RWMutex
+	st *State
+	// waiters counts the WaitFor calls holding tick; tick is replaced (and
+	// the old one closed) under mu's write lock, so a waiter reads it and
+	// the position under the read lock: waiters do not queue on each
+	// other, only beside the apply.
+	waiters atomic.Int64
 	tick    chan struct{}
 	// failed is the error that stopped the projection (ErrUndecodable).
 	failed atomic.Pointer[error]
@@ -137,7 +141,7 @@ func (r *Runner) apply(e *ledger.Event) error {
 		return err
 	}
 	r.pos.Store(r.st.pos)
-	if r.waiters > 0 {
+	if r.waiters.Load() > 0 {
 		close(r.tick)
 		r.tick = make(chan struct{})
 	}
@@ -178,27 +182,25 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 	defer timer.Stop()
 	expired := false
 	for {
-		r.mu.Lock()
+		r.mu.RLock()
 		if r.st.pos >= pos {
-			r.mu.Unlock()
+			r.mu.RUnlock()
 			return nil
 		}
 		if expired {
-			r.mu.Unlock()
+			r.mu.RUnlock()
 			return fmt.Errorf("%w: at %d, waiting for %d", ErrBehind, r.Position(), pos)
 		}
-		r.waiters++
+		r.waiters.Add(1)
 		ch := r.tick
-		r.mu.Unlock()
+		r.mu.RUnlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 		case <-timer.C:
 			expired = true
 		}
-		r.mu.Lock()
-		r.waiters--
-		r.mu.Unlock()
+		r.waiters.Add(-1)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
