@@ -131,6 +131,16 @@ type Store struct {
 	pruned    uint64        // sequencer only: rec holds nothing at or below it
 	fold      *folding      // committer only: the fold in progress, or nil
 	lastBatch int           // sequencer only: events in the last batch it sealed
+
+	// The runs of the stream index (see runs.go). The committer alone
+	// changes live, merges, dead, nextRun and deadPaced, after Open.
+	live      []run
+	merges    []*merging
+	dead      []uint64 // runs to delete, oldest first
+	nextRun   uint64
+	deadPaced uint64 // head the deletion of dead runs is paced from
+	filters   runFilters
+	idxCache  atomic.Pointer[indexCache]
 	// topID is no less than any id stored or prepared (sequencer only).
 	// Time-ordered ids, the kind NewID makes, mostly sort above it, and
 	// such an id cannot have been appended before: the sequencer then
@@ -209,6 +219,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		readOnly:  o.readOnly,
 		maxBatch:  o.maxBatch,
 		rec:       newRecent(),
+		filters:   runFilters{m: map[uint64]*layer{}},
 		foldEvery: uint64(max(o.foldEvery, 1)),
 		foldAsync: uint64(max(o.foldAsyncFrom, 1)),
 		reqs:      make(chan *request, 4096),
@@ -270,7 +281,7 @@ func (s *Store) load(path string, o options) (err error) {
 			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
 		}
 	}()
-	fresh, unmarked := false, false
+	fresh, unmarked, old := false, false, false
 	var record map[string][]byte
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
@@ -283,7 +294,11 @@ func (s *Store) load(path string, o options) (err error) {
 			fresh = true
 			return nil
 		}
-		if f := m.Get(keyFormat); string(f) != string(formatV1) {
+		switch f := m.Get(keyFormat); string(f) {
+		case string(formatV2):
+		case string(formatV1):
+			old = true
+		default:
 			return fmt.Errorf("%w: %s: unknown format %q", ErrCorrupt, path, f)
 		}
 		head, err := checkTx(tx)
@@ -294,6 +309,10 @@ func (s *Store) load(path string, o options) (err error) {
 			return err
 		}
 		s.head.Store(head)
+		s.deadPaced = head
+		if err := s.loadRuns(tx); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		}
 		folded := head
 		if f := m.Get(keyFolded); f != nil {
 			if len(f) != 8 || binary.BigEndian.Uint64(f) > head {
@@ -310,7 +329,7 @@ func (s *Store) load(path string, o options) (err error) {
 		}
 		return s.rebuild(tx, folded, head)
 	})
-	if err == nil && (unmarked || len(record) > 0) && !s.readOnly {
+	if err == nil && (unmarked || old || len(record) > 0) && !s.readOnly {
 		// A file from before folding has every entry in the bucket. Mark
 		// it before appending, or a crash before the first fold would
 		// leave the new entries neither in the bucket nor rebuilt.
@@ -318,6 +337,17 @@ func (s *Store) load(path string, o options) (err error) {
 			m := tx.Bucket(bucketMeta)
 			for name, v := range record {
 				if err := m.Put(identityKey(name), v); err != nil {
+					return err
+				}
+			}
+			if old {
+				// A file from before runs: its streams bucket is read
+				// as the oldest run, and folds go to runs from now on;
+				// the new format keeps older code from opening it.
+				if err := createRunBuckets(tx); err != nil {
+					return err
+				}
+				if err := m.Put(keyFormat, formatV2); err != nil {
 					return err
 				}
 			}
@@ -342,6 +372,9 @@ func (s *Store) load(path string, o options) (err error) {
 				return fmt.Errorf("bolt: create %s: %w", name, err)
 			}
 		}
+		if err := createRunBuckets(tx); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketMeta).Put(keyFolded, key(0)); err != nil {
 			return err
 		}
@@ -350,8 +383,18 @@ func (s *Store) load(path string, o options) (err error) {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, formatV1)
+		return tx.Bucket(bucketMeta).Put(keyFormat, formatV2)
 	})
+}
+
+// createRunBuckets adds the buckets of the stream index's runs.
+func createRunBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketRuns, bucketFilters} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bolt: create %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // defaultFoldEvery bounds the memory the unfolded entries take (~100
@@ -507,7 +550,11 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	first, tail := s.rec.tail(stream, head)
 	var out []ledger.Event
 	err := s.view(func(tx *bbolt.Tx) error {
-		if len(tail) == 0 && visibleRevision(tx.Bucket(bucketStreams), stream, head) == 0 {
+		x, err := s.index(tx)
+		if err != nil {
+			return err
+		}
+		if len(tail) == 0 && x.revision(stream, head, true) == 0 {
 			return fmt.Errorf("%w: stream %s", ledger.ErrNotFound, stream)
 		}
 		ev := tx.Bucket(bucketEvents)
@@ -528,16 +575,24 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 			return nil
 		}
 		prefix := streamKey(stream, 0)[:2+len(stream)]
-		c := tx.Bucket(bucketStreams).Cursor()
-		for k, v := c.Seek(streamKey(stream, from)); k != nil && hasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
-			if len(tail) > 0 && binary.BigEndian.Uint64(k[len(prefix):]) >= first {
-				break // folded but not yet pruned: read from the tail
-			}
-			if (limit > 0 && len(out) >= limit) || binary.BigEndian.Uint64(v) > head {
-				break
-			}
-			if err := read(v); err != nil {
-				return err
+		// Older runs hold earlier revisions. An entry in two (a fold a
+		// crash interrupted, redone) is read once.
+		var last uint64
+	runs:
+		for _, b := range x.buckets(stream) {
+			c := b.Cursor()
+			for k, v := c.Seek(streamKey(stream, max(from, last+1))); k != nil && hasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+				rev := binary.BigEndian.Uint64(k[len(prefix):])
+				if len(tail) > 0 && rev >= first {
+					break runs // folded but not yet pruned: read from the tail
+				}
+				if (limit > 0 && len(out) >= limit) || binary.BigEndian.Uint64(v) > head {
+					break runs
+				}
+				if err := read(v); err != nil {
+					return err
+				}
+				last = rev
 			}
 		}
 		for i, pos := range tail {
@@ -606,7 +661,11 @@ func (s *Store) StreamRevision(ctx context.Context, stream string) (uint64, erro
 	}
 	var rev uint64
 	err := s.view(func(tx *bbolt.Tx) error {
-		rev = visibleRevision(tx.Bucket(bucketStreams), stream, head)
+		x, err := s.index(tx)
+		if err != nil {
+			return err
+		}
+		rev = x.revision(stream, head, true)
 		return nil
 	})
 	return rev, err

@@ -50,3 +50,22 @@ func IDsFill(s *Store) (fill float64) {
 	})
 	return fill
 }
+
+// RunLevels lists the levels of the stream index's live runs, oldest
+// first, and counts the run buckets in the file, live or dead.
+func RunLevels(s *Store) (levels []int, buckets int) {
+	s.db.View(func(tx *bbolt.Tx) error {
+		runs, _ := decodeRuns(tx.Bucket(bucketMeta).Get(keyRuns))
+		for _, r := range runs {
+			levels = append(levels, int(r.level))
+		}
+		if rb := tx.Bucket(bucketRuns); rb != nil {
+			rb.ForEachBucket(func([]byte) error { buckets++; return nil })
+		}
+		return nil
+	})
+	return levels, buckets
+}
+
+// RunFanout is how many runs of a level are merged into one.
+const RunFanout = runFanout

@@ -24,25 +24,58 @@ import (
 // the same values.
 type folding struct {
 	upto    uint64
-	ready   chan []logged // the sorted entries, when gathered off the committer
+	run     uint64         // the run the entries go into
+	ready   chan gathered  // the sorted entries, when gathered off the committer
 	entries []logged
+	filter  *layer // of the entries' streams
+	names   uint64 // distinct streams among them
 	sorted  bool
 	next    int    // entries[:next] are committed in the bucket
 	start   uint64 // head when the entries were ready: pacing counts from it
+}
+
+// gathered is a generation's entries in key order and the filter of their
+// streams.
+type gathered struct {
+	entries []logged
+	filter  *layer
+	names   uint64
+}
+
+// gather returns the entries after position from and at or below upto, in
+// key order, with a filter of their streams.
+func (s *Store) gather(from, upto uint64) gathered {
+	g := gathered{entries: s.rec.between(from, upto)}
+	last := ""
+	for i := range g.entries {
+		if i == 0 || g.entries[i].stream != last {
+			last = g.entries[i].stream
+			g.names++
+		}
+	}
+	l := newLayer(int(g.names))
+	g.filter = &l
+	for i := range g.entries {
+		if i == 0 || g.entries[i].stream != g.entries[i-1].stream {
+			l.add(runHash(g.entries[i].stream))
+		}
+	}
+	return g
 }
 
 // foldStep writes this batch's share of the fold into tx, starting a fold
 // when a generation is due. It records in p what the commit, if it
 // succeeds, has made true. It runs before the batch is complete (see
 // stream), so it paces the fold by the events committed before the batch.
-func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
+func (s *Store) foldStep(p *plan, tx *bbolt.Tx) error {
 	f := s.fold
 	if f == nil {
 		folded := s.folded.Load()
 		if p.head-folded < s.foldEvery {
 			return nil
 		}
-		f = &folding{upto: p.head}
+		f = &folding{upto: p.head, run: s.nextRun}
+		s.nextRun++
 		// The batch's own entries join recent after this (see stream),
 		// so the generation cut here holds exactly the fold's.
 		s.rec.cut(int(min(s.foldEvery, 1<<16)))
@@ -50,33 +83,48 @@ func (s *Store) foldStep(p *plan, streams, meta *bbolt.Bucket) error {
 		// that starts the fold; a large one by a goroutine, so that the
 		// sort does not stall a commit.
 		if p.head-folded < s.foldAsync {
-			f.entries, f.sorted, f.start = s.rec.between(folded, p.head), true, p.head
+			g := s.gather(folded, p.head)
+			f.entries, f.filter, f.names, f.sorted, f.start = g.entries, g.filter, g.names, true, p.head
 		} else {
-			f.ready = make(chan []logged, 1)
-			go func(from, upto uint64) { f.ready <- s.rec.between(from, upto) }(folded, p.head)
+			f.ready = make(chan gathered, 1)
+			go func(from, upto uint64) { f.ready <- s.gather(from, upto) }(folded, p.head)
 		}
 		s.fold = f
 	}
 	if !f.sorted {
 		select {
-		case f.entries = <-f.ready:
-			f.sorted, f.start = true, p.head
+		case g := <-f.ready:
+			f.entries, f.filter, f.names, f.sorted, f.start = g.entries, g.filter, g.names, true, p.head
 		default:
 			return nil
 		}
 	}
 	end := f.chunkEnd(p.head, s.foldEvery)
+	// The run is new and its keys come in order: packed full, its pages
+	// are written about once each.
+	b, err := tx.Bucket(bucketRuns).CreateBucketIfNotExists(key(f.run))
+	if err != nil {
+		return fmt.Errorf("bolt: fold stream index: %w", err)
+	}
+	b.FillPercent = 1.0
 	for _, e := range f.entries[f.next:end] {
-		if err := streams.Put(streamKey(e.stream, e.rev), key(e.pos)); err != nil {
+		if err := b.Put(streamKey(e.stream, e.rev), key(e.pos)); err != nil {
 			return fmt.Errorf("bolt: fold stream index: %w", err)
 		}
 	}
 	p.foldNext = end
 	p.foldWrote = end - f.next
 	if end == len(f.entries) {
-		if err := meta.Put(keyFolded, key(f.upto)); err != nil {
+		if err := tx.Bucket(bucketFilters).Put(key(f.run), encodeFilter(f.filter)); err != nil {
 			return fmt.Errorf("bolt: fold stream index: %w", err)
 		}
+		if err := tx.Bucket(bucketMeta).Put(keyFolded, key(f.upto)); err != nil {
+			return fmt.Errorf("bolt: fold stream index: %w", err)
+		}
+		// Listed by runsStep, in this transaction.
+		p.runs.live = append(append([]run(nil), s.live...), run{id: f.run, keys: uint64(len(f.entries)), names: f.names})
+		p.runs.changed = true
+		s.filters.set(f.run, f.filter)
 		p.foldTo = f.upto
 	}
 	return nil

@@ -53,17 +53,10 @@ func (f *names) addHash(h uint64) {
 		if l != nil {
 			at = namesGrowth * l.at
 		}
-		// At least 10 bits a name, in blocks of 512.
-		nb := uint64(1) << bits.Len(uint((at*10+511)/512-1))
-		f.layers = append(f.layers, layer{blocks: make([]uint64, nb*8), mask: nb - 1, at: at})
+		f.layers = append(f.layers, newLayer(at))
 		l = &f.layers[len(f.layers)-1]
 	}
-	b, p := l.block(h), probes(h)
-	for range namesProbes {
-		b[p>>6&7] |= 1 << (p & 63)
-		p >>= 9
-	}
-	l.n++
+	l.add(h)
 }
 
 // has reports whether name may have been added.
@@ -72,20 +65,40 @@ func (f *names) has(name string) bool { return f.hasHash(f.hash(name)) }
 // hasHash is has for the name with hash h.
 func (f *names) hasHash(h uint64) bool {
 	for j := range f.layers {
-		b, p := f.layers[j].block(h), probes(h)
-		in := true
-		for range namesProbes {
-			if b[p>>6&7]&(1<<(p&63)) == 0 {
-				in = false
-				break
-			}
-			p >>= 9
-		}
-		if in {
+		if f.layers[j].has(h) {
 			return true
 		}
 	}
 	return false
+}
+
+// newLayer returns an empty layer sized for at names: at least 10 bits a
+// name, in blocks of 512.
+func newLayer(at int) layer {
+	nb := uint64(1) << bits.Len(uint((max(at, 1)*10+511)/512-1))
+	return layer{blocks: make([]uint64, nb*8), mask: nb - 1, at: at}
+}
+
+// add records the name with hash h.
+func (l *layer) add(h uint64) {
+	b, p := l.block(h), probes(h)
+	for range namesProbes {
+		b[p>>6&7] |= 1 << (p & 63)
+		p >>= 9
+	}
+	l.n++
+}
+
+// has reports whether the name with hash h may have been added.
+func (l *layer) has(h uint64) bool {
+	b, p := l.block(h), probes(h)
+	for range namesProbes {
+		if b[p>>6&7]&(1<<(p&63)) == 0 {
+			return false
+		}
+		p >>= 9
+	}
+	return true
 }
 
 // hash is a name's hash; a layer picks the block from its low bits.

@@ -112,17 +112,22 @@ func (r *recent) drop(head uint64) {
 	}
 }
 
-// last returns the stream's last revision if it can tell without the
-// bucket: its last unfolded revision, or 0 for a stream never stored.
-func (r *recent) last(stream string) (uint64, bool) {
+// last returns the stream's last unfolded revision, if it has one, and
+// otherwise whether the streams bucket of a file from before runs may hold
+// the stream: once names holds every stream of that bucket (complete), a
+// stream it lacks is in neither.
+func (r *recent) last(stream string) (rev uint64, ok, legacy bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	// names holds every stream in the generations, and the filter is
 	// cheaper than a miss in their maps.
-	if r.complete && !r.names.has(stream) {
-		return 0, true
+	in := r.names.has(stream)
+	if in {
+		if rev, ok := r.lastLocked(stream); ok {
+			return rev, true, true
+		}
 	}
-	return r.lastLocked(stream)
+	return 0, false, in || !r.complete
 }
 
 // lastLocked is the stream's last unfolded revision, for a caller holding

@@ -53,7 +53,7 @@ func TestRecentPruneInSteps(t *testing.T) {
 		if _, tail := r.tail(st, 100); !slices.Equal(tail, want) {
 			t.Errorf("%s: tail %v, want %v", st, tail, want)
 		}
-		if _, ok := r.last(st); ok != (len(want) > 0) {
+		if _, ok, _ := r.last(st); ok != (len(want) > 0) {
 			t.Errorf("%s: in memory %v, want %v", st, ok, len(want) > 0)
 		}
 	}
@@ -98,7 +98,7 @@ func TestRecentDrop(t *testing.T) {
 		{"new", 0, false, nil},
 	}
 	for _, tt := range tests {
-		last, known := r.last(tt.stream)
+		last, known, _ := r.last(tt.stream)
 		if last != tt.last || known != tt.known {
 			t.Errorf("%s: last %d, %v; want %d, %v", tt.stream, last, known, tt.last, tt.known)
 		}
@@ -110,7 +110,7 @@ func TestRecentDrop(t *testing.T) {
 		t.Errorf("%d entries after the drop, want 3", len(got))
 	}
 	r.add("new", 1, 4)
-	if last, _ := r.last("new"); last != 1 {
+	if last, _, _ := r.last("new"); last != 1 {
 		t.Errorf("new started again at position 4: last %d, want 1", last)
 	}
 }
@@ -143,7 +143,7 @@ func TestRecentGenerations(t *testing.T) {
 	if first != 1 || !slices.Equal(tail, []uint64{2, 4, 6, 8, 10, 12, 14, 16, 18, 20}) {
 		t.Fatalf("tail of a across the cut: %d %v", first, tail)
 	}
-	if last, ok := r.last("a"); !ok || last != 10 {
+	if last, ok, _ := r.last("a"); !ok || last != 10 {
 		t.Fatalf("last of a: %d %v, want 10", last, ok)
 	}
 	if !r.prune(10, 1) {
@@ -157,7 +157,7 @@ func TestRecentGenerations(t *testing.T) {
 		t.Fatalf("%d entries after the prune, want 10", len(got))
 	}
 	r.drop(15)
-	if last, _ := r.last("b"); last != 8 {
+	if last, _, _ := r.last("b"); last != 8 {
 		t.Fatalf("last of b after dropping 16–20: %d, want 8", last)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -300,6 +301,8 @@ type plan struct {
 	foldTo    uint64 // the folded position this batch completes, or 0
 	done      chan struct{}
 
+	runs runsChange // what the commit does to the runs (committer)
+
 	rec     *recent
 	topID   *string // Store.topID
 	edge    string  // Store.topID when the batch began
@@ -308,11 +311,11 @@ type plan struct {
 	// The read transaction the batch is prepared in, and whether add
 	// leaves it open for the next requests (see sequence).
 	hold    bool
-	tx      *bbolt.Tx
-	events  *bbolt.Bucket
-	tree    *bbolt.Bucket
-	streams *bbolt.Bucket
-	ids     *bbolt.Bucket
+	tx     *bbolt.Tx
+	events *bbolt.Bucket
+	tree   *bbolt.Bucket
+	idx    *index
+	ids    *bbolt.Bucket
 }
 
 // put is one event's writes.
@@ -371,12 +374,13 @@ func (p *plan) revision(stream string) uint64 {
 	}
 	// The file may or may not hold the batch in flight yet; either way
 	// that batch's streams were answered above. Committed events are in
-	// the unfolded tail or, once pruned, in the bucket this transaction
+	// the unfolded tail or, once pruned, in the runs this transaction
 	// reads (see Store.rec).
-	if r, ok := p.rec.last(stream); ok {
+	r, ok, legacy := p.rec.last(stream)
+	if ok {
 		return r
 	}
-	return revision(p.streams, stream)
+	return p.idx.revision(stream, math.MaxUint64, legacy)
 }
 
 // lookup returns the stored event with id, from this batch, the batch in
@@ -554,7 +558,12 @@ func (s *Store) begin(p *plan) error {
 	if err != nil {
 		return fmt.Errorf("bolt: begin: %w", err)
 	}
-	p.tx, p.events, p.tree, p.streams, p.ids = tx, tx.Bucket(bucketEvents), tx.Bucket(bucketTree), tx.Bucket(bucketStreams), tx.Bucket(bucketIDs)
+	idx, err := s.index(tx)
+	if err != nil {
+		tx.Rollback()
+		return err
+	}
+	p.tx, p.events, p.tree, p.idx, p.ids = tx, tx.Bucket(bucketEvents), tx.Bucket(bucketTree), idx, tx.Bucket(bucketIDs)
 	return nil
 }
 
@@ -563,7 +572,7 @@ func (p *plan) end() {
 	if p.tx != nil {
 		p.tx.Rollback()
 	}
-	p.tx, p.events, p.tree, p.streams, p.ids = nil, nil, nil, nil, nil
+	p.tx, p.events, p.tree, p.idx, p.ids = nil, nil, nil, nil, nil
 }
 
 // arenaChunk is the largest block a batch's keys and values are cut from:
@@ -630,6 +639,7 @@ func (s *Store) commit(p *plan) {
 	}
 	if err != nil {
 		p.failed = true
+		s.runsFailed(p)
 		s.rec.drop(p.head)
 		for _, r := range p.reqs {
 			if r.err == nil {
@@ -638,6 +648,7 @@ func (s *Store) commit(p *plan) {
 		}
 	} else if len(p.puts) > 0 {
 		s.foldCommitted(p)
+		s.runsCommitted(p)
 		d := time.Since(start)
 		s.stats.commit.Add(int64(d))
 		s.stats.commits.Add(1)
@@ -678,8 +689,10 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 		// Every foldEvery events, the index entries of the events
 		// committed so far start joining the bucket, in key order, a
 		// slice per commit (see folding); this batch's stay in memory.
-		p.foldNext, p.foldWrote, p.foldTo = 0, 0, 0
-		err = s.foldStep(p, tx.Bucket(bucketStreams), tx.Bucket(bucketMeta))
+		p.foldNext, p.foldWrote, p.foldTo, p.runs = 0, 0, 0, runsChange{}
+		if err = s.foldStep(p, tx); err == nil {
+			err = s.runsStep(p, tx)
+		}
 	}
 	done := 0
 	for sealed := false; !sealed; {
