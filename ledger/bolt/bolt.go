@@ -14,15 +14,24 @@
 // its index entries as the sequencer prepares them (see stream); once the
 // batch is complete it adds the tree hashes and commits.
 //
-// The file holds five buckets: events (position → canonical leaf, exactly
+// The file holds seven buckets: events (position → canonical leaf, exactly
 // the bytes the tree hashes), tree (a batch's first leaf index → the tlog
-// stored hashes its leaves complete, one value per commit), streams
-// (stream, revision → position), ids (id → position) and meta. Stream
-// index entries reach the streams bucket in folds every 65536 events, a
-// sorted slice per commit (see recent and folding); until a fold completes
-// they live in memory and Open rebuilds them from the events after the
-// folded position. A filter of stream names (see names) tells a new stream
-// from a stored one without reading the bucket, and zeros written past the
+// stored hashes its leaves complete, one value per commit), ids (id →
+// position), meta, and the stream index (stream, revision → position) in
+// runs and filters (see runs.go; streams holds the index of files from
+// before runs). Stream index entries reach the file in folds every 65536
+// events, a sorted run per fold written a slice per commit (see recent and
+// folding), and runs are merged level by level in the background; until a
+// fold completes the entries live in memory and Open rebuilds them from
+// the events after the folded position. So an append costs the same
+// whether the store holds a thousand streams or ten million.
+//
+// Memory per stream: its run's Bloom filter, 10–20 bits (a filter is
+// sized to a power of two), and 10–20 bits in the filter of names
+// appended since Open (see names), so 2.5–5 bytes; plus, whatever the
+// store's size, up to two generations of unfolded entries (~100 bytes
+// each, 13 MiB). A filter of stream names (see names) tells a new stream
+// from a stored one without reading the file, and zeros written past the
 // file's last page (see keepAhead) spare each commit's fsync the work of
 // allocating blocks. Open checks the meta pages and the last leaf against
 // the tree before trusting a file, and, given them, the newest checkpoint
@@ -629,21 +638,6 @@ func visibleRevision(b *bbolt.Bucket, stream string, head uint64) uint64 {
 		if binary.BigEndian.Uint64(v) <= head {
 			return binary.BigEndian.Uint64(k[n:])
 		}
-	}
-	return 0
-}
-
-// revision returns the stream's last revision from the stream index: the
-// last key with the stream's prefix.
-func revision(b *bbolt.Bucket, stream string) uint64 {
-	c := b.Cursor()
-	end := streamKey(stream, math.MaxUint64)
-	k, _ := c.Seek(end)
-	if k == nil || string(k) != string(end) {
-		k, _ = c.Prev()
-	}
-	if n := len(end) - 8; len(k) == len(end) && string(k[:n]) == string(end[:n]) {
-		return binary.BigEndian.Uint64(k[n:])
 	}
 	return 0
 }

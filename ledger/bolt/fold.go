@@ -7,25 +7,24 @@ import (
 )
 
 // folding is a fold in progress: the stream index entries of the events at
-// or below upto, written into the streams bucket a sorted slice per commit.
+// or below upto, written into a new run (see runs.go) a sorted slice per
+// commit.
 //
 // Writing a whole generation in one commit would stall every appender for
-// as long as it takes to rewrite most of the bucket's pages, which grows
-// with the bucket. Spread over the commits of the next fold interval, each
-// commit writes the next few keys in order, so a page of the bucket is
-// still written about once per generation, but no commit carries more than
-// a sliver of the work; a shorter spread makes the slices, and the tail
-// latency of the commits that carry them, larger.
+// as long as it takes to write its pages. Spread over the commits of the
+// next fold interval, each commit writes the next few keys in order, so no
+// commit carries more than a sliver of the work; a shorter spread makes
+// the slices, and the tail latency of the commits that carry them, larger.
 //
 // Only the committer goroutine touches it. The entries stay in recent
-// until the last slice has committed, with the folded position, in the
-// same transaction: until then readers answer from recent, and a crash
-// part-way leaves keys in the bucket that Open's rebuild covers again with
-// the same values.
+// until the last slice has committed, with the folded position and the
+// run listed, in the same transaction: until then readers answer from
+// recent, and a crash part-way leaves a run no list names, which Open
+// deletes (see loadRuns) while its rebuild covers the entries again.
 type folding struct {
 	upto    uint64
-	run     uint64         // the run the entries go into
-	ready   chan gathered  // the sorted entries, when gathered off the committer
+	run     uint64        // the run the entries go into
+	ready   chan gathered // the sorted entries, when gathered off the committer
 	entries []logged
 	filter  *layer // of the entries' streams
 	names   uint64 // distinct streams among them

@@ -8,15 +8,14 @@ import (
 )
 
 // recent indexes the streams of the events committed since the last fold,
-// in memory. A fresh stream's key lands on a random page of the streams
-// bucket (stream names carry keyed pseudonyms), so writing each event's
-// index entry at commit made every commit write about one random page per
-// event. Instead commits leave those entries here, and every foldEvery
-// events they are sorted and written into the bucket in key order, a slice
-// per commit (see folding), so entries that share a page share its write.
-// The events themselves are the journal: Open rebuilds this index from the
-// events after the folded position recorded in the meta bucket, so a crash
-// loses nothing.
+// in memory. A fresh stream's key lands anywhere in the index (stream
+// names carry keyed pseudonyms), so writing each event's index entry at
+// commit made every commit write about one random page per event. Instead
+// commits leave those entries here, and every foldEvery events they are
+// sorted and written as a new run (see runs.go), a slice per commit (see
+// folding). The events themselves are the journal: Open rebuilds this
+// index from the events after the folded position recorded in the meta
+// bucket, so a crash loses nothing.
 type recent struct {
 	mu sync.RWMutex
 	// gens holds the entries a generation at a time, oldest first; the

@@ -310,7 +310,7 @@ type plan struct {
 
 	// The read transaction the batch is prepared in, and whether add
 	// leaves it open for the next requests (see sequence).
-	hold    bool
+	hold   bool
 	tx     *bbolt.Tx
 	events *bbolt.Bucket
 	tree   *bbolt.Bucket
