@@ -72,7 +72,7 @@ func TestBenchAppend(t *testing.T) {
 		}
 	})
 	var ends []string
-	for _, m := range regexp.MustCompile(`(?m)^slice_end=(\d+) appends_per_s=\d+ p99_ms=\d+\.\d+$`).FindAllStringSubmatch(out, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^slice_end=(\d+) appends_per_s=\d+ p99_ms=\d+\.\d+ written_bytes_per_event=\d+$`).FindAllStringSubmatch(out, -1) {
 		ends = append(ends, m[1])
 	}
 	// Two slices of 10 after the 60 already there; a slice whose line was

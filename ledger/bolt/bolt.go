@@ -836,9 +836,12 @@ type Stats struct {
 	Events  int64         // events they wrote
 	Prepare time.Duration // time spent checking and preparing batches
 	Commit  time.Duration // time spent writing and committing them
-	// Folded counts stream index entries written into the bucket by
-	// folds; FoldMax is the most one commit wrote.
+	// Folded counts stream index entries written into runs by folds;
+	// FoldMax is the most one commit wrote.
 	Folded, FoldMax int64
+	// Written is the bytes of pages bbolt allocated, and so wrote, for
+	// commits: data, branches, freelist.
+	Written int64
 }
 
 // Stats returns the sequencer's counters; Events/Commits is the mean batch.
@@ -850,7 +853,14 @@ func (s *Store) Stats() Stats {
 		Commit:  time.Duration(s.stats.commit.Load()),
 		Folded:  s.stats.folded.Load(),
 		FoldMax: s.stats.foldMax.Load(),
+		Written: written(s.db),
 	}
+}
+
+// written is the bytes of pages db's commits allocated.
+func written(db *bbolt.DB) int64 {
+	st := db.Stats()
+	return st.TxStats.GetPageAlloc()
 }
 
 // Close implements ledger.Store. It waits for queued appends to finish.
