@@ -335,6 +335,11 @@ func (s *Store) runsStep(p *plan, tx *bbolt.Tx) error {
 			if at < 0 || at+len(m.inputs) > len(live) {
 				return fmt.Errorf("bolt: merge runs: inputs are not live")
 			}
+			for i, r := range m.inputs {
+				if live[at+i].id != r.id {
+					return fmt.Errorf("bolt: merge runs: inputs are not consecutive")
+				}
+			}
 			next := make([]run, 0, len(live)-len(m.inputs)+1)
 			next = append(next, live[:at]...)
 			next = append(next, run{id: m.out, level: m.level, keys: w.keys, names: w.names})
