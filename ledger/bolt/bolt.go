@@ -336,6 +336,9 @@ func (s *Store) load(path string, o options) (err error) {
 		if k, _ := tx.Bucket(bucketIDs).Cursor().Last(); k != nil {
 			s.topID = string(k)
 		}
+		if t := m.Get(keyTopID); string(t) > s.topID {
+			s.topID = string(t)
+		}
 		return s.rebuild(tx, folded, head)
 	})
 	if err == nil && (unmarked || old || len(record) > 0) && !s.readOnly {
@@ -435,6 +438,7 @@ func (s *Store) rebuild(tx *bbolt.Tx, folded, head uint64) error {
 			return fmt.Errorf("%w: stream revisions out of order at position %d", ErrCorrupt, e.Position)
 		}
 		s.rec.add(e.Stream, e.Revision, e.Position)
+		s.rec.add(idStream(e.ID), 1, e.Position)
 	}
 	return nil
 }
@@ -528,17 +532,20 @@ func (s *Store) Lookup(ctx context.Context, id string) (ledger.Event, bool, erro
 	var e ledger.Event
 	var found bool
 	err := s.view(func(tx *bbolt.Tx) error {
-		pos := tx.Bucket(bucketIDs).Get([]byte(id))
-		// A commit is visible before its fsync returns; its events are
-		// not acknowledged, or in the log as readers see it, until then.
-		if len(pos) != 8 || binary.BigEndian.Uint64(pos) > head {
-			return nil
-		}
-		leaf := tx.Bucket(bucketEvents).Get(pos)
-		if err := newLeafHashes(tx).check(binary.BigEndian.Uint64(pos), leaf); err != nil {
+		x, err := s.index(tx)
+		if err != nil {
 			return err
 		}
-		var err error
+		// A commit is visible before its fsync returns; its events are
+		// not acknowledged, or in the log as readers see it, until then.
+		p := x.position(s.rec, tx.Bucket(bucketIDs), id, head)
+		if p == 0 {
+			return nil
+		}
+		leaf := tx.Bucket(bucketEvents).Get(key(p))
+		if err := newLeafHashes(tx).check(p, leaf); err != nil {
+			return err
+		}
 		if e, err = decode(leaf); err != nil {
 			return err
 		}

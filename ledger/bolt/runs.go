@@ -51,9 +51,9 @@ const (
 	// runRate is how many entries a merge writes, and a dead run loses,
 	// per event committed: a level's merge is due every runFanout runs of
 	// that level, and must be done before the next is.
-	runRate = 2
+	runRate = 2 * entriesPerEvent
 	// runMin is the least work a commit does on a merge or a dead run.
-	runMin = 64
+	runMin = 64 * entriesPerEvent
 	// runRecord is the size of one run in the encoded list.
 	runRecord = 8 + 1 + 8 + 8
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	}
 	if len(stream) > 1024 {
 		return nil, fmt.Errorf("%w: stream name longer than 1024 bytes", ledger.ErrInvalid)
+	}
+	if strings.HasPrefix(stream, idMark) {
+		return nil, fmt.Errorf("%w: stream name starts with a NUL byte", ledger.ErrInvalid)
 	}
 	if s.readOnly {
 		return nil, ErrReadOnly
@@ -303,10 +307,10 @@ type plan struct {
 
 	runs runsChange // what the commit does to the runs (committer)
 
-	rec     *recent
-	topID   *string // Store.topID
-	edge    string  // Store.topID when the batch began
-	ordered int     // events whose id sorts above edge
+	rec   *recent
+	topID *string // Store.topID
+	edge  string  // Store.topID when the batch began
+	top   string  // the greatest id of the batch, if above edge
 
 	// The read transaction the batch is prepared in, and whether add
 	// leaves it open for the next requests (see sequence).
@@ -397,11 +401,13 @@ func (p *plan) lookup(id string) (*ledger.Event, error) {
 			return e, nil
 		}
 	}
-	v := p.ids.Get([]byte(id))
-	if v == nil {
+	// Batches before the one in flight have committed before this
+	// batch's transaction began: every entry found is readable in it.
+	pos := p.idx.position(p.rec, p.ids, id, anyHead)
+	if pos == 0 {
 		return nil, nil
 	}
-	e, err := decode(p.events.Get(v))
+	e, err := decode(p.events.Get(key(pos)))
 	if err != nil {
 		return nil, err
 	}
@@ -616,8 +622,8 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	if out.ID > *p.topID {
 		*p.topID = out.ID
 	}
-	if out.ID > p.edge {
-		p.ordered++
+	if out.ID > p.edge && out.ID > p.top {
+		p.top = out.ID
 	}
 	return nil
 }
@@ -675,14 +681,14 @@ func (s *Store) commit(p *plan) {
 // roll back.
 func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 	var tx *bbolt.Tx
-	var events, ids *bbolt.Bucket
+	var events *bbolt.Bucket
 	var err error
 	if s.failed.Load() {
 		err = ErrFailed
 	} else if tx, err = s.db.Begin(true); err != nil {
 		tx, err = nil, fmt.Errorf("bolt: begin: %w", err)
 	} else {
-		events, ids = tx.Bucket(bucketEvents), tx.Bucket(bucketIDs)
+		events = tx.Bucket(bucketEvents)
 		// Keys only grow at the right edge, so full pages are never
 		// split again.
 		events.FillPercent = 1.0
@@ -710,8 +716,6 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 			}
 			if err = events.Put(w.pos, w.leaf); err != nil {
 				err = fmt.Errorf("bolt: write event: %w", err)
-			} else if err = ids.Put(w.id, w.pos); err != nil {
-				err = fmt.Errorf("bolt: write id index: %w", err)
 			}
 		}
 		// The stream index entries go into recent now, before the
@@ -721,6 +725,7 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 			s.rec.mu.Lock()
 			for _, w := range ready[done:] {
 				s.rec.add(w.stream, w.rev, w.at)
+				s.rec.add(idStream(string(w.id)), 1, w.at)
 			}
 			s.rec.mu.Unlock()
 		}
@@ -738,12 +743,11 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 func (s *Store) apply(p *plan, tx *bbolt.Tx) error {
 	tree := tx.Bucket(bucketTree)
 	tree.FillPercent = 1.0
-	if p.ordered == len(p.puts) {
-		// Every id sorts above the index's last key, as ids from NewID
-		// do: they all go to its right edge, so pack its pages full, as
-		// for events. bbolt's default, half-full pages, suits ids that
-		// land anywhere.
-		tx.Bucket(bucketIDs).FillPercent = 1.0
+	if p.top != "" {
+		if err := tx.Bucket(bucketMeta).Put(keyTopID, []byte(p.top)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("bolt: write top id: %w", err)
+		}
 	}
 	// The batch's tree hashes are consecutive stored-hash indexes: one
 	// value under the batch's first leaf (see readHashes).

@@ -558,11 +558,17 @@ func TestBatchAfterFailedCommit(t *testing.T) {
 // appends without folding, reopens, and finds every stream.
 func TestFileFromBeforeFolding(t *testing.T) {
 	ctx := context.Background()
-	// Folding after every commit puts all but the last commit's entries
-	// in the bucket; the last (old-3) is not read back below.
+	// Folding after every commit puts the entries of all but the last
+	// few commits in the bucket (a fold of a commit's two entries, its
+	// stream's and its id's, takes two commits): the fillers push the
+	// old streams' entries in.
 	s, path := openTemp(t, bolt.FoldEvery(1))
-	for i := range 4 {
-		if _, err := s.Append(ctx, fmt.Sprintf("old-%d", i), ledger.NoStream(), []ledger.Event{storetest.Consent("t", "s", 0)}); err != nil {
+	for i := range 8 {
+		stream := fmt.Sprintf("old-%d", i)
+		if i >= 4 {
+			stream = fmt.Sprintf("fill-%d", i)
+		}
+		if _, err := s.Append(ctx, stream, ledger.NoStream(), []ledger.Event{storetest.Consent("t", "s", 0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
