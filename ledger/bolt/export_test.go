@@ -12,10 +12,6 @@ func SetBeforeCommit(s *Store, f func(events int) error) {
 	s.beforeCommit.Store(&f)
 }
 
-// EntriesPerEvent is how many stream index entries an event makes (its
-// stream's and its id's).
-const EntriesPerEvent = entriesPerEvent
-
 // FoldEvery makes the store fold its stream index entries into the file
 // every n events instead of every 65536, so tests exercise the fold.
 func FoldEvery(n int) Option { return func(o *options) { o.foldEvery = n } }

@@ -76,7 +76,7 @@ func TestFoldSpreadsOverCommits(t *testing.T) {
 			}
 			// A generation of `every` entries spread over every events,
 			// per events a commit: about 8 entries a commit.
-			if limit := int64(2 * every * per / every * bolt.EntriesPerEvent); st.FoldMax > limit {
+			if limit := int64(2 * every * per / every); st.FoldMax > limit {
 				t.Fatalf("one commit folded %d entries, want at most %d", st.FoldMax, limit)
 			}
 		})
@@ -97,7 +97,7 @@ func TestReopenMidFold(t *testing.T) {
 	// way through it.
 	appendStreams(t, s, 2*every+every/8, per, revs)
 	st := s.Stats()
-	if e := int64(every * bolt.EntriesPerEvent); st.Folded <= e || st.Folded >= 2*e {
+	if st.Folded <= every || st.Folded >= 2*every {
 		t.Fatalf("folded %d entries: not part-way through the second fold", st.Folded)
 	}
 	s.Close()

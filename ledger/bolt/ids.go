@@ -7,20 +7,20 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// The id index (event id → position) lives in the stream index, as one
-// entry per event under a pseudo-stream of the id: revision 1 of idStream(id)
-// holds the event's position. Ids derived from content (an imported
-// contract, a timer, an INVITE transaction) are random, and inserting
-// random keys into one bucket wrote one random page per event once the
-// bucket outgrew memory; in the stream index they take the same path as
-// stream entries: memory until a fold, then sorted runs with a filter, so
-// an id that was never stored is answered from the filters alone.
-//
-// The ids bucket of files from before is read as the oldest part of the
-// index and never written again.
+// The id index (event id → position) has two parts. An id that sorts above
+// every id stored before its batch, as time-ordered ids (NewID's) do, goes
+// to the right edge of the ids bucket, a page written per page of ids. Any
+// other id (one derived from content: an imported contract, a timer, an
+// INVITE transaction) joins the stream index, as revision 1 of the
+// pseudo-stream idStream(id) holding the event's position: memory until a
+// fold, then sorted runs with a filter. Inserted into the bucket, such ids
+// landed on random pages, one page written per event once the bucket
+// outgrew memory. A lookup reads the unfolded entries, the runs whose
+// filter may hold the id, then the bucket; Open rebuilds the unfolded
+// entries of every id after the folded position, whichever part it went to.
 
-// entriesPerEvent is how many index entries an event makes: its stream's
-// and its id's.
+// entriesPerEvent is how many stream index entries an event makes at most:
+// its stream's and, for an id out of order, its id's.
 const entriesPerEvent = 2
 
 // idMark starts every pseudo-stream of an id; Append refuses a stream name

@@ -327,6 +327,11 @@ type put struct {
 	pos, leaf, id []byte
 	stream        string
 	rev, at       uint64
+	// ordered ids sort above every id stored before the batch, as
+	// time-ordered ids (NewID's) do: they go to the right edge of the ids
+	// bucket, which costs a page per page of ids; the others join the
+	// stream index (see ids.go).
+	ordered bool
 }
 
 // hash reads one stored hash as the batch sees it: its own hashes, those
@@ -605,7 +610,7 @@ func (p *plan) write(pr *proposal, rev, pos uint64, recorded time.Time, out *led
 	// need memory of their own, carved from the batch's arena.
 	buf := p.alloc(8 + len(pr.ev.ID) + pr.tmpl.Len() + 64)
 	buf = binary.BigEndian.AppendUint64(buf, pos)
-	w := put{pos: buf[0:8:8], stream: pr.ev.Stream, rev: rev, at: pos}
+	w := put{pos: buf[0:8:8], stream: pr.ev.Stream, rev: rev, at: pos, ordered: pr.ev.ID > p.edge}
 	id := len(buf)
 	buf = append(buf, pr.ev.ID...)
 	w.id = buf[id:len(buf):len(buf)]
@@ -681,14 +686,16 @@ func (s *Store) commit(p *plan) {
 // roll back.
 func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 	var tx *bbolt.Tx
-	var events *bbolt.Bucket
+	var events, ids *bbolt.Bucket
 	var err error
 	if s.failed.Load() {
 		err = ErrFailed
 	} else if tx, err = s.db.Begin(true); err != nil {
 		tx, err = nil, fmt.Errorf("bolt: begin: %w", err)
 	} else {
-		events = tx.Bucket(bucketEvents)
+		events, ids = tx.Bucket(bucketEvents), tx.Bucket(bucketIDs)
+		// Only ids above every stored one are written here (see put).
+		ids.FillPercent = 1.0
 		// Keys only grow at the right edge, so full pages are never
 		// split again.
 		events.FillPercent = 1.0
@@ -716,6 +723,10 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 			}
 			if err = events.Put(w.pos, w.leaf); err != nil {
 				err = fmt.Errorf("bolt: write event: %w", err)
+			} else if w.ordered {
+				if err = ids.Put(w.id, w.pos); err != nil {
+					err = fmt.Errorf("bolt: write id index: %w", err)
+				}
 			}
 		}
 		// The stream index entries go into recent now, before the
@@ -725,7 +736,9 @@ func (s *Store) stream(p *plan) (*bbolt.Tx, error) {
 			s.rec.mu.Lock()
 			for _, w := range ready[done:] {
 				s.rec.add(w.stream, w.rev, w.at)
-				s.rec.add(idStream(string(w.id)), 1, w.at)
+				if !w.ordered {
+					s.rec.add(idStream(string(w.id)), 1, w.at)
+				}
 			}
 			s.rec.mu.Unlock()
 		}
