@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
 
 	"github.com/heed/heed/ledger"
@@ -42,6 +43,23 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAppendContentIDs is BenchmarkAppend at 256 appenders with ids
+// derived from content, as imports, timers and the call gate make them:
+// they sort anywhere, so each lands in a random part of the id index.
+//
+//	go test -run '^$' -bench AppendContentIDs -benchtime 1000000x ./ledger/bolt
+func BenchmarkAppendContentIDs(b *testing.B) {
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "heed.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	space := uuid.MustParse("0b1e8c52-7d3a-4f6e-9a21-5c8d4e7f3b19")
+	storetest.BenchAppendIDs(b, s, 256, 300, func(i int64) string {
+		return uuid.NewSHA1(space, binary.BigEndian.AppendUint64(nil, uint64(i))).String()
+	})
 }
 
 // fill appends n ~300-byte events in batches, for the read benchmarks.
