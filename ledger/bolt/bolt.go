@@ -290,7 +290,7 @@ func (s *Store) load(path string, o options) (err error) {
 			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, r)
 		}
 	}()
-	fresh, unmarked, old := false, false, false
+	fresh, unmarked, old, v2 := false, false, false, false
 	var record map[string][]byte
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
@@ -304,7 +304,9 @@ func (s *Store) load(path string, o options) (err error) {
 			return nil
 		}
 		switch f := m.Get(keyFormat); string(f) {
+		case string(formatV3):
 		case string(formatV2):
+			v2 = true
 		case string(formatV1):
 			old = true
 		default:
@@ -341,7 +343,7 @@ func (s *Store) load(path string, o options) (err error) {
 		}
 		return s.rebuild(tx, folded, head)
 	})
-	if err == nil && (unmarked || old || len(record) > 0) && !s.readOnly {
+	if err == nil && (unmarked || old || v2 || len(record) > 0) && !s.readOnly {
 		// A file from before folding has every entry in the bucket. Mark
 		// it before appending, or a crash before the first fold would
 		// leave the new entries neither in the bucket nor rebuilt.
@@ -359,7 +361,11 @@ func (s *Store) load(path string, o options) (err error) {
 				if err := createRunBuckets(tx); err != nil {
 					return err
 				}
-				if err := m.Put(keyFormat, formatV2); err != nil {
+			}
+			if old || v2 {
+				// Ids out of order go to the stream index from now on
+				// (see ids.go), where older code would not look.
+				if err := m.Put(keyFormat, formatV3); err != nil {
 					return err
 				}
 			}
@@ -395,7 +401,7 @@ func (s *Store) load(path string, o options) (err error) {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyFormat, formatV2)
+		return tx.Bucket(bucketMeta).Put(keyFormat, formatV3)
 	})
 }
 

@@ -30,6 +30,11 @@ const idMark = "\x00"
 // idStream is the pseudo-stream holding id's position.
 func idStream(id string) string { return idMark + id }
 
+// formatV3 marks a file whose ids out of order may be in the stream index:
+// code from before would not find them there and would take such an id
+// again, so it must not open the file.
+var formatV3 = []byte("heed-ledger-3")
+
 // keyTopID (meta) holds an id no less than any stored: with ids no longer
 // in a bucket whose last key tells, Open reads it from here.
 var keyTopID = []byte("topid")

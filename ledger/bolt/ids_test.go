@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"go.etcd.io/bbolt"
 
 	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/bolt"
@@ -96,5 +97,67 @@ func TestIDStreamNamesRefused(t *testing.T) {
 	defer s.Close()
 	if _, err := s.Append(context.Background(), "\x00"+uuid.NewString(), ledger.Any(), []ledger.Event{storetest.Consent("t", "s", 0)}); !errors.Is(err, ledger.ErrInvalid) {
 		t.Fatalf("append to a stream named with a NUL byte: %v, want ErrInvalid", err)
+	}
+}
+
+// TestFileOfFormat2MovesToFormat3: a file written before ids out of order
+// went to the stream index (format heed-ledger-2, every id in the ids
+// bucket) keeps answering retries, and its first writable open marks it
+// heed-ledger-3, so that older code, which would not find such ids, no
+// longer opens it; a read-only open leaves it alone.
+func TestFileOfFormat2MovesToFormat3(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	first, err := s.Append(ctx, "st", ledger.NoStream(), []ledger.Event{storetest.Consent("t", "s", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	format := func(set string) string {
+		t.Helper()
+		db, err := bbolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var got string
+		if err := db.Update(func(tx *bbolt.Tx) error {
+			m := tx.Bucket([]byte("meta"))
+			got = string(m.Get([]byte("format")))
+			if set != "" {
+				return m.Put([]byte("format"), []byte(set))
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := format("heed-ledger-2"); got != "heed-ledger-3" {
+		t.Fatalf("a new file has format %q, want heed-ledger-3", got)
+	}
+	ro, err := bolt.Open(path, bolt.ReadOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	if got := format(""); got != "heed-ledger-2" {
+		t.Fatalf("a read-only open changed the format to %q", got)
+	}
+	s, err = bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Append(ctx, "st", ledger.NoStream(), first)
+	if err != nil || !again[0].Replayed {
+		t.Fatalf("retry in a file of format 2: %+v, %v", again, err)
+	}
+	s.Close()
+	if got := format(""); got != "heed-ledger-3" {
+		t.Fatalf("after a writable open the format is %q, want heed-ledger-3", got)
+	}
+	format("heed-ledger-4")
+	if _, err := bolt.Open(path); !errors.Is(err, bolt.ErrCorrupt) {
+		t.Fatalf("a file of an unknown format: %v, want ErrCorrupt", err)
 	}
 }
