@@ -99,6 +99,12 @@ func (s *Store) foldStep(p *plan, tx *bbolt.Tx) error {
 		}
 	}
 	end := f.chunkEnd(p.head, s.foldEvery)
+	if end < len(f.entries) && end-f.next < int(max(1, s.foldEvery/256)) {
+		// Too few entries to be worth the pages a slice dirties (the
+		// run's right edge): a later commit writes them with more.
+		p.foldNext = f.next
+		return nil
+	}
 	// The run is new and its keys come in order: packed full, its pages
 	// are written about once each.
 	b, err := tx.Bucket(bucketRuns).CreateBucketIfNotExists(key(f.run))

@@ -52,8 +52,12 @@ const (
 	// per event committed: a level's merge is due every runFanout runs of
 	// that level, and must be done before the next is.
 	runRate = 2 * entriesPerEvent
-	// runMin is the least work a commit does on a merge or a dead run.
-	runMin = 64 * entriesPerEvent
+	// runChunk is the least work a commit does on a merge or on the dead
+	// runs, for a store that folds every 65536 events: each costs a
+	// commit a few pages (the right edge of the run written, the first
+	// pages of those read), so a commit of a few events does none, and
+	// the work waits until enough events have come.
+	runChunk = 2048
 	// runRecord is the size of one run in the encoded list.
 	runRecord = 8 + 1 + 8 + 8
 )
@@ -358,8 +362,13 @@ func (s *Store) runsStep(p *plan, tx *bbolt.Tx) error {
 	}
 	c.live = live
 	// Delete the dead runs, oldest first.
-	budget := runMin + runRate*2*int(p.head-s.deadPaced)
-	c.paced = p.head
+	budget := runRate * 2 * int(p.head-s.deadPaced)
+	c.paced = s.deadPaced
+	if budget >= s.runChunk() {
+		c.paced = p.head
+	} else {
+		budget = 0
+	}
 	for _, id := range s.dead {
 		if budget <= 0 {
 			break
@@ -400,8 +409,12 @@ func (s *Store) runsStep(p *plan, tx *bbolt.Tx) error {
 // mergeSlice writes the next entries of m, runRate per event committed
 // since the last slice, and reports whether the merge is complete.
 func (s *Store) mergeSlice(m *merging, head uint64, rb *bbolt.Bucket) (mergeWork, error) {
-	w := mergeWork{m: m, after: m.after, keys: m.keys, names: m.names, lastName: m.lastName, paced: head}
-	budget := runMin + runRate*int(head-m.paced)
+	w := mergeWork{m: m, after: m.after, keys: m.keys, names: m.names, lastName: m.lastName, paced: m.paced}
+	budget := runRate * int(head-m.paced)
+	if budget < s.runChunk() {
+		return w, nil
+	}
+	w.paced = head
 	out, err := rb.CreateBucketIfNotExists(key(m.out))
 	if err != nil {
 		return w, fmt.Errorf("bolt: merge runs: %w", err)
@@ -473,6 +486,12 @@ func (s *Store) mergeSlice(m *merging, head uint64, rb *bbolt.Bucket) (mergeWork
 		}
 	}
 	return w, nil
+}
+
+// runChunk is runChunk scaled to the store's fold interval, so that tests
+// folding every few events merge too.
+func (s *Store) runChunk() int {
+	return int(max(1, min(runChunk, s.foldEvery/32)))
 }
 
 // runsCommitted applies p.runs after p's commit succeeded.
