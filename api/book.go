@@ -16,6 +16,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/heed/heed/ledger/book"
+	"github.com/heed/heed/projections"
 )
 
 // bookPath is where a renewal book is imported.
@@ -39,7 +40,7 @@ type BookRow struct {
 	Number      string `json:"number" maxLength:"32" doc:"E.164 (+8613800138000) or a national number of the default region"`
 	ContractRef string `json:"contract_ref" maxLength:"128"`
 	Product     string `json:"product,omitempty" maxLength:"128"`
-	StartsAt    string `json:"starts_at" doc:"2026-12-31 (midnight in the zone parameter's time zone) or RFC 3339"`
+	StartsAt    string `json:"starts_at" doc:"RFC 3339, or 2026-12-31: that day's midnight in the number's own time zone (the zone parameter's for a number whose zone is unknown or ambiguous)"`
 	ExpiresAt   string `json:"expires_at" doc:"after starts_at; same forms"`
 	Plan        string `json:"plan,omitempty" maxLength:"64" doc:"a reminder plan of the tenant's, which reminds before expires_at"`
 }
@@ -53,7 +54,7 @@ type BookRowError struct {
 }
 
 type bookIn struct {
-	Zone string `query:"zone" default:"Asia/Shanghai" maxLength:"64" doc:"time zone of dates written without a time"`
+	Zone string `query:"zone" default:"Asia/Shanghai" maxLength:"64" doc:"time zone of dates written without a time, for numbers whose own zone is unknown or ambiguous (a +1 toll-free number); other numbers' bare dates are read in their own zone"`
 	body io.Reader
 	hctx huma.Context
 }
@@ -96,7 +97,7 @@ func (s *Server) registerBook(mw huma.Middlewares, sec []map[string][]string) {
 			}
 			p := who(ctx)
 			errs := &rowErrors{}
-			im, err := book.New(book.Config{Store: s.cfg.Store, Keys: s.cfg.PII, Tenant: p.key.Tenant, Actor: p.key.ID, Location: loc, Report: errs.add,
+			im, err := book.New(book.Config{Store: s.cfg.Store, Keys: s.cfg.PII, Tenant: p.key.Tenant, Actor: p.key.ID, Zone: projections.Zone, Location: loc, Report: errs.add,
 				// The numbers go the way of every other write's
 				// (Normalize, then the pseudonym), but past the people
 				// cache: a book of a million numbers would only flush it.

@@ -170,6 +170,22 @@ func (c *Config) Zones(number string) ([]*time.Location, error) {
 	return out, nil
 }
 
+// Zone returns the time zone in which a date written for an E.164 number
+// without a time of day is read (a contract's 2026-12-31 is that day where
+// the customer lives): the zone its numbering plan names, or nil when it
+// names none or several (a +1 toll-free number) or the number is not
+// E.164, for the caller's fallback.
+func Zone(number string) *time.Location {
+	n, err := parse(number)
+	if err != nil {
+		return nil
+	}
+	if z := zones(n); len(z) == 1 {
+		return location(z[0])
+	}
+	return nil
+}
+
 // zones returns the number's IANA time zones, none when unknown.
 func zones(n *phonenumbers.PhoneNumber) []string {
 	z, err := phonenumbers.GetTimezonesForNumber(n)

@@ -175,7 +175,7 @@ func benchSchedule(ctx context.Context, args []string) error {
 	cpuImport := processCPU()
 	// The book: a synthetic renewal book (ledger/book's: expiries over
 	// the coming year, in Shanghai's dates) imported as heed import does.
-	res, err := book.Bench(ctx, book.Config{Store: d.Store, Keys: d.Keys, Tenant: tenant, Actor: "heed bench", Location: shanghai,
+	res, err := book.Bench(ctx, book.Config{Store: d.Store, Keys: d.Keys, Tenant: tenant, Actor: "heed bench", Zone: projections.Zone, Location: shanghai,
 		Now: clock.now, Subject: func(number string) (string, string, error) {
 			e164, err := api.Normalize(number, "CN")
 			if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/heed/heed/ledger/book"
 	"github.com/heed/heed/ledger/merkle"
 	"github.com/heed/heed/ledger/pii"
+	"github.com/heed/heed/projections"
 )
 
 func init() {
@@ -53,7 +54,7 @@ func importBook(ctx context.Context, args []string) error {
 	format := fs.String("format", "", "csv or ndjson (default: from the file's extension, .csv, .ndjson or .jsonl)")
 	errorsTo := fs.String("errors", "", "write the rows' errors to this file, as CSV (row,field,why), instead of to stderr")
 	region := fs.String("region", "CN", "default region for numbers written without a country code")
-	zone := fs.String("zone", "Asia/Shanghai", "time zone of dates written without a time (2026-12-31 is its midnight there)")
+	zone := fs.String("zone", "Asia/Shanghai", "time zone of dates written without a time, for numbers whose own zone is unknown or ambiguous (2026-12-31 is that day's midnight in the number's zone)")
 	every := fs.Duration("progress-every", time.Second, "how often to print a progress line when stdout is not a terminal (0: only the summary)")
 	file, err := parseWithFile(fs, args)
 	if err != nil {
@@ -96,7 +97,7 @@ func importBook(ctx context.Context, args []string) error {
 		return err
 	}
 	im, err := book.New(book.Config{
-		Store: d.Store, Keys: d.Keys, Tenant: t, Actor: cliActor(), Location: loc, Report: report.add,
+		Store: d.Store, Keys: d.Keys, Tenant: t, Actor: cliActor(), Zone: projections.Zone, Location: loc, Report: report.add,
 		Subject: func(number string) (string, string, error) {
 			e164, err := api.Normalize(number, *region)
 			if err != nil {

@@ -99,8 +99,14 @@ type Config struct {
 	// pseudonymise). Whatever its error says, the row is reported as "not
 	// a valid phone number", never with the number.
 	Subject func(number string) (e164, subject string, err error)
-	// Location is the time zone of a date written without a time
-	// (2026-12-31 is its midnight there); nil means UTC.
+	// Zone returns the time zone of a number (its E.164 form): a date
+	// written without a time of day is that day's midnight in the
+	// customer's own zone, as every rule about the customer reads time.
+	// nil, or a nil answer (a number whose zone is unknown or ambiguous),
+	// means Location.
+	Zone func(e164 string) *time.Location
+	// Location is the time zone of a date written without a time when
+	// Zone gives none; nil means UTC.
 	Location *time.Location
 	// Now is the clock [time.Now]. A relationship that starts in the
 	// future is recorded as occurring now.

@@ -91,8 +91,14 @@ func (im *Importer) check(ctx context.Context, r *raw) (*row, []fieldError, erro
 			bad("plan", "no such reminder plan for this tenant")
 		}
 	}
-	starts, okS := im.date(r.starts, "starts_at", bad)
-	expires, okE := im.date(r.expires, "expires_at", bad)
+	loc := im.cfg.Location
+	if e164 != "" && im.cfg.Zone != nil {
+		if z := im.cfg.Zone(e164); z != nil {
+			loc = z
+		}
+	}
+	starts, okS := date(r.starts, "starts_at", loc, bad)
+	expires, okE := date(r.expires, "expires_at", loc, bad)
 	if okS && okE && !expires.After(starts) {
 		bad("expires_at", "not after starts_at")
 	}
@@ -117,9 +123,9 @@ func hasControl(s string) bool {
 	return false
 }
 
-// date reads a date: RFC 3339, or a bare day (its midnight in the
-// configured zone).
-func (im *Importer) date(v, field string, bad func(field, why string)) (time.Time, bool) {
+// date reads a date: RFC 3339, or a bare day (its midnight in loc, the
+// customer's zone).
+func date(v, field string, loc *time.Location, bad func(field, why string)) (time.Time, bool) {
 	switch {
 	case v == "":
 		bad(field, "missing")
@@ -132,7 +138,7 @@ func (im *Importer) date(v, field string, bad func(field, why string)) (time.Tim
 	if len(v) == len(time.DateOnly) {
 		layout = time.DateOnly
 	}
-	t, err := time.ParseInLocation(layout, v, im.cfg.Location)
+	t, err := time.ParseInLocation(layout, v, loc)
 	if err != nil {
 		bad(field, "not a date: give 2026-12-31 or 2026-12-31T00:00:00+08:00")
 		return time.Time{}, false
