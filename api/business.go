@@ -15,6 +15,7 @@ import (
 
 	"github.com/heed/heed/api/auth"
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/book"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 )
@@ -164,7 +165,11 @@ func (s *Server) registerBusiness() {
 			return s.writeContact(ctx, "body.number", b.Number, b.Common, in.Key, &ledger.ConsentWithdrawn{
 				Purposes: strs(b.Purposes), Channels: strs(b.Channels), All: b.All, Via: string(b.Via), RawText: b.RawText, Line: b.Line})
 		})
-	huma.Register(s.api, post("start-relationship", "/v1/relationships", "Record the start of a customer relationship (a contract)"),
+	startOp := post("start-relationship", "/v1/relationships", "Record the start of a customer relationship (a contract)")
+	startOp.Description = "The event's id derives from the business and the contract ref, as an imported book's does (a client id or " +
+		"Idempotency-Key is not used): the same request again is a retry, and a contract ref already recorded for another number " +
+		"is refused (409), whether that was recorded by this operation or by an import."
+	huma.Register(s.api, startOp,
 		func(ctx context.Context, in *relationshipIn) (*writeOutput, error) {
 			b := in.Body
 			if b.Plan != "" {
@@ -172,7 +177,13 @@ func (s *Server) registerBusiness() {
 					return nil, err
 				}
 			}
-			return s.writeAt(ctx, "body.number", b.Number, b.Common, in.Key, func(at time.Time, e164 string) any {
+			// The id derives from the contract ref, as an imported book's
+			// does: a ref recorded for one number is an id the store
+			// refuses in another number's stream, whichever way each was
+			// recorded, and a repeated request is a retry.
+			c := b.Common
+			c.ID = book.EventID(who(ctx).key.Tenant, b.ContractRef)
+			return s.writeAt(ctx, "body.number", b.Number, c, "", func(at time.Time, e164 string) any {
 				if b.StartsAt != nil {
 					at = b.StartsAt.UTC()
 				}
@@ -388,23 +399,41 @@ func (s *Server) append(ctx context.Context, stream string, ev ledger.Event, reb
 		// A retry with identical content comes back as originally stored.
 		return out[0], out[0].Replayed, nil
 	}
-	if !errors.Is(err, ledger.ErrIDConflict) || rebuild == nil {
+	started := ev.Type == ledger.TypeRelationshipStarted
+	if !errors.Is(err, ledger.ErrIDConflict) || rebuild == nil && !started {
 		return ledger.Event{}, false, s.storeError("append", err)
 	}
 	evs, rerr := s.cfg.Store.ReadStream(ctx, stream, 1, 0)
-	if rerr != nil {
+	if rerr != nil && !errors.Is(rerr, ledger.ErrNotFound) {
 		return ledger.Event{}, false, s.storeError("append", err)
 	}
 	for i := range evs {
 		old := &evs[i]
-		if old.ID != ev.ID || old.Type != ev.Type || old.Actor != ev.Actor {
+		if rebuild == nil || old.ID != ev.ID || old.Type != ev.Type || old.Actor != ev.Actor {
 			continue
 		}
 		if s.sameWrite(ctx, old, rebuild(old.OccurredAt)) {
 			return *old, true, nil
 		}
 	}
+	if started {
+		return ledger.Event{}, false, refTaken(evs, ev.ID)
+	}
 	return ledger.Event{}, false, s.storeError("append", err)
+}
+
+// refTaken is the answer to a RelationshipStarted whose id, derived from
+// its contract ref, the store holds with other content: in this number's
+// stream (evs), or else in another number's. It never names a number.
+func refTaken(evs []ledger.Event, id string) error {
+	for i := range evs {
+		if evs[i].ID == id {
+			return huma.Error409Conflict("contract ref already recorded for this number with another product, start, expiry or plan",
+				&huma.ErrorDetail{Location: "body.contract_ref", Message: "already recorded: POST /v1/relationships/{ref}/renew moves its expiry"})
+		}
+	}
+	return huma.Error409Conflict("contract ref already recorded for another number",
+		&huma.ErrorDetail{Location: "body.contract_ref", Message: "already recorded for another number: a contract ref names one customer's contract"})
 }
 
 // sameWrite reports whether payload, written now, is what old recorded:

@@ -43,7 +43,7 @@ func TestNoSubmissionAfterAcknowledgedWithdrawalOverHTTP(t *testing.T) {
 	nums := make([]string, numbers)
 	for i := range nums {
 		nums[i] = fmt.Sprintf("+86139%08d", i)
-		if r := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": nums[i], "contract_ref": "P"}); r.status != 201 {
+		if r := h.do("POST", "/v1/relationships", h.a, map[string]any{"number": nums[i], "contract_ref": fmt.Sprint("P-", i)}); r.status != 201 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	}
@@ -51,13 +51,14 @@ func TestNoSubmissionAfterAcknowledgedWithdrawalOverHTTP(t *testing.T) {
 	acked := map[string]time.Time{}
 	var wg sync.WaitGroup
 	for i := range ops {
-		num := nums[rand.IntN(numbers)]
+		k := rand.IntN(numbers)
 		optOut := i%10 == 0
 		delay := time.Duration(rand.IntN(60)) * time.Millisecond
 		if optOut {
-			num = nums[rand.IntN(numbers/2)]
+			k = rand.IntN(numbers / 2)
 			delay = 30*time.Millisecond + delay/2
 		}
+		num := nums[k]
 		wg.Go(func() {
 			time.Sleep(delay)
 			if optOut {
@@ -73,7 +74,7 @@ func TestNoSubmissionAfterAcknowledgedWithdrawalOverHTTP(t *testing.T) {
 				mu.Unlock()
 				return
 			}
-			if r := h.do("POST", "/v1/reminders", h.a, renewal("", num, "P")); r.status != 201 {
+			if r := h.do("POST", "/v1/reminders", h.a, renewal("", num, fmt.Sprint("P-", k))); r.status != 201 {
 				t.Errorf("reminder: %d %s", r.status, r.body)
 			}
 		})

@@ -143,12 +143,12 @@ func TestSMSCDownUnderLoad(t *testing.T) {
 		id := fmt.Sprintf("r-%d", i)
 		a := answer{id: id, number: num}
 		// Called from the load goroutines too: errors, not t.Fatal.
-		if r := s.do(t, "POST", "/v1/relationships", biz, map[string]any{"number": num, "contract_ref": "POL-1", "product": "car insurance"}); r.status != 201 {
+		if r := s.do(t, "POST", "/v1/relationships", biz, map[string]any{"number": num, "contract_ref": "POL-" + id, "product": "car insurance"}); r.status != 201 {
 			t.Errorf("relationship: %d %s", r.status, r.body)
 			return a
 		}
 		a.at = time.Now()
-		r := s.do(t, "POST", "/v1/reminders", biz, map[string]any{"id": id, "number": num, "relationship_ref": "POL-1",
+		r := s.do(t, "POST", "/v1/reminders", biz, map[string]any{"id": id, "number": num, "relationship_ref": "POL-" + id,
 			"template_id": "tagged", "template_version": 1, "params": map[string]string{"rid": id}})
 		a.took = time.Since(a.at)
 		var body struct{ State string }

@@ -25,12 +25,13 @@ func TestOptOutsOnTheDefaultLine(t *testing.T) {
 		return strings.Contains(b, `"from":"10690099"`) && strings.Contains(b, "验证码")
 	})
 	const second = "+8613700000011"
+	ref := map[string]string{number: "POL-1", second: "POL-2"}
 	for _, n := range []string{number, second} {
-		s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": n, "contract_ref": "POL-1", "product": "car insurance"})
+		s.must(t, 201, "POST", "/v1/relationships", biz, map[string]any{"number": n, "contract_ref": ref[n], "product": "car insurance"})
 	}
 	approveRenewal(t, s, biz, "acme")
 	remind := func(id, n string) string {
-		body := renewal(id, "POL-1")
+		body := renewal(id, ref[n])
 		body["number"] = n
 		return fmt.Sprint(s.must(t, 201, "POST", "/v1/reminders", biz, body)["state"])
 	}
