@@ -11,6 +11,15 @@ import (
 	"github.com/heed/heed/notify"
 )
 
+// StoreCommitted records one group commit of the embedded store: its
+// duration and each of its appends' wait before it (see bolt.Store.Observe).
+func (m *Metrics) StoreCommitted(commit time.Duration, waited []time.Duration) {
+	m.storeCommit.Observe(commit.Seconds())
+	for _, w := range waited {
+		m.storeWait.Observe(w.Seconds())
+	}
+}
+
 // Metrics are heed's Prometheus collectors. No label ever holds a phone
 // number or a subject: labels are operations, outcomes, rules and states.
 type Metrics struct {
@@ -18,6 +27,8 @@ type Metrics struct {
 	appends       *prometheus.CounterVec
 	appendSeconds prometheus.Histogram
 	appendBatch   prometheus.Histogram
+	storeCommit   prometheus.Histogram
+	storeWait     prometheus.Histogram
 	decisions     *prometheus.CounterVec
 	decisionRules *prometheus.CounterVec
 	reminders     *prometheus.CounterVec
@@ -44,6 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Durable append latency (includes the fsync).", Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1}}),
 		appendBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "heed_append_batch_events",
 			Help: "Events per append call.", Buckets: []float64{1, 2, 5, 10, 50, 100, 500, 1000}}),
+		storeCommit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "heed_store_commit_seconds",
+			Help:    "Embedded store: how long each group commit took, writing its pages and both fsyncs.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}}),
+		storeWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "heed_store_wait_seconds",
+			Help:    "Embedded store: how long each append waited in the queue before its group commit began.",
+			Buckets: []float64{.0001, .0005, .001, .002, .005, .01, .02, .05, .1, .25, 1}}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_decisions_total",
 			Help: "Eligibility decisions by outcome."}, []string{"outcome"}),
 		decisionRules: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "heed_decision_reasons_total",
@@ -76,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range ledger.UnmatchedReasons {
 		m.unmatched.WithLabelValues(r)
 	}
-	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.decisions, m.decisionRules,
+	reg.MustRegister(m.requests, m.appends, m.appendSeconds, m.appendBatch, m.storeCommit, m.storeWait, m.decisions, m.decisionRules,
 		m.reminders, m.contacts, m.SMPPSubmits, m.SMPPResponses, m.SMPPReceipts, m.unmatched, m.cdrs)
 	return m
 }

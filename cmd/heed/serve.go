@@ -353,6 +353,7 @@ func (s *server) openLedger(ctx context.Context) error {
 		s.metrics.Gauge("heed_store_commits_total", "Store transactions (group commits).", func() float64 {
 			return float64(d.Store.Stats().Commits)
 		})
+		d.Store.Observe(s.metrics.StoreCommitted)
 	} else {
 		ks, err := kurrent.Open(ctx, s.o.storeURL, kurrent.Options{Log: s.log, IndexPath: filepath.Join(d.Dir, "kurrent-index.db")})
 		if err != nil {

@@ -185,6 +185,23 @@ type Store struct {
 	// just before Commit with the number of events written; an error
 	// aborts the batch like a failed write.
 	beforeCommit atomic.Pointer[func(events int) error]
+	// observer, when set, learns each commit's timing (see Observe).
+	observer atomic.Pointer[func(commit time.Duration, waited []time.Duration)]
+}
+
+// Observe has f called after every commit, on the committer's goroutine,
+// with how long the commit took (the tree hashes, writing the pages and
+// both fsyncs) and, for each append it made durable, how long that append
+// waited from entering the queue until the commit began. Together they say
+// where an append's time goes: a long commit is the disk, a long wait with
+// short commits is the queue in front of it. f must be quick and must not
+// keep waited. A nil f stops the calls.
+func (s *Store) Observe(f func(commit time.Duration, waited []time.Duration)) {
+	if f == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&f)
 }
 
 // Open opens or creates the store at path.

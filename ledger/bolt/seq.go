@@ -26,6 +26,7 @@ type request struct {
 	out      []ledger.Event
 	err      error
 	done     chan struct{}
+	queued   time.Time // when it entered the queue, for the observer
 }
 
 // Append implements ledger.Store. Validation and leaf encoding happen here,
@@ -52,6 +53,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected ledger.Expec
 	s.inflight.Add(1)
 	defer s.leave()
 	r := &request{ctx: ctx, stream: stream, expected: expected, props: make([]proposal, len(events)), done: make(chan struct{})}
+	if s.observer.Load() != nil {
+		r.queued = time.Now()
+	}
 	for i := range events {
 		p, err := propose(stream, events[i])
 		if err != nil {
@@ -669,11 +673,29 @@ func (s *Store) commit(p *plan) {
 		close(s.notify)
 		s.notify = make(chan struct{})
 		s.notifyMu.Unlock()
+		s.observe(p, start, d)
 	}
 	close(p.done)
 	for _, r := range p.reqs {
 		close(r.done)
 	}
+}
+
+// observe tells the observer, if any, how long p's commit took and how
+// long each of its appends waited before the commit began.
+func (s *Store) observe(p *plan, start time.Time, commit time.Duration) {
+	o := s.observer.Load()
+	if o == nil {
+		return
+	}
+	waited := make([]time.Duration, 0, len(p.reqs))
+	for _, r := range p.reqs {
+		// An append queued before the observer was set has no time.
+		if !r.queued.IsZero() && r.err == nil {
+			waited = append(waited, start.Sub(r.queued))
+		}
+	}
+	(*o)(commit, waited)
 }
 
 // stream begins p's write transaction, writes the batch's share of the
