@@ -607,6 +607,7 @@ func decodeLeaf(b []byte) (Event, bool) {
 // LeafHead is the start of a leaf, read without decoding it: the fields a
 // reader uses to route an event, as bytes of the leaf.
 type LeafHead struct {
+	ID, Type                []byte
 	Tenant, Subject, Stream []byte
 	Position                uint64
 }
@@ -617,9 +618,9 @@ type LeafHead struct {
 func ReadLeafHead(b []byte) (h LeafHead, ok bool) {
 	s := &leafScanner{b: b, ok: true}
 	s.need(`{"id":`)
-	s.view()
+	h.ID = s.view()
 	s.need(`,"type":`)
-	s.view()
+	h.Type = s.view()
 	if s.lit(`,"tenant":`) {
 		h.Tenant = s.view()
 	}

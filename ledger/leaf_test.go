@@ -332,8 +332,8 @@ func TestReadLeafHead(t *testing.T) {
 			if ok != tc.ok {
 				t.Fatalf("ReadLeafHead ok = %v, want %v (%s)", ok, tc.ok, leaf)
 			}
-			if ok && (string(h.Tenant) != e.Tenant || string(h.Subject) != e.Subject || string(h.Stream) != e.Stream || h.Position != e.Position) {
-				t.Fatalf("ReadLeafHead = %q %q %q %d; event %q %q %q %d", h.Tenant, h.Subject, h.Stream, h.Position, e.Tenant, e.Subject, e.Stream, e.Position)
+			if ok && (string(h.ID) != e.ID || string(h.Type) != e.Type || string(h.Tenant) != e.Tenant || string(h.Subject) != e.Subject || string(h.Stream) != e.Stream || h.Position != e.Position) {
+				t.Fatalf("ReadLeafHead = %q %q %q %q %q %d; event %q %q %q %q %q %d", h.ID, h.Type, h.Tenant, h.Subject, h.Stream, h.Position, e.ID, e.Type, e.Tenant, e.Subject, e.Stream, e.Position)
 			}
 		})
 	}

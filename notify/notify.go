@@ -167,6 +167,9 @@ type Config struct {
 	// waiting for its receipt (zero: a day). A receipt that comes later is
 	// matched from the log by Sweep.
 	ReceiptTimeout time.Duration
+	// Leaves, if set, reads the log's stored leaves (ledger/bolt): recovery
+	// then decodes the reminders' events only, not every event of the log.
+	Leaves LeafReader
 	// CheckpointEvery is how many log events may pass before the notifier
 	// records where its start-up recovery may resume (zero: 100,000), so a
 	// restart reads that many events at most, not the whole log.

@@ -62,9 +62,17 @@ func (r *recovery) apply(e *ledger.Event) {
 	}
 }
 
+// LeafReader reads the log's stored canonical leaves undecoded.
+type LeafReader interface {
+	ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error)
+}
+
 // fold reads the log from r.through+1 through position to into r.
 func (n *Notifier) fold(ctx context.Context, r *recovery, to uint64) error {
 	const batch = 4096
+	if n.cfg.Leaves != nil {
+		return n.foldLeaves(ctx, r, to)
+	}
 	for from := r.through + 1; from <= to; {
 		evs, err := n.cfg.Store.ReadAll(ctx, from, batch)
 		if err != nil {
@@ -80,6 +88,41 @@ func (n *Notifier) fold(ctx context.Context, r *recovery, to uint64) error {
 			break
 		}
 		from = evs[len(evs)-1].Position + 1
+	}
+	r.through = to
+	return nil
+}
+
+// foldLeaves is fold over the stored leaves: a leaf whose type is no
+// reminder's is skipped unread.
+func (n *Notifier) foldLeaves(ctx context.Context, r *recovery, to uint64) error {
+	const batch = 4096
+	for from := r.through + 1; from <= to; {
+		ls, err := n.cfg.Leaves.ReadLeaves(ctx, from, batch)
+		if err != nil {
+			return fmt.Errorf("notify: recover: %w", err)
+		}
+		if len(ls) == 0 {
+			break
+		}
+		for _, l := range ls {
+			h, ok := ledger.ReadLeafHead(l)
+			if ok {
+				from = h.Position + 1
+				if _, reminder := stateOf[string(h.Type)]; !reminder {
+					continue
+				}
+			}
+			e, err := ledger.ParseLeaf(l)
+			if err != nil {
+				return fmt.Errorf("notify: recover: %w", err)
+			}
+			from = e.Position + 1
+			if e.Position > to {
+				break
+			}
+			r.apply(&e)
+		}
 	}
 	r.through = to
 	return nil

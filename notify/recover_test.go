@@ -249,3 +249,40 @@ func BenchmarkRecover(b *testing.B) {
 		})
 	}
 }
+
+// TestLeafFoldEqualsEventFold: recovery over the stored leaves, which
+// skips every event that is no reminder's unread, carries what recovery
+// over the decoded events carries.
+func TestLeafFoldEqualsEventFold(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	for seed := range uint64(10) {
+		rnd := rand.New(rand.NewPCG(seed, 9))
+		st := ledgertest.Bolt(t)
+		grant, err := ledger.NewEvent(tenant, pseudo(number), now, ledger.ConsentGranted{Purposes: []string{"service"}, Channels: []string{"sms"}, Source: "web_form"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, ledger.ContactStream(tenant, pseudo(number)), ledger.Any(), []ledger.Event{grant}); err != nil {
+			t.Fatal(err)
+		}
+		history(t, st, rnd)
+		head, _ := st.Head(ctx)
+		cfg := Config{Store: st, Decider: &streamDecider{store: st}, Sender: &fakeSender{}, Pseudonym: pseudo, Now: func() time.Time { return now }}
+		byEvents := New(cfg)
+		cfg.Leaves = st
+		byLeaves := New(cfg)
+		for _, upto := range []uint64{1 + rnd.Uint64N(head), head} {
+			a, b := &recovery{open: map[string]*track{}}, &recovery{open: map[string]*track{}}
+			if err := byEvents.fold(ctx, a, upto); err != nil {
+				t.Fatal(err)
+			}
+			if err := byLeaves.fold(ctx, b, upto); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := kept(byLeaves, b, now), kept(byEvents, a, now); !reflect.DeepEqual(got, want) || b.through != a.through {
+				t.Fatalf("seed %d, through %d:\nleaves %v\nevents %v", seed, upto, got, want)
+			}
+		}
+	}
+}

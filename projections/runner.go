@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,14 +32,22 @@ type Options struct {
 	// Dir holds the snapshot file; empty disables snapshots.
 	Dir string
 	// SnapshotEvery is the least time between snapshots while running
-	// (default 1 minute).
+	// (default 1 minute); a snapshot that takes long spaces them more (see
+	// snapshotDue).
 	SnapshotEvery time.Duration
 	// Wait bounds how long a decision waits for the projection to reach
 	// the log's head (default 5 s).
 	Wait time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Log is told of snapshots set aside (default: discarded).
+	Log *slog.Logger
 }
+
+// caughtUpSave is how many events a projection must have applied since
+// its last snapshot for reaching the log's head to save one at once: a
+// long replay is not repeated after a crash.
+const caughtUpSave = 100_000
 
 // Runner keeps a State following a store, saves snapshots, and answers
 // decisions with read-your-writes and point-in-time semantics.
@@ -46,7 +57,17 @@ type Runner struct {
 	opt     Options
 	running atomic.Bool
 	pos     atomic.Uint64
-	saved   atomic.Int64 // unix nanoseconds of the last snapshot
+	saved   atomic.Int64  // unix nanoseconds of the last snapshot
+	savedAt atomic.Uint64 // the position of the last snapshot
+	cost    atomic.Int64  // how long the last snapshot took, in nanoseconds
+
+	// unverified is the snapshot the state was restored from while its
+	// arrays' checksum is unchecked (see verifySnapshot); no snapshot is
+	// written from the state meanwhile, so damage is never saved again
+	// under a good checksum. rebuilding is set while a damaged snapshot's
+	// state is replaced by a replay: decisions are refused meanwhile.
+	unverified atomic.Pointer[snapFile]
+	rebuilding atomic.Bool
 
 	mu sync.RWMutex
 	st *State
@@ -60,9 +81,16 @@ type Runner struct {
 	failed atomic.Pointer[error]
 }
 
+// ErrRebuilding means the projection is being replayed from the log
+// because its snapshot was found damaged; decisions wait for the replay.
+var ErrRebuilding = errors.New("projections: rebuilding from the log after a damaged snapshot")
+
 // NewRunner returns a runner under cfg, restored from the snapshot in
 // opt.Dir when there is one taken under the same rules version (a
-// snapshot under other rules is ignored: the state would differ).
+// snapshot under other rules is ignored: the state would differ) over
+// this log: the log must hold the event the snapshot ends at, at its
+// position. A snapshot that is damaged, or that the log does not hold, is
+// set aside (renamed .bad) and the state replayed from position 1.
 func NewRunner(store ledger.Store, cfg *Config, opt Options) (*Runner, error) {
 	if opt.SnapshotEvery <= 0 {
 		opt.SnapshotEvery = time.Minute
@@ -73,13 +101,29 @@ func NewRunner(store ledger.Store, cfg *Config, opt Options) (*Runner, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
 	r := &Runner{store: store, cfg: cfg, opt: opt, st: NewState(cfg), tick: make(chan struct{})}
 	if opt.Dir != "" {
-		st, err := Restore(opt.Dir, cfg)
+		st, sf, err := restore(opt.Dir, cfg)
+		if err == nil {
+			err = matchLog(context.Background(), store, st)
+			if err != nil {
+				sf.close()
+			}
+		}
 		switch {
 		case err == nil:
 			r.st = st
+			r.unverified.Store(sf)
+			r.savedAt.Store(st.pos)
 		case errors.Is(err, ErrNoSnapshot):
+		case errors.Is(err, ErrSnapshot):
+			opt.Log.Warn("projection snapshot set aside; replaying the log", "err", err)
+			if err := setAside(filepath.Join(opt.Dir, snapshotFile)); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, err
 		}
@@ -87,6 +131,39 @@ func NewRunner(store ledger.Store, cfg *Config, opt Options) (*Runner, error) {
 	r.pos.Store(r.st.pos)
 	r.saved.Store(opt.Now().UnixNano())
 	return r, nil
+}
+
+// matchLog checks that the log holds the event st ends at, at its
+// position: a snapshot ahead of the log (a log restored from an older
+// backup) or of another log would skip the events the log has there.
+func matchLog(ctx context.Context, store ledger.Store, st *State) error {
+	if st.pos == 0 {
+		return nil
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if st.pos > head {
+		return fmt.Errorf("%w: the snapshot is at position %d, beyond the log's head %d", ErrSnapshot, st.pos, head)
+	}
+	evs, err := store.ReadAll(ctx, st.pos, 1)
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 || evs[0].Position != st.pos || evs[0].ID != st.posID {
+		return fmt.Errorf("%w: the log holds another event at the snapshot's position %d", ErrSnapshot, st.pos)
+	}
+	return nil
+}
+
+// setAside renames a snapshot that must not be used, keeping it for a
+// look, so that the next start does not meet it again.
+func setAside(path string) error {
+	if err := os.Rename(path, path+".bad"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // Position is the last log position the projection has applied.
@@ -106,16 +183,34 @@ func (r *Runner) Config() *Config { return r.cfg }
 
 // Run follows the log from the projection's position, applying each event
 // and saving snapshots, until ctx ends or the store fails. It saves a last
-// snapshot on the way out.
+// snapshot on the way out. A restored snapshot's records are checked
+// meanwhile (see verifySnapshot).
 func (r *Runner) Run(ctx context.Context) error {
 	r.running.Store(true)
 	defer r.running.Store(false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if sf := r.unverified.Load(); sf != nil {
+		wg.Go(func() { r.verifySnapshot(ctx, sf) })
+	}
+	var looked time.Time // when the log's head was last read
 	err := r.store.Follow(ctx, r.Position()+1, func(e ledger.Event) error {
 		if err := r.apply(&e); err != nil {
 			return err
 		}
-		if r.opt.Dir != "" && r.opt.Now().UnixNano()-r.saved.Load() >= int64(r.opt.SnapshotEvery) {
+		if r.opt.Dir == "" {
+			return nil
+		}
+		now := r.opt.Now()
+		if r.snapshotDue(now) {
 			return r.Snapshot()
+		}
+		// Having replayed many events, save as soon as the head is reached.
+		if e.Position-r.savedAt.Load() >= caughtUpSave && now.Sub(looked) >= time.Second {
+			looked = now
+			if head, err := r.store.Head(ctx); err == nil && e.Position >= head {
+				return r.Snapshot()
+			}
 		}
 		return nil
 	})
@@ -124,6 +219,57 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// snapshotDue says whether a periodic snapshot is due at now: at least
+// SnapshotEvery since the last, and twenty times as long as the last took,
+// so a big state spends at most a twentieth of its time being saved.
+func (r *Runner) snapshotDue(now time.Time) bool {
+	since := time.Duration(now.UnixNano() - r.saved.Load())
+	return since >= r.opt.SnapshotEvery && since >= 20*time.Duration(r.cost.Load())
+}
+
+// verifySnapshot checks the arrays of the snapshot the state was restored
+// from. When they are damaged it sets the file aside and replays the log
+// into a fresh state, refusing decisions until the replay has caught up:
+// a damaged record could have lost an opt-out.
+func (r *Runner) verifySnapshot(ctx context.Context, sf *snapFile) {
+	err := sf.verify(ctx)
+	sf.close()
+	if ctx.Err() != nil {
+		return // checked again at the next start
+	}
+	if err == nil {
+		r.unverified.Store(nil)
+		return
+	}
+	r.opt.Log.Error("projection snapshot damaged; replaying the log, decisions refused meanwhile", "err", err)
+	r.rebuilding.Store(true)
+	r.savedAt.Store(0) // no snapshot stands any more
+	if err := setAside(sf.path); err != nil {
+		r.opt.Log.Warn("projection snapshot", "err", err)
+	}
+	for ctx.Err() == nil {
+		err := r.Rebuild(ctx)
+		if err == nil {
+			break
+		}
+		r.opt.Log.Error("projection rebuild", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	r.unverified.Store(nil)
+	r.rebuilding.Store(false)
+	r.opt.Log.Info("projection rebuilt from the log", "position", r.Position())
+}
+
+// Rebuilding reports whether the projection is being replayed after a
+// damaged snapshot; decisions fail with ErrRebuilding meanwhile.
+func (r *Runner) Rebuilding() bool { return r.rebuilding.Load() }
 
 func (r *Runner) apply(e *ledger.Event) error {
 	r.mu.Lock()
@@ -228,6 +374,9 @@ func (r *Runner) Decide(ctx context.Context, q Query) (Decision, error) {
 // is answered as of At: the streams of (tenant, subject), the subject and
 // the line are re-read and only events recorded at or before At count.
 func (r *Runner) DecideAfter(ctx context.Context, q Query, pos uint64) (Decision, error) {
+	if r.rebuilding.Load() {
+		return Decision{}, ErrRebuilding
+	}
 	if err := r.WaitFor(ctx, pos); err != nil {
 		return Decision{}, err
 	}

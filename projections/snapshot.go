@@ -2,12 +2,15 @@ package projections
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/bits"
 	"os"
@@ -28,12 +31,23 @@ var ErrNoSnapshot = errors.New("projections: no snapshot")
 var ErrSnapshot = errors.New("projections: damaged snapshot")
 
 const (
-	snapshotFile  = "projection.snap"
-	snapshotMagic = "heed-projection-1\n"
+	snapshotFile = "projection.snap"
+	// snapshotMagic names the format: a header, the record and slot arrays
+	// at page-aligned offsets (so a restore maps them instead of reading
+	// them), the small remainder, and a trailer of checksums.
+	snapshotMagic = "heed-projection-2\n"
+	trailerMagic  = "heed-end"
 	// byteOrderMark is written in native order; records are raw memory, so
 	// a snapshot is only read back on a machine of the same byte order.
 	byteOrderMark = uint32(0x01020304)
+	// align is the offset alignment of the arrays: a memory page.
+	align = 4096
+	// trailerSize is the trailer's length: the remainder's length, its
+	// checksum, the arrays' checksum and trailerMagic.
+	trailerSize = 8 + 4 + 4 + len(trailerMagic)
 )
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // semantics names what the state means beyond its layout; it changes when
 // the same log folds into different state (contacts counted when recorded,
@@ -56,10 +70,13 @@ var layout = func() string {
 	return hex.EncodeToString(sum[:8])
 }()
 
-// header describes a snapshot; records and keys follow as raw arrays.
+// header describes a snapshot.
 type header struct {
-	Layout       string
-	Position     uint64
+	Layout   string
+	Position uint64
+	// PositionID is the id of the event at Position: a snapshot is used
+	// only over a log that holds that event there.
+	PositionID   string
 	Recorded     time.Time
 	RulesVersion string
 	RecSize      int
@@ -83,38 +100,93 @@ type rest struct {
 	Skipped uint64
 }
 
+const slotSize = int64(unsafe.Sizeof(slot{}))
+
+func roundUp(n int64) int64 { return (n + align - 1) &^ (align - 1) }
+
+// offsets returns where the records, the slots and the remainder start in
+// a snapshot whose encoded header is hlen bytes long.
+func offsets(hlen int, h *header) (recsAt, slotsAt, restAt int64) {
+	recsAt = roundUp(int64(len(snapshotMagic) + 4 + 4 + hlen + 4))
+	slotsAt = roundUp(recsAt + int64(h.Recs)*int64(h.RecSize))
+	return recsAt, slotsAt, slotsAt + int64(h.Slots)*slotSize
+}
+
+// countWriter counts what passes to w.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
 func (s *State) writeTo(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	if _, err := bw.WriteString(snapshotMagic); err != nil {
-		return err
-	}
-	if err := binary.Write(bw, binary.NativeEndian, byteOrderMark); err != nil {
-		return err
-	}
-	h := header{Layout: layout, Position: s.pos, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	h := header{Layout: layout, Position: s.pos, PositionID: s.posID, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
 		RecSize: int(unsafe.Sizeof(rec{})), Recs: s.recs.n, Keys: s.subjects.len(), Slots: len(s.subjects.slots)}
-	if err := gob.NewEncoder(bw).Encode(h); err != nil {
+	var hb bytes.Buffer
+	if err := gob.NewEncoder(&hb).Encode(h); err != nil {
 		return err
 	}
+	recsAt, slotsAt, restAt := offsets(hb.Len(), &h)
+	var head bytes.Buffer
+	head.WriteString(snapshotMagic)
+	_ = binary.Write(&head, binary.NativeEndian, byteOrderMark)
+	_ = binary.Write(&head, binary.NativeEndian, uint32(hb.Len()))
+	head.Write(hb.Bytes())
+	_ = binary.Write(&head, binary.NativeEndian, crc32.Checksum(head.Bytes(), castagnoli))
+	head.Write(make([]byte, recsAt-int64(head.Len())))
+	if _, err := bw.Write(head.Bytes()); err != nil {
+		return err
+	}
+	// The arrays' checksum covers every byte from recsAt to restAt.
+	sum := crc32.New(castagnoli)
+	aw := io.MultiWriter(bw, sum)
 	for _, p := range s.recs.p {
 		if len(p) == 0 {
 			continue
 		}
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), len(p)*h.RecSize)
-		if _, err := bw.Write(raw); err != nil {
+		if _, err := aw.Write(raw); err != nil {
 			return err
 		}
 	}
-	if len(s.subjects.slots) > 0 {
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.subjects.slots[0])), len(s.subjects.slots)*int(unsafe.Sizeof(slot{})))
-		if _, err := bw.Write(raw); err != nil {
-			return err
-		}
-	}
-	if err := gob.NewEncoder(bw).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines}); err != nil {
+	if _, err := aw.Write(make([]byte, slotsAt-recsAt-int64(s.recs.n*h.RecSize))); err != nil {
 		return err
 	}
-	return bw.Flush()
+	if len(s.subjects.slots) > 0 {
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.subjects.slots[0])), int64(len(s.subjects.slots))*slotSize)
+		if _, err := aw.Write(raw); err != nil {
+			return err
+		}
+	}
+	var rb bytes.Buffer
+	if err := gob.NewEncoder(&rb).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines}); err != nil {
+		return err
+	}
+	if _, err := bw.Write(rb.Bytes()); err != nil {
+		return err
+	}
+	var tr bytes.Buffer
+	_ = binary.Write(&tr, binary.NativeEndian, uint64(rb.Len()))
+	_ = binary.Write(&tr, binary.NativeEndian, crc32.Checksum(rb.Bytes(), castagnoli))
+	_ = binary.Write(&tr, binary.NativeEndian, sum.Sum32())
+	tr.WriteString(trailerMagic)
+	if _, err := bw.Write(tr.Bytes()); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if want := restAt + int64(rb.Len()+trailerSize); cw.n != want {
+		return fmt.Errorf("projections: snapshot of %d bytes, want %d", cw.n, want)
+	}
+	return nil
 }
 
 // Save writes the state to dir, replacing the previous snapshot
@@ -126,87 +198,183 @@ func (s *State) Save(dir string) error {
 	return atomicfile.Write(filepath.Join(dir, snapshotFile), 0o600, s.writeTo)
 }
 
-// Restore loads the snapshot in dir taken under cfg. It returns
-// ErrNoSnapshot when there is none or it was taken under other rules, and
-// ErrSnapshot when it is damaged.
+// Restore loads the snapshot in dir taken under cfg, checking every byte of
+// it. It returns ErrNoSnapshot when there is none or it was taken under
+// other rules, and ErrSnapshot when it is damaged.
 func Restore(dir string, cfg *Config) (*State, error) {
-	f, err := os.Open(filepath.Join(dir, snapshotFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNoSnapshot
-	}
+	st, sf, err := restore(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := readFrom(bufio.NewReaderSize(f, 1<<20), cfg)
-	if err != nil && !errors.Is(err, ErrNoSnapshot) {
-		return nil, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	defer sf.close()
+	if err := sf.verify(context.Background()); err != nil {
+		return nil, err
 	}
-	return st, err
+	return st, nil
 }
 
-func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
-		return nil, errors.New("not a projection snapshot")
+// snapFile is a restored snapshot whose arrays are mapped, not yet read:
+// verify checks them against the trailer's checksum.
+type snapFile struct {
+	f            *os.File
+	path         string
+	from, to     int64 // the arrays' bytes
+	sum          uint32
+	position     uint64
+	ofRecs, ofSl int // records and slots, for the log line
+}
+
+func (sf *snapFile) close() {
+	if sf != nil && sf.f != nil {
+		sf.f.Close()
+		sf.f = nil
+	}
+}
+
+// verify reads the arrays from the file (not from the mapping, which the
+// projection may have written to since) and checks their checksum.
+func (sf *snapFile) verify(ctx context.Context) error {
+	sum := crc32.New(castagnoli)
+	buf := make([]byte, 4<<20)
+	for off := sf.from; off < sf.to; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(int64(len(buf)), sf.to-off)
+		if _, err := sf.f.ReadAt(buf[:n], off); err != nil {
+			return fmt.Errorf("%w: %v", ErrSnapshot, err)
+		}
+		sum.Write(buf[:n])
+		off += n
+	}
+	if sum.Sum32() != sf.sum {
+		return fmt.Errorf("%w: the records' checksum does not match", ErrSnapshot)
+	}
+	return nil
+}
+
+// restore maps the snapshot in dir: the header and the remainder are read
+// and checked, the records and slots are mapped copy-on-write (see
+// mapFile), so a restore reads a few pages whatever the state's size and
+// the rest fault in as decisions touch them. The returned snapFile checks
+// the arrays later.
+func restore(dir string, cfg *Config) (*State, *snapFile, error) {
+	path := filepath.Join(dir, snapshotFile)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, ErrNoSnapshot
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, sf, err := readFrom(f, cfg)
+	if err != nil {
+		f.Close()
+		if !errors.Is(err, ErrNoSnapshot) && !errors.Is(err, ErrSnapshot) {
+			err = fmt.Errorf("%w: %v", ErrSnapshot, err)
+		}
+		return nil, nil, err
+	}
+	sf.path = path
+	return st, sf, nil
+}
+
+func readFrom(f *os.File, cfg *Config) (*State, *snapFile, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	size := fi.Size()
+	pre := make([]byte, len(snapshotMagic)+8)
+	if _, err := f.ReadAt(pre, 0); err != nil || string(pre[:len(snapshotMagic)]) != snapshotMagic {
+		if err == nil && strings.HasPrefix(string(pre), "heed-projection-") {
+			// Another format: not damaged, only foreign; rebuilt from the log.
+			return nil, nil, fmt.Errorf("%w: written in another format", ErrNoSnapshot)
+		}
+		return nil, nil, errors.New("not a projection snapshot")
 	}
 	// A snapshot this build cannot map is not damaged, only foreign: the
 	// state is rebuilt from the log.
-	var bom uint32
-	if err := binary.Read(r, binary.NativeEndian, &bom); err != nil {
-		return nil, err
-	}
-	switch bom {
+	switch bom := binary.NativeEndian.Uint32(pre[len(snapshotMagic):]); bom {
 	case byteOrderMark:
 	case bits.ReverseBytes32(byteOrderMark):
-		return nil, fmt.Errorf("%w: written on a machine of another byte order", ErrNoSnapshot)
+		return nil, nil, fmt.Errorf("%w: written on a machine of another byte order", ErrNoSnapshot)
 	default:
-		return nil, errors.New("bad byte order mark")
+		return nil, nil, errors.New("bad byte order mark")
+	}
+	hlen := int64(binary.NativeEndian.Uint32(pre[len(snapshotMagic)+4:]))
+	if hlen > 1<<20 || int64(len(pre))+hlen+4 > size {
+		return nil, nil, errors.New("impossible header length")
+	}
+	head := make([]byte, int64(len(pre))+hlen+4)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, nil, err
+	}
+	body := head[:len(head)-4]
+	if crc32.Checksum(body, castagnoli) != binary.NativeEndian.Uint32(head[len(head)-4:]) {
+		return nil, nil, errors.New("the header's checksum does not match")
 	}
 	var h header
-	if err := gob.NewDecoder(r).Decode(&h); err != nil {
-		return nil, err
+	if err := gob.NewDecoder(bytes.NewReader(body[len(pre):])).Decode(&h); err != nil {
+		return nil, nil, err
 	}
 	if h.RulesVersion != cfg.RulesVersion() {
-		return nil, fmt.Errorf("%w: snapshot taken under rules %s", ErrNoSnapshot, h.RulesVersion)
+		return nil, nil, fmt.Errorf("%w: snapshot taken under rules %s", ErrNoSnapshot, h.RulesVersion)
 	}
 	if h.Layout != layout || h.RecSize != int(unsafe.Sizeof(rec{})) {
-		return nil, fmt.Errorf("%w: written by a build with another record layout", ErrNoSnapshot)
+		return nil, nil, fmt.Errorf("%w: written by a build with another record layout", ErrNoSnapshot)
 	}
-	if h.Recs < 0 || h.Keys < 0 || h.Keys > h.Recs {
-		return nil, errors.New("impossible record counts")
+	if h.Recs < 0 || h.Keys < 0 || h.Keys > h.Recs || h.Slots < 0 || h.Slots&(h.Slots-1) != 0 || h.Keys > h.Slots ||
+		int64(h.Recs) > size || int64(h.Slots) > size {
+		return nil, nil, errors.New("impossible record counts")
 	}
+	recsAt, slotsAt, restAt := offsets(int(hlen), &h)
+	tr := make([]byte, trailerSize)
+	if size < restAt+int64(trailerSize) {
+		return nil, nil, errors.New("the file is shorter than its header says")
+	}
+	if _, err := f.ReadAt(tr, size-int64(trailerSize)); err != nil {
+		return nil, nil, err
+	}
+	restLen := int64(binary.NativeEndian.Uint64(tr))
+	if string(tr[16:]) != trailerMagic || restAt+restLen+int64(trailerSize) != size {
+		return nil, nil, errors.New("the trailer does not match the header")
+	}
+	rb := make([]byte, restLen)
+	if _, err := f.ReadAt(rb, restAt); err != nil {
+		return nil, nil, err
+	}
+	if crc32.Checksum(rb, castagnoli) != binary.NativeEndian.Uint32(tr[8:]) {
+		return nil, nil, errors.New("the remainder's checksum does not match")
+	}
+	var x rest
+	if err := gob.NewDecoder(bytes.NewReader(rb)).Decode(&x); err != nil {
+		return nil, nil, err
+	}
+
 	s := NewState(cfg)
-	s.pos, s.recorded = h.Position, h.Recorded
-	for left := h.Recs; left > 0; {
+	s.pos, s.posID, s.recorded = h.Position, h.PositionID, h.Recorded
+	var arrays []byte
+	if restAt > recsAt {
+		if arrays, err = mapFile(f, recsAt, restAt-recsAt); err != nil {
+			return nil, nil, err
+		}
+	}
+	for left, off := h.Recs, 0; left > 0; {
 		n := min(left, pageSize)
-		p := make([]rec, n, pageSize)
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), n*h.RecSize)
-		if _, err := io.ReadFull(r, raw); err != nil {
-			return nil, err
+		p := unsafe.Slice((*rec)(unsafe.Pointer(&arrays[off])), n)
+		if n < pageSize {
+			// The last page grows: it moves to the heap, at its full size.
+			p = append(make([]rec, 0, pageSize), p...)
 		}
 		s.recs.p = append(s.recs.p, p)
 		s.recs.n += n
 		left -= n
+		off += n * h.RecSize
 	}
-	if h.Slots&(h.Slots-1) != 0 || h.Keys > h.Slots {
-		return nil, errors.New("impossible index size")
-	}
-	s.subjects = index{slots: make([]slot, h.Slots), n: h.Keys}
+	s.subjects = index{n: h.Keys}
 	if h.Slots > 0 {
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.subjects.slots[0])), h.Slots*int(unsafe.Sizeof(slot{})))
-		if _, err := io.ReadFull(r, raw); err != nil {
-			return nil, err
-		}
-	}
-	for _, sl := range s.subjects.slots {
-		if sl.v > uint32(h.Recs) {
-			return nil, errors.New("record index out of range")
-		}
-	}
-	var x rest
-	if err := gob.NewDecoder(r).Decode(&x); err != nil {
-		return nil, err
+		s.subjects.slots = unsafe.Slice((*slot)(unsafe.Pointer(&arrays[slotsAt-recsAt])), h.Slots)
 	}
 	s.tenants, s.lists, s.regions = x.Tenants, x.Lists, x.Regions
 	if x.More != nil {
@@ -238,29 +406,48 @@ func readFrom(r *bufio.Reader, cfg *Config) (*State, error) {
 		}
 	})
 	if bad {
-		return nil, errors.New("line window differs from the rules")
+		return nil, nil, errors.New("line window differs from the rules")
 	}
-	return s, nil
+	return s, &snapFile{f: f, from: recsAt, to: restAt, sum: binary.NativeEndian.Uint32(tr[12:]), position: h.Position,
+		ofRecs: h.Recs, ofSl: h.Slots}, nil
 }
 
-// Snapshot saves the runner's state to its directory. Appliers wait while
-// the state is written to the file; the sync and rename happen after.
+// Snapshot saves the runner's state to its directory, unless the last
+// snapshot is at the same position or the state rests on a snapshot not
+// yet checked. Appliers wait while the state is written to the file; the
+// sync and rename happen after.
 func (r *Runner) Snapshot() error {
 	// A projection stopped by an event it could not read may hold part of
 	// that event: the last snapshot before it stays.
-	if r.opt.Dir == "" || r.Err() != nil {
+	if r.opt.Dir == "" || r.Err() != nil || r.unverified.Load() != nil {
 		return nil
 	}
 	if err := os.MkdirAll(r.opt.Dir, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(r.opt.Dir, snapshotFile), 0o600, func(w io.Writer) error {
+	start := time.Now()
+	skipped := false
+	var pos uint64
+	err := atomicfile.Write(filepath.Join(r.opt.Dir, snapshotFile), 0o600, func(w io.Writer) error {
 		r.mu.RLock()
-		err := r.st.writeTo(w)
-		r.mu.RUnlock()
-		if err == nil {
-			r.saved.Store(r.opt.Now().UnixNano())
+		defer r.mu.RUnlock()
+		if r.st.pos == r.savedAt.Load() && r.st.pos > 0 {
+			skipped = true
+			return errSkip
 		}
-		return err
+		pos = r.st.pos
+		return r.st.writeTo(w)
 	})
+	if skipped {
+		return nil
+	}
+	if err == nil {
+		r.savedAt.Store(pos)
+		r.saved.Store(r.opt.Now().UnixNano())
+		r.cost.Store(int64(time.Since(start)))
+	}
+	return err
 }
+
+// errSkip abandons a snapshot that would repeat the last one.
+var errSkip = errors.New("projections: snapshot unchanged")

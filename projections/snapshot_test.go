@@ -65,12 +65,16 @@ func TestRestartResumesFromSnapshot(t *testing.T) {
 		t.Errorf("runner under other rules at %d, %v", other.Position(), err)
 	}
 
-	// A damaged file is reported, not silently used.
+	// A damaged file is reported, not silently used: the state is
+	// replayed from the log.
 	if err := os.WriteFile(filepath.Join(dir, snapshotFile), []byte(snapshotMagic+"garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewRunner(store, Default(), Options{Dir: dir}); !errors.Is(err, ErrSnapshot) {
+	if _, err := Restore(dir, Default()); !errors.Is(err, ErrSnapshot) {
 		t.Errorf("damaged snapshot: %v, want ErrSnapshot", err)
+	}
+	if r, err := NewRunner(store, Default(), Options{Dir: dir}); err != nil || r.Position() != 0 {
+		t.Errorf("runner over a damaged snapshot at %d, %v; want a replay from 1", r.Position(), err)
 	}
 }
 

@@ -215,6 +215,7 @@ type figures struct {
 type State struct {
 	cfg      *Config
 	pos      uint64
+	posID    string    // the id of the event at pos, which a snapshot names
 	recorded time.Time // latest RecordedAt applied
 	subjects index
 	recs     pages
@@ -303,7 +304,7 @@ func (s *State) Apply(e *ledger.Event) error {
 	if err := s.apply(e); err != nil {
 		return err
 	}
-	s.pos = e.Position
+	s.pos, s.posID = e.Position, e.ID
 	return nil
 }
 

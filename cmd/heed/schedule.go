@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heed/heed/notify"
 	"github.com/heed/heed/notify/schedule"
 )
 
@@ -42,7 +43,8 @@ func (s *server) startScheduler() error {
 	lag := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "heed_schedule_lag_seconds",
 		Help: "Time from a planned reminder's due time to its submit.", Buckets: lagBuckets})
 	s.reg.MustRegister(fired, deferred, cancelled, lag)
-	sched, err := schedule.New(s.tasks.ctx, schedule.Config{Store: s.store, Notifier: s.n, Decider: s.decider, Keys: s.d.Keys,
+	leaves, _ := s.ledger.(notify.LeafReader)
+	sched, err := schedule.New(s.tasks.ctx, schedule.Config{Store: s.store, Leaves: leaves, Notifier: s.n, Decider: s.decider, Keys: s.d.Keys,
 		Rules: o.rules, SMSCOf: s.smpp.Route, Ready: s.bound, LineRate: o.schedule.lineRate, SMSCRate: o.schedule.smscRate,
 		LineRates: o.cfg.ScheduleLineRates, SMSCRates: smscRates(o.cfg), Dir: filepath.Join(s.d.Dir, "schedule"), Log: s.log,
 		Hooks: schedule.Hooks{

@@ -435,7 +435,7 @@ func (s *server) startKeys(ctx context.Context) error {
 // suspender acting on them.
 func (s *server) startProjections(ctx context.Context) error {
 	projections.Warm()
-	runner, err := projections.NewRunner(s.ledger, s.o.rules, projections.Options{Dir: filepath.Join(s.d.Dir, "projections")})
+	runner, err := projections.NewRunner(s.ledger, s.o.rules, projections.Options{Dir: filepath.Join(s.d.Dir, "projections"), Log: s.log})
 	if err != nil {
 		return err
 	}
@@ -452,6 +452,9 @@ func (s *server) startProjections(ctx context.Context) error {
 	s.ready.add("projections", func(ctx context.Context) error {
 		if err := runner.Err(); err != nil {
 			return err // an event it cannot read stopped it
+		}
+		if runner.Rebuilding() {
+			return projections.ErrRebuilding
 		}
 		// Decisions wait for the projections to reach the head; far behind
 		// (a rebuild, a restart on a big log) they would time out.
@@ -593,14 +596,15 @@ func (s *server) startSMPP() error {
 // receipt sweep.
 func (s *server) startNotifier(ctx context.Context) error {
 	o := s.o
-	lookup, _ := s.ledger.(notify.Looker) // the embedded store has an id index
+	lookup, _ := s.ledger.(notify.Looker)     // the embedded store has an id index
+	leaves, _ := s.ledger.(notify.LeafReader) // and its leaves can be read undecoded
 	if o.freeText {
 		s.log.Warn("--dev-free-text is on: reminders may carry free text, which skips the template review; never run this in production")
 	}
 	sender := s.smpp.SMSCs
 	// The notifier's writes (keyword opt-outs and unmatched replies carry
 	// the message text) are sealed like the API's.
-	ncfg := notify.Config{Store: pii.Seal(s.store, s.d.Keys), Lookup: lookup, Decider: s.decider, Sender: sender, Sealer: s.d.Keys, FreeText: o.freeText,
+	ncfg := notify.Config{Store: pii.Seal(s.store, s.d.Keys), Lookup: lookup, Leaves: leaves, Decider: s.decider, Sender: sender, Sealer: s.d.Keys, FreeText: o.freeText,
 		Keywords: o.cfg.Keywords, Lines: o.cfg.Lines, Senders: o.cfg.Senders, DefaultLine: o.line, SMSCOf: sender.Route, Log: s.log,
 		Pseudonym: pii.PseudonymKey(s.d.Secrets.PseudonymKey).Pseudonym, OnState: s.metrics.ReminderState, ReceiptTimeout: o.receiptTimeout,
 		Region: o.region, Tenants: s.runner.Tenants, OnUnmatched: s.metrics.InboundUnmatched}

@@ -91,6 +91,9 @@ type Config struct {
 	// Workers fire timers concurrently (zero: 64); Reconcilers derive
 	// timers concurrently (zero: 16).
 	Workers, Reconcilers int
+	// Leaves, if set, reads the log's stored leaves (ledger/bolt): the
+	// catch-up at start then decodes only the events the index reads.
+	Leaves notify.LeafReader
 	// Dir holds the index's snapshot; empty keeps none.
 	Dir string
 	// SnapshotEvery is how often the index is saved (zero: 5 minutes).
@@ -105,6 +108,10 @@ type Config struct {
 	Now   func() time.Time
 	Log   *slog.Logger
 }
+
+// catchUpSave is how many events the index must have read at start for
+// it to be saved as soon as it is live.
+var catchUpSave uint64 = 100_000
 
 // Scheduler derives timers from the log and fires them when due.
 type Scheduler struct {
@@ -238,12 +245,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	from := s.pos + 1
+	s.mu.Unlock()
+	if s.cfg.Leaves != nil {
+		if err := s.catchUpLeaves(ctx, head); err != nil {
+			return fmt.Errorf("schedule: %w", err)
+		}
+	}
+	s.mu.Lock()
+	follow := s.pos + 1
 	if s.pos >= head {
 		s.becomeLive(start)
 	}
 	s.mu.Unlock()
 	run("follow", func(ctx context.Context) error {
-		return s.cfg.Store.Follow(ctx, from, func(e ledger.Event) error {
+		return s.cfg.Store.Follow(ctx, follow, func(e ledger.Event) error {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.apply(&e)
@@ -256,6 +271,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
+	}
+	if ctx.Err() == nil && s.cfg.Dir != "" {
+		// A long catch-up is saved at once, so a crash does not repeat it.
+		s.mu.Lock()
+		replayed := s.pos - min(s.pos, from-1)
+		s.mu.Unlock()
+		if replayed >= catchUpSave {
+			if err := s.Snapshot(); err != nil {
+				s.cfg.Log.Warn("schedule index snapshot", "err", err)
+			}
+		}
 	}
 	if ctx.Err() == nil {
 		fire := make(chan slot)
@@ -293,6 +319,48 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		err = errors.Join(err, s.Snapshot())
 	}
 	return err
+}
+
+// indexed are the types of the events apply reads; the leaves of others
+// are skipped undecoded.
+var indexed = map[string]bool{
+	ledger.TypeReminderPlanDefined: true, ledger.TypeReminderScheduled: true, ledger.TypeReminderDeferred: true,
+	ledger.TypeReminderCancelled: true, ledger.TypeReminderRequested: true, ledger.TypeReminderFailed: true,
+	ledger.TypeRelationshipStarted: true, ledger.TypeRelationshipRenewed: true, ledger.TypeRelationshipEnded: true,
+	ledger.TypeConsentWithdrawn: true, ledger.TypeSuppressionListed: true, ledger.TypeSubjectErased: true,
+}
+
+// catchUpLeaves brings the index to head from the stored leaves, decoding
+// only the events apply reads.
+func (s *Scheduler) catchUpLeaves(ctx context.Context, head uint64) error {
+	for {
+		s.mu.Lock()
+		from := s.pos + 1
+		s.mu.Unlock()
+		if from > head {
+			return nil
+		}
+		ls, err := s.cfg.Leaves.ReadLeaves(ctx, from, 4096)
+		if err != nil || len(ls) == 0 {
+			return err
+		}
+		s.mu.Lock()
+		for _, l := range ls {
+			if h, ok := ledger.ReadLeafHead(l); ok && !indexed[string(h.Type)] {
+				if h.Position > s.pos {
+					s.pos, s.posID = h.Position, string(h.ID)
+				}
+				continue
+			}
+			e, err := ledger.ParseLeaf(l)
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			s.apply(&e)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // becomeLive marks the index caught up; s.mu is held.

@@ -2,11 +2,16 @@ package schedule
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/ledgertest"
 	"github.com/heed/heed/ledger/pii"
 	"github.com/heed/heed/notify"
 )
@@ -347,5 +352,79 @@ func TestRetryAfterFailedReceipt(t *testing.T) {
 	r.settled()
 	if len(r.timers(cnNum)) != 2 {
 		t.Fatalf("%d timers: a second retry beyond the plan's one", len(r.timers(cnNum)))
+	}
+}
+
+// TestCatchUpIsSavedOnceLive: an index that read a long stretch of the
+// log at start is saved as soon as it is live, not minutes later, so a
+// crash after it does not read that stretch again.
+func TestCatchUpIsSavedOnceLive(t *testing.T) {
+	defer func(n uint64) { catchUpSave = n }(catchUpSave)
+	catchUpSave = 3
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, open(t), nil, tomorrow())
+			r.plan(motor("7d"))
+			for i := range 3 {
+				r.relate(cnNum, fmt.Sprintf("P-%d", i), tomorrow().Add(40*24*time.Hour), "motor")
+			}
+			head, err := r.st.Head(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.start(func(c *Config) { c.SnapshotEvery = time.Hour })
+			r.eventually("the index saved", func() bool {
+				_, err := os.Stat(filepath.Join(r.dir, snapshotFile))
+				return err == nil
+			})
+			s, err := New(context.Background(), Config{Store: r.st, Dir: r.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Stats().Position; got < head {
+				t.Errorf("the index saved at %d, before the head %d it caught up with", got, head)
+			}
+		})
+	}
+}
+
+// TestLeafCatchUpEqualsFollow: an index brought up from the stored leaves,
+// decoding only the events it reads, equals one brought up by following
+// the decoded log, position and event id included.
+func TestLeafCatchUpEqualsFollow(t *testing.T) {
+	base := ledgertest.Bolt(t)
+	r := newRig(t, base, nil, tomorrow())
+	r.plan(motor("30d", "7d"))
+	r.start(nil)
+	for i := range 4 {
+		r.relate(cnNum, fmt.Sprintf("P-%d", i), tomorrow().Add(40*24*time.Hour), "motor")
+	}
+	r.eventually("eight timers", func() bool { return r.s.Stats().Pending == 8 })
+	r.settled()
+	r.stop()
+	index := func(leaves notify.LeafReader) (map[slot]bool, Stats, string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s, err := New(ctx, Config{Store: r.st, Leaves: leaves, Notifier: r.n, Decider: notify.Projections(r.runner), Keys: r.keys, Now: r.clock.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		<-s.Ready()
+		s.mu.Lock()
+		out := map[slot]bool{}
+		s.idx.each(func(sl slot) { out[sl] = true })
+		id := s.posID
+		s.mu.Unlock()
+		st := s.Stats()
+		cancel()
+		<-done
+		return out, st, id
+	}
+	byLeaves, lst, lid := index(base)
+	byEvents, est, eid := index(nil)
+	if len(byLeaves) != 8 || !reflect.DeepEqual(byLeaves, byEvents) || lst.Position != est.Position || lid != eid {
+		t.Fatalf("from leaves %d timers at %d (%s), from events %d at %d (%s)", len(byLeaves), lst.Position, lid, len(byEvents), est.Position, eid)
 	}
 }
