@@ -105,8 +105,11 @@ type Config struct {
 	// Leaves, if set, reads Store's leaves undecoded (ledger/bolt does):
 	// the cross-tenant contact index then costs a little per event instead
 	// of a second decode of the whole log.
-	Leaves  LeafReader
-	Metrics *Metrics
+	Leaves LeafReader
+	// ContactsDir, if set, keeps the contact index's snapshots, so a start
+	// reads the log from the last one rather than from position 1.
+	ContactsDir string
+	Metrics     *Metrics
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
 	// customer rate limits believe (see clientIP); none by default.
 	TrustedProxies []netip.Prefix
@@ -181,7 +184,11 @@ func New(cfg Config) *Server {
 	// The one place writes pass: personal fields are sealed here, whichever
 	// operation wrote them.
 	cfg.Store = pii.Seal(cfg.Store, cfg.PII)
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: contactindex.New(cfg.Store, cfg.Leaves), people: newPeople(200_000), tags: newTagger(cfg.DecisionKey)}
+	contacts := contactindex.New(cfg.Store, cfg.Leaves)
+	if cfg.ContactsDir != "" {
+		contacts.Persist(cfg.ContactsDir, cfg.Log)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), contacts: contacts, people: newPeople(200_000), tags: newTagger(cfg.DecisionKey)}
 	hc := huma.DefaultConfig("heed", cfg.Version)
 	hc.Info.Description = "Compliance ledger for outbound customer contact, and the flash-SMS notifier that obeys it."
 	hc.CreateHooks = nil // no $schema links in bodies

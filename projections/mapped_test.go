@@ -332,3 +332,43 @@ func TestSnapshotUnchangedIsNotRewritten(t *testing.T) {
 		t.Error("a snapshot at the same position was written again")
 	}
 }
+
+func TestCostlySnapshotIsSkippedOnExitWhenTheReplayIsShort(t *testing.T) {
+	evs := synthLog(20)
+	for _, c := range []struct {
+		name  string
+		cost  time.Duration
+		saved bool
+	}{
+		{"cheap", time.Millisecond, true},
+		{"costly", 2 * time.Second, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			store := &logStore{evs: evs[:len(evs)-1], done: make(chan struct{})}
+			r, err := NewRunner(store, Default(), Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.CatchUp(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			r.cost.Store(int64(c.cost))
+			store.evs = evs
+			close(store.done)
+			if err := r.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			st, err := Restore(dir, Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if saved := st.Position() == uint64(len(evs)); saved != c.saved {
+				t.Errorf("saved on exit at %d: %v, want %v", st.Position(), saved, c.saved)
+			}
+		})
+	}
+}

@@ -183,7 +183,7 @@ func (r *Runner) Config() *Config { return r.cfg }
 
 // Run follows the log from the projection's position, applying each event
 // and saving snapshots, until ctx ends or the store fails. It saves a last
-// snapshot on the way out. A restored snapshot's records are checked
+// snapshot on the way out (see exitSave). A restored snapshot's records are checked
 // meanwhile (see verifySnapshot).
 func (r *Runner) Run(ctx context.Context) error {
 	r.running.Store(true)
@@ -214,10 +214,20 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	if r.opt.Dir != "" {
-		err = errors.Join(err, r.Snapshot())
+	if r.opt.Dir != "" && r.exitSave() {
+		if serr := r.Snapshot(); serr != nil {
+			r.opt.Log.Warn("projection snapshot", "err", serr)
+			err = errors.Join(err, serr)
+		}
 	}
 	return err
+}
+
+// exitSave says whether the snapshot on the way out is worth its time: a
+// cheap one always is; a costly one only when the next start would
+// otherwise replay many events, so a stop stays prompt.
+func (r *Runner) exitSave() bool {
+	return time.Duration(r.cost.Load()) < time.Second || r.Position()-r.savedAt.Load() >= caughtUpSave
 }
 
 // snapshotDue says whether a periodic snapshot is due at now: at least

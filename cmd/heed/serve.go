@@ -271,30 +271,28 @@ func serve(ctx context.Context, args []string) error {
 	defer s.stop()
 	tctx := s.tasks.ctx
 
-	if err := s.openLedger(tctx); err != nil {
-		return err
-	}
-	if err := s.startKeys(tctx); err != nil {
-		return err
-	}
-	if err := s.startProjections(tctx); err != nil {
-		return err
-	}
-	if err := s.startSMPP(); err != nil {
-		return err
-	}
-	if err := s.startNotifier(tctx); err != nil {
-		return err
-	}
-	if err := s.startScheduler(); err != nil {
-		return err
-	}
-	// A new essential task that needs the whole server (a store, the
-	// projections and the notifier) starts here, in one line:
-	//	s.tasks.run("name", part.Run)
-	// Its death then stops serve like any other's.
-	if err := s.startSIP(); err != nil {
-		return err
+	// Each step's time is logged: a slow start names its step.
+	for _, step := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"ledger", func() error { return s.openLedger(tctx) }},
+		{"keys", func() error { return s.startKeys(tctx) }},
+		{"projections", func() error { return s.startProjections(tctx) }},
+		{"smpp", s.startSMPP},
+		{"notifier", func() error { return s.startNotifier(tctx) }},
+		{"scheduler", s.startScheduler},
+		// A new essential task that needs the whole server (a store, the
+		// projections and the notifier) starts here, in one line:
+		//	s.tasks.run("name", part.Run)
+		// Its death then stops serve like any other's.
+		{"sip", s.startSIP},
+	} {
+		t0 := time.Now()
+		if err := step.fn(); err != nil {
+			return err
+		}
+		s.log.Info("started", "step", step.name, "s", time.Since(t0).Seconds())
 	}
 	hs, errc, err := s.startHTTP()
 	if err != nil {
@@ -440,15 +438,8 @@ func (s *server) startProjections(ctx context.Context) error {
 		return err
 	}
 	s.runner = runner
+	// Run saves a snapshot on its way out, sparing the next start a replay.
 	s.tasks.run("projections", runner.Run)
-	// The snapshot spares the next start a replay; it is written after the
-	// tasks stop (see stop).
-	s.closers = append(s.closers, func() error {
-		if err := runner.Snapshot(); err != nil {
-			s.log.Warn("snapshot", "err", err)
-		}
-		return nil
-	})
 	s.ready.add("projections", func(ctx context.Context) error {
 		if err := runner.Err(); err != nil {
 			return err // an event it cannot read stopped it
@@ -674,7 +665,7 @@ func (s *server) startHTTP() (*http.Server, <-chan error, error) {
 	o := s.o
 	// The bolt log lets the contact index read leaves without decoding them.
 	leaves, _ := s.ledger.(api.LeafReader)
-	s.api = api.New(api.Config{Store: s.store, Leaves: leaves, Keys: s.keys, Pseudonyms: pii.PseudonymKey(s.d.Secrets.PseudonymKey), Decider: s.decider,
+	s.api = api.New(api.Config{Store: s.store, Leaves: leaves, ContactsDir: filepath.Join(s.d.Dir, "contacts"), Keys: s.keys, Pseudonyms: pii.PseudonymKey(s.d.Secrets.PseudonymKey), Decider: s.decider,
 		Reminders: s.n, Texter: s.smpp.SMSCs, Auditor: s.auditor, PII: s.d.Keys, Gate: s.n, Metrics: s.metrics,
 		Region: o.region, TrustedProxies: o.trusted, Log: s.log,
 		Sessions: auth.NewSessions(auth.SessionConfig{PerNumber: o.codesWindow, PerDay: o.codesDay, PerDayRestricted: o.codesRestricted}),

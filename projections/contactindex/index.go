@@ -6,6 +6,7 @@ package contactindex
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,16 @@ type Index struct {
 	leaves  LeafReader
 	catchMu sync.Mutex
 	decoded int // leaves ReadLeafHead could not read, decoded instead (under catchMu)
+
+	// Snapshots (see Persist), touched by the applier only: under catchMu
+	// with leaves, else in Run's follower.
+	dir       string
+	log       *slog.Logger
+	loaded    chan struct{} // closed once Run has read the snapshot
+	lastID    string        // the id of the event at seen
+	savedAt   uint64        // the position of the last snapshot
+	savedWhen time.Time
+	cost      time.Duration // how long the last snapshot took
 }
 
 // LeafReader reads the log's stored canonical leaves (ledger.Event.Leaf)
@@ -42,8 +53,11 @@ type LeafReader interface {
 // New returns an index of store, empty until Run follows the log. With
 // leaves (ledger/bolt), it reads the stored leaves undecoded.
 func New(store ledger.Store, leaves LeafReader) *Index {
-	return &Index{store: store, leaves: leaves, tenants: newTenantSets(), tmpls: map[Template]bool{}}
+	return &Index{store: store, leaves: leaves, tenants: newTenantSets(), tmpls: map[Template]bool{}, log: slog.New(slog.DiscardHandler), loaded: closed}
 }
+
+// closed is a channel closed already.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Template names one tenant's template.
 type Template struct{ Tenant, ID string }
@@ -85,28 +99,76 @@ func (x *Index) add(tenant, subject string) {
 	x.mu.Unlock()
 }
 
-// Run keeps the index current until ctx is done.
+// Run keeps the index current until ctx is done, starting from its
+// snapshot when Persist gave it a directory holding one that matches the
+// log.
 func (x *Index) Run(ctx context.Context) error {
+	x.catchMu.Lock()
+	err := x.load(ctx)
+	x.catchMu.Unlock()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-x.loaded:
+	default:
+		close(x.loaded)
+	}
 	if x.leaves == nil {
-		return x.store.Follow(ctx, x.seen.Load()+1, func(e ledger.Event) error {
+		var looked time.Time
+		err := x.store.Follow(ctx, x.seen.Load()+1, func(e ledger.Event) error {
 			x.note(e)
+			x.lastID = e.ID
 			x.seen.Store(e.Position)
+			if x.dir == "" || time.Since(looked) < time.Second {
+				return nil
+			}
+			looked = time.Now()
+			head, err := x.store.Head(ctx)
+			if err == nil && x.saveDue(e.Position >= head) {
+				x.trySave()
+			}
 			return nil
 		})
+		if x.exitSave() {
+			x.trySave()
+		}
+		return err
 	}
 	// Polled, not followed: a customer's query catches up itself (see of),
 	// so the poll only keeps that catch-up short.
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if err := x.catchUp(ctx); err != nil {
+		err := x.catchUp(ctx)
+		if ctx.Err() != nil {
+			x.catchMu.Lock()
+			if x.exitSave() {
+				x.trySave()
+			}
+			x.catchMu.Unlock()
+			return ctx.Err()
+		}
+		if err != nil {
 			return err
 		}
+		x.catchMu.Lock()
+		if x.saveDue(true) {
+			x.trySave()
+		}
+		x.catchMu.Unlock()
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// trySave saves a snapshot; a failure only costs the next start a longer
+// catch-up.
+func (x *Index) trySave() {
+	if err := x.save(); err != nil {
+		x.log.Warn("contact index snapshot", "err", err)
 	}
 }
 
@@ -119,7 +181,7 @@ func (x *Index) catchUp(ctx context.Context) error {
 		if err != nil || len(ls) == 0 {
 			return err
 		}
-		for _, l := range ls {
+		for i, l := range ls {
 			k, ok := ledger.ReadLeafHead(l)
 			if !ok {
 				x.decoded++
@@ -128,8 +190,12 @@ func (x *Index) catchUp(ctx context.Context) error {
 					return fmt.Errorf("contactindex: %w", err)
 				}
 				x.note(e)
+				x.lastID = e.ID
 				x.seen.Store(e.Position)
 				continue
+			}
+			if i == len(ls)-1 {
+				x.lastID = string(k.ID)
 			}
 			// A leaf that ties a tenant to its subject (what note checks on
 			// a decoded event): most are in the tenant's contact stream for
@@ -175,6 +241,13 @@ func (x *Index) Templates(ctx context.Context) ([]Template, error) {
 // reach waits until the index has applied the log's head, up to a short
 // while.
 func (x *Index) reach(ctx context.Context) error {
+	// Nothing is caught up before the snapshot is read: the catch-up would
+	// start from position 1.
+	select {
+	case <-x.loaded:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	head, err := x.store.Head(ctx)
 	if err != nil {
 		return err
