@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/ledgertest"
 )
 
 // logStore serves a fixed log of events, positions 1 to n; Follow returns
@@ -188,7 +189,7 @@ func withdrawnLog(n int) []ledger.Event {
 
 func optedOut(t *testing.T, r *Runner) {
 	t.Helper()
-	d, err := r.Decide(context.Background(), Query{Tenant: benchTenant(0), Subject: benchSubject(0), Number: number, Channel: "call", Purpose: "service", At: base})
+	d, err := r.Decide(context.Background(), Query{Tenant: benchTenant(0), Subject: benchSubject(0), Number: number, Channel: "call", Purpose: "service"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,6 +370,67 @@ func TestCostlySnapshotIsSkippedOnExitWhenTheReplayIsShort(t *testing.T) {
 			if saved := st.Position() == uint64(len(evs)); saved != c.saved {
 				t.Errorf("saved on exit at %d: %v, want %v", st.Position(), saved, c.saved)
 			}
+		})
+	}
+}
+
+// TestSnapshotOnEveryStore: on each store, a restart resumes from the
+// snapshot and reads the opt-out recorded after it, and a snapshot taken
+// over another log of the same kind is refused.
+func TestSnapshotOnEveryStore(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range ledgertest.Stores {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			app := func(st ledger.Store, p any) {
+				t.Helper()
+				e, err := ledger.NewEvent(benchTenant(0), benchSubject(0), base, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := st.Append(ctx, ledger.ContactStream(benchTenant(0), benchSubject(0)), ledger.Any(), []ledger.Event{e}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			grant := ledger.ConsentGranted{Purposes: []string{"service"}, Channels: []string{"call"}, Source: "web_form",
+				Evidence: ledger.Evidence{URL: "https://example.com/form", ContentHash: "sha256:00"}}
+			for range 3 {
+				app(st, grant)
+			}
+			dir := t.TempDir()
+			r, err := NewRunner(st, Default(), Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Snapshot(); err != nil {
+				t.Fatal(err)
+			}
+			app(st, ledger.ConsentWithdrawn{All: true, Via: "api"})
+			again, err := NewRunner(st, Default(), Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Position() != 3 {
+				t.Fatalf("restored at %d, want 3", again.Position())
+			}
+			optedOut(t, again)
+
+			other := open(t)
+			for range 4 {
+				app(other, grant)
+			}
+			app(other, ledger.ConsentWithdrawn{All: true, Via: "api"})
+			fresh, err := NewRunner(other, Default(), Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fresh.Position() != 0 {
+				t.Fatalf("restored at %d from another log's snapshot", fresh.Position())
+			}
+			optedOut(t, fresh)
 		})
 	}
 }
