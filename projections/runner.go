@@ -191,7 +191,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if sf := r.unverified.Load(); sf != nil {
-		wg.Go(func() { r.verifySnapshot(ctx, sf) })
+		wg.Go(func() {
+			// The check reads the whole file: it waits for the projection
+			// to reach the head first, so a start is not slowed by it.
+			if head, err := r.store.Head(ctx); err == nil {
+				for r.Position() < head && ctx.Err() == nil && r.Err() == nil {
+					select {
+					case <-ctx.Done():
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}
+			r.verifySnapshot(ctx, sf)
+		})
 	}
 	var looked time.Time // when the log's head was last read
 	err := r.store.Follow(ctx, r.Position()+1, func(e ledger.Event) error {
