@@ -99,7 +99,9 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	}
 	at = at.UTC()
 	d := Decision{RulesVersion: s.cfg.RulesVersion(), AsOf: s.pos, At: at}
-	var r, h rec
+	// The records are read in place, under the caller's read lock, not
+	// copied: a copy escapes with the evaluation and costs an allocation.
+	r, h := &noRec, &noRec
 	var extra []contract
 	var exp [combos]uint32
 	var g global
@@ -107,7 +109,7 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	var erased uint32
 	var spill []spilled
 	if i := s.find(q.Tenant, q.Subject); i >= 0 {
-		r = *s.recs.at(i)
+		r = s.recs.at(i)
 		extra = s.more[uint32(i)]
 		exp = s.exps[uint32(i)]
 		compl = s.complaints[uint32(i)]
@@ -115,7 +117,7 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 		spill = s.spill[uint32(i)]
 	}
 	if i := s.head(q.Subject); i >= 0 {
-		h = *s.recs.at(i)
+		h = s.recs.at(i)
 		g = s.globals[uint32(i)]
 	}
 	d.Revision = uint64(r.rev)
@@ -123,13 +125,24 @@ func (s *State) Decide(q Query, now time.Time) (Decision, error) {
 	if q.Line != "" {
 		l = s.lines[q.Tenant][q.Line]
 	}
-	e := eval{s: s, cfg: s.cfg, q: q, c: c, r: &r, h: &h, g: g, exp: exp, compl: compl, erased: erased, spill: spill, extra: extra, l: l, at: at, t: minute(at),
-		out: make([]Reason, 0, 4)}
+	// The rules are called through the table, so the evaluation escapes;
+	// a pooled one spares every decision its allocation.
+	e := evals.Get().(*eval)
+	*e = eval{s: s, cfg: s.cfg, q: q, c: c, r: r, h: h, g: g, exp: exp, compl: compl, erased: erased, spill: spill, extra: extra, l: l, at: at, t: minute(at),
+		out: make([]Reason, 0, 2)}
 	e.run()
 	d.Reasons = e.out
 	d.Allowed = !slices.ContainsFunc(e.out, func(r Reason) bool { return r.Effect == Deny })
-	return d, e.err
+	err := e.err
+	*e = eval{}
+	evals.Put(e)
+	return d, err
 }
+
+var evals = sync.Pool{New: func() any { return new(eval) }}
+
+// noRec stands for a subject the state does not track; never written.
+var noRec rec
 
 type eval struct {
 	s     *State
@@ -160,6 +173,10 @@ func (e *eval) add(rule, effect, en, zh string, pos ...uint32) {
 	}
 	e.out = append(e.out, r)
 }
+
+// text is sentence t of e's query's channel and purpose, in English (lang
+// 0) or Chinese (lang 1).
+func (e *eval) text(t text, lang int) string { return e.s.texts()[t][e.c][lang] }
 
 func (e *eval) run() {
 	for i := range Rules {
@@ -220,14 +237,12 @@ func (e *eval) relationship() {
 			return
 		case inGrace:
 			e.add(RuleRelationshipActive, Allow,
-				fmt.Sprintf("The reminder is about a contract that expired less than %d days ago.", e.cfg.ServiceBasis.GraceDays),
-				fmt.Sprintf("提醒所涉合同到期未满%d天。", e.cfg.ServiceBasis.GraceDays), k.Pos)
+				e.text(txContractInGrace, 0), e.text(txContractInGrace, 1), k.Pos)
 			return
 		}
 	}
 	e.add(RuleRelationshipActive, Deny,
-		fmt.Sprintf("The reminder names no contract of the business with this customer that is active or expired less than %d days ago.", e.cfg.ServiceBasis.GraceDays),
-		fmt.Sprintf("提醒所涉合同不是本企业与该客户的有效合同（或到期未满%d天的合同）。", e.cfg.ServiceBasis.GraceDays), lapsed)
+		e.text(txNoContract, 0), e.text(txNoContract, 1), lapsed)
 }
 
 func (e *eval) suppression() {
@@ -260,8 +275,7 @@ func (e *eval) erasure() {
 func (e *eval) withdrawal() {
 	if w := e.r.withdraw[e.c]; w != 0 && w > e.r.grant[e.c] {
 		e.add(RuleWithdrawal, Deny,
-			fmt.Sprintf("The customer asked not to be contacted by %s for %s, and has not agreed again since.", e.q.Channel, e.q.Purpose),
-			fmt.Sprintf("客户已要求不再通过%s进行%s联系，此后未再同意。", zhChannel(e.q.Channel), zhPurpose(e.q.Purpose)), w)
+			e.text(txWithdrawn, 0), e.text(txWithdrawn, 1), w)
 	}
 }
 
@@ -278,8 +292,7 @@ func (e *eval) marketing() {
 	switch {
 	case e.grantValid():
 		e.add(RuleMarketingConsent, Allow,
-			fmt.Sprintf("The customer explicitly agreed to marketing by %s.", e.q.Channel),
-			fmt.Sprintf("客户明确同意通过%s接收营销信息。", zhChannel(e.q.Channel)), g)
+			e.text(txMarketingAgreed, 0), e.text(txMarketingAgreed, 1), g)
 	case g != 0:
 		e.add(RuleMarketingConsent, Deny,
 			"The customer's consent to marketing has expired.",
@@ -290,8 +303,7 @@ func (e *eval) marketing() {
 			"唯一的同意来自捆绑的应用条款，不足以进行营销联系。", e.r.bundled)
 	default:
 		e.add(RuleMarketingConsent, Deny,
-			fmt.Sprintf("The customer never agreed to marketing by %s.", e.q.Channel),
-			fmt.Sprintf("客户从未同意通过%s接收营销信息。", zhChannel(e.q.Channel)))
+			e.text(txMarketingNever, 0), e.text(txMarketingNever, 1))
 	}
 }
 
@@ -315,15 +327,13 @@ func (e *eval) service() {
 			return
 		case inGrace:
 			e.add(RuleServiceBasis, Allow,
-				fmt.Sprintf("The customer's contract expired less than %d days ago: renewal notices are allowed.", e.cfg.ServiceBasis.GraceDays),
-				fmt.Sprintf("客户的合同到期未满%d天，可发送续保提醒。", e.cfg.ServiceBasis.GraceDays), k.Pos)
+				e.text(txServiceInGrace, 0), e.text(txServiceInGrace, 1), k.Pos)
 			return
 		}
 	}
 	if e.grantValid() {
 		e.add(RuleServiceBasis, Allow,
-			fmt.Sprintf("The customer agreed to service messages by %s.", e.q.Channel),
-			fmt.Sprintf("客户同意通过%s接收服务信息。", zhChannel(e.q.Channel)), e.r.grant[e.c])
+			e.text(txServiceAgreed, 0), e.text(txServiceAgreed, 1), e.r.grant[e.c])
 		return
 	}
 	e.add(RuleServiceBasis, Deny,
@@ -359,12 +369,11 @@ func location(name string) *time.Location {
 func (e *eval) quiet() {
 	var names []string
 	if e.q.Number != "" {
-		n, err := parse(e.q.Number)
-		if err != nil {
+		var err error
+		if names, err = numberZones(e.q.Number); err != nil {
 			e.err = err
 			return
 		}
-		names = zones(n)
 	}
 	locs := make([]*time.Location, 0, 2)
 	for _, name := range names {
@@ -423,8 +432,7 @@ func (e *eval) cooldown() {
 	}
 	if days := uint32(e.cfg.ComplaintCooldown.Days); e.compl.At <= e.t && e.t < e.compl.At+days*1440 {
 		e.add(RuleComplaintCooldown, Deny,
-			fmt.Sprintf("The customer complained about the business less than %d days ago.", days),
-			fmt.Sprintf("客户在%d天内投诉过本企业。", days), e.compl.Pos)
+			e.text(txCooldown, 0), e.text(txCooldown, 1), e.compl.Pos)
 	}
 }
 
@@ -491,8 +499,7 @@ func (e *eval) burst() {
 		}
 		if uint32(tr.Region) == rid && tr.Hour == hour && tr.At <= e.t && tr.Known <= seconds(e.at) {
 			e.add(RuleRegionBurst, Deny,
-				fmt.Sprintf("This line already made %d contacts to the customer's area this hour; no more until the hour ends.", e.cfg.RegionBurst.MaxPerHour),
-				fmt.Sprintf("该线路本小时已向客户所在地区联系%d次，本小时内不得再联系。", e.cfg.RegionBurst.MaxPerHour), tr.Pos)
+				e.text(txRegionBurst, 0), e.text(txRegionBurst, 1), tr.Pos)
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,24 +20,11 @@ var ErrNumber = errors.New("projections: number is not a valid E.164 number")
 // directly, since phonenumbers.Parse is a large share of a decision's
 // cost; the rest goes through phonenumbers.Parse.
 func parse(number string) (*phonenumbers.PhoneNumber, error) {
-	if len(number) < 3 || len(number) > 16 || number[0] != '+' {
-		return nil, ErrNumber
+	cc, nsn, ok, err := split(number)
+	if err != nil {
+		return nil, err
 	}
-	for i := 1; i < len(number); i++ {
-		if number[i] < '0' || number[i] > '9' {
-			return nil, ErrNumber
-		}
-	}
-	for n := 1; n <= 3 && n < len(number)-1; n++ {
-		cc, _ := strconv.Atoi(number[1 : 1+n])
-		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
-			continue
-		}
-		rest := number[1+n:]
-		if rest[0] == '0' {
-			break // Italian leading zeros: let the library handle them
-		}
-		nsn, _ := strconv.ParseUint(rest, 10, 64)
+	if ok {
 		c32 := int32(cc)
 		return &phonenumbers.PhoneNumber{CountryCode: &c32, NationalNumber: &nsn}, nil
 	}
@@ -46,6 +34,63 @@ func parse(number string) (*phonenumbers.PhoneNumber, error) {
 	}
 	return n, nil
 }
+
+// split reads number as '+', a country code the library knows and a
+// national number without a leading zero: a spelling whose E.164 form is
+// the number itself. It reports ok false, with no error, for a number it
+// leaves to the library, and ErrNumber for one that is not '+' and digits.
+func split(number string) (cc int, nsn uint64, ok bool, err error) {
+	if len(number) < 3 || len(number) > 16 || number[0] != '+' {
+		return 0, 0, false, ErrNumber
+	}
+	for i := 1; i < len(number); i++ {
+		if number[i] < '0' || number[i] > '9' {
+			return 0, 0, false, ErrNumber
+		}
+	}
+	for n := 1; n <= 3 && n < len(number)-1; n++ {
+		cc, _ = strconv.Atoi(number[1 : 1+n])
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			continue
+		}
+		rest := number[1+n:]
+		if rest[0] == '0' {
+			break // Italian leading zeros: let the library handle them
+		}
+		nsn, _ = strconv.ParseUint(rest, 10, 64)
+		return cc, nsn, true, nil
+	}
+	return 0, 0, false, nil
+}
+
+// numberZones returns the time zones of number, read only. A number split
+// reads is its own E.164 form, so its prefix is looked up directly, as
+// phonenumbers.GetTimezonesForNumber does after formatting a parsed number
+// back to E.164, without the allocations of parsing and formatting it on
+// every decision.
+func numberZones(number string) ([]string, error) {
+	_, _, ok, err := split(number)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		n, err := parse(number)
+		if err != nil {
+			return nil, err
+		}
+		return zones(n), nil
+	}
+	z, err := phonenumbers.GetTimezonesForPrefix(number)
+	if err != nil {
+		return nil, nil
+	}
+	if slices.ContainsFunc(z, unknownZone) {
+		return slices.DeleteFunc(slices.Clone(z), unknownZone), nil
+	}
+	return z, nil
+}
+
+func unknownZone(name string) bool { return name == "" || name == "Etc/Unknown" }
 
 // Warm loads the tables Region and the quiet-hours rule read, which the
 // phone-number library loads on first use under a global lock: a server
@@ -192,11 +237,5 @@ func zones(n *phonenumbers.PhoneNumber) []string {
 	if err != nil {
 		return nil
 	}
-	out := z[:0:0]
-	for _, name := range z {
-		if name != "" && name != "Etc/Unknown" {
-			out = append(out, name)
-		}
-	}
-	return out
+	return slices.DeleteFunc(slices.Clone(z), unknownZone)
 }

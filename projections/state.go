@@ -214,6 +214,7 @@ type figures struct {
 // safe for concurrent use (Runner guards it).
 type State struct {
 	cfg      *Config
+	txt      *texts // the decision sentences under cfg
 	pos      uint64
 	posID    string    // the id of the event at pos, which a snapshot names
 	recorded time.Time // latest RecordedAt applied
@@ -276,6 +277,7 @@ func (in *intern) lookup(s string) (uint32, bool) {
 func NewState(cfg *Config) *State {
 	return &State{
 		cfg:        cfg,
+		txt:        newTexts(cfg),
 		more:       map[uint32][]contract{},
 		exps:       map[uint32][combos]uint32{},
 		globals:    map[uint32]global{},
@@ -285,6 +287,8 @@ func NewState(cfg *Config) *State {
 		lines:      map[string]map[string]*line{},
 	}
 }
+
+func (s *State) texts() *texts { return s.txt }
 
 // Position is the position of the last applied event.
 func (s *State) Position() uint64 { return s.pos }
