@@ -124,6 +124,8 @@ type Server struct {
 	digests *digests
 	m       metrics
 	wg      sync.WaitGroup
+	// jobs hands INVITEs to long-lived workers (see onInvite).
+	jobs chan func()
 
 	mu      sync.Mutex
 	closers []io.Closer // the listeners Serve opened
@@ -181,6 +183,11 @@ func New(cfg Config) (*Server, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, ua: ua, srv: srv, ctx: ctx, stop: stop, seen: seen{m: map[string]seenAnswer{}}, digests: digests,
 		m: newMetrics(cfg.Registerer)}
+	s.jobs = make(chan func())
+	s.wg.Add(workers)
+	for range workers {
+		go s.work()
+	}
 	srv.OnInvite(s.onInvite)
 	srv.OnOptions(s.onOptions)
 	srv.OnAck(func(*gosip.Request, gosip.ServerTransaction) {}) // ACKs of final answers end in the transaction layer
@@ -335,7 +342,45 @@ func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
+// workers is how many INVITEs are decided at once; the rest wait their
+// turn. The durable record of each attempt is the slow part, and group
+// commits batch however many wait, so a few hundred keep the store busy.
+const workers = 256
+
+// onInvite runs on a goroutine sipgo starts for the request. The decision
+// runs on one of the workers instead: a fresh goroutine's stack grows by
+// copying several times on the way down to the rules, which cost more CPU
+// than any one step of the decision.
 func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
+	done := make(chan struct{})
+	job := func() {
+		defer close(done)
+		s.answer(req, tx)
+	}
+	select {
+	case s.jobs <- job:
+		<-done
+	case <-s.ctx.Done():
+		res := gosip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(gosip.NewHeader("Retry-After", "5"))
+		_ = tx.Respond(res)
+	}
+}
+
+// work decides INVITEs until the server closes.
+func (s *Server) work() {
+	defer s.wg.Done()
+	for {
+		select {
+		case job := <-s.jobs:
+			job()
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) answer(req *gosip.Request, tx gosip.ServerTransaction) {
 	start := time.Now()
 	res, rule := s.invite(req, tx)
 	if res == nil {
