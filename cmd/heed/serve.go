@@ -790,4 +790,13 @@ func listenSIP(spec string, cfg serveConfig, gate sip.Gate, p pii.PseudonymKey, 
 // sipNumber reads a callee as PBXs write it in a Request-URI: E.164,
 // the country code without '+', an international prefix (0086…) or the
 // national number of the trunk's region.
-func sipNumber(raw, region string) (string, error) { return notify.SenderNumber(raw, 0, 0, region) }
+//
+// The API's strict reading goes first: it reads the commonest forms (E.164
+// and national mobile numbers) without the phone-number library's full
+// parse, and where it reads a number at all it reads the same one.
+func sipNumber(raw, region string) (string, error) {
+	if e164, err := api.Normalize(raw, region); err == nil {
+		return e164, nil
+	}
+	return notify.SenderNumber(raw, 0, 0, region)
+}
