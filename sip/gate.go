@@ -352,19 +352,28 @@ const workers = 256
 // copying several times on the way down to the rules, which cost more CPU
 // than any one step of the decision.
 func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
+	start := time.Now()
 	done := make(chan struct{})
 	job := func() {
 		defer close(done)
 		s.answer(req, tx)
 	}
+	wait := time.NewTimer(s.cfg.Timeout)
+	defer wait.Stop()
 	select {
 	case s.jobs <- job:
 		<-done
+		return
+	case <-wait.C:
+		// Every worker stayed busy as long as a decision may take: the
+		// gate is overloaded, and a PBX retrying elsewhere beats one
+		// waiting for its own timer.
 	case <-s.ctx.Done():
-		res := gosip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-		res.AppendHeader(gosip.NewHeader("Retry-After", "5"))
-		_ = tx.Respond(res)
 	}
+	s.m.observe(503, "overloaded", time.Since(start))
+	res := gosip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+	res.AppendHeader(gosip.NewHeader("Retry-After", "5"))
+	_ = tx.Respond(res)
 }
 
 // work decides INVITEs until the server closes.

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -95,6 +96,10 @@ var stores = []struct {
 	}, 250},
 }
 
+// harnessTimeout is the gate's Timeout in the harness; a test that sets it
+// puts it back.
+var harnessTimeout = 20 * time.Second
+
 func newHarness(t testing.TB, trunks []Trunk, gate func(Gate) Gate) *harness {
 	return newHarnessOn(t, mem.New(), trunks, gate)
 }
@@ -137,7 +142,7 @@ func newHarnessWith(t testing.TB, st ledger.Store, trunks []Trunk, gate func(Gat
 	h.srv, err = New(Config{Trunks: trunks, Gate: g, Normalize: normalize, Pseudonym: pseudo,
 		Region: func(e164 string) string { r, _ := projections.Region(e164); return r }, Registerer: h.reg,
 		// A loaded test machine must not turn a slow answer into a refusal.
-		Timeout: 20 * time.Second, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+		Timeout: harnessTimeout, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,5 +715,47 @@ func TestCancel(t *testing.T) {
 	}
 	if contacts, refusals := h.recorded(t, "+8613900000081"); len(contacts) != 1 || len(refusals) != 0 {
 		t.Fatalf("recorded %d contacts and %d refusals, want the one contact", len(contacts), len(refusals))
+	}
+}
+
+// stuckGate holds every call until released.
+type stuckGate struct {
+	release chan struct{}
+	held    *atomic.Int64
+}
+
+func (g stuckGate) Call(ctx context.Context, a notify.Attempt, answer func(notify.Verdict) error) (notify.Verdict, error) {
+	g.held.Add(1)
+	<-g.release
+	return notify.Verdict{}, errors.New("released")
+}
+
+// TestOverloadedGateAnswers503 checks that an INVITE that finds every
+// worker busy for as long as a decision may take is answered at once with
+// 503 and Retry-After, so the PBX can fail over, rather than left waiting.
+func TestOverloadedGateAnswers503(t *testing.T) {
+	harnessTimeout = 300 * time.Millisecond
+	defer func() { harnessTimeout = 20 * time.Second }()
+	g := stuckGate{release: make(chan struct{}), held: new(atomic.Int64)}
+	h := newHarness(t, []Trunk{acmeTrunk()}, func(Gate) Gate { return g })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(g.release)
+	// Fill every worker with a call the gate holds.
+	for i := range workers {
+		req := h.request(t, call{network: "tcp", callee: fmt.Sprintf("139%08d", i)})
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = h.client.Do(ctx, req)
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for g.held.Load() < workers && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	res := h.invite(t, call{network: "tcp", callee: "13900000999"})
+	if res.StatusCode != 503 || header(res, "Retry-After") == "" {
+		t.Fatalf("INVITE to a gate with every worker busy: %d, Retry-After %q; want 503 with Retry-After", res.StatusCode, header(res, "Retry-After"))
 	}
 }
