@@ -131,6 +131,14 @@ func (v *View) add(e *ledger.Event) {
 		return
 	}
 	v.recorded[e.ID] = e.RecordedAt
+	if state, ok := stateOf[e.Type]; ok && e.Type != ledger.TypeReminderFailed {
+		// Of a reminder's other events only the id matters here: their
+		// reasons, texts and message ids are not decoded. They are most of
+		// a contact stream by its last reminder, which is read whole on
+		// every firing.
+		v.reached(reminderIDOf(e.Data), state, e)
+		return
+	}
 	p, err := ledger.Decode(e)
 	if err != nil {
 		return
@@ -189,43 +197,25 @@ func (v *View) add(e *ledger.Event) {
 		if t := v.Timers[p.ReminderID]; t != nil && t.Pending() {
 			t.Cancelled, t.CancelledAt = p, e.RecordedAt
 		}
-	default:
-		state, ok := stateOf[e.Type]
-		if !ok {
-			return
-		}
-		t := v.Timers[reminderOf(p)]
-		if t == nil || final(t.State) {
-			return
-		}
-		if t.State == "" {
-			t.FiredAt = e.RecordedAt
-		}
-		t.State = state
-		if f, ok := p.(*ledger.ReminderFailed); ok {
-			t.Failure, t.FailedAt = f.Status, e.OccurredAt
+	case *ledger.ReminderFailed:
+		if t := v.reached(p.ReminderID, notify.StateFailed, e); t != nil {
+			t.Failure, t.FailedAt = p.Status, e.OccurredAt
 		}
 	}
 }
 
-func reminderOf(p any) string {
-	switch p := p.(type) {
-	case *ledger.ReminderRequested:
-		return p.ReminderID
-	case *ledger.ReminderDenied:
-		return p.ReminderID
-	case *ledger.ReminderDispatched:
-		return p.ReminderID
-	case *ledger.ReminderSubmitted:
-		return p.ReminderID
-	case *ledger.ReminderDelivered:
-		return p.ReminderID
-	case *ledger.ReminderFailed:
-		return p.ReminderID
-	case *ledger.ReminderOutcomeUnknown:
-		return p.ReminderID
+// reached moves timer id to state, unless its reminder has already ended,
+// and returns the timer it moved.
+func (v *View) reached(id, state string, e *ledger.Event) *Timer {
+	t := v.Timers[id]
+	if t == nil || final(t.State) {
+		return nil
 	}
-	return ""
+	if t.State == "" {
+		t.FiredAt = e.RecordedAt
+	}
+	t.State = state
+	return t
 }
 
 func covers(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }
