@@ -289,10 +289,11 @@ func (t *Template) Render(values map[string]string) (string, error) {
 	// Fixed text and values that pass one by one may still join into a
 	// marker or a number ("回" and "复1"; "13912", "-" and "345678").
 	msg := b.String()
+	f := fold(msg)
 	switch mobile, _ := phones(msg); {
 	case mobile:
 		return "", fmt.Errorf("%w: with these values the message shows a mobile number", ErrValue)
-	case promotion(msg) != "" || im(msg) != "":
+	case promotionFolded(msg, f) != "" || imFolded(f) != "":
 		return "", fmt.Errorf("%w: with these values the message reads as promotional", ErrValue)
 	case linkRE.MatchString(msg):
 		return "", fmt.Errorf("%w: with these values the message shows a link", ErrValue)
@@ -340,7 +341,7 @@ func Check(typ Type, v string) error {
 		if !refRE.MatchString(v) {
 			return valueError(fmt.Sprintf("a reference is 1 to %d letters, digits, '-' or '_'", MaxRefLen))
 		}
-		if mobile, _ := phones(v); mobile || serviceRE.MatchString(strings.NewReplacer("-", "", "_", "").Replace(v)) {
+		if mobile, _ := phones(v); mobile || serviceRE.MatchString(refJoins.Replace(v)) {
 			return valueError("looks like a phone number")
 		}
 	case Text:
@@ -360,7 +361,7 @@ func Check(typ Type, v string) error {
 		if promotion(v) != "" {
 			return valueError("promotional wording")
 		}
-		if im(v) != "" || containsAny(fold(v), callWords) {
+		if f := fold(v); imFolded(f) != "" || containsAny(f, callWords) {
 			return valueError("contact details")
 		}
 	}
@@ -382,6 +383,10 @@ var (
 	// spaces and dashes are removed.
 	mobileRE = regexp.MustCompile(`^(\+?86|0086)?1[3-9][0-9]{9}$`)
 )
+
+// refJoins drops the separators a reference may carry, to see the digits
+// they join.
+var refJoins = strings.NewReplacer("-", "", "_", "")
 
 // callWords invite a call or a message, which a value has no business doing.
 var callWords = []string{"电话", "致电", "拨打", "热线", "联系"}
@@ -443,8 +448,10 @@ var promoWords = []string{
 var promoRE = regexp.MustCompile(`([0-9一二三四五六七八九两半]折|[0-9]%|[0-9]off)`)
 
 // promotion returns the promotional marker s contains, or "".
-func promotion(s string) string {
-	f := fold(s)
+func promotion(s string) string { return promotionFolded(s, fold(s)) }
+
+// promotionFolded is promotion with fold(s) already made.
+func promotionFolded(s, f string) string {
 	for _, w := range promoWords {
 		if strings.Contains(f, w) {
 			return w
@@ -463,8 +470,10 @@ func promotion(s string) string {
 var imWords = []string{"微信", "weixin", "wechat", "vx", "qq", "加v", "加微", "公众号", "小程序", "抖音", "支付宝"}
 
 // im returns the messenger contact marker s contains, or "".
-func im(s string) string {
-	f := fold(s)
+func im(s string) string { return imFolded(fold(s)) }
+
+// imFolded is im of a text already folded.
+func imFolded(f string) string {
 	for _, w := range imWords {
 		if strings.Contains(f, w) {
 			return w
