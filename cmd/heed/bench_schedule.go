@@ -62,6 +62,8 @@ func benchSchedule(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 5000, "planned reminders falling due per second in the firing phase")
 	workers := fs.Int("workers", 256, "the scheduler's firing workers and its derivers")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the firing phase to this file")
+	importProfile := fs.String("import-cpuprofile", "", "write a CPU profile of the book's import to this file")
+	importOnly := fs.Bool("import-only", false, "stop after the book's import and its line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -172,6 +174,10 @@ func benchSchedule(ctx context.Context, args []string) error {
 		}
 		return time.Since(start), ctx.Err()
 	}
+	stopImportProfile, err := startCPUProfile(*importProfile)
+	if err != nil {
+		return err
+	}
 	cpuImport := processCPU()
 	// The book: a synthetic renewal book (ledger/book's: expiries over
 	// the coming year, in Shanghai's dates) imported as heed import does.
@@ -191,8 +197,12 @@ func benchSchedule(ctx context.Context, args []string) error {
 	}
 	imported := res.PerSecond
 	cpuImport = processCPU() - cpuImport
+	stopImportProfile()
 	fmt.Printf("imported=%d elapsed_s=%.1f imported_per_s=%.0f cpu_us_per_row=%.0f\n", res.Recorded, res.Elapsed.Seconds(), imported,
 		float64(cpuImport.Microseconds())/float64(res.Recorded))
+	if *importOnly {
+		return nil
+	}
 	if _, err := write("writing the firing book", *fire, fireRow); err != nil {
 		return err
 	}

@@ -2,12 +2,12 @@
 // relationships, one per row (number, contract_ref, product, starts_at,
 // expires_at, plan), as RelationshipStarted events.
 //
-// A book is read as a stream, row by row, and never held whole: a reader
-// goroutine splits rows off the file and hands each to one of Workers
-// recorders, chosen by its contract ref, so the rows of one ref are
-// recorded in file order while the others share the store's group
-// commits. At most about Workers*5 rows are in flight, each at most
-// MaxRow bytes, whatever the file's size.
+// A book is read as a stream, a chunk of rows at a time, and never held
+// whole: one chunk is read while the one before is checked and the one
+// before that recorded, its rows appended together so that they share
+// the store's group commits. The rows of one ref, and of one number, are
+// recorded in file order. At most a few chunks of rows are in memory,
+// each row at most MaxRow bytes, whatever the file's size.
 //
 // Each row is one event in one append: a row is recorded whole or not at
 // all. Its event id derives from the tenant and the contract ref, so
@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +112,7 @@ type Config struct {
 	// Now is the clock [time.Now]. A relationship that starts in the
 	// future is recorded as occurring now.
 	Now func() time.Time
-	// Workers is how many rows are recorded at once [256]: concurrent
+	// Workers is how many rows are recorded at once [4096]: concurrent
 	// appends share the store's commits.
 	Workers int
 	// Report receives each refused row's errors, one call per field, from
@@ -177,7 +178,7 @@ func New(cfg Config) (*Importer, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 1024
+		cfg.Workers = chunkRows
 	}
 	store := pii.Seal(cfg.Store, cfg.Keys)
 	return &Importer{cfg: cfg, store: store, plans: newPlanCache(store, cfg.Tenant)}, nil
@@ -193,6 +194,13 @@ func (im *Importer) Progress() Counts {
 // ErrFormat, with nothing recorded, for a file it cannot take; an error of
 // the store or ctx stops it, with the rows before recorded and the rest
 // left to a later run. Bad rows are counted and reported, not returned.
+//
+// Rows go through three stages, each on its own chunk of the file at a
+// time: reading; checking (on every core) and making the data keys of
+// the chunk's new subjects (one write of the key store for the chunk);
+// recording (the chunk's rows appended together, so they share the
+// store's commits). A chunk's keys are durable before any of its events
+// is appended, and a chunk is recorded only once the one before it is.
 func (im *Importer) Run(ctx context.Context, r io.Reader, format Format) (Counts, error) {
 	src, err := newSource(r, format, &im.nbytes)
 	if err != nil {
@@ -200,45 +208,59 @@ func (im *Importer) Run(ctx context.Context, r io.Reader, format Format) (Counts
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	queues := make([]chan raw, im.cfg.Workers)
+	read := make(chan []raw, 1)
+	checked := make(chan *chunk, 1)
+	var readErr error
 	var wg sync.WaitGroup
-	for i := range queues {
-		queues[i] = make(chan raw, 4)
-		q := queues[i]
-		wg.Go(func() {
-			for row := range q {
-				if ctx.Err() != nil {
-					continue // drain: the run is over
+	wg.Go(func() {
+		defer close(read)
+		readErr = im.read(ctx, src, read)
+	})
+	wg.Go(func() {
+		defer close(checked)
+		for rows := range read {
+			c, err := im.prepare(ctx, rows)
+			if err != nil {
+				cancel(err)
+				continue // drain: the run is over
+			}
+			select {
+			case checked <- c:
+			case <-ctx.Done():
+			}
+		}
+	})
+	// Recorders live for the run: one goroutine a row would grow a new
+	// stack for every row.
+	jobs := make(chan job)
+	var recorders sync.WaitGroup
+	for range im.cfg.Workers {
+		recorders.Go(func() {
+			for j := range jobs {
+				if ctx.Err() == nil {
+					if err := im.record(ctx, j.row, j.keys); err != nil {
+						cancel(err)
+					}
 				}
-				if err := im.record(ctx, &row); err != nil {
-					cancel(err)
-				}
+				j.done.Done()
 			}
 		})
 	}
-	var readErr error
-	for ctx.Err() == nil {
-		row, err := src.next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			readErr = err
-			break
-		}
-		im.rows.Add(1)
-		if len(row.errs) > 0 {
-			im.refuse(row.line, row.errs...)
-			continue
-		}
-		select {
-		case queues[shard(row.ref, len(queues))] <- row:
-		case <-ctx.Done():
+	for c := range checked {
+		for _, rows := range c.rounds {
+			if ctx.Err() != nil {
+				break
+			}
+			var round sync.WaitGroup
+			round.Add(len(rows))
+			for _, r := range rows {
+				jobs <- job{r, c.keys, &round}
+			}
+			round.Wait()
 		}
 	}
-	for _, q := range queues {
-		close(q)
-	}
+	close(jobs)
+	recorders.Wait()
 	wg.Wait()
 	if readErr != nil {
 		return im.Progress(), readErr
@@ -247,6 +269,109 @@ func (im *Importer) Run(ctx context.Context, r io.Reader, format Format) (Counts
 		return im.Progress(), err
 	}
 	return im.Progress(), nil
+}
+
+// chunkRows is how many rows a chunk holds: enough to fill several of
+// the store's group commits and to share one write of the key store.
+const chunkRows = 4096
+
+// read splits the file into chunks of rows, refusing the rows that
+// reading alone finds bad.
+func (im *Importer) read(ctx context.Context, src *source, out chan<- []raw) error {
+	rows := make([]raw, 0, chunkRows)
+	send := func() bool {
+		if len(rows) == 0 {
+			return true
+		}
+		select {
+		case out <- rows:
+			rows = make([]raw, 0, chunkRows)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for ctx.Err() == nil {
+		row, err := src.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			send()
+			return err
+		}
+		im.rows.Add(1)
+		if len(row.errs) > 0 {
+			im.refuse(row.line, row.errs...)
+			continue
+		}
+		if rows = append(rows, row); len(rows) == chunkRows && !send() {
+			return nil
+		}
+	}
+	send()
+	return nil
+}
+
+// chunk is a checked chunk: its good rows, in file order, in rounds (a
+// row's round follows that of every earlier row of the chunk with its
+// contract ref or its stream), and the data keys of their subjects.
+type chunk struct {
+	rounds [][]*row
+	keys   *pii.Prepared
+}
+
+// prepare checks a chunk's rows on every core, refuses the bad ones, and
+// makes the data keys that sealing the good ones needs.
+func (im *Importer) prepare(ctx context.Context, rows []raw) (*chunk, error) {
+	good := make([]*row, len(rows))
+	errs := make([][]fieldError, len(rows))
+	fail := make([]error, len(rows))
+	n := min(runtime.GOMAXPROCS(0), (len(rows)+63)/64)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += n {
+				good[i], errs[i], fail[i] = im.check(ctx, &rows[i])
+			}
+		})
+	}
+	wg.Wait()
+	c := &chunk{}
+	round := map[string]int{} // ref and stream → round after their last row
+	var owners []string
+	for i := range rows {
+		if fail[i] != nil {
+			return nil, fail[i]
+		}
+		if len(errs[i]) > 0 {
+			im.refuse(rows[i].line, errs[i]...)
+			continue
+		}
+		r := good[i]
+		stream := ledger.ContactStream(im.cfg.Tenant, r.subject)
+		k := max(round["r\x00"+r.rel.ContractRef], round["s\x00"+stream])
+		round["r\x00"+r.rel.ContractRef], round["s\x00"+stream] = k+1, k+1
+		if k == len(c.rounds) {
+			c.rounds = append(c.rounds, nil)
+		}
+		c.rounds[k] = append(c.rounds[k], r)
+		if r.rel.Number != "" {
+			owners = append(owners, pii.Owner(im.cfg.Tenant, r.subject))
+		}
+	}
+	var err error
+	if c.keys, err = im.cfg.Keys.Prepare(ctx, owners); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// job is one row for a recorder, in a round that done counts down.
+type job struct {
+	row  *row
+	keys *pii.Prepared
+	done *sync.WaitGroup
 }
 
 // refuse counts a bad row and reports its errors.
@@ -260,19 +385,6 @@ func (im *Importer) refuse(line int, errs ...fieldError) {
 	for _, e := range errs {
 		im.cfg.Report(RowError{Row: line, Field: e.field, Why: e.why})
 	}
-}
-
-// shard picks the recorder of a contract ref (FNV-1a), so that the rows of
-// one ref are recorded one after the other, in file order: of two rows
-// giving one ref two numbers, the later one is the one refused, in every
-// run.
-func shard(ref string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(ref); i++ {
-		h ^= uint32(ref[i])
-		h *= 16777619
-	}
-	return int(h % uint32(n))
 }
 
 // idSpace namespaces the event ids of imported relationships.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/pii"
 )
 
 // row is a checked row: what its relationship is, about whom.
@@ -21,18 +22,11 @@ type row struct {
 	rel     ledger.RelationshipStarted
 }
 
-// record checks a row and records it; it returns only errors that end the
-// run (the store's, ctx's), having counted and reported the row otherwise.
-func (im *Importer) record(ctx context.Context, r *raw) error {
-	ok, errs, err := im.check(ctx, r)
-	if err != nil {
-		return err
-	}
-	if len(errs) > 0 {
-		im.refuse(r.line, errs...)
-		return nil
-	}
-	o, err := im.append(ctx, ok)
+// record records a checked row, sealing its number with keys; it returns
+// only errors that end the run (the store's, ctx's), having counted and
+// reported the row otherwise.
+func (im *Importer) record(ctx context.Context, r *row, keys *pii.Prepared) error {
+	o, err := im.append(ctx, r, keys)
 	switch {
 	case err != nil:
 		return err
@@ -180,10 +174,16 @@ func renewalID(tenant, ref string, expires time.Time) string {
 // (already), the same one running to a later expiry (a renewal), or
 // another; then it appends at the revision it read, so that what it read
 // still holds when the event lands.
-func (im *Importer) append(ctx context.Context, r *row) (outcome, error) {
+func (im *Importer) append(ctx context.Context, r *row, keys *pii.Prepared) (outcome, error) {
 	stream := ledger.ContactStream(im.cfg.Tenant, r.subject)
 	for range 8 {
-		evs, err := im.store.ReadStream(ctx, stream, 1, 0)
+		// Most of a book's numbers are new: their streams are told absent
+		// by the revision alone, cheaper than a read that fails.
+		var evs []ledger.Event
+		rev, err := im.cfg.Store.StreamRevision(ctx, stream)
+		if err == nil && rev > 0 {
+			evs, err = im.cfg.Store.ReadStream(ctx, stream, 1, 0)
+		}
 		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 			return outcome{}, err
 		}
@@ -204,7 +204,11 @@ func (im *Importer) append(ctx context.Context, r *row) (outcome, error) {
 			return refused("row", "cannot be encoded"), nil
 		}
 		ev.ID, ev.Actor = id, im.cfg.Actor
-		_, err = im.store.Append(ctx, stream, ledger.Exact(uint64(len(evs))), []ledger.Event{ev})
+		if err := im.seal(ctx, &ev, keys); err != nil {
+			return outcome{}, err
+		}
+		// Sealed above: past the Sealing, which would only split it again.
+		_, err = im.cfg.Store.Append(ctx, stream, ledger.Exact(uint64(len(evs))), []ledger.Event{ev})
 		switch {
 		case err == nil:
 			return o, nil
@@ -219,6 +223,21 @@ func (im *Importer) append(ctx context.Context, r *row) (outcome, error) {
 		return outcome{}, err
 	}
 	return outcome{}, errors.New("book: a contact stream kept changing while a row was recorded")
+}
+
+// seal moves an event's personal fields into its PII, sealed with the
+// prepared key of its subject (the bytes pii.Sealing would give), so that
+// the store below the Sealing takes it as it is.
+func (im *Importer) seal(ctx context.Context, ev *ledger.Event, keys *pii.Prepared) error {
+	fields, err := ledger.SplitPersonal(ev)
+	if err != nil || fields == nil {
+		return err
+	}
+	owner := pii.Owner(ev.Tenant, ev.Subject)
+	if ev.PII, err = keys.SealEvent(owner, ev.ID, fields); errors.Is(err, pii.ErrNoKey) {
+		ev.PII, err = im.cfg.Keys.SealEvent(ctx, owner, ev.ID, fields)
+	}
+	return err
 }
 
 // compare finds what a row's stream holds of its contract ref and says

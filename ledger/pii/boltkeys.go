@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +48,7 @@ type put struct {
 	done    chan struct{}
 }
 
-var _ KeyStore = (*BoltStore)(nil)
+var _ ManyKeyStore = (*BoltStore)(nil)
 
 // OpenBolt opens or creates the key file at path.
 func OpenBolt(path string) (*BoltStore, error) {
@@ -150,6 +152,55 @@ func (b *BoltStore) putGroup(group []*put) {
 		}
 		close(p.done)
 	}
+}
+
+// GetMany implements ManyKeyStore, in one read transaction.
+func (b *BoltStore) GetMany(_ context.Context, subjects []string) ([][]byte, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([][]byte, len(subjects))
+	err := b.db.View(func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketSubject)
+		for i, s := range subjects {
+			if v := keys.Get([]byte(s)); len(v) > 0 {
+				out[i] = append([]byte(nil), v...)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PutManyIfAbsent implements ManyKeyStore: one transaction, so one
+// commit and its fsync for them all, with the puts in key order so that
+// each page of the file is visited once.
+func (b *BoltStore) PutManyIfAbsent(_ context.Context, subjects []string, wrapped [][]byte) ([][]byte, error) {
+	order := make([]int, len(subjects))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return strings.Compare(subjects[x], subjects[y]) })
+	out := make([][]byte, len(subjects))
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketSubject)
+		for _, i := range order {
+			if v := keys.Get([]byte(subjects[i])); v != nil {
+				out[i] = append([]byte(nil), v...)
+				continue
+			}
+			out[i] = wrapped[i]
+			if err := keys.Put([]byte(subjects[i]), wrapped[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Delete implements KeyStore.

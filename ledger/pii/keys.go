@@ -173,13 +173,7 @@ func (k *Keys) unwrap(subject string, wrapped []byte) (dataKey, error) {
 	if err != nil {
 		return dataKey{}, fmt.Errorf("%w: the stored key does not unwrap (wrong key-encryption key?)", ErrCorrupt)
 	}
-	a, err := newAEAD(key)
-	if err != nil {
-		return dataKey{}, err
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("heed-pii/1 nonce key"))
-	return dataKey{aead: a, id: append([]byte(nil), keyID...), nonces: m.Sum(nil)}, nil
+	return dataKeyOf(key, keyID)
 }
 
 // current returns the subject's data key, creating it on first use.
@@ -235,6 +229,12 @@ func (k *Keys) SealEvent(ctx context.Context, subject, id string, fields map[str
 	if err != nil {
 		return nil, fmt.Errorf("pii: seal: %w", err)
 	}
+	return sealEvent(dk, subject, id, plain), nil
+}
+
+// sealEvent seals plain for the event with id under dk, its nonce derived
+// as SealEvent says.
+func sealEvent(dk dataKey, subject, id string, plain []byte) []byte {
 	ad := aad("data", subject, dk.id)
 	m := hmac.New(sha256.New, dk.nonces)
 	m.Write(ad)
@@ -243,7 +243,7 @@ func (k *Keys) SealEvent(ctx context.Context, subject, id string, fields map[str
 	m.Write([]byte{0})
 	m.Write(plain)
 	nonce := m.Sum(nil)[:dk.aead.NonceSize()]
-	return sealWith(dk.aead, dk.id, nonce, plain, ad), nil
+	return sealWith(dk.aead, dk.id, nonce, plain, ad)
 }
 
 // Open decrypts fields sealed for subject. It fails with ErrErased once
