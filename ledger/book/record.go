@@ -199,15 +199,15 @@ func (im *Importer) append(ctx context.Context, r *row, keys *pii.Prepared) (out
 			// of now.
 			at = s.StartsAt
 		}
-		ev, err := ledger.NewEvent(im.cfg.Tenant, r.subject, at, payload)
-		if err != nil {
+		ev, err := im.event(ctx, r.subject, at, payload, id, keys)
+		if errors.Is(err, ledger.ErrInvalid) {
 			return refused("row", "cannot be encoded"), nil
 		}
-		ev.ID, ev.Actor = id, im.cfg.Actor
-		if err := im.seal(ctx, &ev, keys); err != nil {
+		if err != nil {
 			return outcome{}, err
 		}
-		// Sealed above: past the Sealing, which would only split it again.
+		// Sealed by event: past the Sealing, which would only split it
+		// again.
 		_, err = im.cfg.Store.Append(ctx, stream, ledger.Exact(uint64(len(evs))), []ledger.Event{ev})
 		switch {
 		case err == nil:
@@ -225,19 +225,35 @@ func (im *Importer) append(ctx context.Context, r *row, keys *pii.Prepared) (out
 	return outcome{}, errors.New("book: a contact stream kept changing while a row was recorded")
 }
 
-// seal moves an event's personal fields into its PII, sealed with the
-// prepared key of its subject (the bytes pii.Sealing would give), so that
-// the store below the Sealing takes it as it is.
-func (im *Importer) seal(ctx context.Context, ev *ledger.Event, keys *pii.Prepared) error {
-	fields, err := ledger.SplitPersonal(ev)
-	if err != nil || fields == nil {
-		return err
+// event is the event of a row's payload (a RelationshipStarted or a
+// RelationshipRenewed) with id, its one personal field, the number,
+// sealed with the prepared key of its subject: the event pii.Sealing
+// makes of ledger.NewEvent's, byte for byte, without encoding the payload
+// twice to split the number off.
+func (im *Importer) event(ctx context.Context, subject string, at time.Time, payload any, id string, keys *pii.Prepared) (ledger.Event, error) {
+	typ := ledger.TypeRelationshipRenewed
+	var fields map[string]string
+	if s, ok := payload.(*ledger.RelationshipStarted); ok {
+		typ = ledger.TypeRelationshipStarted
+		if s.Number != "" {
+			c := *s
+			fields, c.Number = map[string]string{"number": c.Number}, ""
+			payload = &c
+		}
+	}
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return ledger.Event{}, fmt.Errorf("%w: %s: %v", ledger.ErrInvalid, typ, err)
+	}
+	ev := ledger.Event{ID: id, Type: typ, Tenant: im.cfg.Tenant, Subject: subject, OccurredAt: at.UTC(), Actor: im.cfg.Actor, Schema: 1, Data: data}
+	if fields == nil {
+		return ev, nil
 	}
 	owner := pii.Owner(ev.Tenant, ev.Subject)
 	if ev.PII, err = keys.SealEvent(owner, ev.ID, fields); errors.Is(err, pii.ErrNoKey) {
 		ev.PII, err = im.cfg.Keys.SealEvent(ctx, owner, ev.ID, fields)
 	}
-	return err
+	return ev, err
 }
 
 // compare finds what a row's stream holds of its contract ref and says
