@@ -221,14 +221,16 @@ func (c *Config) Zones(number string) ([]*time.Location, error) {
 // names none or several (a +1 toll-free number) or the number is not
 // E.164, for the caller's fallback.
 func Zone(number string) *time.Location {
-	n, err := parse(number)
-	if err != nil {
+	if _, err := parse(number); err != nil {
 		return nil
 	}
-	if z := zones(n); len(z) == 1 {
-		return location(z[0])
+	// The library's own lookup for a number formats it as E.164 first,
+	// which number already is.
+	z, err := phonenumbers.GetTimezonesForPrefix(number)
+	if err != nil || len(z) != 1 || z[0] == "" || z[0] == phonenumbers.UNKNOWN_TIMEZONE {
+		return nil
 	}
-	return nil
+	return location(z[0])
 }
 
 // zones returns the number's IANA time zones, none when unknown.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // TestCNRegionCacheMatchesLibrary: the cached region of a +86 number is
@@ -49,6 +51,28 @@ func TestParseTakesOnlyE164(t *testing.T) {
 		"8613800138000", "13800138000", " +8613800138000", "+86-138-0013-8000", "tel:+8613800138000", ""} {
 		if _, err := Region(bad); err == nil {
 			t.Errorf("Region(%q) read it", bad)
+		}
+	}
+}
+
+// TestZoneIsTheLibrarysOnlyZone: Zone is the one zone the numbering plan
+// names for a number, as phonenumbers.GetTimezonesForNumber gives them,
+// or nil when it names several or none.
+func TestZoneIsTheLibrarysOnlyZone(t *testing.T) {
+	for _, number := range []string{"+8613800138000", "+8617012345678", "+861012345678", "+85291234567", "+12015550123",
+		"+14155550123", "+18005550123", "+79161234567", "+442071234567", "+61212345678", "+390612345678", "+80012345678", "+999123"} {
+		var want string
+		if n, err := phonenumbers.Parse(number, ""); err == nil {
+			if z, err := phonenumbers.GetTimezonesForNumber(n); err == nil && len(z) == 1 && z[0] != phonenumbers.UNKNOWN_TIMEZONE {
+				want = z[0]
+			}
+		}
+		var got string
+		if l := Zone(number); l != nil {
+			got = l.String()
+		}
+		if got != want {
+			t.Errorf("Zone(%s) = %q, the library says %q", number, got, want)
 		}
 	}
 }
