@@ -133,3 +133,34 @@ func TestChinaMobileMatchesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestChinaNationalMobileMatchesParse: a Chinese mobile number written
+// nationally (13912345678) is normalised by the shortcut to what the
+// library's full parse gives, for numbers across every three-digit prefix
+// starting with 1, national prefixes and carrier codes included.
+func TestChinaNationalMobileMatchesParse(t *testing.T) {
+	full := func(raw string) (string, bool) {
+		n, err := phonenumbers.ParseAndKeepRawInput(raw, "CN")
+		if err != nil || n.GetCountryCodeSource() != phonenumbers.PhoneNumber_FROM_DEFAULT_COUNTRY || !phonenumbers.IsValidNumber(n) {
+			return "", false
+		}
+		return phonenumbers.Format(n, phonenumbers.E164), true
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	shortcut := 0
+	for p := 100; p < 200; p++ {
+		for range 40 {
+			raw := fmt.Sprintf("%d%08d", p, rng.IntN(100_000_000))
+			want, wantOK := full(raw)
+			if _, ok := chinaMobile("+86" + raw); ok {
+				shortcut++
+			}
+			if n, err := Normalize(raw, "CN"); (err == nil) != wantOK || n != want {
+				t.Fatalf("%s: Normalize %q %v, full parse %q %v", raw, n, err, want, wantOK)
+			}
+		}
+	}
+	if shortcut < 1000 {
+		t.Errorf("the shortcut answered only %d of 4000 numbers", shortcut)
+	}
+}

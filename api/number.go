@@ -42,6 +42,15 @@ func Normalize(raw, region string) (string, error) {
 	if e164, ok := chinaMobile(raw); ok {
 		return e164, nil
 	}
+	if region == "CN" && len(raw) == 11 && raw[0] == '1' {
+		// A national mobile number: CN's national prefixes (0, and the
+		// carrier codes 11xx, 12xx and 179xx) are none that chinaMobile
+		// takes, so the library would read it as exactly this.
+		// TestChinaNationalMobileMatchesParse holds the two equal.
+		if e164, ok := chinaMobile("+86" + raw); ok {
+			return e164, nil
+		}
+	}
 	digits := raw
 	if raw[0] == '+' {
 		digits = raw[1:]
