@@ -64,6 +64,7 @@ func benchSchedule(ctx context.Context, args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the firing phase to this file")
 	importProfile := fs.String("import-cpuprofile", "", "write a CPU profile of the book's import to this file")
 	importOnly := fs.Bool("import-only", false, "stop after the book's import and its line")
+	importWorkers := fs.Int("import-workers", 0, "rows the import records at once (0: heed import's default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func benchSchedule(ctx context.Context, args []string) error {
 	cpuImport := processCPU()
 	// The book: a synthetic renewal book (ledger/book's: expiries over
 	// the coming year, in Shanghai's dates) imported as heed import does.
-	res, err := book.Bench(ctx, book.Config{Store: d.Store, Keys: d.Keys, Tenant: tenant, Actor: "heed bench", Zone: projections.Zone, Location: shanghai,
+	res, err := book.Bench(ctx, book.Config{Store: d.Store, Keys: d.Keys, Tenant: tenant, Actor: "heed bench", Zone: projections.Zone, Location: shanghai, Workers: *importWorkers,
 		Now: clock.now, Subject: func(number string) (string, string, error) {
 			e164, err := api.Normalize(number, "CN")
 			if err != nil {
