@@ -245,3 +245,35 @@ func TestImportBookErrorsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestImportBookDatesInTheCustomersZone: an imported book's bare dates are
+// midnight where each customer lives, by the number (with its daylight
+// saving time), whatever zone the request names; a time of day is kept.
+func TestImportBookDatesInTheCustomersZone(t *testing.T) {
+	h := newHarness(t)
+	body := "number,contract_ref,starts_at,expires_at\n" +
+		"+14155550123,Z-1,2025-07-01,2026-12-31\n" +
+		"+442071234567,Z-2,2025-12-31,2026-07-01\n" +
+		"+8613800138000,Z-3,2025-07-01,2026-07-01T12:00:00Z\n"
+	r, a := h.importBook(h.a, "text/csv", body)
+	if r.status != http.StatusOK || a.Recorded != 3 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	for _, tc := range []struct{ number, starts, expires string }{
+		{"+14155550123", "2025-07-01T07:00:00Z", "2026-12-31T08:00:00Z"},
+		{"+442071234567", "2025-12-31T00:00:00Z", "2026-06-30T23:00:00Z"},
+		{"+8613800138000", "2025-06-30T16:00:00Z", "2026-07-01T12:00:00Z"},
+	} {
+		evs, err := h.store.ReadStream(context.Background(), ledger.ContactStream("tenanta", hmacPseudonyms{}.Pseudonym(tc.number)), 1, 0)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%s: %v %v", tc.number, evs, err)
+		}
+		var p ledger.RelationshipStarted
+		if err := json.Unmarshal(evs[0].Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.StartsAt.Format(time.RFC3339) + " " + p.ExpiresAt.Format(time.RFC3339); got != tc.starts+" "+tc.expires {
+			t.Errorf("%s: %s, want %s %s", tc.number, got, tc.starts, tc.expires)
+		}
+	}
+}
