@@ -434,3 +434,30 @@ func TestSnapshotOnEveryStore(t *testing.T) {
 		})
 	}
 }
+
+// TestReachingTheHeadAfterALongReplaySaves: once a replay of many events
+// reaches the head of a quiet log, a snapshot is saved at once, not at the
+// next event nor minutes later.
+func TestReachingTheHeadAfterALongReplaySaves(t *testing.T) {
+	defer func(n uint64) { caughtUpSave = n }(caughtUpSave)
+	caughtUpSave = 3
+	evs := synthLog(30)
+	dir := t.TempDir()
+	r, err := NewRunner(&logStore{evs: evs, done: make(chan struct{})}, Default(), Options{Dir: dir, SnapshotEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = r.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, err := Restore(dir, Default()); err == nil && st.Position() == uint64(len(evs)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot at the head of the log")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

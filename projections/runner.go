@@ -47,7 +47,7 @@ type Options struct {
 // caughtUpSave is how many events a projection must have applied since
 // its last snapshot for reaching the log's head to save one at once: a
 // long replay is not repeated after a crash.
-const caughtUpSave = 100_000
+var caughtUpSave uint64 = 100_000
 
 // Runner keeps a State following a store, saves snapshots, and answers
 // decisions with read-your-writes and point-in-time semantics.
@@ -57,6 +57,7 @@ type Runner struct {
 	opt     Options
 	running atomic.Bool
 	pos     atomic.Uint64
+	snapMu  sync.Mutex    // one snapshot at a time
 	saved   atomic.Int64  // unix nanoseconds of the last snapshot
 	savedAt atomic.Uint64 // the position of the last snapshot
 	cost    atomic.Int64  // how long the last snapshot took, in nanoseconds
@@ -183,13 +184,16 @@ func (r *Runner) Config() *Config { return r.cfg }
 
 // Run follows the log from the projection's position, applying each event
 // and saving snapshots, until ctx ends or the store fails. It saves a last
-// snapshot on the way out (see exitSave). A restored snapshot's records are checked
-// meanwhile (see verifySnapshot).
+// snapshot on the way out (see exitSave). A restored snapshot's records
+// are checked meanwhile (see verifySnapshot).
 func (r *Runner) Run(ctx context.Context) error {
 	r.running.Store(true)
 	defer r.running.Store(false)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The saver and the check end with Run, whatever ends it.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	if sf := r.unverified.Load(); sf != nil {
 		wg.Go(func() {
 			// The check reads the whole file: it waits for the projection
@@ -205,27 +209,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.verifySnapshot(ctx, sf)
 		})
 	}
-	var looked time.Time // when the log's head was last read
-	err := r.store.Follow(ctx, r.Position()+1, func(e ledger.Event) error {
-		if err := r.apply(&e); err != nil {
-			return err
-		}
-		if r.opt.Dir == "" {
-			return nil
-		}
-		now := r.opt.Now()
-		if r.snapshotDue(now) {
-			return r.Snapshot()
-		}
-		// Having replayed many events, save as soon as the head is reached.
-		if e.Position-r.savedAt.Load() >= caughtUpSave && now.Sub(looked) >= time.Second {
-			looked = now
-			if head, err := r.store.Head(ctx); err == nil && e.Position >= head {
-				return r.Snapshot()
-			}
-		}
-		return nil
-	})
+	if r.opt.Dir != "" {
+		wg.Go(func() { r.saver(ctx) })
+	}
+	err := r.store.Follow(ctx, r.Position()+1, func(e ledger.Event) error { return r.apply(&e) })
 	if r.opt.Dir != "" && r.exitSave() {
 		if serr := r.Snapshot(); serr != nil {
 			r.opt.Log.Warn("projection snapshot", "err", serr)
@@ -240,6 +227,37 @@ func (r *Runner) Run(ctx context.Context) error {
 // otherwise replay many events, so a stop stays prompt.
 func (r *Runner) exitSave() bool {
 	return time.Duration(r.cost.Load()) < time.Second || r.Position()-r.savedAt.Load() >= caughtUpSave
+}
+
+// saver saves snapshots while Run follows the log: periodically while
+// events come (see snapshotDue), and as soon as the head is reached after
+// a long replay, so that a crash does not repeat it. A failed save is
+// logged; the next start then replays from the last good one.
+func (r *Runner) saver(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pos := r.Position()
+		behind := pos - min(pos, r.savedAt.Load())
+		if behind == 0 {
+			continue
+		}
+		due := r.snapshotDue(r.opt.Now())
+		if !due && behind >= caughtUpSave {
+			head, err := r.store.Head(ctx)
+			due = err == nil && pos >= head
+		}
+		if due {
+			if err := r.Snapshot(); err != nil {
+				r.opt.Log.Warn("projection snapshot", "err", err)
+			}
+		}
+	}
 }
 
 // snapshotDue says whether a periodic snapshot is due at now: at least

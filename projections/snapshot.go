@@ -422,6 +422,8 @@ func (r *Runner) Snapshot() error {
 	if r.opt.Dir == "" || r.Err() != nil || r.unverified.Load() != nil {
 		return nil
 	}
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
 	if err := os.MkdirAll(r.opt.Dir, 0o700); err != nil {
 		return err
 	}
