@@ -248,6 +248,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	if s.cfg.Leaves != nil {
 		if err := s.catchUpLeaves(ctx, head); err != nil {
+			if ctx.Err() != nil && s.cfg.Dir != "" {
+				// Stopped during the catch-up: what it read is an index
+				// as of a log position like any other, worth keeping.
+				return errors.Join(ctx.Err(), s.Snapshot())
+			}
 			return fmt.Errorf("schedule: %w", err)
 		}
 	}

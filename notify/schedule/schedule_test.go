@@ -428,3 +428,46 @@ func TestLeafCatchUpEqualsFollow(t *testing.T) {
 		t.Fatalf("from leaves %d timers at %d (%s), from events %d at %d (%s)", len(byLeaves), lst.Position, lid, len(byEvents), est.Position, eid)
 	}
 }
+
+// stalling hands out two leaves, then waits for the end of ctx.
+type stalling struct {
+	notify.LeafReader
+	calls int
+}
+
+func (s *stalling) ReadLeaves(ctx context.Context, from uint64, limit int) ([][]byte, error) {
+	s.calls++
+	if s.calls > 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	ls, err := s.LeafReader.ReadLeaves(ctx, from, 2)
+	return ls, err
+}
+
+// TestStopDuringCatchUpKeepsWhatWasRead: a scheduler stopped while its
+// index catches up with the log saves what it read, so the next start
+// resumes there instead of at position 1.
+func TestStopDuringCatchUpKeepsWhatWasRead(t *testing.T) {
+	base := ledgertest.Bolt(t)
+	r := newRig(t, base, nil, tomorrow())
+	r.plan(motor("7d"))
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, Config{Store: r.st, Leaves: &stalling{LeafReader: base}, Notifier: r.n, Decider: notify.Projections(r.runner),
+		Keys: r.keys, Now: r.clock.now, Dir: r.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	r.eventually("two events read", func() bool { return s.Stats().Position == 2 })
+	cancel()
+	<-done
+	again, err := New(context.Background(), Config{Store: r.st, Dir: r.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Stats().Position; got != 2 {
+		t.Fatalf("restarted at %d, want 2", got)
+	}
+}
