@@ -158,3 +158,27 @@ func TestSnapshotTheLogDoesNotHoldIsSetAside(t *testing.T) {
 		})
 	}
 }
+
+// TestStopWhileReadingTheSnapshot: a stop while the snapshot is read ends
+// the read at once, and leaves the snapshot for the next start.
+func TestStopWhileReadingTheSnapshot(t *testing.T) {
+	st := openBolt(t)
+	dir := t.TempDir()
+	fill(t, st, 0, 50)
+	x := New(st, st)
+	x.Persist(dir, nil)
+	run(t, x, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	again := New(st, st)
+	again.Persist(dir, nil)
+	if err := again.Run(ctx); err == nil {
+		t.Fatal("Run read on after its stop")
+	}
+	if again.seen.Load() != 0 {
+		t.Errorf("a stopped read applied the snapshot (at %d)", again.seen.Load())
+	}
+	if _, err := os.Stat(filepath.Join(dir, snapshotFile)); err != nil {
+		t.Errorf("the snapshot is gone after a stopped read: %v", err)
+	}
+}
