@@ -98,6 +98,9 @@ func (s *Server) registerBook(mw huma.Middlewares, sec []map[string][]string) {
 			p := who(ctx)
 			errs := &rowErrors{}
 			im, err := book.New(book.Config{Store: s.cfg.Store, Keys: s.cfg.PII, Tenant: p.key.Tenant, Actor: p.key.ID, Zone: projections.Zone, Location: loc, Report: errs.add,
+				// A server takes several uploads at once beside its other
+				// writes: fewer recorders each than the CLI's bulk default.
+				Workers: 256,
 				// The numbers go the way of every other write's
 				// (Normalize, then the pseudonym), but past the people
 				// cache: a book of a million numbers would only flush it.
