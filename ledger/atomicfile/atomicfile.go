@@ -5,6 +5,9 @@
 package atomicfile
 
 import (
+	"bufio"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +18,26 @@ import (
 // file there. On an error path is left as it was.
 func Write(path string, perm fs.FileMode, write func(io.Writer) error) error {
 	return put(path, perm, write, os.Rename)
+}
+
+// Castagnoli is the CRC-32C table WriteSummed sums with.
+var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// WriteSummed is Write through a buffer, with the CRC-32C (Castagnoli) of
+// what write wrote appended as four little-endian bytes, so that a reader
+// tells a damaged file from a whole one.
+func WriteSummed(path string, perm fs.FileMode, write func(*bufio.Writer) error) error {
+	return Write(path, perm, func(f io.Writer) error {
+		sum := crc32.New(Castagnoli)
+		w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+		if err := write(w); err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		return binary.Write(f, binary.LittleEndian, sum.Sum32())
+	})
 }
 
 // Create is Write for a file that must not exist yet: when path exists it

@@ -1,7 +1,11 @@
 package atomicfile
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -48,5 +52,29 @@ func TestWrite(t *testing.T) {
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, %v; want 0640", fi.Mode(), err)
+	}
+}
+
+// TestWriteSummed checks the trailer readers verify: the body as written,
+// then its CRC-32C in four little-endian bytes; a failed write leaves the
+// old file.
+func TestWriteSummed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.snap")
+	body := bytes.Repeat([]byte("heed "), 300000)
+	if err := WriteSummed(path, 0o600, func(w *bufio.Writer) error { _, err := w.Write(body); return err }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[:len(got)-4], body) || binary.LittleEndian.Uint32(got[len(got)-4:]) != crc32.Checksum(body, Castagnoli) {
+		t.Fatalf("file of %d bytes is not the body and its CRC-32C", len(got))
+	}
+	if err := WriteSummed(path, 0o600, func(*bufio.Writer) error { return errors.New("disk full") }); err == nil {
+		t.Fatal("a failed write reported success")
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(again, got) {
+		t.Fatal("a failed write changed the file")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -25,8 +24,6 @@ import (
 const snapshotMagic = "heed schedule index v1\n"
 
 const snapshotFile = "schedule.snap"
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapshotHeader struct {
 	Position uint64         `json:"position"`
@@ -46,19 +43,10 @@ func (s *Scheduler) Snapshot() error {
 	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
 		return err
 	}
-	err := atomicfile.Write(filepath.Join(s.cfg.Dir, snapshotFile), 0o600, func(f io.Writer) error {
-		h := crc32.New(castagnoli)
-		w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	err := atomicfile.WriteSummed(filepath.Join(s.cfg.Dir, snapshotFile), 0o600, func(w *bufio.Writer) error {
 		s.mu.Lock()
-		err := s.write(w)
-		s.mu.Unlock()
-		if err == nil {
-			err = w.Flush()
-		}
-		if err == nil {
-			err = binary.Write(f, binary.LittleEndian, h.Sum32())
-		}
-		return err
+		defer s.mu.Unlock()
+		return s.write(w)
 	})
 	if err != nil {
 		return fmt.Errorf("schedule: snapshot: %w", err)
@@ -135,7 +123,7 @@ func (s *Scheduler) decode(ctx context.Context, b []byte) error {
 		return fmt.Errorf("%w: not a snapshot", errSnapshot)
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
+	if crc32.Checksum(body, atomicfile.Castagnoli) != sum {
 		return fmt.Errorf("%w: checksum", errSnapshot)
 	}
 	body = body[len(snapshotMagic):]

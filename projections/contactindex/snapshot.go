@@ -33,8 +33,6 @@ const (
 	saveEvery = 5 * time.Minute
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // errSnapshot means a snapshot cannot be used.
 var errSnapshot = errors.New("contactindex: snapshot does not match the log")
 
@@ -68,19 +66,10 @@ func (x *Index) save() error {
 		return err
 	}
 	pos := x.seen.Load()
-	err := atomicfile.Write(filepath.Join(x.dir, snapshotFile), 0o600, func(f io.Writer) error {
-		sum := crc32.New(castagnoli)
-		w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	err := atomicfile.WriteSummed(filepath.Join(x.dir, snapshotFile), 0o600, func(w *bufio.Writer) error {
 		x.mu.RLock()
-		err := x.writeTo(w, pos)
-		x.mu.RUnlock()
-		if err == nil {
-			err = w.Flush()
-		}
-		if err == nil {
-			err = binary.Write(f, binary.LittleEndian, sum.Sum32())
-		}
-		return err
+		defer x.mu.RUnlock()
+		return x.writeTo(w, pos)
 	})
 	if err != nil {
 		return fmt.Errorf("contactindex: snapshot: %w", err)
@@ -210,7 +199,7 @@ func read(ctx context.Context, f *os.File) (tenantSets, snapshotHeader, error) {
 	if err := binary.Read(io.NewSectionReader(f, fi.Size()-4, 4), binary.LittleEndian, &want); err != nil {
 		return tenantSets{}, h, err
 	}
-	sum := crc32.New(castagnoli)
+	sum := crc32.New(atomicfile.Castagnoli)
 	r := bufio.NewReaderSize(io.TeeReader(io.NewSectionReader(f, 0, fi.Size()-4), sum), 1<<20)
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
