@@ -199,12 +199,12 @@ func (c *regionCache) put(key uint64, name string) {
 // Zones returns the time zones of an E.164 number, as the quiet-hours
 // rule reads them; a number that gives none has the rules' fallback zone.
 func (c *Config) Zones(number string) ([]*time.Location, error) {
-	n, err := parse(number)
+	names, err := numberZones(number)
 	if err != nil {
 		return nil, err
 	}
 	var out []*time.Location
-	for _, name := range zones(n) {
+	for _, name := range names {
 		if l := location(name); l != nil {
 			out = append(out, l)
 		}
@@ -221,13 +221,8 @@ func (c *Config) Zones(number string) ([]*time.Location, error) {
 // names none or several (a +1 toll-free number) or the number is not
 // E.164, for the caller's fallback.
 func Zone(number string) *time.Location {
-	if _, err := parse(number); err != nil {
-		return nil
-	}
-	// The library's own lookup for a number formats it as E.164 first,
-	// which number already is.
-	z, err := phonenumbers.GetTimezonesForPrefix(number)
-	if err != nil || len(z) != 1 || z[0] == "" || z[0] == phonenumbers.UNKNOWN_TIMEZONE {
+	z, err := numberZones(number)
+	if err != nil || len(z) != 1 {
 		return nil
 	}
 	return location(z[0])
