@@ -21,6 +21,16 @@ func sec(t time.Time) uint32 {
 	return uint32(min(max(s, 0), math.MaxUint32))
 }
 
+// reached returns the last whole second at or before t, as sec counts:
+// every timer whose due time (rounded up by sec) is at or before it is
+// due at t. The dispatcher hands out timers by it, never by sec(now),
+// which would hand out a timer due later in the current second early:
+// the worker would find it not yet due, and it would be read and handed
+// out again and again until it was.
+func reached(t time.Time) uint32 {
+	return uint32(min(max(t.Unix()-epoch, 0), math.MaxUint32))
+}
+
 // instant is the inverse of sec.
 func instant(s uint32) time.Time { return time.Unix(epoch+int64(s), 0).UTC() }
 

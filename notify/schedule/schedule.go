@@ -673,14 +673,14 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 		// every slot.
 		room := paced.Len() < 4*s.cfg.Workers
 		s.mu.Lock()
-		if room && (s.rescan || (s.next != 0 && sec(now) >= s.next)) {
+		if room && (s.rescan || (s.next != 0 && reached(now) >= s.next)) {
 			s.rescan = false
-			batch, next, due := s.idx.collect(sec(now), 8192)
+			batch, next, due := s.idx.collect(reached(now), 8192)
 			s.next = next
 			s.due.Store(int64(due))
 			var keep []slot
 			for _, t := range batch {
-				if nb, ok := s.retry[t.key]; ok && nb > sec(now) {
+				if nb, ok := s.retry[t.key]; ok && nb > reached(now) {
 					s.idx.release(t.key, t.pos)
 					if s.next == 0 || nb < s.next {
 						s.next = nb
