@@ -21,12 +21,44 @@ func sec(t time.Time) uint32 {
 	return uint32(min(max(s, 0), math.MaxUint32))
 }
 
-// reached returns the last whole second at or before t, as sec counts:
-// every timer whose due time (rounded up by sec) is at or before it is
-// due at t. The dispatcher hands out timers by it, never by sec(now),
-// which would hand out a timer due later in the current second early:
-// the worker would find it not yet due, and it would be read and handed
-// out again and again until it was.
+// tick is the index's finest time: 1/128 s.
+const tick = time.Second / 128
+
+// ticks returns t in ticks since epoch, rounded down: every timer whose
+// due time in ticks (dueTicks) is at or before it is due at t. The
+// dispatcher hands out timers by it; by sec(now), which rounds up, it
+// would hand out a timer due later in the current second early, and the
+// worker would read it, find it not yet due, and release it to be read
+// again at the next poll, until it was.
+func ticks(t time.Time) uint64 {
+	s := t.Unix() - epoch
+	if s < 0 {
+		return 0
+	}
+	return uint64(min(s, math.MaxUint32))<<7 | uint64(t.Nanosecond()/int(tick))
+}
+
+// leadOf returns how many ticks before sec(t) the time t lies, rounded
+// down, so that dueTicks never puts a timer before its due time t.
+func leadOf(t time.Time) uint32 {
+	if s := t.Unix() - epoch; s < 0 || s >= math.MaxUint32 || t.Nanosecond() == 0 {
+		return 0
+	}
+	return uint32((time.Second - time.Duration(t.Nanosecond())) / tick)
+}
+
+// dueTicks is the due time in ticks of a timer whose index slot holds
+// due (from sec) and meta (the lead from leadOf).
+func dueTicks(due, meta uint32) uint64 {
+	return uint64(due)<<7 - uint64(meta&leadMask>>leadShift)
+}
+
+// instantTicks is the inverse of ticks.
+func instantTicks(x uint64) time.Time {
+	return time.Unix(epoch+int64(x>>7), int64(x&127)*int64(tick)).UTC()
+}
+
+// reached returns the last whole second at or before t, as sec counts.
 func reached(t time.Time) uint32 {
 	return uint32(min(max(t.Unix()-epoch, 0), math.MaxUint32))
 }

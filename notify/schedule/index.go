@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"cmp"
 	"hash/fnv"
 	"math/bits"
 	"slices"
@@ -17,18 +18,27 @@ import (
 type index struct {
 	keys []uint64 // 0: empty slot
 	pos  []uint64 // position of the event that set the due time
-	due  []uint32 // seconds since epoch
-	meta []uint32 // plan version index | queued
+	due  []uint32 // seconds since epoch, rounded up (see sec)
+	meta []uint32 // queued | lead | plan version index
 	n    int
 }
 
 const (
-	queued   = 1 << 31
-	planMask = queued - 1
+	queued = 1 << 31
+	// The lead is how many 1/128 s before its due second a timer falls
+	// due (see leadOf): due times are kept to that, so a timer due within
+	// a second is handed out then, not at the second's end.
+	leadShift = 24
+	leadMask  = 0x7f << leadShift
+	// planMask bounds the plan versions a server knows to 16.7M.
+	planMask = 1<<leadShift - 1
 	// noPlan marks a timer whose plan version the index does not know:
 	// it is reconciled like one whose plan changed.
 	noPlan = planMask
 )
+
+// metaOf packs a timer's plan version index and the lead of its due time.
+func metaOf(plan uint32, lead uint32) uint32 { return lead<<leadShift&leadMask | plan&planMask }
 
 // maxLoad bounds the table's load before it grows by half.
 const maxLoad = 0.85
@@ -90,10 +100,10 @@ func (x *index) find(k uint64) int {
 	}
 }
 
-// put sets k's timer; it reports whether k was new. A timer changed
-// while queued stays queued: a worker has it, and sees the change in the
-// log.
-func (x *index) put(k, pos uint64, due uint32, plan uint32) bool {
+// put sets k's timer (meta from metaOf); it reports whether k was new.
+// A timer changed while queued stays queued: a worker has it, and sees
+// the change in the log.
+func (x *index) put(k, pos uint64, due uint32, meta uint32) bool {
 	if float64(x.n+1) > maxLoad*float64(len(x.keys)) {
 		x.grow()
 	}
@@ -109,7 +119,7 @@ func (x *index) put(k, pos uint64, due uint32, plan uint32) bool {
 		x.meta[i] = 0
 	}
 	x.keys[i], x.pos[i], x.due[i] = k, pos, due
-	x.meta[i] = x.meta[i]&queued | plan&planMask
+	x.meta[i] = x.meta[i]&queued | meta&^queued
 	return fresh
 }
 
@@ -119,7 +129,7 @@ func (x *index) grow() {
 	x.n = 0
 	for i, k := range old.keys {
 		if k != 0 {
-			x.put(k, old.pos[i], old.due[i], old.meta[i]&planMask)
+			x.put(k, old.pos[i], old.due[i], old.meta[i]&^queued)
 			x.meta[x.find(k)] |= old.meta[i] & queued
 		}
 	}
@@ -157,20 +167,25 @@ type slot struct {
 	key uint64
 	pos uint64
 	due uint32
+	// at is the due time in ticks (see ticks).
+	at uint64
 	// plan is the plan version index.
 	plan uint32
 }
 
-// collect marks queued and returns the timers due at or before now that
-// are not queued yet, earliest first, at most limit of them; next is the
-// earliest due time of the timers left unqueued (0 if none), and due
-// counts every timer due by now, queued or not.
-func (x *index) collect(now uint32, limit int) (out []slot, next uint32, due int) {
+// at is slot i's due time in ticks.
+func (x *index) at(i int) uint64 { return dueTicks(x.due[i], x.meta[i]) }
+
+// collect marks queued and returns the timers due at or before now (in
+// ticks) that are not queued yet, earliest first, at most limit of them;
+// next is the earliest due time (in ticks) of the timers left unqueued (0
+// if none), and due counts every timer due by now, queued or not.
+func (x *index) collect(now uint64, limit int) (out []slot, next uint64, due int) {
 	for i, k := range x.keys {
 		if k == 0 {
 			continue
 		}
-		d := x.due[i]
+		d := x.at(i)
 		if d <= now {
 			due++
 		}
@@ -178,18 +193,18 @@ func (x *index) collect(now uint32, limit int) (out []slot, next uint32, due int
 			continue
 		}
 		if d <= now {
-			out = append(out, slot{key: k, pos: x.pos[i], due: d, plan: x.meta[i] & planMask})
+			out = append(out, slot{key: k, pos: x.pos[i], due: x.due[i], at: d, plan: x.meta[i] & planMask})
 			continue
 		}
 		if next == 0 || d < next {
 			next = d
 		}
 	}
-	slices.SortFunc(out, func(a, b slot) int { return int(int64(a.due) - int64(b.due)) })
+	slices.SortFunc(out, func(a, b slot) int { return cmp.Compare(a.at, b.at) })
 	if len(out) > limit {
 		for _, s := range out[limit:] {
-			if s.due < next || next == 0 {
-				next = s.due
+			if s.at < next || next == 0 {
+				next = s.at
 			}
 		}
 		out = out[:limit]
@@ -212,7 +227,7 @@ func (x *index) release(k, pos uint64) {
 func (x *index) each(fn func(s slot)) {
 	for i, k := range x.keys {
 		if k != 0 {
-			fn(slot{key: k, pos: x.pos[i], due: x.due[i], plan: x.meta[i] & planMask})
+			fn(slot{key: k, pos: x.pos[i], due: x.due[i], at: x.at(i), plan: x.meta[i] & planMask})
 		}
 	}
 }

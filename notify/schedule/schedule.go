@@ -130,10 +130,10 @@ type Scheduler struct {
 	busy  map[uint64]bool
 	live  bool // the index has reached the head it saw at start
 	stale bool // a plan changed: look for timers of older versions
-	// next is the earliest due time of the timers not handed out, as of
-	// the last scan and the events since (0: none); rescan asks for a scan
-	// whatever it says.
-	next   uint32
+	// next is the earliest due time (in ticks) of the timers not handed
+	// out, as of the last scan and the events since (0: none); rescan asks
+	// for a scan whatever it says.
+	next   uint64
 	rescan bool
 	retry  map[uint64]uint32 // timers whose firing failed → not before
 
@@ -457,12 +457,12 @@ func (s *Scheduler) applyContact(e *ledger.Event) {
 			return
 		}
 		k := timerKey(e.Tenant, p.ReminderID)
-		due := sec(p.DueAt)
-		s.idx.put(k, e.Position, due, s.planIndex(e.Tenant, p.PlanID, p.PlanVersion))
+		meta := metaOf(s.planIndex(e.Tenant, p.PlanID, p.PlanVersion), leadOf(p.DueAt))
+		s.idx.put(k, e.Position, sec(p.DueAt), meta)
 		delete(s.retry, k)
 		s.derivedBy(e)
-		if s.live && (s.next == 0 || due < s.next) {
-			s.next = due
+		if at := dueTicks(sec(p.DueAt), meta); s.live && (s.next == 0 || at < s.next) {
+			s.next = at
 			s.poke(s.wake)
 		}
 	case ledger.TypeReminderDeferred:
@@ -472,15 +472,14 @@ func (s *Scheduler) applyContact(e *ledger.Event) {
 		}
 		k := timerKey(e.Tenant, p.ReminderID)
 		if i := s.idx.find(k); i >= 0 {
-			due := sec(p.NextAt)
-			s.idx.pos[i], s.idx.due[i] = e.Position, due
-			s.idx.meta[i] &^= queued
+			s.idx.pos[i], s.idx.due[i] = e.Position, sec(p.NextAt)
+			s.idx.meta[i] = metaOf(s.idx.meta[i]&planMask, leadOf(p.NextAt))
 			if s.live {
 				if s.cfg.Hooks.Deferred != nil {
 					s.cfg.Hooks.Deferred(p.Rule)
 				}
-				if s.next == 0 || due < s.next {
-					s.next = due
+				if at := s.idx.at(i); s.next == 0 || at < s.next {
+					s.next = at
 				}
 			}
 		}
@@ -673,17 +672,17 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 		// every slot.
 		room := paced.Len() < 4*s.cfg.Workers
 		s.mu.Lock()
-		if room && (s.rescan || (s.next != 0 && reached(now) >= s.next)) {
+		if room && (s.rescan || (s.next != 0 && ticks(now) >= s.next)) {
 			s.rescan = false
-			batch, next, due := s.idx.collect(reached(now), 8192)
+			batch, next, due := s.idx.collect(ticks(now), 8192)
 			s.next = next
 			s.due.Store(int64(due))
 			var keep []slot
 			for _, t := range batch {
 				if nb, ok := s.retry[t.key]; ok && nb > reached(now) {
 					s.idx.release(t.key, t.pos)
-					if s.next == 0 || nb < s.next {
-						s.next = nb
+					if at := uint64(nb) << 7; s.next == 0 || at < s.next {
+						s.next = at
 					}
 					continue
 				}
@@ -719,7 +718,7 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 			if s.rescan {
 				wait = 0
 			} else if s.next != 0 {
-				wait = min(wait, instant(s.next).Sub(s.cfg.Now()))
+				wait = min(wait, instantTicks(s.next).Sub(s.cfg.Now()))
 			}
 		}
 		s.mu.Unlock()
@@ -772,8 +771,8 @@ func (s *Scheduler) fireLoop(ctx context.Context, fire <-chan slot) error {
 		}
 		if !acted || err != nil {
 			s.idx.release(t.key, t.pos)
-			if s.next == 0 || t.due < s.next {
-				s.next = t.due
+			if s.next == 0 || t.at < s.next {
+				s.next = t.at
 			}
 		}
 		s.mu.Unlock()
@@ -975,7 +974,7 @@ type pacedHeap []paced1
 func (h *pacedHeap) Len() int     { return len(*h) }
 func (h *pacedHeap) peek() paced1 { return (*h)[0] }
 func (h pacedHeap) less(i, j int) bool {
-	return cmp.Or(h[i].at.Compare(h[j].at), cmp.Compare(h[i].s.due, h[j].s.due)) < 0
+	return cmp.Or(h[i].at.Compare(h[j].at), cmp.Compare(h[i].s.at, h[j].s.at)) < 0
 }
 
 func (h *pacedHeap) push(p paced1) {

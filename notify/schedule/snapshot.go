@@ -21,7 +21,12 @@ import (
 // all that. It is a cache of a function of the log: one that does not
 // match the log (missing, damaged, from another log, ahead of it) is set
 // aside and the index is rebuilt from position 1.
-const snapshotMagic = "heed schedule index v1\n"
+// Version 2 keeps a lead in each slot's meta (see leadMask); a version 1
+// snapshot is read with none.
+const (
+	snapshotMagic   = "heed schedule index v2\n"
+	snapshotMagicV1 = "heed schedule index v1\n"
+)
 
 const snapshotFile = "schedule.snap"
 
@@ -119,7 +124,8 @@ func (s *Scheduler) load(ctx context.Context) error {
 }
 
 func (s *Scheduler) decode(ctx context.Context, b []byte) error {
-	if len(b) < len(snapshotMagic)+4 || !bytes.HasPrefix(b, []byte(snapshotMagic)) {
+	v1 := bytes.HasPrefix(b, []byte(snapshotMagicV1))
+	if len(b) < len(snapshotMagic)+4 || !bytes.HasPrefix(b, []byte(snapshotMagic)) && !v1 {
 		return fmt.Errorf("%w: not a snapshot", errSnapshot)
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
@@ -171,7 +177,12 @@ func (s *Scheduler) decode(ctx context.Context, b []byte) error {
 	}
 	body = body[4*hdr.Slots:]
 	for i := range x.meta {
-		x.meta[i] = le.Uint32(body[4*i:])
+		m := le.Uint32(body[4*i:])
+		if v1 {
+			// Version 1: the plan index in all 31 bits, no lead.
+			m = min(m&(queued-1), noPlan)
+		}
+		x.meta[i] = m
 	}
 	s.idx, s.pos, s.posID = x, hdr.Position, hdr.ID
 	for _, pv := range hdr.Plans {
