@@ -200,7 +200,7 @@ func (n *Notifier) prepare(ctx context.Context, r Request) (prepared, error) {
 			return p, err
 		}
 		p.stream, p.rev = ledger.TemplateStream(r.Tenant, r.TemplateID), tr.rev
-		reason, v := approval(tr.vs, r.TemplateID, r.TemplateVersion)
+		reason, v := tr.approval(r.TemplateID, r.TemplateVersion)
 		p.reasons = append(p.reasons, reason)
 		if v == nil {
 			return p, nil

@@ -23,11 +23,34 @@ type templateRead struct {
 	vs     []Version // shared: read-only
 	mu     sync.Mutex
 	parsed map[int]parsedTemplate
+	// approved is approval's answer per version (its reasons are
+	// formatted text, the same for every reminder of the read).
+	approved map[int]approved
 }
 
 type parsedTemplate struct {
 	t   *template.Template
 	err error
+}
+
+type approved struct {
+	reason ledger.Reason
+	v      *Version
+}
+
+// approval is approval(tr.vs, id, version), worked out once per read.
+func (tr *templateRead) approval(id string, version int) (ledger.Reason, *Version) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if a, ok := tr.approved[version]; ok {
+		return a.reason, a.v
+	}
+	reason, v := approval(tr.vs, id, version)
+	if tr.approved == nil {
+		tr.approved = map[int]approved{}
+	}
+	tr.approved[version] = approved{reason, v}
+	return reason, v
 }
 
 // maxTemplates bounds the cache; past it the cache starts again empty

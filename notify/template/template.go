@@ -198,7 +198,7 @@ func Review(signature, text string) []Problem {
 	if m := promotion(lit); m != "" {
 		add("promotion", fmt.Sprintf("promotional wording (%s): flash carries notifications only", m))
 	}
-	if linkRE.MatchString(lit) {
+	if showsLink(lit) {
 		add("link", "no links in a flash template")
 	}
 	if m := im(lit); m != "" {
@@ -295,7 +295,7 @@ func (t *Template) Render(values map[string]string) (string, error) {
 		return "", fmt.Errorf("%w: with these values the message shows a mobile number", ErrValue)
 	case promotionFolded(msg, f) != "" || imFolded(f) != "":
 		return "", fmt.Errorf("%w: with these values the message reads as promotional", ErrValue)
-	case linkRE.MatchString(msg):
+	case showsLink(msg):
 		return "", fmt.Errorf("%w: with these values the message shows a link", ErrValue)
 	}
 	return msg, nil
@@ -341,7 +341,7 @@ func Check(typ Type, v string) error {
 		if !refRE.MatchString(v) {
 			return valueError(fmt.Sprintf("a reference is 1 to %d letters, digits, '-' or '_'", MaxRefLen))
 		}
-		if mobile, _ := phones(v); mobile || serviceRE.MatchString(refJoins.Replace(v)) {
+		if mobile, _ := phones(v); mobile || serviceNumber(refJoins.Replace(v)) {
 			return valueError("looks like a phone number")
 		}
 	case Text:
@@ -452,10 +452,21 @@ func promotion(s string) string { return promotionFolded(s, fold(s)) }
 
 // promotionFolded is promotion with fold(s) already made.
 func promotionFolded(s, f string) string {
-	for _, w := range promoWords {
-		if strings.Contains(f, w) {
-			return w
+	// Every message a reminder sends is checked: one pass over f finds
+	// whether any word starts anywhere, and only then are the words tried
+	// in their order, so the marker named is the same.
+	if anyPromoWord(f) {
+		for _, w := range promoWords {
+			if strings.Contains(f, w) {
+				return w
+			}
 		}
+	}
+	// promoRE needs a 折, a % or an "off": without them (f keeps 折 and
+	// "off" as the figure check's text would have them, but drops '%')
+	// neither match can be.
+	if !strings.Contains(f, "折") && !strings.Contains(f, "off") && !strings.ContainsAny(s, "%％") {
+		return ""
 	}
 	// The figure check keeps '%' and '.', which fold removes.
 	if m := promoRE.FindString(strings.ToLower(strings.ReplaceAll(widen(s), " ", ""))); m != "" {
@@ -465,6 +476,59 @@ func promotionFolded(s, f string) string {
 		return m
 	}
 	return ""
+}
+
+// promoFirst maps the first rune of each promotional word to the words
+// starting with it.
+var promoFirst = func() map[rune][]string {
+	m := map[rune][]string{}
+	for _, w := range promoWords {
+		r, _ := utf8.DecodeRuneInString(w)
+		m[r] = append(m[r], w)
+	}
+	return m
+}()
+
+// anyPromoWord reports whether f contains any of promoWords.
+func anyPromoWord(f string) bool {
+	for i, r := range f {
+		for _, w := range promoFirst[r] {
+			if strings.HasPrefix(f[i:], w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// showsLink reports whether linkRE matches s. Each of its branches needs
+// a ':' or a '.', or a '。' followed (after \s, which is ASCII space only)
+// by a top-level domain's first letter: a message with none of those is
+// not run through the regular expression.
+func showsLink(s string) bool {
+	if strings.ContainsAny(s, ":.") {
+		return linkRE.MatchString(s)
+	}
+	for rest := s; ; {
+		i := strings.Index(rest, "。")
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len("。"):]
+		t := strings.TrimLeft(rest, "\t\n\f\r ")
+		if t != "" && (t[0] >= 'a' && t[0] <= 'z' || t[0] >= 'A' && t[0] <= 'Z') {
+			return linkRE.MatchString(s)
+		}
+	}
+}
+
+// serviceNumber reports whether serviceRE matches s, without running it
+// when s has no "400" or "800".
+func serviceNumber(s string) bool {
+	if !strings.Contains(s, "400") && !strings.Contains(s, "800") {
+		return false
+	}
+	return serviceRE.MatchString(s)
 }
 
 var imWords = []string{"微信", "weixin", "wechat", "vx", "qq", "加v", "加微", "公众号", "小程序", "抖音", "支付宝"}
