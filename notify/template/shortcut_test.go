@@ -3,6 +3,7 @@ package template
 import (
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // slowPromotion is promotionFolded as it was before its shortcuts: every
@@ -37,4 +38,24 @@ func FuzzShortcuts(f *testing.F) {
 			t.Fatalf("promotion(%q) = %q, want %q", s, got, want)
 		}
 	})
+}
+
+// TestFoldRune: fold's shortcuts for ASCII and Han answer as the Unicode
+// tables do, for every rune of the Basic Multilingual Plane.
+func TestFoldRune(t *testing.T) {
+	slow := func(r rune) rune {
+		r = []rune(widen(string(r)))[0]
+		if unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}
+	for r := rune(0); r <= 0xFFFF; r++ {
+		if r >= 0xD800 && r <= 0xDFFF {
+			continue
+		}
+		if got, want := foldRune(r), slow(r); got != want {
+			t.Fatalf("fold of %U is %U, want %U", r, got, want)
+		}
+	}
 }

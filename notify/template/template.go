@@ -566,13 +566,31 @@ func widen(s string) string {
 // fold prepares text for marker matching: full-width forms narrowed, lower
 // case, and every space, punctuation mark and symbol removed, so that
 // "五 折", "Ｔ Ｄ" and "促-销" match like their plain forms.
-func fold(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.Is(unicode.Cf, r) {
-			return -1
-		}
-		return unicode.ToLower(r)
-	}, widen(s))
+func fold(s string) string { return strings.Map(foldRune, s) }
+
+// foldRune is fold's mapping of one rune, widened first. ASCII and the
+// common Han ideographs, most of what a message holds, are answered
+// without the Unicode tables.
+func foldRune(r rune) rune {
+	switch {
+	case r >= 0xFF01 && r <= 0xFF5E:
+		r -= 0xFEE0
+	case r == 0x3000:
+		return -1
+	}
+	switch {
+	case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		return r
+	case r >= 'A' && r <= 'Z':
+		return r + 'a' - 'A'
+	case r > ' ' && r < 0x7F:
+		return -1 // every other printable ASCII rune is punctuation or a symbol
+	case r >= 0x4E00 && r <= 0x9FFF:
+		return r // CJK Unified Ideographs: letters, no case
+	case unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r) || unicode.Is(unicode.Cf, r):
+		return -1
+	}
+	return unicode.ToLower(r)
 }
 
 // symbol returns the first emoji, decorative symbol or control character
