@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/heed/heed/ledger"
+	"github.com/heed/heed/ledger/atomicfile"
 )
 
 // BenchResult holds the figures of one Bench run.
@@ -28,6 +31,9 @@ type BenchResult struct {
 	P50us, P99us    float64 // Decide latency, in-process, one goroutine
 	SnapshotBytes   int64
 	SaveS, RestoreS float64
+	// HeldS is the longest a save held the state's lock at once: how long
+	// an applier, and a decision waiting for the head, could wait on it.
+	HeldS float64
 }
 
 // synth generates a plausible log: every subject has one tenant, most a
@@ -102,6 +108,16 @@ func (s *synth) subject(i int, out []ledger.Event) []ledger.Event {
 	}
 	return out
 }
+
+// timedLock is a lock no one else takes that keeps its longest hold.
+type timedLock struct {
+	since   time.Time
+	longest time.Duration
+}
+
+func (l *timedLock) Lock() { l.since = time.Now() }
+
+func (l *timedLock) Unlock() { l.longest = max(l.longest, time.Since(l.since)) }
 
 func heap() uint64 {
 	runtime.GC()
@@ -183,10 +199,15 @@ func Bench(ctx context.Context, subjects, decisions int, dir string) (BenchResul
 		return res, nil
 	}
 	t0 := time.Now()
-	if err := st.Save(dir); err != nil {
+	held := &timedLock{}
+	err := atomicfile.Write(filepath.Join(dir, snapshotFile), 0o600, func(w io.Writer) error {
+		_, err := st.writeTo(w, held)
+		return err
+	})
+	if err != nil {
 		return res, err
 	}
-	res.SaveS = time.Since(t0).Seconds()
+	res.SaveS, res.HeldS = time.Since(t0).Seconds(), held.longest.Seconds()
 	if fi, err := os.Stat(dir + "/" + snapshotFile); err == nil {
 		res.SnapshotBytes = fi.Size()
 	}

@@ -12,6 +12,8 @@ import "encoding/binary"
 type index struct {
 	slots []slot
 	n     int
+	// frozen, while a snapshot is written, keeps slots before they change.
+	frozen *freeze
 }
 
 // slot holds a key and its record index plus one; 0 marks a free slot.
@@ -52,6 +54,9 @@ func (x *index) insert(k key, v uint32) {
 	i := x.home(k) & mask
 	for x.slots[i].v != 0 {
 		i = (i + 1) & mask
+	}
+	if x.frozen != nil {
+		x.frozen.keepSlot(x.slots, int(i))
 	}
 	x.slots[i] = slot{k: k, v: v}
 }

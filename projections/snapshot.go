@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -124,14 +125,37 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *State) writeTo(w io.Writer) error {
+// writeTo writes the state's snapshot to w and returns the position it
+// holds. l is the lock appliers are kept out by: the state is frozen under
+// it (see freeze), then read a chunk at a time under it, so that appliers
+// wait for a chunk's copy, not for the whole file to be written.
+func (s *State) writeTo(w io.Writer, l sync.Locker) (uint64, error) {
+	l.Lock()
+	h := header{Layout: layout, Position: s.pos, PositionID: s.posID, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
+		RecSize: int(recSize), Recs: s.recs.n, Keys: s.subjects.len(), Slots: len(s.subjects.slots)}
+	// The remainder is small and changed in place (its slices and lines),
+	// so it is encoded whole at the freeze.
+	var rb bytes.Buffer
+	err := gob.NewEncoder(&rb).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines})
+	f := newFreeze(s)
+	if err == nil {
+		s.frozen, s.subjects.frozen = f, f
+	}
+	l.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		l.Lock()
+		s.frozen, s.subjects.frozen = nil, nil
+		l.Unlock()
+	}()
+
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 1<<20)
-	h := header{Layout: layout, Position: s.pos, PositionID: s.posID, Recorded: s.recorded, RulesVersion: s.cfg.RulesVersion(),
-		RecSize: int(unsafe.Sizeof(rec{})), Recs: s.recs.n, Keys: s.subjects.len(), Slots: len(s.subjects.slots)}
 	var hb bytes.Buffer
 	if err := gob.NewEncoder(&hb).Encode(h); err != nil {
-		return err
+		return 0, err
 	}
 	recsAt, slotsAt, restAt := offsets(hb.Len(), &h)
 	var head bytes.Buffer
@@ -142,35 +166,33 @@ func (s *State) writeTo(w io.Writer) error {
 	_ = binary.Write(&head, binary.NativeEndian, crc32.Checksum(head.Bytes(), castagnoli))
 	head.Write(make([]byte, recsAt-int64(head.Len())))
 	if _, err := bw.Write(head.Bytes()); err != nil {
-		return err
+		return 0, err
 	}
 	// The arrays' checksum covers every byte from recsAt to restAt.
 	sum := crc32.New(castagnoli)
 	aw := io.MultiWriter(bw, sum)
-	for _, p := range s.recs.p {
-		if len(p) == 0 {
-			continue
-		}
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), len(p)*h.RecSize)
-		if _, err := aw.Write(raw); err != nil {
-			return err
-		}
-	}
-	if _, err := aw.Write(make([]byte, slotsAt-recsAt-int64(s.recs.n*h.RecSize))); err != nil {
-		return err
-	}
-	if len(s.subjects.slots) > 0 {
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(&s.subjects.slots[0])), int64(len(s.subjects.slots))*slotSize)
-		if _, err := aw.Write(raw); err != nil {
-			return err
+	buf := make([]byte, 0, chunkRecs*int(recSize))
+	for from := 0; from < f.recs; from += chunkRecs {
+		l.Lock()
+		buf = s.frozenRecs(f, from, min(from+chunkRecs, f.recs), buf)
+		l.Unlock()
+		if _, err := aw.Write(buf); err != nil {
+			return 0, err
 		}
 	}
-	var rb bytes.Buffer
-	if err := gob.NewEncoder(&rb).Encode(rest{More: s.more, Exps: s.exps, Globals: s.globals, Compl: s.complaints, Erased: s.erased, Spill: s.spill, Tenants: s.tenants, Lists: s.lists, Regions: s.regions, Lines: s.lines}); err != nil {
-		return err
+	if _, err := aw.Write(make([]byte, slotsAt-recsAt-int64(f.recs*h.RecSize))); err != nil {
+		return 0, err
+	}
+	for from := 0; from < len(f.slots); from += chunkSlots {
+		l.Lock()
+		buf = frozenSlots(f, from, min(from+chunkSlots, len(f.slots)), buf)
+		l.Unlock()
+		if _, err := aw.Write(buf); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := bw.Write(rb.Bytes()); err != nil {
-		return err
+		return 0, err
 	}
 	var tr bytes.Buffer
 	_ = binary.Write(&tr, binary.NativeEndian, uint64(rb.Len()))
@@ -178,16 +200,24 @@ func (s *State) writeTo(w io.Writer) error {
 	_ = binary.Write(&tr, binary.NativeEndian, sum.Sum32())
 	tr.WriteString(trailerMagic)
 	if _, err := bw.Write(tr.Bytes()); err != nil {
-		return err
+		return 0, err
 	}
 	if err := bw.Flush(); err != nil {
-		return err
+		return 0, err
 	}
 	if want := restAt + int64(rb.Len()+trailerSize); cw.n != want {
-		return fmt.Errorf("projections: snapshot of %d bytes, want %d", cw.n, want)
+		return 0, fmt.Errorf("projections: snapshot of %d bytes, want %d", cw.n, want)
 	}
-	return nil
+	return h.Position, nil
 }
+
+// chunkRecs and chunkSlots are how many records and slots a snapshot copies
+// per hold of the lock: about 600 KB and 200 KB, a copy of tens of
+// microseconds.
+const (
+	chunkRecs  = pageSize
+	chunkSlots = 8192
+)
 
 // Save writes the state to dir, replacing the previous snapshot
 // atomically.
@@ -195,7 +225,10 @@ func (s *State) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, snapshotFile), 0o600, s.writeTo)
+	return atomicfile.Write(filepath.Join(dir, snapshotFile), 0o600, func(w io.Writer) error {
+		_, err := s.writeTo(w, noLock{})
+		return err
+	})
 }
 
 // Restore loads the snapshot in dir taken under cfg, checking every byte of
@@ -414,8 +447,8 @@ func readFrom(f *os.File, cfg *Config) (*State, *snapFile, error) {
 
 // Snapshot saves the runner's state to its directory, unless the last
 // snapshot is at the same position or the state rests on a snapshot not
-// yet checked. Appliers wait while the state is written to the file; the
-// sync and rename happen after.
+// yet checked. Appliers go on while the state is written (see freeze):
+// they wait only for the copy of one chunk at a time.
 func (r *Runner) Snapshot() error {
 	// A projection stopped by an event it could not read may hold part of
 	// that event: the last snapshot before it stays.
@@ -432,13 +465,15 @@ func (r *Runner) Snapshot() error {
 	var pos uint64
 	err := atomicfile.Write(filepath.Join(r.opt.Dir, snapshotFile), 0o600, func(w io.Writer) error {
 		r.mu.RLock()
-		defer r.mu.RUnlock()
-		if r.st.pos == r.savedAt.Load() && r.st.pos > 0 {
-			skipped = true
+		st := r.st
+		skipped = st.pos == r.savedAt.Load() && st.pos > 0
+		r.mu.RUnlock()
+		if skipped {
 			return errSkip
 		}
-		pos = r.st.pos
-		return r.st.writeTo(w)
+		var err error
+		pos, err = st.writeTo(w, r.mu.RLocker())
+		return err
 	})
 	if skipped {
 		return nil

@@ -239,6 +239,8 @@ type State struct {
 	// partial is set on the scratch state of a past decision, which holds
 	// a few streams only: its line figures are not the line's.
 	partial bool
+	// frozen is set while a snapshot is written (see freeze).
+	frozen *freeze
 }
 
 // intern maps strings to small ids; id 0 is "".
@@ -375,7 +377,7 @@ func (s *State) record(tenant, subject string) (int, int) {
 		}
 		if s.recs.at(int(i)).next == 0 {
 			n := s.recs.add(rec{tenant: t})
-			s.recs.at(int(i)).next = uint32(n + 1)
+			s.mut(int(i)).next = uint32(n + 1)
 			return n, int(h)
 		}
 	}
@@ -422,7 +424,7 @@ func (s *State) apply(e *ledger.Event) error {
 	switch kind, _, _ := ledger.ParseStream(e.Stream, e.Tenant); {
 	case kind == ledger.StreamContact && e.Subject != "":
 		i, h := s.record(e.Tenant, e.Subject)
-		s.recs.at(i).rev = uint32(e.Revision)
+		s.mut(i).rev = uint32(e.Revision)
 		if err := s.applyContact(i, h, e, pos, at, rec); err != nil {
 			return undecodable(e, err)
 		}
@@ -449,7 +451,7 @@ func undecodable(e *ledger.Event, err error) error {
 }
 
 func (s *State) applyContact(i, h int, e *ledger.Event, pos, at, rec uint32) error {
-	r := s.recs.at(i)
+	r := s.mut(i)
 	var ok bool
 	switch e.Type {
 	case ledger.TypeConsentGranted:
@@ -615,7 +617,7 @@ func (s *State) applySuppression(i, h int, e *ledger.Event, pos uint32, isGlobal
 	// erring towards "still suppressed".
 	id := s.lists.id(scope + "/" + list)
 	bit, sticky := uint16(1)<<min(id, 15), id >= 15
-	r := s.recs.at(i)
+	r := s.mut(i)
 	mask, at := &r.supMask, &r.supPos
 	var g global
 	if isGlobal {
@@ -668,7 +670,7 @@ func (s *State) countContact(i, hi int, tenant, lineName, channel, purpose, regi
 	if c, ok := combo(channel, purpose); ok {
 		s.pushContact(i, c, pos, at)
 	}
-	h := s.recs.at(hi)
+	h := s.mut(hi)
 	d := uint16(min(at/1440, math.MaxUint16))
 	switch {
 	case d == h.day:
@@ -745,7 +747,7 @@ func (l *line) figures(d uint32) (contacts, complaints uint32) {
 // drops, in order: a contact outside its own window, a contact its combo
 // does not need (only the newest Max of a combo decide a limit), the oldest.
 func (s *State) pushContact(i, c int, pos, at uint32) {
-	r := s.recs.at(i)
+	r := s.mut(i)
 	slot := -1
 	for j := range r.kinds {
 		if r.kinds[j] == 0 {
@@ -830,7 +832,7 @@ func (s *State) limit(c int) Limit {
 }
 
 func (s *State) putContract(i int, k contract) {
-	r := s.recs.at(i)
+	r := s.mut(i)
 	if r.deal.Pos == 0 || r.deal.Ref == k.Ref {
 		r.deal = k
 		return
@@ -846,7 +848,7 @@ func (s *State) putContract(i int, k contract) {
 }
 
 func (s *State) endContract(i int, ref, end uint32) {
-	r := s.recs.at(i)
+	r := s.mut(i)
 	if r.deal.Pos != 0 && r.deal.Ref == ref {
 		r.deal.End = end
 		return
@@ -861,7 +863,7 @@ func (s *State) endContract(i int, ref, end uint32) {
 
 // renewContract moves a contract's expiry; an ended one stays ended.
 func (s *State) renewContract(i int, ref, exp uint32) {
-	r := s.recs.at(i)
+	r := s.mut(i)
 	if r.deal.Pos != 0 && r.deal.Ref == ref {
 		r.deal.Exp = exp
 		return

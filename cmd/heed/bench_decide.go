@@ -39,7 +39,7 @@ func benchDecide(ctx context.Context, args []string) error {
 	fmt.Printf("events=%d apply_events_per_s=%.0f peer_decode_events_per_s=%.0f ratio=%.2f\n",
 		r.Events, r.ApplyPerS, r.DecodePerS, r.ApplyPerS/r.DecodePerS)
 	if dir != "" {
-		fmt.Printf("snapshot_bytes=%d save_s=%.3f restore_s=%.3f\n", r.SnapshotBytes, r.SaveS, r.RestoreS)
+		fmt.Printf("snapshot_bytes=%d save_s=%.3f held_ms=%.3f restore_s=%.3f\n", r.SnapshotBytes, r.SaveS, r.HeldS*1e3, r.RestoreS)
 	}
 	fmt.Printf("decisions_per_s=%.0f p50_us=%.2f p99_us=%.2f bytes_per_subject=%.0f subjects=%d\n",
 		r.DecisionsPerS, r.P50us, r.P99us, r.BytesPerSubject, r.Subjects)
