@@ -42,6 +42,17 @@ type LoadResult struct {
 // Load sends cfg.Calls INVITEs over UDP and times each to its final
 // answer, acknowledging every final answer as a PBX would (so the gate
 // stops retransmitting it).
+//
+// One goroutine sends every INVITE, on whichever socket has no call
+// outstanding, so an INVITE leaves when it is due rather than after a
+// hand-over to another goroutine; each socket's reader times the answer.
+// In an open loop the time counts from when the INVITE was due, or from
+// when the sender's own sleep ended if that was later: Go's timers wake
+// up to a millisecond late on an idle machine (the runtime sleeps in
+// epoll_wait, which counts milliseconds), and that lateness is the
+// client's, not the gate's. Time the sender waits for a free socket
+// (every call outstanding) still counts, so queueing at the gate is
+// charged to it.
 func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if cfg.Calls <= 0 || cfg.Conns <= 0 || cfg.Call == nil {
 		return LoadResult{}, fmt.Errorf("%w: calls, conns and Call are required", ErrConfig)
@@ -50,50 +61,46 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if err != nil {
 		return LoadResult{}, fmt.Errorf("%w: target: %v", ErrConfig, err)
 	}
-	type job struct {
-		i   int
-		due time.Time
-	}
-	jobs := make(chan job, cfg.Conns)
+	target := raddr.String()
 	var (
 		mu       sync.Mutex
 		lat      = make([]time.Duration, 0, cfg.Calls)
 		statuses = map[int]int{}
 		lost     atomic.Int64
-		firstErr error
 	)
+	free := make(chan *loadConn, cfg.Conns)
 	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range cfg.Conns {
+	var conns []*loadConn
+	defer func() {
+		for _, c := range conns {
+			close(c.calls)
+		}
+		wg.Wait()
+	}()
+	for range cfg.Conns {
 		conn, err := net.DialUDP("udp", nil, raddr)
 		if err != nil {
 			return LoadResult{}, err
 		}
+		c := &loadConn{conn: conn, local: conn.LocalAddr().String(), calls: make(chan loadCall, 1)}
+		conns = append(conns, c)
+		free <- c
 		wg.Go(func() {
 			defer conn.Close()
-			local := conn.LocalAddr().String()
 			buf := make([]byte, 8192)
 			var mine []time.Duration
 			mystat := map[int]int{}
-			for j := range jobs {
-				callee, line := cfg.Call(j.i)
-				callID := "bench-" + strconv.Itoa(w) + "-" + strconv.Itoa(j.i)
-				branch := "z9hG4bK-b" + strconv.Itoa(j.i)
-				invite := loadInvite(callee, line, callID, branch, local, raddr.String())
-				if _, err := conn.Write(invite); err != nil {
-					mu.Lock()
-					firstErr = cmp(firstErr, err)
-					mu.Unlock()
-					continue
-				}
-				status, to, err := awaitFinal(conn, buf, callID)
+			for call := range c.calls {
+				status, to, err := awaitFinal(conn, buf, call.callID)
 				if err != nil {
 					lost.Add(1)
+					free <- c
 					continue
 				}
-				mine = append(mine, time.Since(j.due))
+				mine = append(mine, time.Since(call.from))
 				mystat[status]++
-				_, _ = conn.Write(loadAck(callee, line, callID, branch, local, raddr.String(), to))
+				_, _ = conn.Write(loadAck(call.callee, call.line, call.callID, call.branch, c.local, target, to))
+				free <- c
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
@@ -107,28 +114,44 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
+	start := time.Now()
+	var woke time.Time
 	for i := range cfg.Calls {
-		due := time.Now()
+		due := start
 		if interval > 0 {
 			due = start.Add(time.Duration(i) * interval)
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
+				woke = time.Now()
 			}
 		}
+		var c *loadConn
 		select {
-		case jobs <- job{i, due}:
+		case c = <-free:
 		case <-ctx.Done():
-			close(jobs)
-			wg.Wait()
 			return LoadResult{}, ctx.Err()
 		}
+		call := loadCall{callID: "bench-" + strconv.Itoa(i), branch: "z9hG4bK-b" + strconv.Itoa(i)}
+		call.callee, call.line = cfg.Call(i)
+		switch {
+		case interval == 0:
+			call.from = time.Now()
+		case woke.After(due):
+			call.from = woke
+		default:
+			call.from = due
+		}
+		c.calls <- call
+		if _, err := c.conn.Write(loadInvite(call.callee, call.line, call.callID, call.branch, c.local, target)); err != nil {
+			return LoadResult{}, err
+		}
 	}
-	close(jobs)
+	for _, c := range conns {
+		close(c.calls)
+	}
+	conns = nil
 	wg.Wait()
 	elapsed := time.Since(start)
-	if firstErr != nil {
-		return LoadResult{}, firstErr
-	}
 	slices.Sort(lat)
 	res := LoadResult{Answered: len(lat), Lost: int(lost.Load()), Elapsed: elapsed, Statuses: statuses,
 		PerSecond: float64(len(lat)) / elapsed.Seconds()}
@@ -139,11 +162,17 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	return res, nil
 }
 
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+// loadConn is one socket of the load and the call outstanding on it.
+type loadConn struct {
+	conn  *net.UDPConn
+	local string
+	calls chan loadCall
+}
+
+// loadCall is one INVITE sent, and when its time started.
+type loadCall struct {
+	callee, line, callID, branch string
+	from                         time.Time
 }
 
 var errNoAnswer = errors.New("sip: no final answer")
