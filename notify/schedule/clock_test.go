@@ -47,15 +47,15 @@ func TestCollectWithinTheSecond(t *testing.T) {
 	early, late := s.Add(200*time.Millisecond), s.Add(700*time.Millisecond)
 	x.put(1, 10, sec(early), metaOf(3, leadOf(early)))
 	x.put(2, 11, sec(late), metaOf(3, leadOf(late)))
-	got, next, _ := x.collect(ticks(s.Add(100*time.Millisecond)), 10)
+	got, next, _ := x.collect(ticks(s.Add(100*time.Millisecond)), ticks(s.Add(100*time.Millisecond)), 10)
 	if len(got) != 0 || instantTicks(next).Before(early) || instantTicks(next).Sub(early) >= tick {
 		t.Fatalf("at 10:00:00.1: handed out %v, next %s", got, instantTicks(next))
 	}
-	got, next, _ = x.collect(ticks(s.Add(300*time.Millisecond)), 10)
+	got, next, _ = x.collect(ticks(s.Add(300*time.Millisecond)), ticks(s.Add(300*time.Millisecond)), 10)
 	if len(got) != 1 || got[0].key != 1 || got[0].plan != 3 || instantTicks(next).Before(late) {
 		t.Fatalf("at 10:00:00.3: handed out %v, next %s", got, instantTicks(next))
 	}
-	if got, _, _ = x.collect(ticks(s.Add(999*time.Millisecond)), 10); len(got) != 1 || got[0].key != 2 {
+	if got, _, _ = x.collect(ticks(s.Add(999*time.Millisecond)), ticks(s.Add(999*time.Millisecond)), 10); len(got) != 1 || got[0].key != 2 {
 		t.Fatalf("at 10:00:00.999: handed out %v", got)
 	}
 }

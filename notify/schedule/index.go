@@ -176,11 +176,12 @@ type slot struct {
 // at is slot i's due time in ticks.
 func (x *index) at(i int) uint64 { return dueTicks(x.due[i], x.meta[i]) }
 
-// collect marks queued and returns the timers due at or before now (in
-// ticks) that are not queued yet, earliest first, at most limit of them;
-// next is the earliest due time (in ticks) of the timers left unqueued (0
-// if none), and due counts every timer due by now, queued or not.
-func (x *index) collect(now uint64, limit int) (out []slot, next uint64, due int) {
+// collect marks queued and returns the timers due at or before horizon
+// (in ticks) that are not queued yet, earliest first, at most limit of
+// them; next is the earliest due time (in ticks) of the timers left
+// unqueued (0 if none), and due counts every timer due by now, queued or
+// not.
+func (x *index) collect(now, horizon uint64, limit int) (out []slot, next uint64, due int) {
 	for i, k := range x.keys {
 		if k == 0 {
 			continue
@@ -192,7 +193,7 @@ func (x *index) collect(now uint64, limit int) (out []slot, next uint64, due int
 		if x.meta[i]&queued != 0 {
 			continue
 		}
-		if d <= now {
+		if d <= horizon {
 			out = append(out, slot{key: k, pos: x.pos[i], due: x.due[i], at: d, plan: x.meta[i] & planMask})
 			continue
 		}

@@ -668,13 +668,17 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 	var paced pacedHeap
 	for {
 		now := s.cfg.Now()
-		// The table is scanned only when a timer may be due: a scan reads
-		// every slot.
+		// The table is scanned only when a timer may be due within the
+		// current second, as a scan reads every slot: the scan takes the
+		// whole second's timers, and each waits in paced for its own
+		// time. Scanning each time the next timer fell due would scan up
+		// to 128 times a second while timers fall due all through it.
 		room := paced.Len() < 4*s.cfg.Workers
+		horizon := uint64(reached(now)+1) << 7
 		s.mu.Lock()
-		if room && (s.rescan || (s.next != 0 && ticks(now) >= s.next)) {
+		if room && (s.rescan || (s.next != 0 && horizon >= s.next)) {
 			s.rescan = false
-			batch, next, due := s.idx.collect(ticks(now), 8192)
+			batch, next, due := s.idx.collect(ticks(now), horizon, 8192)
 			s.next = next
 			s.due.Store(int64(due))
 			var keep []slot
@@ -694,7 +698,11 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 			}
 			s.mu.Unlock()
 			for i, t := range keep {
-				paced.push(paced1{at: s.pace.reserve(lines[i], now), s: t})
+				at := instantTicks(t.at)
+				if at.Before(now) {
+					at = now
+				}
+				paced.push(paced1{at: s.pace.reserve(lines[i], at), s: t})
 			}
 		} else {
 			s.mu.Unlock()
@@ -718,7 +726,8 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 			if s.rescan {
 				wait = 0
 			} else if s.next != 0 {
-				wait = min(wait, instantTicks(s.next).Sub(s.cfg.Now()))
+				// The scan that takes it: at the start of its second.
+				wait = min(wait, instant(uint32(s.next>>7)).Sub(s.cfg.Now()))
 			}
 		}
 		s.mu.Unlock()
