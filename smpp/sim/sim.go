@@ -431,6 +431,8 @@ type session struct {
 	bound atomic.Pointer[bind]
 	seq   atomic.Uint32
 	gone  atomic.Bool // a write failed or the session ended: deliver nothing more here
+	// flushing is set while a flush of receipts is due (see flushSoon).
+	flushing atomic.Bool
 
 	wmu     sync.Mutex
 	w       *bufio.Writer
@@ -703,13 +705,39 @@ func (ss *session) sendReceipt(p *pdu.PDU) bool {
 	}
 	ss.unacked[p.Sequence] = p
 	ss.umu.Unlock()
-	if err := ss.send(p, true); err != nil {
+	if err := ss.send(p, false); err != nil {
 		ss.gone.Store(true)
 		// Unless the session's end took it first, it is ours to queue.
 		return ss.answered(p.Sequence) == nil
 	}
 	ss.srv.st.receipts.Add(1)
+	ss.flushSoon()
 	return true
+}
+
+// receiptFlush is how long a receipt may wait in the session's buffer
+// for others to go out in the same write: under load, receipts fall due
+// a few a millisecond, and a write each costs more than all else the
+// simulator does for them.
+const receiptFlush = time.Millisecond
+
+// flushSoon flushes the session's writes within receiptFlush. A write
+// that fails then ends the session, which queues again the receipts it
+// wrote and never saw answered.
+func (ss *session) flushSoon() {
+	if !ss.flushing.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(receiptFlush, func() {
+		ss.flushing.Store(false)
+		ss.wmu.Lock()
+		err := ss.w.Flush()
+		ss.wmu.Unlock()
+		if err != nil {
+			ss.gone.Store(true)
+			ss.conn.Close()
+		}
+	})
 }
 
 // answered takes the receipt sent as seq out of the unanswered ones.
