@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heed/heed/ledger"
 	"github.com/heed/heed/ledger/atomicfile"
 )
 
@@ -96,5 +97,49 @@ func TestVersion1SnapshotRead(t *testing.T) {
 				t.Error("the version 1 snapshot was set aside")
 			}
 		})
+	}
+}
+
+// TestMovedWhileHeldIsHandedOutAgain: a timer the log sets to a new due
+// time while a worker holds it (a plan change in the second before it
+// was due) is handed out again at the new time, whether the worker is
+// done before the index reads the change or after.
+func TestMovedWhileHeldIsHandedOutAgain(t *testing.T) {
+	due := time.Date(2027, 3, 1, 10, 0, 0, 0, time.UTC)
+	later := due.Add(time.Hour)
+	scheduled := func(pos uint64, at time.Time) *ledger.Event {
+		e, err := ledger.NewEvent(tenant, "s1", due, &ledger.ReminderScheduled{ReminderID: "plan-1", ContractRef: "P-1", PlanID: "motor",
+			PlanVersion: 1, Offset: "1d", ExpiresAt: due.Add(24 * time.Hour), DueAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Stream, e.Position = ledger.ContactStream(tenant, "s1"), pos
+		return &e
+	}
+	for _, workerFirst := range []bool{true, false} {
+		s, err := New(context.Background(), Config{Store: stores["mem"](t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.apply(scheduled(10, due))
+		// The dispatcher hands it out, as dispatch does.
+		got, _, _ := s.idx.collect(ticks(due), ticks(due), 10)
+		if len(got) != 1 {
+			t.Fatalf("handed out %d timers at their due time, want 1", len(got))
+		}
+		s.held[got[0].key]++
+		if workerFirst {
+			// The worker derived the new due time, and is done before
+			// the index reads it.
+			s.done(got[0], true, nil)
+			s.apply(scheduled(20, later))
+		} else {
+			// A deriver moved it; the worker read it, not yet due.
+			s.apply(scheduled(20, later))
+			s.done(got[0], false, nil)
+		}
+		if again, _, _ := s.idx.collect(ticks(later), ticks(later), 10); len(again) != 1 || again[0].pos != 20 {
+			t.Errorf("worker done first %v: at the new due time handed out %v, want the timer set at 20", workerFirst, again)
+		}
 	}
 }

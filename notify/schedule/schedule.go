@@ -136,6 +136,11 @@ type Scheduler struct {
 	next   uint64
 	rescan bool
 	retry  map[uint64]uint32 // timers whose firing failed → not before
+	// held counts, per timer, the hand-outs not yet done with (waiting
+	// in the dispatcher's heap or with a worker): a timer the log sets
+	// again while held stays queued for its holder, and one no one holds
+	// is the dispatcher's again.
+	held map[uint64]int
 
 	ready   chan struct{}
 	readyIn time.Duration
@@ -178,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Scheduler, error) {
 		cfg.SMSCOf = func(string) string { return "" }
 	}
 	s := &Scheduler{cfg: cfg, idx: newIndex(0), newest: map[string]*planVersion{}, dirty: map[uint64]uint64{},
-		busy: map[uint64]bool{}, retry: map[uint64]uint32{}, ready: make(chan struct{}), wake: make(chan struct{}, 1),
+		busy: map[uint64]bool{}, retry: map[uint64]uint32{}, held: map[uint64]int{}, ready: make(chan struct{}), wake: make(chan struct{}, 1),
 		derived: make(chan struct{}, 1), pace: newPacer(cfg)}
 	if cfg.Dir != "" {
 		if err := s.load(ctx); err != nil {
@@ -459,6 +464,11 @@ func (s *Scheduler) applyContact(e *ledger.Event) {
 		k := timerKey(e.Tenant, p.ReminderID)
 		meta := metaOf(s.planIndex(e.Tenant, p.PlanID, p.PlanVersion), leadOf(p.DueAt))
 		s.idx.put(k, e.Position, sec(p.DueAt), meta)
+		if s.held[k] == 0 {
+			// Set again after its holder was done with it (a worker
+			// that derived it anew): nothing will hand it back.
+			s.idx.release(k, e.Position)
+		}
 		delete(s.retry, k)
 		s.derivedBy(e)
 		if at := dueTicks(sec(p.DueAt), meta); s.live && (s.next == 0 || at < s.next) {
@@ -691,6 +701,7 @@ func (s *Scheduler) dispatch(ctx context.Context, fire chan<- slot) error {
 					continue
 				}
 				keep = append(keep, t)
+				s.held[t.key]++
 			}
 			lines := make([]string, len(keep))
 			for i, t := range keep {
@@ -772,19 +783,31 @@ func (s *Scheduler) fireLoop(ctx context.Context, fire <-chan slot) error {
 				s.cfg.Log.Warn("fire timer", "err", err)
 			}
 		}
-		s.mu.Lock()
-		if err != nil {
-			// Tried again in a while, in memory: the log holds nothing
-			// new about it.
-			s.retry[t.key] = sec(s.cfg.Now().Add(5 * time.Second))
-		}
-		if !acted || err != nil {
-			s.idx.release(t.key, t.pos)
-			if s.next == 0 || t.at < s.next {
-				s.next = t.at
-			}
-		}
-		s.mu.Unlock()
+		s.done(t, acted, err)
+	}
+}
+
+// done takes back a timer a worker is done with: one it did not act on
+// goes back to the dispatcher, as does one the log set again meanwhile
+// (a new due time: its holder read the old one), which its pos tells.
+func (s *Scheduler) done(t slot, acted bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[t.key]--; s.held[t.key] <= 0 {
+		delete(s.held, t.key)
+	}
+	if err != nil {
+		// Tried again in a while, in memory: the log holds nothing
+		// new about it.
+		s.retry[t.key] = sec(s.cfg.Now().Add(5 * time.Second))
+	}
+	i := s.idx.find(t.key)
+	if i < 0 || s.held[t.key] > 0 || (acted && err == nil && s.idx.pos[i] == t.pos) {
+		return
+	}
+	s.idx.meta[i] &^= queued
+	if at := s.idx.at(i); s.next == 0 || at < s.next {
+		s.next = at
 	}
 }
 

@@ -119,7 +119,7 @@ func (s *Scheduler) load(ctx context.Context) error {
 	}
 	s.cfg.Log.Warn("schedule index snapshot set aside; rebuilding from the log", "err", err)
 	*s = Scheduler{cfg: s.cfg, idx: newIndex(0), newest: map[string]*planVersion{}, dirty: map[uint64]uint64{},
-		busy: map[uint64]bool{}, retry: map[uint64]uint32{}, ready: s.ready, wake: s.wake, derived: s.derived, pace: s.pace}
+		busy: map[uint64]bool{}, retry: map[uint64]uint32{}, held: map[uint64]int{}, ready: s.ready, wake: s.wake, derived: s.derived, pace: s.pace}
 	return os.Rename(path, path+".bad")
 }
 
